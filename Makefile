@@ -1,0 +1,35 @@
+# Two commands matter: `make test` and `make demo`. Both create or refresh .venv themselves.
+# The venv is rebuilt only when pyproject.toml changes (stamp file), so a second run installs nothing.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+EXTRAS := edge,cloud,train,load,dev
+STAMP  := $(VENV)/.eibert-installed
+
+.PHONY: venv test lint demo bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, by exact version: pip then takes the local CPU wheel instead of a CUDA build.
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/eibert demo
+
+bench: $(STAMP)
+	$(BIN)/eibert bench --out BENCHMARKS.md
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

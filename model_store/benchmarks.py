@@ -1,0 +1,128 @@
+"""`eibert bench`: measured figures written into BENCHMARKS.md, one replaceable section per benchmark.
+
+Every figure is measured in the run that writes it; speed targets are ratios against a baseline measured in
+the same run (wall-clock numbers from different runs or machines are not comparable).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import re
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from model_store.data.stsb import load_sts
+from model_store.encoders import Encoder
+from model_store.eval_sts import evaluate_sts
+
+SINGLE_REPEATS = 200
+BATCH_REPEATS = 20
+BATCH_SIZE = 32
+WARMUP = 5
+
+
+class Latency(BaseModel):
+    p50_ms: float
+    p90_ms: float
+    runs: int
+
+
+def time_call(fn: Callable[[], object], repeats: int, warmup: int = WARMUP) -> Latency:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000.0)
+    samples.sort()
+    return Latency(
+        p50_ms=round(statistics.median(samples), 3),
+        p90_ms=round(samples[int(0.9 * (len(samples) - 1))], 3),
+        runs=repeats,
+    )
+
+
+def short_text(encoder_tokenize: Callable[[str], int], sentences: list[str], tokens: int = 16) -> str:
+    """A real STS sentence of exactly `tokens` tokens (with [CLS]/[SEP]), so runs compare like for like."""
+    for s in sentences:
+        if encoder_tokenize(s) == tokens:
+            return s
+    raise ValueError(f"no sentence of {tokens} tokens in the benchmark data")
+
+
+def encoder_latency(encoder: Encoder, single: str, batch: list[str]) -> tuple[Latency, Latency]:
+    one = time_call(lambda: encoder.encode([single]), SINGLE_REPEATS)
+    many = time_call(lambda: encoder.encode(batch, batch_size=len(batch)), BATCH_REPEATS)
+    return one, many
+
+
+def _pp(lat: Latency) -> str:
+    return f"{lat.p50_ms:.2f} / {lat.p90_ms:.2f}"
+
+
+def machine_line() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
+
+
+def replace_section(doc: str, name: str, body: str) -> str:
+    """Swap the text between `<!-- bench:name -->` markers, appending the section if it is new."""
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    block = f"{start}\n{body.strip()}\n{end}"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
+    if pattern.search(doc):
+        return pattern.sub(lambda _m: block, doc)
+    return doc.rstrip() + "\n\n" + block + "\n"
+
+
+def write_section(out: Path, name: str, body: str) -> None:
+    header = (
+        "# eibert benchmarks\n\nWritten by `make bench` (`eibert bench`); every section records the command and"
+        " the machine that produced it. Do not edit by hand.\n"
+    )
+    doc = out.read_text() if out.exists() else header
+    out.write_text(replace_section(doc, name, body))
+
+
+def bench_teacher(sts_path: Path, cache_dir: Path, command: str) -> str:
+    """Teacher figures: STS-B Spearman, size, and encode latency in PyTorch and in fp32 onnxruntime, 1 thread."""
+    from model_store.teacher import TeacherEncoder, export_teacher_bundle
+    from service.edge.encoder import OnnxEncoder
+
+    pairs = load_sts(sts_path)
+    teacher = TeacherEncoder(threads=1)
+    facts = teacher.facts()
+    sts = evaluate_sts(teacher, pairs)
+    bundle = export_teacher_bundle(cache_dir / "teacher-onnx-fp32", teacher)
+    onnx_teacher = OnnxEncoder(bundle, threads=1)
+    onnx_sts = evaluate_sts(onnx_teacher, pairs)
+
+    sentences = sorted({p.sentence1 for p in pairs})
+    single = short_text(lambda s: len(teacher.tokenizer.encode(s).ids), sentences)
+    batch = sentences[:BATCH_SIZE]
+    t_one, t_batch = encoder_latency(teacher, single, batch)
+    o_one, o_batch = encoder_latency(onnx_teacher, single, batch)
+    onnx_bytes = (bundle / "model.onnx").stat().st_size
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""
+## Teacher: all-MiniLM-L6-v2 (fp32)
+
+`{command}` on {now}; {machine_line()}; data `{sts_path.name}` ({sts.pairs} pairs).
+
+| figure | PyTorch fp32 | onnxruntime fp32 (exported bundle) |
+|---|---|---|
+| STS-B Spearman x100 | {sts.spearman:.2f} | {onnx_sts.spearman:.2f} |
+| parameters | {facts.params:,} | same weights |
+| bytes on disk | {facts.weight_bytes:,} (model.safetensors) | {onnx_bytes:,} (model.onnx) |
+| encode 1 text of 16 tokens, 1 thread, p50 / p90 ms | {_pp(t_one)} | {_pp(o_one)} |
+| encode batch of {BATCH_SIZE}, 1 thread, p50 / p90 ms | {_pp(t_batch)} | {_pp(o_batch)} |
+
+Single text: "{single}". Batch: the first {BATCH_SIZE} distinct dev sentences in sorted order.
+Latency runs: {t_one.runs} single, {t_batch.runs} batch, after {WARMUP} warm-up calls each.
+"""

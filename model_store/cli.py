@@ -1,0 +1,186 @@
+"""`eibert`: the one command line.
+
+This module is the composition root: it dispatches to model_store (build, eval, bench), service (edge,
+cloud) and simulators, importing each lazily inside its handler so that, for example, `eibert edge` on a slim
+image never imports torch. It lives in model_store because model_store is the package allowed to depend on
+service; nothing in service/ imports it. Subcommands whose issue has not landed say so and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from service.common.errors import EibertError
+
+EXIT_NOT_AVAILABLE = 2
+DEFAULT_CACHE = Path(".cache")
+
+_PENDING = {
+    "build": "the compression pipeline (issue #3)",
+    "edge": "the edge node (issue #4)",
+    "cloud": "the cloud API (issue #5)",
+    "publish": "the cloud registry (issue #5)",
+    "simulate": "the device-fleet simulator (issue #6)",
+    "rank": "the MovieLens ranking evaluation (issues #3/#4)",
+}
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line on stderr, exit code 1."""
+
+
+def _pending(feature: str) -> Callable[[argparse.Namespace], int]:
+    def handler(_args: argparse.Namespace) -> int:
+        print(f"eibert: {_PENDING[feature]} has not landed yet; this command is not available.", file=sys.stderr)
+        return EXIT_NOT_AVAILABLE
+
+    return handler
+
+
+def _needs_train_extra(exc: ImportError) -> CliError:
+    return CliError(f"{exc.name or 'a training package'} is not installed: pip install 'eibert[train]'")
+
+
+def _default_sts_dev() -> Path:
+    from model_store.data.paths import data_file
+
+    return data_file("stsb", "sts-dev.csv.gz")
+
+
+def cmd_eval_sts(args: argparse.Namespace) -> int:
+    try:
+        from model_store.encoders import load_encoder
+        from model_store.eval_sts import evaluate_sts_file
+    except ImportError as exc:
+        raise _needs_train_extra(exc) from exc
+    data = Path(args.data) if args.data else _default_sts_dev()
+    encoder = load_encoder(args.bundle, threads=args.threads)
+    result = evaluate_sts_file(encoder, data)
+    print(json.dumps({"bundle": str(args.bundle), "data": str(data), **result.model_dump()}))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from model_store.benchmarks import bench_teacher, write_section
+
+    data = Path(args.sts_data) if args.sts_data else _default_sts_dev()
+    command = "eibert " + " ".join(shlex.quote(a) for a in args.argv)
+    out = Path(args.out)
+    for section in args.sections:
+        if section == "teacher":
+            body = bench_teacher(data, Path(args.cache), command.strip())
+        else:  # argparse restricts choices; kept for when sections are added
+            raise CliError(f"unknown bench section {section}")
+        write_section(out, section, body)
+        print(f"wrote section {section!r} to {out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """What exists end to end today: data, the teacher, and the teacher as an ONNX bundle on the edge runtime."""
+    from model_store.data import data_file, load_glue, load_movies, load_news, load_ratings, load_sts
+    from model_store.encoders import load_encoder
+    from model_store.eval_sts import evaluate_sts
+    from model_store.teacher import TeacherEncoder, export_teacher_bundle
+
+    counts = {
+        "sts_train": len(load_sts(data_file("stsb", "sts-train.csv.gz"))),
+        "sts_dev": len(load_sts(data_file("stsb", "sts-dev.csv.gz"))),
+        "qqp_pairs": len(load_glue("QQP")),
+        "movies": len(load_movies(data_file("movielens", "movies.csv.gz"))),
+        "ratings": len(load_ratings(data_file("movielens", "ratings.csv.gz"))),
+        "mind_news": len(load_news(data_file("mind-sample", "MINDsmall_train", "news.tsv.gz"))),
+    }
+    print(json.dumps({"step": "data", **counts}))
+    dev = load_sts(data_file("stsb", "sts-dev.csv.gz"))
+    teacher = TeacherEncoder()
+    print(json.dumps({"step": "teacher", "sts_dev": evaluate_sts(teacher, dev).model_dump()}))
+    bundle = export_teacher_bundle(Path(args.cache) / "teacher-onnx-fp32", teacher)
+    onnx = load_encoder(bundle, threads=2)
+    print(
+        json.dumps({"step": "teacher-bundle", "bundle": str(bundle), "sts_dev": evaluate_sts(onnx, dev).model_dump()})
+    )
+    pending = ", ".join(_PENDING[k] for k in ("build", "edge", "cloud", "simulate"))
+    print(json.dumps({"step": "pending", "not_yet_in_demo": pending}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="eibert", description="On-device recommendation features from a tiny BERT.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    b = sub.add_parser("build", help="run the compression pipeline; writes a bundle and a report")
+    b.add_argument("--config", required=True)
+    b.add_argument("--out", required=True)
+    b.add_argument("--quick", action="store_true")
+    b.add_argument("--resume", action="store_true")
+    b.set_defaults(func=_pending("build"))
+
+    e = sub.add_parser("eval", help="evaluate the teacher or a bundle")
+    esub = e.add_subparsers(dest="task", required=True, metavar="TASK")
+    sts = esub.add_parser("sts", help="STS Spearman x100 of cosine vs gold; prints one JSON line")
+    sts.add_argument("--bundle", required=True, help="'teacher' or a bundle directory")
+    sts.add_argument("--data", help="STS-B original-format file (default: sts-dev under the data root)")
+    sts.add_argument("--threads", type=int, default=None, help="inference threads (default: library default)")
+    sts.set_defaults(func=cmd_eval_sts)
+    rank = esub.add_parser("rank", help="MovieLens next-item ranking: HR@10, NDCG@10")
+    rank.add_argument("--bundle", required=True)
+    rank.add_argument("--movies", required=True)
+    rank.add_argument("--ratings", required=True)
+    rank.add_argument("--tags")
+    rank.set_defaults(func=_pending("rank"))
+
+    ed = sub.add_parser("edge", help="serve an edge node")
+    ed.add_argument("--bundle", required=True)
+    ed.add_argument("--cloud")
+    ed.add_argument("--port", type=int, default=8080)
+    ed.set_defaults(func=_pending("edge"))
+
+    c = sub.add_parser("cloud", help="serve the cloud API")
+    c.add_argument("--store", default=None, help="redis://... or sqlite:///... (default: embedded SQLite)")
+    c.add_argument("--port", type=int, default=8000)
+    c.set_defaults(func=_pending("cloud"))
+
+    pub = sub.add_parser("publish", help="upload a bundle as a new model version")
+    pub.add_argument("--bundle", required=True)
+    pub.add_argument("--cloud", required=True)
+    pub.set_defaults(func=_pending("publish"))
+
+    sim = sub.add_parser("simulate", help="run a device fleet against a cloud (and edge nodes)")
+    sim.set_defaults(func=_pending("simulate"))
+
+    d = sub.add_parser("demo", help="everything on one machine, no Docker, then a summary")
+    d.add_argument("--cache", default=str(DEFAULT_CACHE))
+    d.set_defaults(func=cmd_demo)
+
+    be = sub.add_parser("bench", help="run benchmarks; writes BENCHMARKS.md sections")
+    be.add_argument("--out", default="BENCHMARKS.md")
+    be.add_argument("--sections", nargs="+", default=["teacher"], choices=["teacher"])
+    be.add_argument("--sts-data", help="STS-B file for the quality column (default: sts-dev)")
+    be.add_argument("--cache", default=str(DEFAULT_CACHE))
+    be.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = argv
+    try:
+        return int(args.func(args))
+    except (CliError, EibertError, FileNotFoundError, ValueError) as exc:
+        print(f"eibert: error: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:
+        print(f"eibert: error: {_needs_train_extra(exc)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Where the shared data sets live.
+
+Every command takes explicit file paths; these defaults only spare typing. The root is `EIBERT_DATA` if set,
+else `../shared/data` beside the checkout (how every machine, CI included, lays it out), else the same path
+relative to the working directory (an installed, non-editable copy of the package has no checkout to look at).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_ENV = "EIBERT_DATA"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def data_root() -> Path:
+    """The data root; raises if none of the candidates exists, naming what was tried."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        root = Path(env).expanduser()
+        if not root.is_dir():
+            raise FileNotFoundError(f"{DATA_ENV}={env} is not a directory")
+        return root
+    candidates = [REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    for c in candidates:
+        if c.is_dir():
+            return c
+    tried = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(f"no data root: set {DATA_ENV} or provide ../shared/data (tried {tried})")
+
+
+def data_file(*parts: str) -> Path:
+    """A file under the data root, e.g. ``data_file("stsb", "sts-dev.csv.gz")``."""
+    return data_root().joinpath(*parts)

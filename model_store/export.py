@@ -1,0 +1,101 @@
+"""Export a PyTorch sentence encoder to the bundle's ONNX contract and write a self-describing bundle.
+
+The exported graph includes pooling and normalisation, so a runtime only tokenises and calls `session.run`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+from service.common.contract import (
+    ATTENTION_MASK,
+    INPUT_IDS,
+    MANIFEST_FILE,
+    MANIFEST_SCHEMA_VERSION,
+    MODEL_FILE,
+    SENTENCE_EMBEDDING,
+    TOKENIZER_FILE,
+)
+from service.common.manifest import Manifest, file_entry
+
+ONNX_OPSET = 17
+
+
+def export_onnx(module, path: Path, *, vocab_size: int, opset: int = ONNX_OPSET) -> Path:
+    """Trace `module(input_ids, attention_mask) -> (B, D)` to ONNX with dynamic batch and sequence axes."""
+    import torch
+
+    module.eval()
+    ids = torch.randint(low=5, high=max(6, vocab_size), size=(2, 12), dtype=torch.long)
+    mask = torch.ones_like(ids)
+    mask[1, 8:] = 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Tracing warns about Python-side shape checks in HF code; the export is verified numerically instead
+    # (tests compare onnxruntime against PyTorch across batch sizes and lengths).
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", category=UserWarning)
+        torch.onnx.export(
+            module,
+            (ids, mask),
+            str(path),
+            input_names=[INPUT_IDS, ATTENTION_MASK],
+            output_names=[SENTENCE_EMBEDDING],
+            dynamic_axes={INPUT_IDS: {0: "batch", 1: "seq"}, ATTENTION_MASK: {0: "batch", 1: "seq"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    return path
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("eibert", "torch", "onnxruntime", "onnx", "tokenizers", "transformers"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+def write_bundle(
+    out_dir: Path,
+    *,
+    model_onnx: Path,
+    tokenizer_json: Path,
+    name: str,
+    version: str,
+    dim: int,
+    max_length: int,
+    teacher: str,
+    build: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+) -> Manifest:
+    """Copy the two files into `out_dir` and write `manifest.json` with their sha256 and sizes."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if model_onnx.resolve() != (out_dir / MODEL_FILE).resolve():
+        shutil.copyfile(model_onnx, out_dir / MODEL_FILE)
+    if tokenizer_json.resolve() != (out_dir / TOKENIZER_FILE).resolve():
+        shutil.copyfile(tokenizer_json, out_dir / TOKENIZER_FILE)
+    manifest = Manifest(
+        schema_version=MANIFEST_SCHEMA_VERSION,
+        name=name,
+        version=version,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        dim=dim,
+        max_length=max_length,
+        teacher=teacher,
+        files={f: file_entry(out_dir / f) for f in (MODEL_FILE, TOKENIZER_FILE)},
+        build={**build, "versions": library_versions()},
+        metrics=metrics or {},
+    )
+    (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest.model_dump(), indent=2, sort_keys=True) + "\n")
+    return manifest

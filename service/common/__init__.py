@@ -1,0 +1,32 @@
+"""What the edge, the cloud and the pipeline share: the ONNX contract, the manifest, the error tree."""
+
+from service.common.contract import (
+    ATTENTION_MASK,
+    INPUT_IDS,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    SENTENCE_EMBEDDING,
+    TOKENIZER_FILE,
+)
+from service.common.errors import BundleError, EibertError, RolloutError, StoreError, TelemetryError
+from service.common.manifest import FileEntry, Manifest, file_entry, read_manifest, sha256_file, verify_bundle
+
+__all__ = [
+    "ATTENTION_MASK",
+    "INPUT_IDS",
+    "MANIFEST_FILE",
+    "MODEL_FILE",
+    "SENTENCE_EMBEDDING",
+    "TOKENIZER_FILE",
+    "BundleError",
+    "EibertError",
+    "FileEntry",
+    "Manifest",
+    "RolloutError",
+    "StoreError",
+    "TelemetryError",
+    "file_entry",
+    "read_manifest",
+    "sha256_file",
+    "verify_bundle",
+]

@@ -1,0 +1,92 @@
+"""`manifest.json`: what a bundle holds and how it was made, checked before any byte of it is executed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from service.common.contract import BUNDLE_FILES, MANIFEST_FILE, MANIFEST_SCHEMA_VERSION
+from service.common.errors import BundleError
+
+_CHUNK = 1 << 20
+
+
+class FileEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+
+
+class Manifest(BaseModel):
+    """The bundle's self-description; `extra="allow"` keeps manifests from newer pipelines readable."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    schema_version: int = Field(ge=1)
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.+-]+$")
+    created: str
+    dim: int = Field(gt=0, le=4096)
+    max_length: int = Field(gt=1, le=4096)
+    teacher: str
+    files: dict[str, FileEntry]
+    build: dict[str, Any] = Field(default_factory=dict)  # config, command, data, library versions
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_entry(path: Path) -> FileEntry:
+    return FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size)
+
+
+def read_manifest(bundle_dir: Path) -> Manifest:
+    path = Path(bundle_dir) / MANIFEST_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BundleError(f"{bundle_dir}: no {MANIFEST_FILE}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from exc
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise BundleError(f"{path}: invalid manifest: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}") from exc
+    if manifest.schema_version > MANIFEST_SCHEMA_VERSION:
+        raise BundleError(
+            f"{path}: schema_version {manifest.schema_version} is newer than this runtime "
+            f"understands ({MANIFEST_SCHEMA_VERSION}); upgrade eibert"
+        )
+    return manifest
+
+
+def verify_bundle(bundle_dir: Path) -> Manifest:
+    """Read the manifest and check every required file's size and sha256; raise BundleError on any mismatch."""
+    bundle_dir = Path(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    for name in BUNDLE_FILES:
+        if name not in manifest.files:
+            raise BundleError(f"{bundle_dir}: manifest does not list {name}")
+    for name, entry in manifest.files.items():
+        if Path(name).name != name:
+            raise BundleError(f"{bundle_dir}: manifest file name {name!r} is not a plain file name")
+        path = bundle_dir / name
+        if not path.is_file() or path.is_symlink():
+            raise BundleError(f"{bundle_dir}: {name} is missing or not a regular file")
+        size = path.stat().st_size
+        if size != entry.bytes:
+            raise BundleError(f"{bundle_dir}: {name} has {size} bytes, manifest says {entry.bytes}")
+        if sha256_file(path) != entry.sha256:
+            raise BundleError(f"{bundle_dir}: {name} sha256 does not match the manifest")
+    return manifest

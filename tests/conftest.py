@@ -1,0 +1,63 @@
+"""Shared fixtures: the real data root, and a tiny but real bundle (random BERT exported to ONNX)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from model_store.data.paths import data_root
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TINY_DIM = 32
+TINY_MAX_LENGTH = 64
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return data_root()
+
+
+def make_tiny_module():
+    """A 2-layer, 32-wide BERT with the teacher's vocabulary; seeded, so two calls give the same weights."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from model_store.pooling import PooledEncoder
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=TINY_DIM,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    return PooledEncoder(BertModel(config, add_pooling_layer=False)).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_torch_module():
+    return make_tiny_module()
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_torch_module) -> Path:
+    """The tiny module exported through the real bundle path (random weights: plumbing, not quality)."""
+    from model_store.export import export_onnx, write_bundle
+    from model_store.teacher import teacher_dir
+
+    out = tmp_path_factory.mktemp("tiny-bundle")
+    export_onnx(tiny_torch_module, out / "model.onnx", vocab_size=30522)
+    write_bundle(
+        out,
+        model_onnx=out / "model.onnx",
+        tokenizer_json=teacher_dir() / "tokenizer.json",
+        name="tiny",
+        version="0.0.1",
+        dim=TINY_DIM,
+        max_length=TINY_MAX_LENGTH,
+        teacher="random",
+        build={"command": "tests/conftest.py::tiny_bundle"},
+    )
+    return out

@@ -1,0 +1,73 @@
+"""The one command line: every subcommand listed, pending ones honest, eval sts on any encoder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from model_store.cli import EXIT_NOT_AVAILABLE, main
+from tests.conftest import FIXTURES
+
+SUBCOMMANDS = ["build", "eval", "edge", "cloud", "publish", "simulate", "demo", "bench"]
+
+
+def test_help_lists_every_subcommand() -> None:
+    proc = subprocess.run([sys.executable, "-m", "model_store.cli", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    for name in SUBCOMMANDS:
+        assert f"    {name} " in proc.stdout
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).parent / "eibert"
+    proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "simulate" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["build", "--config", "c.toml", "--out", "o"],
+        ["edge", "--bundle", "b"],
+        ["cloud"],
+        ["publish", "--bundle", "b", "--cloud", "http://127.0.0.1:1"],
+        ["simulate"],
+        ["eval", "rank", "--bundle", "teacher", "--movies", "m", "--ratings", "r"],
+    ],
+)
+def test_pending_subcommands_say_so_and_fail(argv: list[str], capsys) -> None:
+    assert main(argv) == EXIT_NOT_AVAILABLE
+    assert "has not landed yet" in capsys.readouterr().err
+
+
+def test_eval_sts_on_a_bundle_prints_one_json_line(tiny_bundle: Path, capsys) -> None:
+    assert main(["eval", "sts", "--bundle", str(tiny_bundle), "--data", str(FIXTURES / "sts_tiny.tsv")]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    result = json.loads(out[0])
+    assert result["pairs"] == 5 and -100.0 <= result["spearman"] <= 100.0
+
+
+def test_eval_sts_errors_are_one_clear_line(tmp_path: Path, capsys) -> None:
+    assert main(["eval", "sts", "--bundle", str(tmp_path / "nope"), "--data", str(FIXTURES / "sts_tiny.tsv")]) == 1
+    err = capsys.readouterr().err
+    assert "teacher' or a bundle directory" in err and "Traceback" not in err
+    assert main(["eval", "sts", "--bundle", str(tmp_path), "--data", str(FIXTURES / "sts_tiny.tsv")]) == 1
+    assert "no manifest.json" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_sts_teacher_on_dev(data_dir: Path) -> None:
+    """The issue's acceptance command, end to end through the console script."""
+    exe = Path(sys.executable).parent / "eibert"
+    dev = data_dir / "stsb" / "sts-dev.csv.gz"
+    proc = subprocess.run(
+        [str(exe), "eval", "sts", "--bundle", "teacher", "--data", str(dev)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["pairs"] == 1500 and 86.0 <= result["spearman"] <= 87.5

@@ -21,7 +21,6 @@ EXIT_NOT_AVAILABLE = 2
 DEFAULT_CACHE = Path(".cache")
 
 _PENDING = {
-    "build": "the compression pipeline (issue #3)",
     "edge": "the edge node (issue #4)",
     "cloud": "the cloud API (issue #5)",
     "publish": "the cloud registry (issue #5)",
@@ -65,6 +64,14 @@ def cmd_eval_sts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    try:
+        from model_store.build import cmd_build as run_build
+    except ImportError as exc:
+        raise _needs_train_extra(exc) from exc
+    return run_build(args)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from model_store.benchmarks import bench_teacher, write_section
 
@@ -105,7 +112,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(
         json.dumps({"step": "teacher-bundle", "bundle": str(bundle), "sts_dev": evaluate_sts(onnx, dev).model_dump()})
     )
-    pending = ", ".join(_PENDING[k] for k in ("build", "edge", "cloud", "simulate"))
+    pending = ", ".join(_PENDING[k] for k in ("edge", "cloud", "simulate"))
     print(json.dumps({"step": "pending", "not_yet_in_demo": pending}))
     return 0
 
@@ -118,8 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--config", required=True)
     b.add_argument("--out", required=True)
     b.add_argument("--quick", action="store_true")
-    b.add_argument("--resume", action="store_true")
-    b.set_defaults(func=_pending("build"))
+    b.add_argument("--resume", action="store_true", help="continue interrupted training from its checkpoint")
+    b.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    b.add_argument("--cache", default=str(DEFAULT_CACHE / "build"), help="stage cache directory")
+    b.add_argument("--sts-data", help="STS-B file used to score candidates (default: sts-dev)")
+    b.set_defaults(func=cmd_build)
 
     e = sub.add_parser("eval", help="evaluate the teacher or a bundle")
     esub = e.add_subparsers(dest="task", required=True, metavar="TASK")
@@ -174,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     try:
         return int(args.func(args))
-    except (CliError, EibertError, FileNotFoundError, ValueError) as exc:
+    except (CliError, EibertError, FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"eibert: error: {exc}", file=sys.stderr)
         return 1
     except ImportError as exc:

@@ -48,7 +48,9 @@ class TeacherFacts:
 class TeacherEncoder:
     """The fp32 PyTorch teacher behind the same `encode` interface as a bundle."""
 
-    def __init__(self, *, threads: int | None = None, max_length: int | None = None) -> None:
+    def __init__(
+        self, *, threads: int | None = None, max_length: int | None = None, attn_implementation: str = "sdpa"
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
@@ -67,7 +69,10 @@ class TeacherEncoder:
         self.dim = TEACHER_DIM
         self.max_length = max_length or teacher_max_length()
         self.tokenizer = load_tokenizer(self.dir / "tokenizer.json", self.max_length)
-        self.model = BertModel.from_pretrained(str(self.dir), local_files_only=True, add_pooling_layer=False)
+        # "eager" attention is needed where the pipeline reads attention probabilities (token importance).
+        self.model = BertModel.from_pretrained(
+            str(self.dir), local_files_only=True, add_pooling_layer=False, attn_implementation=attn_implementation
+        )
         self.model.eval()
 
     def facts(self) -> TeacherFacts:

@@ -1,0 +1,115 @@
+"""Typed build configuration: a TOML file parsed into `BuildConfig`; `--quick` is a named preset on top.
+
+Each stage reads only its own section, and the stage cache hashes exactly that section plus the outputs of
+the stages it depends on, so changing a training knob never recomputes teacher targets.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CorpusConfig(_Section):
+    glue_tasks: tuple[str, ...] = ("SST-2", "CoLA", "MRPC", "QNLI", "RTE", "WNLI", "QQP")  # train (dev if none)
+    sts_train: bool = True  # STS-B train sentences (never dev: it scores us; never test: held back)
+    movielens: bool = True  # item texts: title + genres + tags (never ratings)
+    mind: bool = True  # MIND news titles and abstracts
+    max_chars: int = 600  # longer texts are cut at a word boundary
+    heldout_fraction: float = 0.02  # kept out of training: pruning statistics and validation loss
+    limit: int | None = None  # take at most this many sentences (the quick preset)
+    seed: int = 0
+
+
+class TargetsConfig(_Section):
+    max_length: int = 128  # teacher tokens per sentence for targets and attention importance
+    batch_size: int = 64
+    chunk: int = 4096  # sentences per resumable chunk on disk
+
+
+class PruneConfig(_Section):
+    vocab_size: int = 7000  # kept tokens, specials and every seen character included
+    keep_chars: bool = True  # keep every character seen in the corpus (and its ## form)
+    enabled: bool = True  # false = keep the teacher's whole vocabulary (the "no pruning" ablation)
+
+
+class StudentConfig(_Section):
+    kind: Literal["transformer", "static"] = "transformer"
+    embed_dim: int = 192  # E: token embedding width; < hidden means a factorised (bottleneck) embedding
+    hidden: int = 192  # H: transformer width
+    heads: int = 4
+    ffn: int = 384
+    unique_layers: int = 2  # distinct layers
+    repeats: int = 1  # parameter recurrence: the stack of unique layers is applied this many times
+    max_length: int = 128
+    out_dim: int = 384  # the teacher's space
+
+
+class DistillConfig(_Section):
+    steps: int = 1200
+    batch_size: int = 128
+    lr: float = 1e-3
+    warmup: int = 100
+    weight_decay: float = 0.01
+    w_cos: float = 1.0  # 1 - cos(student, teacher)
+    w_rel: float = 1.0  # MSE between in-batch cosine matrices (relational term)
+    labelled: bool = True  # CoSENT on STS-B train + InfoNCE on QQP/MRPC paraphrases
+    labelled_every: int = 2  # a labelled mini-batch every k steps
+    labelled_batch: int = 32
+    w_cosent: float = 0.1
+    w_nce: float = 0.1
+    interplay: bool = True  # mutual interplay: the teacher's top keeps learning during distillation
+    teacher_lr: float = 1e-4
+    w_teacher_anchor: float = 1.0  # teacher stays near its original embeddings
+    w_teacher_pull: float = 0.5  # ... and moves toward what the student can represent
+    checkpoint_every: int = 200
+    seed: int = 0
+    threads: int = 2
+
+
+class QuantizeConfig(_Section):
+    mode: Literal["dynamic"] = "dynamic"
+    per_channel: bool = True
+    max_drop: float = 0.3  # a module whose int8 costs more STS points than this stays fp32, if bytes allow
+    calibration_sentences: int = 1500
+
+
+class BuildConfig(_Section):
+    name: str = "eibert"
+    version: str = "0.1.0"
+    size_budget_bytes: int = 1_910_000
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    targets: TargetsConfig = Field(default_factory=TargetsConfig)
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
+    ablations: tuple[str, ...] = ("oneway", "no_interplay", "static", "no_pruning")
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> BuildConfig:
+        with open(path, "rb") as fh:
+            return cls.model_validate(tomllib.load(fh))
+
+    def quick(self) -> BuildConfig:
+        """Every stage end to end on a small slice: for tests and smoke runs (< 3 minutes on 2 cores)."""
+        return self.model_copy(
+            update={
+                "version": self.version + "-quick",
+                "corpus": self.corpus.model_copy(update={"limit": 3000, "heldout_fraction": 0.05}),
+                "targets": self.targets.model_copy(update={"max_length": 64, "chunk": 1024}),
+                "prune": self.prune.model_copy(update={"vocab_size": 2500}),
+                "student": self.student.model_copy(update={"max_length": 64}),
+                "distill": self.distill.model_copy(
+                    update={"steps": 40, "batch_size": 32, "warmup": 5, "checkpoint_every": 20, "labelled_batch": 16}
+                ),
+                "quantize": self.quantize.model_copy(update={"calibration_sentences": 200}),
+            }
+        )

@@ -1,0 +1,222 @@
+"""Cross-distillation: the student learns the teacher's space while the teacher's top adapts to the student.
+
+Losses (method.md): 1 - cos(student, teacher) per sentence, MSE between the in-batch cosine matrices
+(relational term), and on labelled pairs CoSENT (STS-B train scores) and InfoNCE (QQP/MRPC paraphrases).
+Mutual interplay: teacher targets pass through the teacher's top, a 384 x 384 map initialised to identity that
+keeps training at a small rate on its own objective (stay near the original embeddings, the labelled losses)
+plus a pull toward the student's current embeddings; the student learns toward the adapted targets. We adapt
+only the teacher's top because its lower layers are CPU-bound here: targets are computed once and cached.
+Checkpoints store model args, step and config beside the weights, so resume and export never guess.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from model_store.build_config import DistillConfig, StudentConfig
+from model_store.student import Student
+
+CKPT = "ckpt.pt"
+COSENT_SCALE = 20.0
+NCE_TEMPERATURE = 0.05
+
+
+@dataclass
+class TrainData:
+    ids: list[np.ndarray]  # student token ids per corpus sentence
+    targets: torch.Tensor  # (N, 384) teacher embeddings
+    heldout_ids: list[np.ndarray]
+    heldout_targets: torch.Tensor
+    sts: list[tuple[np.ndarray, np.ndarray, float, int, int]]  # ids a, ids b, score, corpus idx a, b (-1 = none)
+    para: list[tuple[np.ndarray, np.ndarray]]  # paraphrase pairs
+
+
+def pad(batch: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(x) for x in batch)
+    ids = torch.zeros((len(batch), width), dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, x in enumerate(batch):
+        ids[i, : len(x)] = torch.from_numpy(x)
+        mask[i, : len(x)] = 1
+    return ids, mask
+
+
+def length_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of similar length (sorted within pools of 50 batches) to cut padding."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lengths.__getitem__)
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return [b for b in batches if len(b) > 1]
+
+
+def cos_loss(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return (1.0 - (s * t).sum(-1)).mean()
+
+
+def relational_loss(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return nn.functional.mse_loss(s @ s.T, t @ t.T)
+
+
+def cosent_loss(a: torch.Tensor, b: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    cos = (a * b).sum(-1) * COSENT_SCALE  # (P,)
+    diff = cos[None, :] - cos[:, None]  # diff[i, j] = cos_j - cos_i, penalised where score_i > score_j
+    diff = diff - (scores[:, None] <= scores[None, :]).to(diff.dtype) * 1e12
+    return torch.logsumexp(torch.cat([torch.zeros(1), diff.flatten()]), dim=0)
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    logits = a @ b.T / NCE_TEMPERATURE
+    labels = torch.arange(len(a))
+    return 0.5 * (nn.functional.cross_entropy(logits, labels) + nn.functional.cross_entropy(logits.T, labels))
+
+
+def lr_at(step: int, cfg: DistillConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def heldout_cosine(student: Student, data: TrainData, limit: int = 1000) -> float:
+    student.eval()
+    sims = []
+    for start in range(0, min(limit, len(data.heldout_ids)), 128):
+        ids, mask = pad(data.heldout_ids[start : start + 128])
+        sims.append((student(ids, mask) * data.heldout_targets[start : start + len(ids)]).sum(-1))
+    student.train()
+    return float(torch.cat(sims).mean()) if sims else float("nan")
+
+
+def train(
+    student: Student, data: TrainData, cfg: DistillConfig, run_dir: Path, *, desc: str = "distill"
+) -> list[dict[str, float]]:
+    """Train in place; resumes from `run_dir/ckpt.pt`; returns the logged history."""
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    teacher_top = nn.Linear(384, 384, bias=False)
+    nn.init.eye_(teacher_top.weight)
+    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt_t = torch.optim.Adam(teacher_top.parameters(), lr=cfg.teacher_lr)
+    history: list[dict[str, float]] = []
+    step = 0
+    ckpt_path = run_dir / CKPT
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        student.load_state_dict(ckpt["model"])
+        teacher_top.load_state_dict(ckpt["teacher_top"])
+        opt.load_state_dict(ckpt["opt"])
+        opt_t.load_state_dict(ckpt["opt_t"])
+        step, history = ckpt["step"], ckpt["history"]
+        rng.setstate(ckpt["rng"])
+        torch.set_rng_state(ckpt["torch_rng"])
+    lengths = [len(x) for x in data.ids]
+    batches: list[list[int]] = []
+    student.train()
+    bar = tqdm(total=cfg.steps, initial=step, desc=desc, unit="step")
+    while step < cfg.steps:
+        if not batches:
+            batches = length_batches(lengths, cfg.batch_size, rng)
+        idx = batches.pop()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        ids, mask = pad([data.ids[i] for i in idx])
+        t_raw = data.targets[idx]
+        t = nn.functional.normalize(teacher_top(t_raw), dim=-1) if cfg.interplay else t_raw
+        s = student(ids, mask)
+        t_fixed = t.detach()
+        loss_cos = cos_loss(s, t_fixed)
+        loss_rel = relational_loss(s, t_fixed)
+        loss = cfg.w_cos * loss_cos + cfg.w_rel * loss_rel
+        log = {"step": step, "cos": float(loss_cos), "rel": float(loss_rel)}
+        sts_batch = None
+        if cfg.labelled and step % cfg.labelled_every == 0 and data.sts:
+            sts_batch = rng.sample(data.sts, min(cfg.labelled_batch, len(data.sts)))
+            a_ids, a_mask = pad([p[0] for p in sts_batch])
+            b_ids, b_mask = pad([p[1] for p in sts_batch])
+            scores = torch.tensor([p[2] for p in sts_batch])
+            l_cosent = cosent_loss(student(a_ids, a_mask), student(b_ids, b_mask), scores)
+            para = rng.sample(data.para, min(cfg.labelled_batch, len(data.para)))
+            pa, pa_mask = pad([p[0] for p in para])
+            pb, pb_mask = pad([p[1] for p in para])
+            l_nce = info_nce(student(pa, pa_mask), student(pb, pb_mask))
+            loss = loss + cfg.w_cosent * l_cosent + cfg.w_nce * l_nce
+            log |= {"cosent": float(l_cosent), "nce": float(l_nce)}
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        opt.step()
+        if cfg.interplay:
+            # The teacher's own objective (stay itself, rank labelled pairs) plus a pull toward the student.
+            anchor = cos_loss(t, t_raw)
+            pull = cos_loss(t, s.detach())
+            loss_t = cfg.w_teacher_anchor * anchor + cfg.w_teacher_pull * pull
+            if sts_batch is not None:
+                known = [p for p in sts_batch if p[3] >= 0 and p[4] >= 0]
+                if len(known) > 1:
+                    ta = nn.functional.normalize(teacher_top(data.targets[[p[3] for p in known]]), dim=-1)
+                    tb = nn.functional.normalize(teacher_top(data.targets[[p[4] for p in known]]), dim=-1)
+                    loss_t = loss_t + cfg.w_cosent * cosent_loss(ta, tb, torch.tensor([p[2] for p in known]))
+            opt_t.zero_grad(set_to_none=True)
+            loss_t.backward()
+            opt_t.step()
+            log |= {"teacher_anchor": float(anchor), "teacher_pull": float(pull)}
+        step += 1
+        bar.update(1)
+        if step % 20 == 0 or step == cfg.steps:
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                log["heldout_cos"] = heldout_cosine(student, data)
+            history.append(log)
+            bar.set_postfix(cos=f"{log['cos']:.4f}")
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            _save(ckpt_path, student, teacher_top, opt, opt_t, step, history, rng, cfg)
+    bar.close()
+    student.eval()
+    return history
+
+
+def _save(path: Path, student, teacher_top, opt, opt_t, step, history, rng, cfg: DistillConfig) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "model": student.state_dict(),
+            "model_args": {"config": student.cfg.model_dump(), "vocab_size": student.vocab_size},
+            "teacher_top": teacher_top.state_dict(),
+            "opt": opt.state_dict(),
+            "opt_t": opt_t.state_dict(),
+            "step": step,
+            "history": history,
+            "rng": rng.getstate(),
+            "torch_rng": torch.get_rng_state(),
+            "config": cfg.model_dump(),
+        },
+        tmp,
+    )
+    tmp.replace(path)
+
+
+def load_student(path: Path) -> Student:
+    ckpt = torch.load(path, weights_only=False)
+    args = ckpt["model_args"]
+    model = Student(StudentConfig.model_validate(args["config"]), args["vocab_size"])
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
+
+
+def write_history(history: list[dict[str, float]], path: Path) -> None:
+    path.write_text(json.dumps(history))

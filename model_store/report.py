@@ -1,0 +1,163 @@
+"""`report.md` beside the bundle: what each stage bought, at what size, with the teacher from the same run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+LABELS = {
+    "shipped": "shipped (pruning + cross-distillation + labelled pairs, int8)",
+    "oneway": "one-way KD (frozen teacher, distillation losses only)",
+    "no_interplay": "no mutual interplay (frozen teacher, labelled pairs kept)",
+    "static": "static student (no transformer layers, Model2Vec-style)",
+    "no_pruning": "no pruning (full 30,522 vocabulary, same bytes)",
+}
+
+
+def _plots(out: Path, results: dict, teacher_sts: float, teacher_bytes: int) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    shipped = results["shipped"]
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    groups = list(shipped.module_bytes)
+    ax.barh(groups, [shipped.module_bytes[g] / 1e6 for g in groups], color="#4c72b0")
+    ax.set_xlabel("estimated int8 MB")
+    ax.set_title("Shipped student: bytes per module")
+    fig.tight_layout()
+    fig.savefig(out / "report-size-breakdown.png", dpi=110)
+    names.append("report-size-breakdown.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, r in results.items():
+        ax.scatter(r.int8_bytes / 1e6, r.sts_int8, label=f"{name} int8")
+        ax.scatter(r.fp32_bytes / 1e6, r.sts_fp32, marker="x", color="grey")
+    ax.scatter(teacher_bytes / 1e6, teacher_sts, marker="*", s=150, color="black", label="teacher fp32")
+    ax.set_xscale("log")
+    ax.set_xlabel("model.onnx MB (log)")
+    ax.set_ylabel("STS-B dev Spearman x100")
+    ax.set_title("Quality vs size (x = fp32 export of each student)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "report-quality-vs-size.png", dpi=110)
+    names.append("report-quality-vs-size.png")
+    plt.close(fig)
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for name, r in results.items():
+        steps = [h["step"] for h in r.history]
+        a1.plot(steps, [h["cos"] for h in r.history], label=name)
+        held = [(h["step"], h["heldout_cos"]) for h in r.history if "heldout_cos" in h]
+        if held:
+            a2.plot(*zip(*held, strict=True), marker="o", label=name)
+    a1.set_title("train: 1 - cos(student, teacher)")
+    a1.set_xlabel("step")
+    a2.set_title("held-out cos(student, teacher)")
+    a2.set_xlabel("step")
+    a1.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "report-training.png", dpi=110)
+    names.append("report-training.png")
+    plt.close(fig)
+    return names
+
+
+def write_report(
+    out: Path,
+    manifest: dict[str, Any],
+    results: dict,
+    qres,
+    teacher_sts: float,
+    corpus: dict[str, Any],
+    metrics: dict[str, Any],
+) -> Path:
+    from model_store.teacher import teacher_dir
+
+    teacher_bytes = (teacher_dir() / "model.safetensors").stat().st_size
+    plots = _plots(out, results, teacher_sts, teacher_bytes)
+    shipped = results["shipped"]
+    prune = metrics["prune"]
+    lines = [
+        f"# Build report: {manifest['name']}-{manifest['version']}",
+        "",
+        f"Command: `{manifest['build']['command']}`  ",
+        f"Evaluation data: `{metrics['eval_data']}` (STS-B dev, Spearman x100 of cosine vs gold).  ",
+        "Every figure below was measured in this build run; rerun the command to reproduce it.",
+        "",
+        "## Result",
+        "",
+        "| model | model.onnx bytes | STS-B dev | retention vs teacher |",
+        "|---|---|---|---|",
+        f"| teacher all-MiniLM-L6-v2 fp32 (PyTorch) | {teacher_bytes:,} (safetensors) | {teacher_sts:.2f} | 100% |",
+        f"| **shipped int8** | **{qres.bytes:,}** | **{qres.sts:.2f}** | **{100 * qres.sts / teacher_sts:.1f}%** |",
+        f"| shipped fp32 | {qres.fp32_bytes:,} | {qres.fp32_sts:.2f} | {100 * qres.fp32_sts / teacher_sts:.1f}% |",
+        "",
+        f"Size budget {metrics['size_budget_bytes']:,} bytes; whole bundle gzip-compressed for transport: "
+        f"{metrics['bundle_gzip_bytes']:,} bytes. Student: {shipped.params:,} parameters, "
+        f"vocabulary {shipped.vocab:,}.",
+        "",
+        "## Ablations (same corpus, targets, steps and byte budget)",
+        "",
+        "| variant | params | vocab | E | STS before training | STS fp32 | STS int8 (all modules) | int8 bytes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        lines.append(
+            f"| {LABELS.get(name, name)} | {r.params:,} | {r.vocab:,} | {r.embed_dim} | {r.sts_init:.2f} | "
+            f"{r.sts_fp32:.2f} | {r.sts_int8:.2f} | {r.int8_bytes:,} |"
+        )
+    lines += [
+        "",
+        "fp32 vs int8 is the difference between the two STS columns of each row; module-wise figures follow.",
+        "",
+        "## Module-wise int8 quantization (onnxruntime `quantize_dynamic`, QInt8 weights, per-channel)",
+        "",
+        f"fp32 export: {qres.fp32_sts:.2f} STS, {qres.fp32_bytes:,} bytes.",
+        "",
+        "| module group quantized alone | nodes | model bytes | STS | cost (points) |",
+        "|---|---|---|---|---|",
+    ]
+    for row in qres.table:
+        lines.append(f"| {row.group} | {row.nodes} | {row.bytes:,} | {row.sts:.2f} | {row.drop:+.2f} |")
+    lines += [
+        "",
+        f"Shipped: int8 {', '.join(qres.int8_groups) or 'none'}; fp32 kept: {', '.join(qres.kept_fp32) or 'none'}"
+        f" -> {qres.bytes:,} bytes, STS {qres.sts:.2f}.",
+        "",
+        f"ONNX export check vs PyTorch (256 dev sentences): max |diff| {shipped.export_max_abs_diff:.2e}, "
+        f"min cosine {shipped.export_min_cosine:.6f}.",
+        "",
+        "## Hard token pruning",
+        "",
+        f"Kept {prune['kept_vocab']:,} of {prune['teacher_vocab']:,} tokens ({prune['kept_characters']} character "
+        f"tokens kept so every word re-segments). On {prune['heldout_words']:,} held-out words: [UNK] rate "
+        f"{100 * prune['unk_rate_teacher']:.3f}% (teacher) -> {100 * prune['unk_rate_pruned']:.3f}% (pruned); "
+        f"{100 * prune['resegmented_words']:.2f}% of words re-segmented; tokens per word "
+        f"{prune['tokens_per_word_teacher']:.3f} -> {prune['tokens_per_word_pruned']:.3f}.",
+        "",
+        "## Corpus",
+        "",
+        f"{corpus['train']:,} training sentences ({corpus['tokens']:,} teacher tokens) and {corpus['heldout']:,} "
+        "held out, deduplicated; STS-B dev and test sentences excluded. Sources before deduplication: "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(corpus["sources"].items()))
+        + ".",
+        "",
+        "## Plots",
+        "",
+        *[f"![{p}]({p})" for p in plots],
+        "",
+        "## Stage timings (seconds, this run; cached stages count only their lookup)",
+        "",
+        "```",
+        json.dumps(metrics["timings_s"], indent=1),
+        "```",
+        "",
+    ]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,68 @@
+"""Teacher targets, computed once: sentence embeddings (float16) and per-token attention importance.
+
+One teacher pass serves both: embeddings are the distillation targets, and the attention each token receives
+(summed over layers, heads, query positions and sentences) is the importance score hard token pruning ranks
+the vocabulary by. Work is written in chunks, each finished chunk is skipped on resume.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from model_store.build_config import TargetsConfig
+
+TARGETS_FILE = "targets.f16.npy"
+IMPORTANCE_FILE = "importance.npy"
+
+
+def compute_targets(texts: list[str], cfg: TargetsConfig, out: Path, *, threads: int = 2) -> tuple[Path, Path]:
+    import torch
+
+    from model_store.pooling import mean_pool_normalize
+    from model_store.teacher import TeacherEncoder
+
+    if (out / TARGETS_FILE).is_file() and (out / IMPORTANCE_FILE).is_file():
+        return out / TARGETS_FILE, out / IMPORTANCE_FILE
+    teacher = TeacherEncoder(threads=threads, max_length=cfg.max_length, attn_implementation="eager")
+    vocab = teacher.model.config.vocab_size
+    n_chunks = (len(texts) + cfg.chunk - 1) // cfg.chunk
+    for c in tqdm(range(n_chunks), desc="teacher targets", unit="chunk"):
+        emb_path, imp_path = out / f"emb-{c:05d}.npy", out / f"imp-{c:05d}.npy"
+        if emb_path.is_file() and imp_path.is_file():
+            continue
+        chunk = texts[c * cfg.chunk : (c + 1) * cfg.chunk]
+        lengths = np.array([len(e.ids) for e in teacher.tokenizer.encode_batch(chunk)])
+        order = np.argsort(-lengths, kind="stable")
+        emb = np.empty((len(chunk), teacher.dim), dtype=np.float16)
+        importance = torch.zeros(vocab, dtype=torch.float64)
+        with torch.inference_mode():
+            for start in range(0, len(chunk), cfg.batch_size):
+                idx = order[start : start + cfg.batch_size]
+                ids, mask = teacher.tokenize([chunk[i] for i in idx])
+                out_t = teacher.model(input_ids=ids, attention_mask=mask, output_attentions=True)
+                emb[idx] = mean_pool_normalize(out_t.last_hidden_state, mask).numpy().astype(np.float16)
+                fmask = mask.to(torch.float32)
+                received = torch.zeros_like(fmask)  # (B, T)
+                for att in out_t.attentions:  # (B, heads, T_query, T_key)
+                    received += (att * fmask[:, None, :, None]).sum(dim=(1, 2))
+                received *= fmask
+                importance.index_add_(0, ids.flatten(), received.flatten().to(torch.float64))
+        _atomic_save(emb_path, emb)
+        _atomic_save(imp_path, importance.numpy())
+    embs = [np.load(out / f"emb-{c:05d}.npy") for c in range(n_chunks)]
+    imp = sum(np.load(out / f"imp-{c:05d}.npy") for c in range(n_chunks))
+    _atomic_save(out / TARGETS_FILE, np.concatenate(embs) if embs else np.zeros((0, teacher.dim), np.float16))
+    _atomic_save(out / IMPORTANCE_FILE, np.asarray(imp, dtype=np.float64))
+    for c in range(n_chunks):
+        (out / f"emb-{c:05d}.npy").unlink()
+        (out / f"imp-{c:05d}.npy").unlink()
+    return out / TARGETS_FILE, out / IMPORTANCE_FILE
+
+
+def _atomic_save(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(path)

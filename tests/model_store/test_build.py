@@ -1,0 +1,84 @@
+"""`eibert build --quick`: every stage end to end on a small slice, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from service.common.manifest import verify_bundle
+from service.edge.encoder import OnnxEncoder
+
+CONFIG = Path(__file__).resolve().parents[2] / "model_store" / "configs" / "eibert-1.9m.toml"
+
+
+@pytest.fixture(scope="session")
+def quick_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    root = tmp_path_factory.mktemp("quick-build")
+    out, cache = root / "bundle", root / "cache"
+    exe = Path(sys.executable).parent / "eibert"
+    cmd = [str(exe), "build", "--config", str(CONFIG), "--out", str(out), "--quick", "--cache", str(cache)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, cache, proc.stdout
+
+
+def test_bundle_is_complete_and_loads(quick_build) -> None:
+    out, _, stdout = quick_build
+    manifest = verify_bundle(out)
+    assert manifest.version.endswith("-quick") and manifest.dim == 384
+    assert (out / "model.onnx").stat().st_size <= manifest.metrics["size_budget_bytes"]
+    assert manifest.build["command"].startswith("eibert build --config")
+    assert manifest.build["config"]["prune"]["vocab_size"] == 2500
+    enc = OnnxEncoder(out)
+    emb = enc.encode(["a man plays the guitar", "toy story"])
+    assert emb.shape == (2, 384)
+    printed = json.loads(stdout.strip().splitlines()[-1])
+    assert printed["sts_dev_spearman"] == manifest.metrics["sts_dev_spearman"]
+
+
+def test_manifest_records_every_stage(quick_build) -> None:
+    out, _, _ = quick_build
+    m = verify_bundle(out).metrics
+    assert set(m["ablations"]) == {"shipped", "oneway", "no_interplay", "static", "no_pruning"}
+    assert {row["group"] for row in m["quantization"]["table"]} == {"embeddings", "attention", "ffn", "head"}
+    assert m["export_check"]["min_cosine"] > 0.9999
+    assert m["prune"]["kept_vocab"] == 2500 and m["prune"]["unk_rate_pruned"] <= m["prune"]["unk_rate_teacher"]
+    assert 80 < m["teacher_sts_dev_spearman"] < 90
+    # Ablations were trained at the byte budget of the shipped student.
+    shipped = m["ablations"]["shipped"]["est_int8_bytes"]
+    for name in ("static", "no_pruning"):
+        assert m["ablations"][name]["est_int8_bytes"] <= shipped
+
+
+def test_report_and_plots_exist(quick_build) -> None:
+    out, _, _ = quick_build
+    report = (out / "report.md").read_text()
+    for needle in ("## Ablations", "## Module-wise int8", "## Hard token pruning", "teacher all-MiniLM-L6-v2"):
+        assert needle in report
+    for png in ("report-size-breakdown.png", "report-quality-vs-size.png", "report-training.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rerun_reuses_the_cache_and_refuses_to_overwrite(quick_build, tmp_path: Path) -> None:
+    out, cache, _ = quick_build
+    exe = Path(sys.executable).parent / "eibert"
+    refused = subprocess.run(
+        [str(exe), "build", "--config", str(CONFIG), "--out", str(out), "--quick", "--cache", str(cache)],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 1 and "immutable" in refused.stderr
+    again = tmp_path / "again"
+    proc = subprocess.run(
+        [str(exe), "build", "--config", str(CONFIG), "--out", str(again), "--quick", "--cache", str(cache)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "teacher targets" not in proc.stderr and "distill shipped" not in proc.stderr  # cached stages skipped
+    assert (again / "tokenizer.json").read_bytes() == (out / "tokenizer.json").read_bytes()

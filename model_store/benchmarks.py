@@ -67,6 +67,10 @@ def _pp(lat: Latency) -> str:
     return f"{lat.p50_ms:.2f} / {lat.p90_ms:.2f}"
 
 
+def _speedup(base: Latency, new: Latency) -> str:
+    return f"{base.p50_ms / new.p50_ms:.1f}x faster (p50)"
+
+
 def machine_line() -> str:
     return f"{platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
 
@@ -125,4 +129,41 @@ def bench_teacher(sts_path: Path, cache_dir: Path, command: str) -> str:
 
 Single text: "{single}". Batch: the first {BATCH_SIZE} distinct dev sentences in sorted order.
 Latency runs: {t_one.runs} single, {t_batch.runs} batch, after {WARMUP} warm-up calls each.
+"""
+
+
+def bench_model(bundle: Path, sts_path: Path, cache_dir: Path, command: str) -> str:
+    """The shipped bundle against the teacher's fp32 ONNX export, same runtime, same text, same run."""
+    from model_store.teacher import TeacherEncoder, export_teacher_bundle
+    from service.common.archive import pack_bundle
+    from service.edge.encoder import OnnxEncoder
+
+    pairs = load_sts(sts_path)
+    teacher_bundle = export_teacher_bundle(cache_dir / "teacher-onnx-fp32", TeacherEncoder(threads=1))
+    student = OnnxEncoder(bundle, threads=1)
+    teacher = OnnxEncoder(teacher_bundle, threads=1)
+    sentences = sorted({p.sentence1 for p in pairs})
+    single = short_text(lambda s: len(teacher.tokenizer.encode(s).ids), sentences)
+    batch = sentences[:BATCH_SIZE]
+    s_one, s_batch = encoder_latency(student, single, batch)
+    t_one, t_batch = encoder_latency(teacher, single, batch)
+    s_sts = evaluate_sts(student, pairs).spearman
+    t_sts = evaluate_sts(teacher, pairs).spearman
+    s_bytes = (bundle / "model.onnx").stat().st_size
+    t_bytes = (teacher_bundle / "model.onnx").stat().st_size
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""
+## Shipped bundle vs teacher (onnxruntime, 1 thread)
+
+`{command}` on {now}; {machine_line()}; bundle `{bundle}`; data `{sts_path.name}` ({len(pairs)} pairs).
+
+| figure | student `{student.name}` | teacher fp32 ONNX | ratio |
+|---|---|---|---|
+| STS-B Spearman x100 | {s_sts:.2f} | {t_sts:.2f} | {100 * s_sts / t_sts:.1f}% retained |
+| model.onnx bytes | {s_bytes:,} | {t_bytes:,} | {t_bytes / s_bytes:.1f}x smaller |
+| bundle gzip bytes (transport) | {len(pack_bundle(bundle)):,} | {len(pack_bundle(teacher_bundle)):,} | |
+| encode 1 text of 16 tokens, p50 / p90 ms | {_pp(s_one)} | {_pp(t_one)} | {_speedup(t_one, s_one)} |
+| encode batch of {BATCH_SIZE}, p50 / p90 ms | {_pp(s_batch)} | {_pp(t_batch)} | {_speedup(t_batch, s_batch)} |
+
+Single text: "{single}". Target: >= 10x faster than the teacher's fp32 ONNX on the single text.
 """

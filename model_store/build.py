@@ -390,6 +390,8 @@ def cmd_build(args) -> int:
     cfg = BuildConfig.from_toml(args.config)
     if args.quick:
         cfg = cfg.quick()
+    if args.skip_ablations:  # the shipped variant's cache key does not depend on the ablation list
+        cfg = cfg.model_copy(update={"ablations": ()})
     out = Path(args.out)
     cache = Path(args.cache)
     if out.exists() and any(out.iterdir()) and not args.force:

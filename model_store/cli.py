@@ -19,11 +19,10 @@ from service.common.errors import EibertError
 
 EXIT_NOT_AVAILABLE = 2
 DEFAULT_CACHE = Path(".cache")
+SHIPPED_BUNDLE = Path(__file__).resolve().parent / "bundles" / "eibert-0.1.0"
 
 _PENDING = {
     "edge": "the edge node (issue #4)",
-    "cloud": "the cloud API (issue #5)",
-    "publish": "the cloud registry (issue #5)",
     "simulate": "the device-fleet simulator (issue #6)",
     "rank": "the MovieLens ranking evaluation (issues #3/#4)",
 }
@@ -37,6 +36,17 @@ def _pending(feature: str) -> Callable[[argparse.Namespace], int]:
     def handler(_args: argparse.Namespace) -> int:
         print(f"eibert: {_PENDING[feature]} has not landed yet; this command is not available.", file=sys.stderr)
         return EXIT_NOT_AVAILABLE
+
+    return handler
+
+
+def _service(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """A handler imported only when its command runs, so each command loads just its own stack."""
+
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        return int(getattr(importlib.import_module(module), name)(args))
 
     return handler
 
@@ -73,7 +83,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from model_store.benchmarks import bench_teacher, write_section
+    from model_store.benchmarks import bench_model, bench_teacher, write_section
 
     data = Path(args.sts_data) if args.sts_data else _default_sts_dev()
     command = "eibert " + " ".join(shlex.quote(a) for a in args.argv)
@@ -81,6 +91,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for section in args.sections:
         if section == "teacher":
             body = bench_teacher(data, Path(args.cache), command.strip())
+        elif section == "model":
+            body = bench_model(Path(args.bundle), data, Path(args.cache), command.strip())
         else:  # argparse restricts choices; kept for when sections are added
             raise CliError(f"unknown bench section {section}")
         write_section(out, section, body)
@@ -112,7 +124,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(
         json.dumps({"step": "teacher-bundle", "bundle": str(bundle), "sts_dev": evaluate_sts(onnx, dev).model_dump()})
     )
-    pending = ", ".join(_PENDING[k] for k in ("edge", "cloud", "simulate"))
+    pending = ", ".join(_PENDING[k] for k in ("edge", "simulate"))
     print(json.dumps({"step": "pending", "not_yet_in_demo": pending}))
     return 0
 
@@ -127,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true")
     b.add_argument("--resume", action="store_true", help="continue interrupted training from its checkpoint")
     b.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    b.add_argument("--skip-ablations", action="store_true", help="train only the shipped variant (fast iteration)")
     b.add_argument("--cache", default=str(DEFAULT_CACHE / "build"), help="stage cache directory")
     b.add_argument("--sts-data", help="STS-B file used to score candidates (default: sts-dev)")
     b.set_defaults(func=cmd_build)
@@ -154,12 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cloud", help="serve the cloud API")
     c.add_argument("--store", default=None, help="redis://... or sqlite:///... (default: embedded SQLite)")
     c.add_argument("--port", type=int, default=8000)
-    c.set_defaults(func=_pending("cloud"))
+    c.add_argument("--host", default="127.0.0.1")
+    c.add_argument(
+        "--dev", action="store_true", help="generate a signing key and admin token under the data dir (demo only)"
+    )
+    c.set_defaults(func=_service("service.cloud.cli", "cmd_cloud"))
 
     pub = sub.add_parser("publish", help="upload a bundle as a new model version")
     pub.add_argument("--bundle", required=True)
     pub.add_argument("--cloud", required=True)
-    pub.set_defaults(func=_pending("publish"))
+    pub.set_defaults(func=_service("service.cloud.cli", "cmd_publish"))
 
     sim = sub.add_parser("simulate", help="run a device fleet against a cloud (and edge nodes)")
     sim.set_defaults(func=_pending("simulate"))
@@ -170,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     be = sub.add_parser("bench", help="run benchmarks; writes BENCHMARKS.md sections")
     be.add_argument("--out", default="BENCHMARKS.md")
-    be.add_argument("--sections", nargs="+", default=["teacher"], choices=["teacher"])
+    be.add_argument("--sections", nargs="+", default=["teacher", "model"], choices=["teacher", "model"])
+    be.add_argument("--bundle", default=str(SHIPPED_BUNDLE), help="bundle for the model section")
     be.add_argument("--sts-data", help="STS-B file for the quality column (default: sts-dev)")
     be.add_argument("--cache", default=str(DEFAULT_CACHE))
     be.set_defaults(func=cmd_bench)

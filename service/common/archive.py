@@ -7,6 +7,7 @@ a bundle is three known files, so an allow-list is both stricter and simpler.
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 from pathlib import Path
@@ -23,7 +24,11 @@ ALLOWED_NAMES = frozenset((*BUNDLE_FILES, MANIFEST_FILE))
 def pack_bundle(bundle_dir: Path) -> bytes:
     """A deterministic tar.gz of the bundle's files (fixed order, mtime 0), so equal bundles give equal bytes."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=9, format=tarfile.PAX_FORMAT) as tar:
+    # gzip stamps the current time in its header unless told otherwise; mtime=0 keeps the bytes stable.
+    with (
+        gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=9, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         for name in sorted(ALLOWED_NAMES):
             path = Path(bundle_dir) / name
             if not path.is_file():

@@ -31,10 +31,7 @@ def test_console_script_is_installed() -> None:
 @pytest.mark.parametrize(
     "argv",
     [
-        ["build", "--config", "c.toml", "--out", "o"],
         ["edge", "--bundle", "b"],
-        ["cloud"],
-        ["publish", "--bundle", "b", "--cloud", "http://127.0.0.1:1"],
         ["simulate"],
         ["eval", "rank", "--bundle", "teacher", "--movies", "m", "--ratings", "r"],
     ],

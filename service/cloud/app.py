@@ -1,0 +1,69 @@
+"""`create_app(settings)`: the cloud API. Resources (store, keys, registry) are made in the lifespan, from the
+settings passed in, and closed on shutdown; nothing is created at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.cloud.blobs import BlobStore
+from service.cloud.config import Settings
+from service.cloud.deps import CloudContext
+from service.cloud.errors import install_error_handlers
+from service.cloud.keys import load_admin_token, load_signing_key
+from service.cloud.limits import BodySizeLimit
+from service.cloud.metrics import CloudMetrics, RequestMetrics
+from service.cloud.registry import Registry
+from service.cloud.routes import ROUTERS
+from service.cloud.store import make_store
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    metrics = CloudMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        url = settings.resolved_store_url()
+        store = make_store(
+            url, redis_prefix=settings.redis_prefix, require_durable_redis=settings.require_durable_redis
+        )
+        await store.open()
+        try:
+            key = load_signing_key(settings)
+            registry = Registry(
+                store=store,
+                blobs=BlobStore(settings.data_dir / "blobs"),
+                key=key,
+                max_model_bytes=settings.max_model_bytes,
+                tmp_root=settings.data_dir / "tmp",
+            )
+            app.state.ctx = CloudContext(
+                settings=settings,
+                store=store,
+                registry=registry,
+                metrics=metrics,
+                admin_token=load_admin_token(settings),
+            )
+            log.info("cloud ready: store %s (%s)", url.split("@")[-1], await store.durability())
+            yield
+        finally:
+            await store.close()
+
+    app = FastAPI(
+        title="eibert cloud",
+        summary="Signed model registry, staged rollout and LDP fleet metrics",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit, json_limit=settings.max_json_bytes, upload_limit=settings.max_upload_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: counts 413s and errors too
+    return app

@@ -1,0 +1,66 @@
+"""Cloud settings: read once at startup (environment, prefix `EIBERT_CLOUD_`) and passed to `create_app`.
+
+Secrets: the admin token comes from `EIBERT_ADMIN_TOKEN` (shared with `eibert publish`), the Ed25519 signing
+key from `EIBERT_CLOUD_SIGNING_KEY` (PEM text) or `EIBERT_CLOUD_SIGNING_KEY_FILE`. Outside dev mode a missing
+or well-known admin token and a missing signing key refuse to start; in dev mode (`EIBERT_CLOUD_DEV_MODE=1`,
+for `make demo` and local runs) the app generates them under `data_dir` and logs that it did.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL_BUDGET_BYTES = 1_910_000
+WEAK_TOKENS = frozenset({"changethis", "admin", "secret", "password", "token", "dev", "test", "changeme"})
+MIN_TOKEN_CHARS = 16
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EIBERT_CLOUD_", populate_by_name=True, extra="forbid")
+
+    # where state lives
+    store_url: str | None = None  # redis://host:port/db or sqlite:///path (default: sqlite under data_dir)
+    data_dir: Path = Path("eibert-cloud-data")  # bundle blobs, temp uploads, dev-mode key material
+    redis_prefix: str = Field(default="eibert:", pattern=r"^[A-Za-z0-9_:.-]{0,32}$")
+    require_durable_redis: bool = False  # refuse to start unless Redis has appendonly yes + appendfsync always
+
+    # serving
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    # secrets
+    admin_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("EIBERT_ADMIN_TOKEN"))
+    signing_key: SecretStr | None = None  # PEM (PKCS#8) Ed25519 private key
+    signing_key_file: Path | None = None
+    dev_mode: bool = False
+
+    # registry
+    max_model_bytes: int = Field(default=DEFAULT_MODEL_BUDGET_BYTES, gt=0)  # model.onnx size budget
+    max_upload_bytes: int = Field(default=32 * 1024 * 1024, gt=0)  # archive body of POST /v1/models
+    max_json_bytes: int = Field(default=1024 * 1024, gt=0)  # every other request body
+
+    # telemetry and release
+    max_reports_per_batch: int = Field(default=500, ge=1, le=500)
+    daily_epsilon_budget: float = Field(default=1.0, gt=0, le=100)
+    max_report_age_days: int = Field(default=7, ge=0, le=60)  # older days are refused (their ids expire)
+    k_min: int = Field(default=100, ge=1)
+    metrics_days: int = Field(default=2, ge=1, le=30)  # days of released estimates exported on /metrics
+
+    @model_validator(mode="after")
+    def _secrets_present(self) -> Settings:
+        if self.dev_mode:
+            return self
+        token = self.admin_token.get_secret_value() if self.admin_token else ""
+        if not token:
+            raise ValueError("EIBERT_ADMIN_TOKEN is not set (set it, or EIBERT_CLOUD_DEV_MODE=1 for a local demo)")
+        if token.lower() in WEAK_TOKENS or len(token) < MIN_TOKEN_CHARS:
+            raise ValueError(f"EIBERT_ADMIN_TOKEN is a default or shorter than {MIN_TOKEN_CHARS} characters")
+        if self.signing_key is None and self.signing_key_file is None:
+            raise ValueError("no signing key: set EIBERT_CLOUD_SIGNING_KEY_FILE or EIBERT_CLOUD_SIGNING_KEY")
+        return self
+
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_dir / 'cloud.db'}"

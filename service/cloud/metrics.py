@@ -1,0 +1,96 @@
+"""Prometheus metrics on a per-app registry (no global default registry, so each `create_app` is independent).
+
+Request metrics are recorded by a pure ASGI middleware labelled with the route *template* (bounded label
+cardinality). Rollout state and released estimates are refreshed from the store at scrape time, so every
+replica exports the shared truth, not what it happened to see.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.cloud.rollout import RolloutState
+from service.cloud.schemas import FleetMetricPublic
+
+
+class CloudMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("eibert_cloud_requests", "HTTP requests", ["method", "route", "status"], registry=r)
+        self.latency = Histogram(
+            "eibert_cloud_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+            registry=r,
+        )
+        self.reports = Counter("eibert_cloud_telemetry_reports", "Telemetry reports by outcome", ["status"], registry=r)
+        self.uploads = Counter("eibert_cloud_model_uploads", "Model uploads by outcome", ["outcome"], registry=r)
+        self.rollout_percent = Gauge("eibert_cloud_rollout_percent", "Percent of devices on the candidate", registry=r)
+        self.rollout_generation = Gauge("eibert_cloud_rollout_generation", "Rollout state generation", registry=r)
+        self.rollout_version = Gauge(
+            "eibert_cloud_rollout_version",
+            "1 for the current stable and candidate versions",
+            ["role", "version"],
+            registry=r,
+        )
+        self.estimate = Gauge(
+            "eibert_cloud_fleet_estimate",
+            "Released de-biased fleet frequency and its 95% CI bounds (bound label)",
+            ["metric", "model_version", "day", "category", "bound"],
+            registry=r,
+        )
+        self.fleet_groups = Gauge("eibert_cloud_fleet_groups", "Fleet metric groups by status", ["status"], registry=r)
+
+    def set_rollout(self, state: RolloutState) -> None:
+        self.rollout_percent.set(state.percent)
+        self.rollout_generation.set(state.generation)
+        self.rollout_version.clear()
+        if state.stable:
+            self.rollout_version.labels("stable", state.stable).set(1)
+        if state.candidate:
+            self.rollout_version.labels("candidate", state.candidate).set(1)
+
+    def set_released(self, items: list[FleetMetricPublic]) -> None:
+        self.estimate.clear()
+        counts = {"released": 0, "withheld": 0}
+        for item in items:
+            counts[item.status] += 1
+            for e in item.estimates or ():
+                for bound, value in (("estimate", e.estimate), ("low", e.ci_low), ("high", e.ci_high)):
+                    self.estimate.labels(item.metric, item.model_version, item.day, e.category, bound).set(value)
+        for status, n in counts.items():
+            self.fleet_groups.labels(status).set(n)
+
+
+class RequestMetrics:
+    """Counts and times every HTTP request by (method, route template, status)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: CloudMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        start = time.perf_counter()
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
+            self.metrics.latency.labels(template).observe(time.perf_counter() - start)

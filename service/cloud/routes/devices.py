@@ -1,0 +1,62 @@
+"""Device enrolment and the polling path: which signed version a device should run.
+
+`GET /v1/devices/{id}/model` is the hot path (every device polls it): one store round trip (token check and
+rollout state together), then a cached, pre-serialised body and ETag per version, so a 304 costs little more
+than the round trip.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, HTTPException, Request, Response
+
+from service.cloud.auth import bearer, new_device_token, token_hash
+from service.cloud.deps import CloudContext, StoreDep, unauthorized
+from service.cloud.errors import UnknownVersionError
+from service.cloud.etags import etag_matches
+from service.cloud.rollout import assign
+from service.cloud.store import DeviceAuth
+from service.common.device_api import DEVICE_ID_PATTERN, DeviceEnrolRequest, DeviceEnrolResponse, DeviceModelResponse
+from service.common.errors import StoreError
+
+router = APIRouter(prefix="/v1/devices", tags=["devices"])
+
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
+
+
+@router.post("", status_code=201)
+async def enrol(body: DeviceEnrolRequest, store: StoreDep) -> DeviceEnrolResponse:
+    """Issue a device token (shown once; only its sha256 is stored). 409 if the id is taken."""
+    token = new_device_token()
+    if not await store.create_device(body.device_id, token_hash(token)):
+        raise HTTPException(409, f"device {body.device_id!r} is already enrolled")
+    return DeviceEnrolResponse(device_id=body.device_id, token=token)
+
+
+@router.get("/{device_id}/model", responses={200: {"model": DeviceModelResponse}, 304: {"description": "unchanged"}})
+async def device_model(device_id: str, request: Request) -> Response:
+    """The version this device should run, signed. No FastAPI dependencies here on purpose: solving them costs
+    more than the rest of the 304 path, so the context is read from app.state and the id checked by hand."""
+    if _DEVICE_ID.fullmatch(device_id) is None:
+        raise HTTPException(422, f"device_id must match {DEVICE_ID_PATTERN}")
+    ctx: CloudContext = request.app.state.ctx
+    token = bearer(request.headers.get("authorization"))
+    if token is None:
+        raise unauthorized("send Authorization: Bearer <device token>")
+    auth, state = await ctx.store.device_view(device_id, token_hash(token))
+    if auth is DeviceAuth.UNKNOWN:
+        raise unauthorized("device token is not valid")
+    if auth is DeviceAuth.OTHER_DEVICE:
+        raise HTTPException(403, "this token belongs to another device")
+    version = assign(state, device_id)
+    if version is None:
+        raise UnknownVersionError("no model version has been released yet")
+    record = await ctx.registry.get(version)
+    if record is None:  # pragma: no cover - rollout only ever names registered versions
+        raise StoreError(f"rollout names {version}, which is not registered")
+    body, etag = ctx.registry.device_body(record)
+    headers = {"etag": etag, "cache-control": "no-cache"}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)

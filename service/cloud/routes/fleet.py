@@ -1,0 +1,29 @@
+"""Released fleet metrics: de-biased LDP estimates with 95% CIs, or "withheld" below k_min devices."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from service.cloud.deps import ContextDep
+from service.cloud.privacy import release
+from service.cloud.schemas import FleetMetricsPublic
+
+router = APIRouter(prefix="/v1/fleet", tags=["fleet"])
+
+MAX_GROUPS = 1000
+
+
+@router.get("/metrics")
+async def fleet_metrics(
+    ctx: ContextDep,
+    metric: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z_]+$")] = None,
+    model_version: Annotated[str | None, Query(max_length=129, pattern=r"^[A-Za-z0-9_.+-]+$")] = None,
+    day: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_GROUPS)] = 200,
+) -> FleetMetricsPublic:
+    """Most recent days last; at most `limit` groups (the newest)."""
+    aggregates = await ctx.store.fleet(metric=metric, model_version=model_version, day=day)
+    items = [release(a, ctx.settings.k_min) for a in aggregates[-limit:]]
+    return FleetMetricsPublic(k_min=ctx.settings.k_min, data=items, count=len(items))

@@ -1,0 +1,46 @@
+"""Liveness, readiness (the store answers) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service.cloud.deps import ContextDep
+from service.cloud.privacy import release
+from service.common.errors import StoreError
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Live: the process answers. Also the no-op baseline of the resolve-path benchmark."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(ctx: ContextDep) -> JSONResponse:
+    try:
+        await ctx.store.ping()
+        durability = await ctx.store.durability()
+    except StoreError as exc:
+        return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+    return JSONResponse({"status": "ready", "store": durability})
+
+
+@router.get("/metrics")
+async def metrics(ctx: ContextDep) -> Response:
+    """Refresh rollout and released-estimate gauges from the store, then expose everything."""
+    m = ctx.metrics
+    try:
+        m.set_rollout(await ctx.store.get_rollout())
+        aggregates = await ctx.store.fleet()
+        days = sorted({a.group.day for a in aggregates})[-ctx.settings.metrics_days :]
+        m.set_released([release(a, ctx.settings.k_min) for a in aggregates if a.group.day in days])
+    except StoreError as exc:  # still expose request metrics; /readyz reports the store
+        log.warning("metrics: store unavailable, rollout and estimate gauges are stale: %s", exc)
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,38 @@
+"""LDP telemetry ingest: a device posts already-privatised reports; each gets accepted / duplicate / refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, HTTPException
+
+from service.cloud.deps import ContextDep, DeviceDep
+from service.cloud.privacy import ingest_reports
+from service.common.ldp import TelemetryAck, TelemetryBatch
+
+router = APIRouter(prefix="/v1", tags=["telemetry"])
+
+
+@router.post("/telemetry")
+async def post_telemetry(batch: TelemetryBatch, device_id: DeviceDep, ctx: ContextDep) -> TelemetryAck:
+    """Answered only after the store has applied the batch (budget, idempotency and aggregates atomically)."""
+    limit = ctx.settings.max_reports_per_batch
+    if len(batch.reports) > limit:
+        raise HTTPException(413, f"{len(batch.reports)} reports in one batch; the limit is {limit}")
+
+    async def known(version: str) -> bool:
+        return await ctx.registry.get(version) is not None
+
+    ack = await ingest_reports(
+        store=ctx.store,
+        device_id=device_id,
+        reports=batch.reports,
+        is_known_version=known,
+        budget=ctx.settings.daily_epsilon_budget,
+        max_age_days=ctx.settings.max_report_age_days,
+        today=dt.datetime.now(dt.UTC).date(),
+    )
+    for status, n in (("accepted", ack.accepted), ("duplicate", ack.duplicate), ("refused", ack.refused)):
+        if n:
+            ctx.metrics.reports.labels(status).inc(n)
+    return ack

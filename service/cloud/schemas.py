@@ -1,0 +1,74 @@
+"""Request and response models of the cloud API (XPublic = what the API shows, lists hold data + count)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+VERSION_PATTERN = r"^[A-Za-z0-9_.+-]{1,129}$"
+
+
+class ModelVersionPublic(BaseModel):
+    version: str
+    name: str
+    manifest: dict[str, Any]
+    signature: str
+    public_key: str
+    bundle_url: str
+    bundle_sha256: str
+    bundle_bytes: int
+    model_bytes: int
+    registered_at: str
+
+
+class ModelVersionsPublic(BaseModel):
+    data: list[ModelVersionPublic]
+    count: int  # total registered, not just this page
+
+
+class RolloutUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(pattern=VERSION_PATTERN)
+    percent: int = Field(ge=0, le=100)
+
+
+class RolloutPublic(BaseModel):
+    stable: str | None
+    candidate: str | None
+    percent: int
+    previous_stable: str | None
+    generation: int
+    updated_at: str | None
+
+
+class EstimatePublic(BaseModel):
+    category: str
+    estimate: float
+    std_error: float
+    ci_low: float
+    ci_high: float
+
+
+class FleetMetricPublic(BaseModel):
+    metric: str
+    model_version: str
+    day: str
+    status: Literal["released", "withheld"]
+    devices: int | None = None  # only when released: small counts are not disclosed
+    reports: int | None = None
+    estimates: list[EstimatePublic] | None = None
+    reason: str | None = None
+
+
+class FleetMetricsPublic(BaseModel):
+    k_min: int
+    confidence: float = 0.95
+    data: list[FleetMetricPublic]
+    count: int
+
+
+class SigningKeyPublic(BaseModel):
+    algorithm: Literal["ed25519"] = "ed25519"
+    public_key: str  # base64 raw 32 bytes; devices pin it out of band, this is for convenience and checks

@@ -1,0 +1,266 @@
+"""Redis store (`redis://host:port/db`): the production and multi-replica choice; redis-py asyncio.
+
+Every multi-key change is one Lua script (atomic: no other client sees half of it). Durability is the
+server's: a reply means the write is in memory, and on disk only if the server runs with `appendonly yes`
+and `appendfsync always` (Redis fsyncs the AOF before it replies). `durability()` reads that configuration;
+with `require_durable` the store refuses to open against a server that could lose acknowledged writes.
+
+Keys (all under a configurable prefix):
+    dev:{id} -> token sha256         tok:{sha256} -> device id         rollout -> RolloutState JSON
+    ver:{version} -> VersionRecord    versions (zset by seq), verseq    seen:{dev}|{day} (set of report ids)
+    eps:{dev}|{day} -> micro-epsilon  cell:{metric|version|day|mech|eps} (hash: n, category idx -> count)
+    cells (set of cell labels)        devs:{metric|version|day} (set of device ids)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from service.cloud.rollout import RolloutState
+from service.cloud.store.base import (
+    DeviceAuth,
+    FleetAggregate,
+    IngestOutcome,
+    PreparedReport,
+    Store,
+    VersionRecord,
+    assemble_fleet,
+    parse_rollout,
+)
+from service.common.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+_CREATE_DEVICE = """#!lua
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"""
+
+_PUT_VERSION = """#!lua
+local cur = redis.call('GET', KEYS[1])
+if cur then return cur end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], seq, ARGV[2])
+return false
+"""
+
+_CAS_ROLLOUT = """#!lua
+local cur = redis.call('GET', KEYS[1])
+local gen = 0
+if cur then gen = tonumber(cjson.decode(cur)['generation']) end
+if gen ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS[1] = cells index; then 4 keys per report: seen set, ledger, cell hash, group device set.
+# ARGV = device, budget, ttl seconds, n; then per report: report id, cost, cell label, #support, support idx...
+# Returns one code per report: 0 accepted, 1 duplicate, 2 over budget.
+_INGEST = """#!lua
+local device, budget, ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local a = 5
+local out = {}
+for i = 0, n - 1 do
+  local seen, ledger, cell, devs = KEYS[2 + 4 * i], KEYS[3 + 4 * i], KEYS[4 + 4 * i], KEYS[5 + 4 * i]
+  local rid, cost, label, ns = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
+  a = a + 4
+  if redis.call('SISMEMBER', seen, rid) == 1 then
+    out[#out + 1] = 1
+  else
+    local spent = tonumber(redis.call('GET', ledger) or '0')
+    if spent + cost > budget then
+      out[#out + 1] = 2
+    else
+      redis.call('INCRBY', ledger, cost)
+      redis.call('EXPIRE', ledger, ttl)
+      redis.call('SADD', seen, rid)
+      redis.call('EXPIRE', seen, ttl)
+      redis.call('HINCRBY', cell, 'n', 1)
+      for j = 0, ns - 1 do
+        redis.call('HINCRBY', cell, ARGV[a + j], 1)
+      end
+      redis.call('SADD', devs, device)
+      redis.call('SADD', KEYS[1], label)
+      out[#out + 1] = 0
+    end
+  end
+  a = a + ns
+end
+return out
+"""
+_OUTCOMES: tuple[IngestOutcome, ...] = ("accepted", "duplicate", "over_budget")
+
+
+@contextlib.asynccontextmanager
+async def _errors(what: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except RedisError as exc:
+        raise StoreError(f"redis {what}: {exc}") from exc
+
+
+class RedisStore(Store):
+    def __init__(self, url: str, *, prefix: str = "eibert:", require_durable: bool = False) -> None:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise StoreError(f"not a redis URL: {url!r}")
+        self.url = url
+        self.prefix = prefix
+        self.require_durable = require_durable
+        self._r: aioredis.Redis | None = None
+
+    @property
+    def r(self) -> aioredis.Redis:
+        if self._r is None:
+            raise StoreError("store is not open")
+        return self._r
+
+    def k(self, *parts: str) -> str:
+        return self.prefix + "".join(parts)
+
+    async def open(self) -> None:
+        self._r = aioredis.Redis.from_url(self.url, decode_responses=True, health_check_interval=30)
+        self._create_device = self._r.register_script(_CREATE_DEVICE)
+        self._put_version = self._r.register_script(_PUT_VERSION)
+        self._cas_rollout = self._r.register_script(_CAS_ROLLOUT)
+        self._ingest = self._r.register_script(_INGEST)
+        await self.ping()
+        durable, text = await self._durability()
+        if not durable:
+            if self.require_durable:
+                await self.close()
+                raise StoreError(f"redis at {self.url} may lose acknowledged writes ({text}); refusing to start")
+            log.warning("redis may lose acknowledged writes on a crash: %s", text)
+
+    async def close(self) -> None:
+        if self._r is not None:
+            await self._r.aclose()
+            self._r = None
+
+    async def ping(self) -> None:
+        async with _errors("ping"):
+            await self.r.ping()
+
+    async def _durability(self) -> tuple[bool, str]:
+        try:
+            async with _errors("config"):
+                aof = (await self.r.config_get("appendonly")).get("appendonly")
+                fsync = (await self.r.config_get("appendfsync")).get("appendfsync")
+        except StoreError as exc:
+            if isinstance(exc.__cause__, ResponseError):  # CONFIG disabled (managed Redis): cannot tell
+                return False, "unknown (CONFIG GET is not allowed)"
+            raise
+        durable = aof == "yes" and fsync == "always"
+        return durable, f"appendonly={aof}, appendfsync={fsync}"
+
+    async def durability(self) -> str:
+        durable, text = await self._durability()
+        return f"redis {text}: " + ("fsynced before acknowledged" if durable else "NOT fsynced before acknowledged")
+
+    # devices ---------------------------------------------------------------------------------------------
+    async def create_device(self, device_id: str, token_hash: str) -> bool:
+        async with _errors("create_device"):
+            keys = [self.k("dev:", device_id), self.k("tok:", token_hash)]
+            return bool(await self._create_device(keys=keys, args=[token_hash, device_id]))
+
+    async def device_for_token(self, token_hash: str) -> str | None:
+        async with _errors("device_for_token"):
+            return await self.r.get(self.k("tok:", token_hash))
+
+    async def device_view(self, device_id: str, token_hash: str) -> tuple[DeviceAuth, RolloutState]:
+        async with _errors("device_view"):
+            stored, owner, state = await self.r.mget(
+                self.k("dev:", device_id), self.k("tok:", token_hash), self.k("rollout")
+            )
+        if stored is not None and hmac.compare_digest(stored, token_hash):
+            auth = DeviceAuth.OK
+        elif owner is not None:
+            auth = DeviceAuth.OTHER_DEVICE
+        else:
+            auth = DeviceAuth.UNKNOWN
+        return auth, parse_rollout(state)
+
+    # versions --------------------------------------------------------------------------------------------
+    async def put_version(self, record: VersionRecord) -> tuple[VersionRecord, bool]:
+        async with _errors("put_version"):
+            existing = await self._put_version(
+                keys=[self.k("ver:", record.version), self.k("versions"), self.k("verseq")],
+                args=[record.model_dump_json(), record.version],
+            )
+        if existing is None:
+            return record, True
+        return VersionRecord.model_validate_json(existing), False
+
+    async def get_version(self, version: str) -> VersionRecord | None:
+        async with _errors("get_version"):
+            raw = await self.r.get(self.k("ver:", version))
+        return None if raw is None else VersionRecord.model_validate_json(raw)
+
+    async def list_versions(self, offset: int, limit: int) -> tuple[list[VersionRecord], int]:
+        async with _errors("list_versions"):
+            async with self.r.pipeline(transaction=True) as pipe:
+                pipe.zcard(self.k("versions"))
+                pipe.zrange(self.k("versions"), offset, offset + limit - 1)
+                total, names = await pipe.execute()
+            raws = await self.r.mget([self.k("ver:", n) for n in names]) if names else []
+        return [VersionRecord.model_validate_json(r) for r in raws if r is not None], int(total)
+
+    # rollout ---------------------------------------------------------------------------------------------
+    async def get_rollout(self) -> RolloutState:
+        async with _errors("get_rollout"):
+            return parse_rollout(await self.r.get(self.k("rollout")))
+
+    async def cas_rollout(self, expected_generation: int, state: RolloutState) -> bool:
+        async with _errors("cas_rollout"):
+            ok = await self._cas_rollout(keys=[self.k("rollout")], args=[expected_generation, state.model_dump_json()])
+        return bool(ok)
+
+    # telemetry -------------------------------------------------------------------------------------------
+    async def ingest(
+        self, device_id: str, reports: Sequence[PreparedReport], *, budget_micro: int, ttl_days: int
+    ) -> list[IngestOutcome]:
+        if not reports:
+            return []
+        keys = [self.k("cells")]
+        args: list[str | int] = [device_id, budget_micro, max(1, ttl_days) * 86400 + 86400, len(reports)]
+        for r in reports:
+            dev_day = f"{device_id}|{r.day}"
+            label = r.cell_label()
+            keys += [self.k("seen:", dev_day), self.k("eps:", dev_day), self.k("cell:", label)]
+            keys.append(self.k("devs:", r.group.label()))
+            args += [r.report_id, r.cost_micro, label, len(r.support), *r.support]
+        async with _errors("ingest"):
+            codes = await self._ingest(keys=keys, args=args)
+        return [_OUTCOMES[int(c)] for c in codes]
+
+    async def spent(self, device_id: str, day: str) -> int:
+        async with _errors("spent"):
+            raw = await self.r.get(self.k("eps:", f"{device_id}|{day}"))
+        return 0 if raw is None else int(raw)
+
+    async def fleet(
+        self, *, metric: str | None = None, model_version: str | None = None, day: str | None = None
+    ) -> list[FleetAggregate]:
+        async with _errors("fleet"):
+            labels = sorted(await self.r.smembers(self.k("cells")))
+            groups = sorted({label.rsplit("|", 2)[0] for label in labels})
+            async with self.r.pipeline(transaction=True) as pipe:
+                for label in labels:
+                    pipe.hgetall(self.k("cell:", label))
+                for g in groups:
+                    pipe.scard(self.k("devs:", g))
+                replies = await pipe.execute()
+        cells: dict[str, tuple[int, dict[int, int]]] = {}
+        for label, h in zip(labels, replies[: len(labels)], strict=True):
+            n = int(h.pop("n", 0))
+            cells[label] = (n, {int(i): int(c) for i, c in h.items()})
+        devices = {g: int(c) for g, c in zip(groups, replies[len(labels) :], strict=True)}
+        return assemble_fleet(cells, devices, metric=metric, model_version=model_version, day=day)

@@ -1,0 +1,296 @@
+"""SQLite store: the embedded default (`sqlite:///path`). One connection, owned by one worker thread.
+
+sqlite3 is blocking, so every call runs on a single-thread executor: that serialises access (SQLite allows one
+writer anyway), keeps the connection on the thread that made it, and keeps the event loop free. WAL with
+synchronous=FULL makes each committed transaction durable before the call returns; multi-row changes run in
+one `BEGIN IMMEDIATE` transaction, so a crash leaves all or nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from service.cloud.rollout import RolloutState
+from service.cloud.store.base import (
+    DeviceAuth,
+    FleetAggregate,
+    IngestOutcome,
+    PreparedReport,
+    Store,
+    VersionRecord,
+    assemble_fleet,
+    parse_rollout,
+)
+from service.common.errors import StoreError
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS versions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, version TEXT NOT NULL UNIQUE, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rollout (
+    id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS seen_reports (
+    device_id TEXT NOT NULL, report_id TEXT NOT NULL, day TEXT NOT NULL, PRIMARY KEY (device_id, report_id));
+CREATE TABLE IF NOT EXISTS ledger (
+    device_id TEXT NOT NULL, day TEXT NOT NULL, spent_micro INTEGER NOT NULL, PRIMARY KEY (device_id, day));
+CREATE TABLE IF NOT EXISTS cells (
+    cell TEXT NOT NULL, idx INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (cell, idx));
+CREATE TABLE IF NOT EXISTS group_devices (
+    grp TEXT NOT NULL, device_id TEXT NOT NULL, PRIMARY KEY (grp, device_id));
+"""
+N_INDEX = -1  # cells row holding the number of reports of a cell
+
+
+def sqlite_path(url: str) -> Path:
+    """`sqlite:///relative/path` or `sqlite:////absolute/path` (the SQLAlchemy convention)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise StoreError(f"not a sqlite URL: {url!r} (expected sqlite:///path/to/file.db)")
+    return Path(url[len(prefix) :])
+
+
+class SqliteStore(Store):
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    # plumbing --------------------------------------------------------------------------------------------
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._executor is None:
+            raise StoreError("store is not open")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, self._call, fn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: {exc}") from exc
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._conn is not None
+        return fn(self._conn)
+
+    def _connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript(SCHEMA)
+        self._conn = conn
+
+    async def open(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._connect)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: cannot open {self.path}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        if self._conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    async def ping(self) -> None:
+        await self._run(lambda c: c.execute("SELECT 1").fetchone())
+
+    async def durability(self) -> str:
+        return "sqlite WAL, synchronous=FULL: committed before acknowledged"
+
+    @staticmethod
+    def _tx(conn: sqlite3.Connection, fn: Callable[[], T]) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            out = fn()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return out
+
+    # devices ---------------------------------------------------------------------------------------------
+    async def create_device(self, device_id: str, token_hash: str) -> bool:
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+        def run(c: sqlite3.Connection) -> bool:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO devices (device_id, token_hash, created_at) VALUES (?, ?, ?)",
+                (device_id, token_hash, now),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(run)
+
+    async def device_for_token(self, token_hash: str) -> str | None:
+        row = await self._run(
+            lambda c: c.execute("SELECT device_id FROM devices WHERE token_hash = ?", (token_hash,)).fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    async def device_view(self, device_id: str, token_hash: str) -> tuple[DeviceAuth, RolloutState]:
+        row = await self._run(
+            lambda c: c.execute(
+                "SELECT (SELECT token_hash FROM devices WHERE device_id = ?),"
+                " (SELECT device_id FROM devices WHERE token_hash = ?),"
+                " (SELECT state FROM rollout WHERE id = 1)",
+                (device_id, token_hash),
+            ).fetchone()
+        )
+        stored_hash, owner, state = row
+        if stored_hash is not None and hmac.compare_digest(str(stored_hash), token_hash):
+            auth = DeviceAuth.OK
+        elif owner is not None:
+            auth = DeviceAuth.OTHER_DEVICE
+        else:
+            auth = DeviceAuth.UNKNOWN
+        return auth, parse_rollout(state)
+
+    # versions --------------------------------------------------------------------------------------------
+    async def put_version(self, record: VersionRecord) -> tuple[VersionRecord, bool]:
+        def run(c: sqlite3.Connection) -> tuple[VersionRecord, bool]:
+            def tx() -> tuple[VersionRecord, bool]:
+                row = c.execute("SELECT record FROM versions WHERE version = ?", (record.version,)).fetchone()
+                if row is not None:
+                    return VersionRecord.model_validate_json(row[0]), False
+                c.execute(
+                    "INSERT INTO versions (version, record) VALUES (?, ?)", (record.version, record.model_dump_json())
+                )
+                return record, True
+
+            return self._tx(c, tx)
+
+        return await self._run(run)
+
+    async def get_version(self, version: str) -> VersionRecord | None:
+        row = await self._run(
+            lambda c: c.execute("SELECT record FROM versions WHERE version = ?", (version,)).fetchone()
+        )
+        return None if row is None else VersionRecord.model_validate_json(row[0])
+
+    async def list_versions(self, offset: int, limit: int) -> tuple[list[VersionRecord], int]:
+        def run(c: sqlite3.Connection) -> tuple[list[VersionRecord], int]:
+            total = c.execute("SELECT COUNT(*) FROM versions").fetchone()[0]
+            rows = c.execute("SELECT record FROM versions ORDER BY seq LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+            return [VersionRecord.model_validate_json(r[0]) for r in rows], int(total)
+
+        return await self._run(run)
+
+    # rollout ---------------------------------------------------------------------------------------------
+    async def get_rollout(self) -> RolloutState:
+        row = await self._run(lambda c: c.execute("SELECT state FROM rollout WHERE id = 1").fetchone())
+        return parse_rollout(None if row is None else row[0])
+
+    async def cas_rollout(self, expected_generation: int, state: RolloutState) -> bool:
+        def run(c: sqlite3.Connection) -> bool:
+            def tx() -> bool:
+                row = c.execute("SELECT generation FROM rollout WHERE id = 1").fetchone()
+                current = 0 if row is None else int(row[0])
+                if current != expected_generation:
+                    return False
+                c.execute(
+                    "INSERT INTO rollout (id, generation, state) VALUES (1, ?, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET generation = excluded.generation, state = excluded.state",
+                    (state.generation, state.model_dump_json()),
+                )
+                return True
+
+            return self._tx(c, tx)
+
+        return await self._run(run)
+
+    # telemetry -------------------------------------------------------------------------------------------
+    async def ingest(
+        self, device_id: str, reports: Sequence[PreparedReport], *, budget_micro: int, ttl_days: int
+    ) -> list[IngestOutcome]:
+        cutoff = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=ttl_days)).isoformat()
+
+        def run(c: sqlite3.Connection) -> list[IngestOutcome]:
+            def tx() -> list[IngestOutcome]:
+                out: list[IngestOutcome] = []
+                spent: dict[str, int] = {}
+                for r in reports:
+                    if r.day not in spent:
+                        row = c.execute(
+                            "SELECT spent_micro FROM ledger WHERE device_id = ? AND day = ?", (device_id, r.day)
+                        ).fetchone()
+                        spent[r.day] = 0 if row is None else int(row[0])
+                    cur = c.execute(
+                        "INSERT OR IGNORE INTO seen_reports (device_id, report_id, day) VALUES (?, ?, ?)",
+                        (device_id, r.report_id, r.day),
+                    )
+                    if cur.rowcount == 0:
+                        out.append("duplicate")
+                        continue
+                    if spent[r.day] + r.cost_micro > budget_micro:
+                        # not counted, so not remembered: a retry is judged again (and refused again)
+                        c.execute(
+                            "DELETE FROM seen_reports WHERE device_id = ? AND report_id = ?", (device_id, r.report_id)
+                        )
+                        out.append("over_budget")
+                        continue
+                    spent[r.day] += r.cost_micro
+                    cell = r.cell_label()
+                    rows = [(cell, N_INDEX)] + [(cell, i) for i in r.support]
+                    c.executemany(
+                        "INSERT INTO cells (cell, idx, count) VALUES (?, ?, 1)"
+                        " ON CONFLICT (cell, idx) DO UPDATE SET count = count + 1",
+                        rows,
+                    )
+                    c.execute(
+                        "INSERT OR IGNORE INTO group_devices (grp, device_id) VALUES (?, ?)",
+                        (r.group.label(), device_id),
+                    )
+                    out.append("accepted")
+                c.executemany(
+                    "INSERT INTO ledger (device_id, day, spent_micro) VALUES (?, ?, ?)"
+                    " ON CONFLICT (device_id, day) DO UPDATE SET spent_micro = excluded.spent_micro",
+                    [(device_id, day, v) for day, v in spent.items()],
+                )
+                # expire what can no longer matter: days older than the accepted window
+                c.execute("DELETE FROM seen_reports WHERE device_id = ? AND day < ?", (device_id, cutoff))
+                c.execute("DELETE FROM ledger WHERE device_id = ? AND day < ?", (device_id, cutoff))
+                return out
+
+            return self._tx(c, tx)
+
+        return await self._run(run)
+
+    async def spent(self, device_id: str, day: str) -> int:
+        row = await self._run(
+            lambda c: c.execute(
+                "SELECT spent_micro FROM ledger WHERE device_id = ? AND day = ?", (device_id, day)
+            ).fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
+    async def fleet(
+        self, *, metric: str | None = None, model_version: str | None = None, day: str | None = None
+    ) -> list[FleetAggregate]:
+        def run(c: sqlite3.Connection) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
+            cells = c.execute("SELECT cell, idx, count FROM cells ORDER BY cell, idx").fetchall()
+            devices = c.execute("SELECT grp, COUNT(*) FROM group_devices GROUP BY grp").fetchall()
+            return cells, devices
+
+        cell_rows, device_rows = await self._run(run)
+        cells: dict[str, tuple[int, dict[int, int]]] = {}
+        for label, idx, count in cell_rows:
+            n, counts = cells.get(label, (0, {}))
+            if idx == N_INDEX:
+                n = int(count)
+            else:
+                counts[int(idx)] = int(count)
+            cells[label] = (n, counts)
+        return assemble_fleet(cells, dict(device_rows), metric=metric, model_version=model_version, day=day)

@@ -1,0 +1,103 @@
+"""Cloud fixtures: every store-backed test runs twice, on SQLite and on a real Redis (127.0.0.1:6379, db 14)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+
+from service.cloud import Settings, create_app
+from service.common.archive import pack_bundle
+from service.common.signing import private_key_to_pem
+
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+REDIS_URL = "redis://127.0.0.1:6379/14"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+GZIP = {"Content-Type": "application/gzip"}
+
+
+def flush_test_redis() -> None:
+    r = redis.Redis.from_url(REDIS_URL)
+    try:
+        r.ping()
+    except redis.ConnectionError:
+        pytest.fail(
+            "Redis is not reachable on 127.0.0.1:6379; start it with "
+            "`redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no`"
+        )
+    r.flushdb()
+    r.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "redis":
+        flush_test_redis()
+        yield REDIS_URL
+        flush_test_redis()
+    else:
+        yield f"sqlite:///{tmp_path / 'cloud.db'}"
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def settings(store_url: str, tmp_path: Path, signing_key: Ed25519PrivateKey) -> Settings:
+    return Settings(
+        store_url=store_url,
+        data_dir=tmp_path / "data",
+        admin_token=ADMIN_TOKEN,
+        signing_key=private_key_to_pem(signing_key).decode(),
+        max_model_bytes=10_000_000,  # the tiny test bundle's model.onnx is ~4 MB, above the 1.91 MB default
+        k_min=3,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def tiny_archive(tiny_bundle: Path) -> bytes:
+    return pack_bundle(tiny_bundle)
+
+
+@pytest.fixture(scope="session")
+def make_variant(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], bytes]:
+    """Archive of the tiny bundle under another manifest version (same files, so it still verifies)."""
+    cache: dict[str, bytes] = {}
+
+    def make(version: str) -> bytes:
+        if version not in cache:
+            out = tmp_path_factory.mktemp(f"variant-{version}")
+            shutil.copytree(tiny_bundle, out, dirs_exist_ok=True)
+            manifest = json.loads((out / "manifest.json").read_text())
+            manifest["version"] = version
+            (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+            cache[version] = pack_bundle(out)
+        return cache[version]
+
+    return make
+
+
+def enrol(client: TestClient, device_id: str) -> dict[str, str]:
+    resp = client.post("/v1/devices", json={"device_id": device_id})
+    assert resp.status_code == 201, resp.text
+    return {"Authorization": f"Bearer {resp.json()['token']}"}
+
+
+def publish(client: TestClient, archive: bytes) -> str:
+    resp = client.post("/v1/models", content=archive, headers={**ADMIN, **GZIP})
+    assert resp.status_code in (200, 201), resp.text
+    return resp.json()["version"]

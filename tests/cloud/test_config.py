@@ -1,0 +1,93 @@
+"""Settings refuse missing or default secrets outside dev mode; dev mode generates them and says so."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from service.cloud import Settings, create_app
+from service.cloud.keys import DEV_KEY_FILE, DEV_TOKEN_FILE
+from service.common.signing import private_key_to_pem
+
+STRONG = "a-long-enough-admin-token-xyz"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("EIBERT_CLOUD_") or name == "EIBERT_ADMIN_TOKEN":
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize("token", [None, "", "changethis", "admin", "short-token"])
+def test_missing_or_default_admin_token_refuses_to_start(token: str | None, tmp_path: Path) -> None:
+    kwargs = {"signing_key_file": tmp_path / "k.pem"}
+    if token is not None:
+        kwargs["admin_token"] = token
+    with pytest.raises(ValidationError, match="EIBERT_ADMIN_TOKEN"):
+        Settings(**kwargs)
+
+
+def test_missing_signing_key_refuses_to_start() -> None:
+    with pytest.raises(ValidationError, match="signing key"):
+        Settings(admin_token=STRONG)
+
+
+def test_environment_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EIBERT_ADMIN_TOKEN", STRONG)
+    monkeypatch.setenv("EIBERT_CLOUD_SIGNING_KEY_FILE", str(tmp_path / "k.pem"))
+    monkeypatch.setenv("EIBERT_CLOUD_K_MIN", "7")
+    monkeypatch.setenv("EIBERT_CLOUD_DAILY_EPSILON_BUDGET", "2.5")
+    s = Settings()
+    assert s.admin_token is not None and s.admin_token.get_secret_value() == STRONG
+    assert s.k_min == 7 and s.daily_epsilon_budget == 2.5
+    assert STRONG not in repr(s)
+
+
+def test_signing_key_file_is_used(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "k.pem").write_bytes(private_key_to_pem(key))
+    s = Settings(
+        admin_token=STRONG,
+        signing_key_file=tmp_path / "k.pem",
+        data_dir=tmp_path / "d",
+        store_url=f"sqlite:///{tmp_path / 'c.db'}",
+    )
+    with TestClient(create_app(s)) as client:
+        assert client.app.state.ctx.registry.key.private_bytes_raw() == key.private_bytes_raw()
+
+
+def test_unreadable_signing_key_fails_startup(tmp_path: Path) -> None:
+    s = Settings(
+        admin_token=STRONG,
+        signing_key_file=tmp_path / "missing.pem",
+        data_dir=tmp_path / "d",
+        store_url=f"sqlite:///{tmp_path / 'c.db'}",
+    )
+    with pytest.raises(Exception, match="signing key"), TestClient(create_app(s)):
+        pass
+
+
+def test_dev_mode_generates_secrets_once_and_logs_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    s = Settings(dev_mode=True, data_dir=tmp_path / "d")  # default store: sqlite under data_dir
+    with caplog.at_level(logging.INFO), TestClient(create_app(s)) as client:
+        public_key = client.get("/v1/signing-key").json()["public_key"]
+        admin = client.app.state.ctx.admin_token
+    assert "generated a new Ed25519 signing key" in caplog.text
+    assert "generated an admin token" in caplog.text
+    assert admin not in caplog.text  # the secret itself is never logged
+    for name in (DEV_KEY_FILE, DEV_TOKEN_FILE):
+        assert stat.S_IMODE((tmp_path / "d" / name).stat().st_mode) == 0o600
+    assert (tmp_path / "d" / "cloud.db").is_file()
+    caplog.clear()
+    with TestClient(create_app(s)) as client:  # a restart keeps the key devices pinned
+        assert client.get("/v1/signing-key").json()["public_key"] == public_key
+        assert client.app.state.ctx.admin_token == admin
+    assert "generated a new" not in caplog.text and "generated an admin" not in caplog.text

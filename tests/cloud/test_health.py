@@ -1,0 +1,44 @@
+"""Liveness, readiness and Prometheus metrics, on both stores."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from service.common.ldp import encode_report
+from tests.cloud.conftest import ADMIN, enrol, publish
+
+
+def test_healthz_and_readyz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert ready.json()["store"]
+
+
+def test_metrics_export_requests_rollout_and_released_estimates(client: TestClient, tiny_archive: bytes) -> None:
+    version = publish(client, tiny_archive)
+    client.put("/v1/rollout", json={"version": version, "percent": 100}, headers=ADMIN)
+    day = dt.datetime.now(dt.UTC).date().isoformat()
+    for i in range(3):  # k_min = 3
+        h = enrol(client, f"phone-{i}")
+        r = encode_report("top_item_clicked", True, model_version=version, day=day, rng=np.random.default_rng(i))
+        client.post("/v1/telemetry", json={"reports": [r.model_dump(mode="json")]}, headers=h)
+    text = client.get("/metrics").text
+    assert 'eibert_cloud_requests_total{method="POST",route="/v1/telemetry",status="200"} 3.0' in text
+    assert 'route="/v1/devices/{device_id}/model"' not in text  # only routes that were hit
+    assert f'eibert_cloud_rollout_version{{role="stable",version="{version}"}} 1.0' in text
+    assert 'eibert_cloud_telemetry_reports_total{status="accepted"} 3.0' in text
+    assert (
+        f'eibert_cloud_fleet_estimate{{bound="estimate",category="clicked",day="{day}",metric="top_item_clicked",'
+        f'model_version="{version}"}}' in text
+    )
+    assert 'eibert_cloud_fleet_groups{status="released"} 1.0' in text
+
+
+def test_unknown_routes_and_methods_are_clear_4xx(client: TestClient) -> None:
+    resp = client.get("/v1/nothing-here")
+    assert resp.status_code == 404 and resp.json()["detail"]
+    assert client.delete("/v1/models").status_code == 405

@@ -93,6 +93,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             body = bench_teacher(data, Path(args.cache), command.strip())
         elif section == "model":
             body = bench_model(Path(args.bundle), data, Path(args.cache), command.strip())
+        elif section == "cloud":
+            from model_store.bench_cloud import bench_cloud
+
+            body = bench_cloud(command.strip())
         else:  # argparse restricts choices; kept for when sections are added
             raise CliError(f"unknown bench section {section}")
         write_section(out, section, body)
@@ -187,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     be = sub.add_parser("bench", help="run benchmarks; writes BENCHMARKS.md sections")
     be.add_argument("--out", default="BENCHMARKS.md")
-    be.add_argument("--sections", nargs="+", default=["teacher", "model"], choices=["teacher", "model"])
+    be.add_argument(
+        "--sections", nargs="+", default=["teacher", "model", "cloud"], choices=["teacher", "model", "cloud"]
+    )
     be.add_argument("--bundle", default=str(SHIPPED_BUNDLE), help="bundle for the model section")
     be.add_argument("--sts-data", help="STS-B file for the quality column (default: sts-dev)")
     be.add_argument("--cache", default=str(DEFAULT_CACHE))

@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 EXTRAS := edge,cloud,train,load,dev
 STAMP  := $(VENV)/.eibert-installed
 
-.PHONY: venv test lint demo bench clean
+.PHONY: venv test lint demo bench load clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/eibert bench --out BENCHMARKS.md
+
+# locust against a real cloud + edge node (LOAD_SECONDS per target, default 30); writes the load section.
+load: $(STAMP)
+	$(BIN)/python -m loadtests.run --out BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

@@ -30,6 +30,7 @@ WARMUP = 5
 class Latency(BaseModel):
     p50_ms: float
     p90_ms: float
+    p99_ms: float
     runs: int
 
 
@@ -45,6 +46,7 @@ def time_call(fn: Callable[[], object], repeats: int, warmup: int = WARMUP) -> L
     return Latency(
         p50_ms=round(statistics.median(samples), 3),
         p90_ms=round(samples[int(0.9 * (len(samples) - 1))], 3),
+        p99_ms=round(samples[int(0.99 * (len(samples) - 1))], 3),
         runs=repeats,
     )
 

@@ -16,28 +16,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from service.common.errors import EibertError
+from service.edge.cli_args import add_edge_arguments  # argparse only: no web or model stack imported
+from simulators.cli_args import add_simulate_arguments  # argparse only, likewise
 
 EXIT_NOT_AVAILABLE = 2
 DEFAULT_CACHE = Path(".cache")
 SHIPPED_BUNDLE = Path(__file__).resolve().parent / "bundles" / "eibert-0.1.0"
-
-_PENDING = {
-    "edge": "the edge node (issue #4)",
-    "simulate": "the device-fleet simulator (issue #6)",
-    "rank": "the MovieLens ranking evaluation (issues #3/#4)",
-}
+BENCH_SECTIONS = ("teacher", "model", "edge", "cloud")
 
 
 class CliError(Exception):
     """A user-facing failure: printed as one line on stderr, exit code 1."""
-
-
-def _pending(feature: str) -> Callable[[argparse.Namespace], int]:
-    def handler(_args: argparse.Namespace) -> int:
-        print(f"eibert: {_PENDING[feature]} has not landed yet; this command is not available.", file=sys.stderr)
-        return EXIT_NOT_AVAILABLE
-
-    return handler
 
 
 def _service(module: str, name: str) -> Callable[[argparse.Namespace], int]:
@@ -97,6 +86,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             from model_store.bench_cloud import bench_cloud
 
             body = bench_cloud(command.strip())
+        elif section == "edge":
+            from model_store.bench_edge import bench_edge
+
+            body = bench_edge(Path(args.bundle), command.strip())
         else:  # argparse restricts choices; kept for when sections are added
             raise CliError(f"unknown bench section {section}")
         write_section(out, section, body)
@@ -105,32 +98,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """What exists end to end today: data, the teacher, and the teacher as an ONNX bundle on the edge runtime."""
-    from model_store.data import data_file, load_glue, load_movies, load_news, load_ratings, load_sts
-    from model_store.encoders import load_encoder
-    from model_store.eval_sts import evaluate_sts
-    from model_store.teacher import TeacherEncoder, export_teacher_bundle
+    """Cloud, an edge node and a device fleet on one machine (simulators/demo.py); exit 0 iff its checks held."""
+    from simulators.demo import cmd_demo as run_demo
 
-    counts = {
-        "sts_train": len(load_sts(data_file("stsb", "sts-train.csv.gz"))),
-        "sts_dev": len(load_sts(data_file("stsb", "sts-dev.csv.gz"))),
-        "qqp_pairs": len(load_glue("QQP")),
-        "movies": len(load_movies(data_file("movielens", "movies.csv.gz"))),
-        "ratings": len(load_ratings(data_file("movielens", "ratings.csv.gz"))),
-        "mind_news": len(load_news(data_file("mind-sample", "MINDsmall_train", "news.tsv.gz"))),
-    }
-    print(json.dumps({"step": "data", **counts}))
-    dev = load_sts(data_file("stsb", "sts-dev.csv.gz"))
-    teacher = TeacherEncoder()
-    print(json.dumps({"step": "teacher", "sts_dev": evaluate_sts(teacher, dev).model_dump()}))
-    bundle = export_teacher_bundle(Path(args.cache) / "teacher-onnx-fp32", teacher)
-    onnx = load_encoder(bundle, threads=2)
-    print(
-        json.dumps({"step": "teacher-bundle", "bundle": str(bundle), "sts_dev": evaluate_sts(onnx, dev).model_dump()})
-    )
-    pending = ", ".join(_PENDING[k] for k in ("edge", "simulate"))
-    print(json.dumps({"step": "pending", "not_yet_in_demo": pending}))
-    return 0
+    return run_demo(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,13 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--movies", required=True)
     rank.add_argument("--ratings", required=True)
     rank.add_argument("--tags")
-    rank.set_defaults(func=_pending("rank"))
+    rank.add_argument("--threads", type=int, default=None, help="inference threads (default: library default)")
+    rank.set_defaults(func=_service("model_store.eval_rank", "cmd_eval_rank"))
 
     ed = sub.add_parser("edge", help="serve an edge node")
     ed.add_argument("--bundle", required=True)
     ed.add_argument("--cloud")
-    ed.add_argument("--port", type=int, default=8080)
-    ed.set_defaults(func=_pending("edge"))
+    ed.add_argument("--port", type=int, default=None, help="listen port (default 8080)")
+    add_edge_arguments(ed)
+    ed.set_defaults(func=_service("service.edge.cli", "cmd_edge"))
 
     c = sub.add_parser("cloud", help="serve the cloud API")
     c.add_argument("--store", default=None, help="redis://... or sqlite:///... (default: embedded SQLite)")
@@ -183,16 +156,23 @@ def build_parser() -> argparse.ArgumentParser:
     pub.set_defaults(func=_service("service.cloud.cli", "cmd_publish"))
 
     sim = sub.add_parser("simulate", help="run a device fleet against a cloud (and edge nodes)")
-    sim.set_defaults(func=_pending("simulate"))
+    add_simulate_arguments(sim)
+    sim.set_defaults(func=_service("simulators.cli", "cmd_simulate"))
 
     d = sub.add_parser("demo", help="everything on one machine, no Docker, then a summary")
-    d.add_argument("--cache", default=str(DEFAULT_CACHE))
+    d.add_argument("--cache", default=str(DEFAULT_CACHE), help="where the demo keeps its logs and summary.json")
+    d.add_argument("--devices", type=int, default=300, help="simulated devices (default 300)")
+    d.add_argument("--days", type=int, default=4, help="simulated days (default 4)")
+    d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_demo)
 
     be = sub.add_parser("bench", help="run benchmarks; writes BENCHMARKS.md sections")
     be.add_argument("--out", default="BENCHMARKS.md")
     be.add_argument(
-        "--sections", nargs="+", default=["teacher", "model", "cloud"], choices=["teacher", "model", "cloud"]
+        "--sections",
+        nargs="+",
+        default=list(BENCH_SECTIONS),
+        choices=list(BENCH_SECTIONS),
     )
     be.add_argument("--bundle", default=str(SHIPPED_BUNDLE), help="bundle for the model section")
     be.add_argument("--sts-data", help="STS-B file for the quality column (default: sts-dev)")

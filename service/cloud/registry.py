@@ -55,7 +55,7 @@ class InspectedBundle:
 
     @property
     def version(self) -> str:
-        return f"{self.manifest.name}-{self.manifest.version}"
+        return self.manifest.release_id
 
 
 def check_onnx(path: Path, dim: int) -> None:

@@ -38,6 +38,12 @@ class Manifest(BaseModel):
     build: dict[str, Any] = Field(default_factory=dict)  # config, command, data, library versions
     metrics: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def release_id(self) -> str:
+        """`{name}-{version}`: the id the cloud registers, offers and counts telemetry under (versions alone may
+        collide between model lines)."""
+        return f"{self.name}-{self.version}"
+
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()

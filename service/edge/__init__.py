@@ -1,5 +1,7 @@
-"""The edge node: bundle runtime (onnxruntime + tokenizers), local ranker, HTTP API. No torch, ever."""
+"""The edge node: bundle runtime (onnxruntime + tokenizers), local ranker, HTTP API. No torch, ever.
 
-from service.edge.encoder import OnnxEncoder, l2_normalize
+Nothing is re-exported here: importing a light submodule (`service.edge.cli_args`, which the `eibert` parser
+needs for every command) must not load onnxruntime. Import from the submodules (`service.edge.encoder`, ...).
+"""
 
-__all__ = ["OnnxEncoder", "l2_normalize"]
+__all__: list[str] = []

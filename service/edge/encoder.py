@@ -1,7 +1,8 @@
 """The bundle runtime: HF `tokenizers` + onnxruntime, nothing else (no torch on the edge path).
 
 `OnnxEncoder` is also what `eibert eval --bundle DIR` measures, so evaluation scores exactly what ships.
-Texts are sorted by token length before batching so a batch pads to similar lengths; the order is restored.
+Texts are sorted by token length and cut into runs of similar length (`length_buckets`) so a run pads little;
+the input order is restored.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from service.common.errors import BundleError
 from service.common.manifest import Manifest, read_manifest, verify_bundle
 
 DEFAULT_BATCH_SIZE = 64
+# Short and long texts, so warm-up runs the graph at more than one sequence length before the first request.
+WARMUP_TEXTS = ("warm up", "a longer sentence so that the graph also runs at a second sequence length, twice")
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -40,13 +43,29 @@ def load_tokenizer(path: Path, max_length: int) -> Tokenizer:
     return tok
 
 
+def length_buckets(sorted_lengths: np.ndarray, order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Split texts sorted longest first into runs: at most `batch_size` texts, and a new run whenever a text
+    is shorter than half the run's first (longest) text.
+
+    A run pads every text to its longest, and attention costs grow with the square of that width: one long
+    item text among 31 short ones would otherwise make the whole micro-batch several times slower than
+    encoding the texts one by one. The split bounds padding to under 2x per text.
+    """
+    buckets, start = [], 0
+    for i in range(1, len(order) + 1):
+        if i == len(order) or i - start == batch_size or 2 * sorted_lengths[i] < sorted_lengths[start]:
+            buckets.append(order[start:i])
+            start = i
+    return buckets
+
+
 class OnnxEncoder:
     """Encodes texts with a verified bundle; L2-normalised float32 rows of width `dim`."""
 
     def __init__(self, bundle_dir: str | Path, *, threads: int = 1, verify: bool = True) -> None:
         self.bundle_dir = Path(bundle_dir)
         self.manifest: Manifest = verify_bundle(self.bundle_dir) if verify else read_manifest(self.bundle_dir)
-        self.name = f"{self.manifest.name}-{self.manifest.version}"
+        self.name = self.manifest.release_id
         self.dim = self.manifest.dim
         self.max_length = self.manifest.max_length
         self.tokenizer = load_tokenizer(self.bundle_dir / TOKENIZER_FILE, self.max_length)
@@ -65,6 +84,16 @@ class OnnxEncoder:
         if set(inputs) != set(ONNX_INPUTS) or SENTENCE_EMBEDDING not in outputs:
             raise BundleError(f"{self.bundle_dir}: graph has inputs {inputs} and outputs {outputs}, not the contract")
 
+    @property
+    def model_sha256(self) -> str:
+        return self.manifest.files[MODEL_FILE].sha256
+
+    def warm_up(self) -> None:
+        """Run the graph once: onnxruntime allocates and specialises lazily, which the first request would pay."""
+        out = self.encode(list(WARMUP_TEXTS))
+        if out.shape != (len(WARMUP_TEXTS), self.dim) or not np.isfinite(out).all():
+            raise BundleError(f"{self.bundle_dir}: warm-up produced {out.shape} (non-finite or not dim {self.dim})")
+
     def encode(self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -72,11 +101,12 @@ class OnnxEncoder:
         lengths = np.array([sum(e.attention_mask) for e in encs])
         order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            width = int(lengths[idx].max())
+        for idx in length_buckets(lengths[order], order, batch_size):
+            width = int(lengths[idx[0]])  # the longest of the bucket: texts are sorted longest first
             ids = np.array([encs[i].ids[:width] for i in idx], dtype=np.int64)
             mask = np.array([encs[i].attention_mask[:width] for i in idx], dtype=np.int64)
             (emb,) = self.session.run([SENTENCE_EMBEDDING], {INPUT_IDS: ids, ATTENTION_MASK: mask})
+            if emb.shape != (len(idx), self.dim):
+                raise BundleError(f"{self.bundle_dir}: graph returned {emb.shape}, expected ({len(idx)}, {self.dim})")
             out[idx] = emb
         return l2_normalize(out)

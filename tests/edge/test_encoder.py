@@ -104,7 +104,7 @@ def test_garbage_model_with_matching_manifest_is_a_bundle_error(tiny_bundle: Pat
 
 def test_edge_path_never_imports_torch(tiny_bundle: Path) -> None:
     code = (
-        "import sys; from service.edge import OnnxEncoder; "
+        "import sys; from service.edge.encoder import OnnxEncoder; "
         f"e = OnnxEncoder({str(tiny_bundle)!r}); e.encode(['hello world']); "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'model_store')); "
         "print(bad); sys.exit(1 if bad else 0)"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from model_store.cli import EXIT_NOT_AVAILABLE, main
+from model_store.cli import main
 from tests.conftest import FIXTURES
 
 SUBCOMMANDS = ["build", "eval", "edge", "cloud", "publish", "simulate", "demo", "bench"]
@@ -28,17 +28,24 @@ def test_console_script_is_installed() -> None:
     assert proc.returncode == 0 and "simulate" in proc.stdout
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["edge", "--bundle", "b"],
-        ["simulate"],
-        ["eval", "rank", "--bundle", "teacher", "--movies", "m", "--ratings", "r"],
-    ],
-)
-def test_pending_subcommands_say_so_and_fail(argv: list[str], capsys) -> None:
-    assert main(argv) == EXIT_NOT_AVAILABLE
-    assert "has not landed yet" in capsys.readouterr().err
+def test_simulate_without_a_cloud_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.delenv("EIBERT_SIM_CLOUD", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate"])
+    assert exc.value.code == 2 and "--cloud" in capsys.readouterr().err
+
+
+def test_edge_with_a_missing_bundle_is_one_clear_line(tmp_path: Path, capsys) -> None:
+    assert main(["edge", "--bundle", str(tmp_path / "nope"), "--port", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "error" in err and "Traceback" not in err
+
+
+def test_eval_rank_with_missing_files_is_one_clear_line(tiny_bundle: Path, tmp_path: Path, capsys) -> None:
+    argv = ["eval", "rank", "--bundle", str(tiny_bundle), "--movies", str(tmp_path / "m.csv.gz")]
+    assert main([*argv, "--ratings", str(tmp_path / "r.csv.gz")]) == 1
+    err = capsys.readouterr().err
+    assert "m.csv.gz" in err and "Traceback" not in err
 
 
 def test_eval_sts_on_a_bundle_prints_one_json_line(tiny_bundle: Path, capsys) -> None:

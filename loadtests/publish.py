@@ -1,0 +1,85 @@
+"""`python -m loadtests.publish --bundle DIR --cloud URL [--percent N]`: upload a bundle, then roll it out.
+
+`eibert publish` only registers a version; a load test (and the docker compose stack) also needs devices to be
+assigned one, so this sends `PUT /v1/rollout` after the upload. The admin token comes from
+`EIBERT_ADMIN_TOKEN`, or from the file named by `--admin-token-file` (the compose stack generates one).
+Prints one JSON line: the published version and the rollout state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from service.cloud.cli import publish_bundle
+from service.common.errors import EibertError
+
+ADMIN_ENV = "EIBERT_ADMIN_TOKEN"
+
+
+def admin_token(token_file: str | None) -> str:
+    token = os.environ.get(ADMIN_ENV, "").strip()
+    if not token and token_file:
+        token = Path(token_file).read_text(encoding="utf-8").strip()
+    if not token:
+        raise SystemExit(f"publish: set {ADMIN_ENV} or pass --admin-token-file")
+    return token
+
+
+def wait_ready(cloud: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{cloud}/readyz", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"publish: the cloud at {cloud} was not ready within {timeout_s:.0f} s")
+        time.sleep(0.5)
+
+
+def publish_and_roll_out(bundle: Path, cloud: str, token: str, percent: int) -> dict:
+    cloud = cloud.rstrip("/")
+    published = publish_bundle(bundle, cloud, token)
+    resp = httpx.put(
+        f"{cloud}/v1/rollout",
+        json={"version": published["version"], "percent": percent},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30.0,
+    )
+    resp.raise_for_status()
+    return {"version": published["version"], "created": published["created"], "rollout": resp.json()}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m loadtests.publish", description=__doc__.splitlines()[0])
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--cloud", required=True)
+    p.add_argument("--percent", type=int, default=100, choices=range(0, 101), metavar="0-100")
+    p.add_argument("--admin-token-file", help="file holding the admin token when EIBERT_ADMIN_TOKEN is unset")
+    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for the cloud's /readyz first")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.wait:
+        wait_ready(args.cloud.rstrip("/"), args.wait)
+    try:
+        result = publish_and_roll_out(Path(args.bundle), args.cloud, admin_token(args.admin_token_file), args.percent)
+    except (EibertError, httpx.HTTPError) as exc:
+        sys.stderr.write(f"publish: error: {exc}\n")
+        return 1
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

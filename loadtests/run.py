@@ -1,0 +1,246 @@
+"""`make load` (`python -m loadtests.run`): locust against a real cloud and edge node, figures into BENCHMARKS.md.
+
+1. Starts `eibert cloud --dev` (SQLite, dev signing key and admin token generated in a temporary directory)
+   on a free port, publishes the shipped bundle and rolls it out to 100%.
+2. Starts one `eibert edge --bundle model_store/bundles/eibert-0.1.0` on a free port, pinned to that cloud's
+   key and polling it (so the edge's own enrolment and update checks run during the test too).
+3. Runs `locust --headless` twice for a bounded time, `EdgeUser` against the edge and `CloudDeviceUser`
+   against the cloud, with CSV and HTML reports in `loadtests/reports/`.
+4. Stops both servers, writes the `load` section of BENCHMARKS.md from the CSVs and exits 1 if any request
+   failed (or locust reported an error), else 0.
+
+Durations and user counts: flags, else the environment (`LOAD_SECONDS`, `LOAD_EDGE_USERS`,
+`LOAD_CLOUD_USERS`), else 30 s and 8 users each. `make load LOAD_SECONDS=15` passes the variable through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import logging
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from loadtests.payloads import max_wait_s
+from loadtests.publish import publish_and_roll_out
+from loadtests.report import LoadRun, distinct_warnings, read_failures, read_stats, render_section
+from loadtests.texts import SAMPLE_ENV, build_sample, fallback_sample, write_sample
+from service.common.errors import EibertError
+
+log = logging.getLogger("loadtests.run")
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+BUNDLE = ROOT / "model_store" / "bundles" / "eibert-0.1.0"
+REPORTS = ROOT / "loadtests" / "reports"
+LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
+STARTUP_S = 120.0
+STOP_S = 30.0
+DEFAULTS = {"LOAD_SECONDS": 30, "LOAD_EDGE_USERS": 8, "LOAD_CLOUD_USERS": 8}
+TARGETS = (("edge", "EdgeUser"), ("cloud", "CloudDeviceUser"))
+
+
+def _env_int(name: str) -> int:
+    return int(os.environ.get(name, DEFAULTS[name]))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log_file: Path) -> None:
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_file.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} during startup:\n{tail}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} was not ready within {STARTUP_S:.0f} s (log: {log_file})")
+
+
+@contextlib.contextmanager
+def server(name: str, args: list[str], env: dict[str, str], port: int, logs: Path) -> Iterator[str]:
+    """`eibert <args>` in a subprocess, its output in `logs/<name>.log`; yields the base URL once /readyz is 200."""
+    log_file = logs / f"{name}.log"
+    url = f"http://{HOST}:{port}"
+    with log_file.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "model_store.cli", *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_ready(url, proc, log_file)
+            log.info("%s ready at %s", name, url)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=STOP_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def server_log(name: str) -> str:
+    path = REPORTS / f"{name}.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def dev_public_key(cloud_data: Path) -> str:
+    """The pinned key for the edge: derived from the signing key file the dev cloud wrote, not asked over HTTP."""
+    from service.common.signing import private_key_from_pem, public_key_to_b64
+
+    return public_key_to_b64(private_key_from_pem((cloud_data / "dev-signing-key.pem").read_bytes()).public_key())
+
+
+def run_locust(target: str, user_class: str, host: str, users: int, seconds: int, env: dict[str, str]) -> LoadRun:
+    prefix = REPORTS / target
+    for old in REPORTS.glob(f"{target}_*.csv"):
+        old.unlink()
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host]
+    cmd += ["-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--stop-timeout", "10"]
+    cmd += ["--csv", str(prefix), "--html", str(REPORTS / f"{target}.html"), "--only-summary"]
+    cmd += ["--loglevel", "WARNING", user_class]
+    log.info("locust: %s", shlex.join(cmd))
+    rc = subprocess.run(cmd, cwd=ROOT, env=env, check=False).returncode
+    return LoadRun(
+        target=target,
+        user_class=user_class,
+        users=users,
+        seconds=seconds,
+        stats=read_stats(Path(f"{prefix}_stats.csv")),
+        failures=read_failures(Path(f"{prefix}_failures.csv")),
+        exit_code=rc,
+    )
+
+
+def text_sample(path: Path) -> str:
+    try:
+        sample = build_sample()
+        where = f"{len(sample.items):,} MovieLens titles+genres and MIND news titles from the data root"
+    except (FileNotFoundError, ValueError) as exc:
+        log.warning("data root unavailable (%s): using the built-in titles", exc)
+        sample = fallback_sample()
+        where = f"{len(sample.items)} built-in titles (no data root was found)"
+    write_sample(path, sample)
+    return where
+
+
+def command_line(argv: list[str]) -> str:
+    if os.environ.get("MAKELEVEL"):
+        set_vars = " ".join(f"{k}={os.environ[k]}" for k in DEFAULTS if k in os.environ)
+        return f"make load {set_vars}".strip()
+    return shlex.join(["python", "-m", "loadtests.run", *argv])
+
+
+def setup_note(args: argparse.Namespace, texts: str, load_before: float) -> str:
+    return (
+        f"Set-up: `eibert cloud --dev` (SQLite store, one uvicorn worker) and one `eibert edge --bundle "
+        f"{args.bundle.relative_to(ROOT) if args.bundle.is_relative_to(ROOT) else args.bundle}` (polling that "
+        "cloud, pinned to its key) as subprocesses on 127.0.0.1; locust (`FastHttpUser`, one process) on the same "
+        f"machine, so load generator and servers share its CPUs (1-minute load average {load_before:.2f} before "
+        f"the run). Think time uniform in [0, {max_wait_s():.2f}] s per "
+        f"user. Texts: {texts}.\n\n"
+        "Edge: `/v1/encode` with 1-4 titles (weight 3), `/v1/rank` with 20-50 time-ordered behaviours and 100 "
+        "candidates, top 10 (weight 1); the embedding cache is on (default), so repeated titles are cache hits. "
+        "Cloud: each user enrols a device (`POST /v1/devices`), polls `GET /v1/devices/{id}/model` (200 first, "
+        "then 304 on `If-None-Match`; weight 6), sends telemetry batches of 24 LDP reports of one day at "
+        "epsilon 0.04 each (weight 2, every report must be accepted), and re-sends its last batch (weight 1, "
+        "every report must come back as a duplicate); after 8 days' budgets a user enrols a new device. "
+        "Every response body is checked against its contract. Users wait between requests (a closed loop), so "
+        "requests/s is the load these users offered, not the servers' capacity (see the edge and cloud sections)."
+    )
+
+
+def measure(args: argparse.Namespace) -> tuple[list[LoadRun], str]:
+    """Start the servers, run locust against each target, stop the servers; the runs and a note on the texts."""
+    with tempfile.TemporaryDirectory(prefix="eibert-load-") as tmp_s:
+        tmp = Path(tmp_s)
+        texts_file = tmp / "texts.json"
+        texts = text_sample(texts_file)
+        # a reproducible set-up: no EIBERT_* setting from the caller's shell leaks into the servers
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("EIBERT_CLOUD_", "EIBERT_EDGE_"))}
+        base_env.pop("EIBERT_ADMIN_TOKEN", None)  # the dev cloud generates its own
+        base_env["PYTHONPATH"] = str(ROOT)
+        cloud_data = tmp / "cloud"
+        cloud_env = {**base_env, "EIBERT_CLOUD_DATA_DIR": str(cloud_data)}
+        cloud_port = free_port()
+        cloud_args = ["cloud", "--dev", "--port", str(cloud_port), "--store", f"sqlite:///{cloud_data / 'cloud.db'}"]
+        runs: list[LoadRun] = []
+        with server("cloud", cloud_args, cloud_env, cloud_port, REPORTS) as cloud:
+            token = (cloud_data / "dev-admin-token").read_text().strip()
+            published = publish_and_roll_out(args.bundle, cloud, token, 100)
+            log.info("published %s, rollout %s", published["version"], published["rollout"])
+            edge_port = free_port()
+            edge_args = ["edge", "--bundle", str(args.bundle), "--port", str(edge_port), "--cloud", cloud]
+            edge_args += ["--cloud-public-key", dev_public_key(cloud_data), "--state-dir", str(tmp / "edge")]
+            edge_args += ["--log-level", "warning"]
+            with server("edge", edge_args, base_env, edge_port, REPORTS) as edge:
+                locust_env = {**base_env, SAMPLE_ENV: str(texts_file)}
+                hosts = {"edge": edge, "cloud": cloud}
+                users = {"edge": args.edge_users, "cloud": args.cloud_users}
+                for target, user_class in TARGETS:
+                    runs.append(run_locust(target, user_class, hosts[target], users[target], args.seconds, locust_env))
+    return runs, texts
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="python -m loadtests.run", description="locust load test -> BENCHMARKS.md")
+    p.add_argument("--seconds", type=int, default=_env_int("LOAD_SECONDS"), help="per target (env LOAD_SECONDS)")
+    p.add_argument("--edge-users", type=int, default=_env_int("LOAD_EDGE_USERS"))
+    p.add_argument("--cloud-users", type=int, default=_env_int("LOAD_CLOUD_USERS"))
+    p.add_argument("--bundle", type=Path, default=BUNDLE)
+    p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown file for the load section")
+    p.add_argument("--no-write", action="store_true", help="report only; leave BENCHMARKS.md alone")
+    args = p.parse_args(argv)
+    args.bundle = args.bundle.resolve()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    from model_store.benchmarks import machine_line, write_section
+
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()[0]
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        runs, texts = measure(args)
+        warnings = [w for name in ("cloud", "edge") for w in distinct_warnings(server_log(name), name)]
+    except (RuntimeError, OSError, EibertError, httpx.HTTPError) as exc:  # a server or locust did not run
+        log.error("load test could not run: %s", exc)
+        return 1
+    body = render_section(
+        runs,
+        command=command_line(argv),
+        when=when,
+        machine=machine_line(),
+        setup=setup_note(args, texts, load_before),
+        server_warnings=warnings,
+    )
+    if not args.no_write:
+        write_section(args.out, "load", body)
+        log.info("wrote section 'load' to %s", args.out)
+    sys.stdout.write(body)
+    failed = [r.target for r in runs if r.failed]
+    if failed:
+        log.error("load test failed for: %s (see loadtests/reports/)", ", ".join(failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,284 @@
+"""`eibert bench` edge section: the edge node measured over real HTTP, against baselines from the same run.
+
+Each server is `python -m service.edge.cli` (uvicorn) in its own process on 127.0.0.1, and the client is this
+process, so client and server never share a GIL. Every loop is bounded by a request count. Figures:
+
+- POST /v1/encode, one short text, p50, against a GET /healthz round trip from the same client and server
+  (the HTTP floor): with the cache off (every call runs the model) and on (the text is cached).
+- POST /v1/rank, 50 behaviours x 100 candidates: p50/p99 cold (cache off: 150 texts encoded per call) and
+  warm (the same request again: every text cached).
+- RSS added by loading the bundle, in a fresh process: the first load (which also initialises onnxruntime's
+  environment) and a second load of the same bundle (what one more model costs, e.g. during a hot swap).
+- /v1/encode throughput with N concurrent clients, micro-batching on (1 worker; one per core) vs off (each
+  request in the default thread pool), cache off in all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+
+from model_store.benchmarks import machine_line, time_call
+from service.common.manifest import verify_bundle
+from service.common.schemas import MAX_TEXT_CHARS
+
+REPEATS = 300  # latency samples per figure
+RANK_REPEATS = 100
+WARMUP = 10
+CONCURRENCY = 32
+THROUGHPUT_REQUESTS = 600
+N_BEHAVIORS = 50
+N_CANDIDATES = 100
+STARTUP_POLLS = 1200  # x 50 ms: how long a server may take to load (the fp32 teacher takes seconds)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench_texts() -> list[str]:
+    """Real item texts (MovieLens title + genres + tags) when the data is there, else synthetic ones."""
+    try:
+        from model_store.data import data_file, item_texts, load_movies, load_tags
+
+        movies = load_movies(data_file("movielens", "movies.csv.gz"))
+        texts = item_texts(movies, load_tags(data_file("movielens", "tags.csv.gz")))
+        return [texts[k][:MAX_TEXT_CHARS] for k in sorted(texts)]  # one movie's tags run past the request limit
+    except (FileNotFoundError, ValueError):
+        return [f"movie number {i} (19{i % 100:02d}). Drama, Comedy. tag{i % 37}" for i in range(2000)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def edge_server(bundle_dir: Path, state_dir: Path, *flags: str) -> Iterator[str]:
+    """A real `eibert edge` process; yields its base URL once /readyz answers 200, stops it afterwards."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "service.edge.cli", "--bundle", str(bundle_dir), "--port", str(port)]
+    cmd += ["--state-dir", str(state_dir), "--log-level", "warning", *flags]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(STARTUP_POLLS):
+            if proc.poll() is not None:
+                raise RuntimeError(f"edge server exited during startup: {proc.stderr.read()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("edge server did not become ready")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+_RSS_PROBE = """
+import json, sys
+def mem():
+    out = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile"):
+                out[key] = int(value.split()[0]) / 1024
+    return out
+def grew(a, b):
+    return {k: b[k] - a[k] for k in a}
+import numpy, onnxruntime, tokenizers, httpx, fastapi
+from service.edge.slot import load_model
+m0 = mem()
+first = load_model(sys.argv[1], threads=1, warm_up=True)
+first.encoder.encode([sys.argv[2]])
+m1 = mem()
+second = load_model(sys.argv[1], threads=1, warm_up=True)
+second.encoder.encode([sys.argv[2]])
+m2 = mem()
+print(json.dumps({"first": grew(m0, m1), "second": grew(m1, m2)}))
+"""
+
+
+def rss_added(bundle_dir: Path, text: str) -> dict[str, dict[str, float]]:
+    """MB of resident memory added by loading (and warming) the bundle, in a fresh interpreter (Linux /proc):
+    VmRSS in total, RssAnon (private heap: weights, vocabulary, buffers) and RssFile (library code paged in)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE, str(bundle_dir), text],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=True,
+    )  # fmt: skip
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+async def _throughput(base: str, texts: list[str]) -> float:
+    """Requests per second for THROUGHPUT_REQUESTS one-text /v1/encode calls, CONCURRENCY in flight."""
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60.0) as client:
+        next_i = 0
+
+        async def worker() -> None:
+            nonlocal next_i
+            while next_i < THROUGHPUT_REQUESTS:
+                i = next_i
+                next_i += 1
+                r = await client.post("/v1/encode", json={"texts": [texts[i % len(texts)]]})
+                r.raise_for_status()
+
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))  # warm the connections and the server
+        next_i = 0
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return THROUGHPUT_REQUESTS / (time.perf_counter() - t0)
+
+
+def _rank_body(texts: list[str]) -> dict:
+    behaviors = [{"text": t, "ts": 1_600_000_000.0 + 3600.0 * i, "kind": "view"} for i, t in enumerate(texts[:50])]
+    cands = [{"id": f"c{i}", "text": t} for i, t in enumerate(texts[N_BEHAVIORS : N_BEHAVIORS + N_CANDIDATES])]
+    return {"behaviors": behaviors, "candidates": cands, "top_k": 10}
+
+
+def _post_ok(client: httpx.Client, path: str, body: dict) -> Callable[[], None]:
+    def call() -> None:
+        r = client.post(path, json=body)
+        if r.status_code != 200:
+            raise RuntimeError(f"{path}: HTTP {r.status_code} {r.text[:200]}")
+
+    return call
+
+
+def _get_ok(client: httpx.Client, path: str) -> Callable[[], None]:
+    def call() -> None:
+        if client.get(path).status_code != 200:
+            raise RuntimeError(f"{path} failed")
+
+    return call
+
+
+def bench_edge(bundle_dir: Path, command: str) -> str:
+    """Run every edge figure against `bundle_dir`; returns the BENCHMARKS.md section."""
+    bundle_dir = Path(bundle_dir)
+    manifest = verify_bundle(bundle_dir)
+    texts = bench_texts()
+    short = min(texts[:500], key=len)  # a real, short item text
+    rank_texts = texts[500 : 500 + N_BEHAVIORS + N_CANDIDATES]
+    rank_body = _rank_body(rank_texts)
+    mem = rss_added(bundle_dir, short)
+    first, second = mem["first"], mem["second"]
+
+    with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:
+        tmp_path = Path(tmp)
+        with edge_server(bundle_dir, tmp_path / "a") as base, httpx.Client(base_url=base, timeout=60.0) as c:
+            health_cached = time_call(_get_ok(c, "/healthz"), REPEATS)
+            encode_hit = time_call(_post_ok(c, "/v1/encode", {"texts": [short]}), REPEATS)
+            rank_warm = time_call(_post_ok(c, "/v1/rank", rank_body), RANK_REPEATS)
+        with edge_server(bundle_dir, tmp_path / "b", "--cache-size", "0") as base:
+            with httpx.Client(base_url=base, timeout=60.0) as c:
+                health = time_call(_get_ok(c, "/healthz"), REPEATS)
+                encode_miss = time_call(_post_ok(c, "/v1/encode", {"texts": [short]}), REPEATS)
+                rank_cold = time_call(_post_ok(c, "/v1/rank", rank_body), RANK_REPEATS, warmup=3)
+            batched = asyncio.run(_throughput(base, texts))
+        cores = str(os.cpu_count() or 1)
+        with edge_server(bundle_dir, tmp_path / "c", "--cache-size", "0", "--batch-workers", cores) as base:
+            batched_n = asyncio.run(_throughput(base, texts))
+        with edge_server(bundle_dir, tmp_path / "d", "--cache-size", "0", "--no-batching") as base:
+            unbatched = asyncio.run(_throughput(base, texts))
+
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) + f" (1/5/15 min, {os.cpu_count()} CPUs)"
+    model_bytes = manifest.files["model.onnx"].bytes
+    tok_bytes = manifest.files["tokenizer.json"].bytes
+    ratio_miss = encode_miss.p50_ms / health.p50_ms
+    ratio_hit = encode_hit.p50_ms / health_cached.p50_ms
+
+    def verdict(ok: bool) -> str:
+        return "meets target" if ok else "misses target"
+
+    rows = [
+        ("GET /healthz round trip, p50 (cache-off server)", f"{health.p50_ms:.3f} ms", "baseline"),
+        (
+            "POST /v1/encode, 1 short text, model run (cache off), p50",
+            f"{encode_miss.p50_ms:.3f} ms = **{ratio_miss:.2f}x** healthz",
+            f"<= 1.5x: {verdict(ratio_miss <= 1.5)}",
+        ),
+        (
+            f"POST /v1/encode, same text cached, p50 (its server's healthz: {health_cached.p50_ms:.3f} ms)",
+            f"{encode_hit.p50_ms:.3f} ms = {ratio_hit:.2f}x healthz",
+            "(cache hit)",
+        ),
+        (
+            f"POST /v1/rank {N_BEHAVIORS} x {N_CANDIDATES}, cold cache (150 texts encoded), p50 / p99",
+            f"{rank_cold.p50_ms:.2f} / **{rank_cold.p99_ms:.2f}** ms",
+            "p99 reported",
+        ),
+        (
+            f"POST /v1/rank {N_BEHAVIORS} x {N_CANDIDATES}, warm cache, p50 / p99",
+            f"{rank_warm.p50_ms:.2f} / **{rank_warm.p99_ms:.2f}** ms",
+            f"p99 < 10 ms: {verdict(rank_warm.p99_ms < 10)}",
+        ),
+        (
+            "RSS added by the first load: total (private heap + onnxruntime code paged in)",
+            f"**{first['VmRSS']:.1f} MB** ({first['RssAnon']:.1f} + {first['RssFile']:.1f})",
+            f"<= 8 MB: {verdict(first['VmRSS'] <= 8)}",
+        ),
+        (
+            "RSS added by a second load of the same bundle: what one more model costs (e.g. during a swap)",
+            f"{second['VmRSS']:.1f} MB ({second['RssAnon']:.1f} + {second['RssFile']:.1f})",
+            f"paper budget 4 MB: {verdict(second['VmRSS'] <= 4)}",
+        ),
+        (
+            f"/v1/encode throughput, {CONCURRENCY} concurrent clients, micro-batching, 1 worker",
+            f"{batched:.0f} req/s",
+            f"vs off: {batched / unbatched:.2f}x",
+        ),
+        (
+            f"/v1/encode throughput, {CONCURRENCY} concurrent clients, micro-batching, {cores} workers",
+            f"{batched_n:.0f} req/s",
+            f"vs off: {batched_n / unbatched:.2f}x",
+        ),
+        (
+            f"/v1/encode throughput, {CONCURRENCY} concurrent clients, no batching (thread per request)",
+            f"{unbatched:.0f} req/s",
+            "baseline",
+        ),
+    ]
+    table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+    return f"""
+## Edge node: {manifest.name} {manifest.version} (dim {manifest.dim})
+
+`{command}` on {now}; {machine_line()}; bundle `{bundle_dir}` (model.onnx {model_bytes:,} B, tokenizer.json
+{tok_bytes:,} B). Servers: `python -m service.edge.cli` (uvicorn, 1 onnxruntime thread) on 127.0.0.1, client
+httpx with keep-alive in another process. Load average at the end of the run (other jobs are not controlled):
+{load}.
+
+| figure | value | target |
+|---|---|---|
+{table}
+
+Short text: "{short}" ({len(short)} chars). Rank request: {N_BEHAVIORS} behaviours and {N_CANDIDATES} candidates,
+real item texts. Samples: {REPEATS} per encode/healthz figure, {RANK_REPEATS} per rank figure, after warm-up
+calls; throughput: {THROUGHPUT_REQUESTS} one-text requests after a warm-up round, cache off, max batch 32, max
+wait 0 ms. RSS baseline: a fresh interpreter with numpy, onnxruntime, tokenizers, httpx and fastapi imported;
+a load = verify hashes, tokenizer, session, warm-up, one encode, then `malloc_trim`.
+"""
+
+
+if __name__ == "__main__":  # pragma: no cover - manual runs: python -m model_store.bench_edge BUNDLE
+    print(bench_edge(Path(sys.argv[1]), "python -m model_store.bench_edge " + sys.argv[1]))

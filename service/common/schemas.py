@@ -1,0 +1,106 @@
+"""Edge node HTTP contracts (architecture.md): what clients send to and get from `/v1/encode`, `/v1/rank`,
+`/v1/model`.
+
+Every request field has a bound, so a request's cost is bounded before any text is tokenised; pydantic turns
+a violation into a 422 that names the field. Texts are bounded in characters, not tokens: the tokenizer
+truncates to the model's max length anyway, the character bound only caps the tokenizer's work.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_TEXTS = 64  # texts per /v1/encode request
+MAX_TEXT_CHARS = 2000  # characters per text (behaviour, candidate or encode input)
+MAX_BEHAVIORS = 200  # behaviours per /v1/rank request
+MAX_CANDIDATES = 500  # candidates per /v1/rank request
+MAX_TOP_K = MAX_CANDIDATES
+MAX_ID_CHARS = 128
+MAX_KIND_CHARS = 32
+DEFAULT_TOP_K = 10
+
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+
+
+class _Request(BaseModel):
+    # Unknown fields are refused so a client's typo ("candidate", "topk") fails loudly instead of being ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class EncodeRequest(_Request):
+    texts: list[Text] = Field(min_length=1, max_length=MAX_TEXTS)
+
+
+class EncodeResponse(BaseModel):
+    model_version: str
+    dim: int
+    embeddings: list[list[float]]  # L2-normalised, one row per input text, in input order
+
+
+class Behavior(_Request):
+    text: Text
+    ts: float = Field(allow_inf_nan=False)  # unix seconds; only differences between behaviours matter
+    kind: str = Field(default="view", min_length=1, max_length=MAX_KIND_CHARS)
+
+
+class Candidate(_Request):
+    id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    text: Text
+    # Optional server-side score (e.g. log popularity from the recall stage) that the ranker blends in.
+    prior: float | None = Field(default=None, allow_inf_nan=False)
+
+
+class RankRequest(_Request):
+    behaviors: list[Behavior] = Field(default_factory=list, max_length=MAX_BEHAVIORS)
+    candidates: list[Candidate] = Field(min_length=1, max_length=MAX_CANDIDATES)
+    top_k: int = Field(default=DEFAULT_TOP_K, ge=1, le=MAX_TOP_K)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RankRequest:
+        ids = [c.id for c in self.candidates]
+        if len(set(ids)) != len(ids):
+            raise ValueError("candidate ids must be unique")
+        with_prior = sum(c.prior is not None for c in self.candidates)
+        if 0 < with_prior < len(self.candidates):
+            raise ValueError("give a prior for every candidate or for none")
+        return self
+
+
+class RankedItem(BaseModel):
+    id: str
+    score: float
+
+
+class RankResponse(BaseModel):
+    model_version: str
+    items: list[RankedItem]  # best first, at most top_k
+
+
+class UpdateStatusPublic(BaseModel):
+    """What the model updater last did; a failed update leaves the old model serving and shows up here."""
+
+    enabled: bool
+    state: str  # disabled | idle | up_to_date | updated | failed
+    last_check: str | None = None  # ISO 8601 UTC
+    last_success: str | None = None
+    last_error: str | None = None
+    last_error_stage: str | None = None
+    consecutive_failures: int = 0
+    offered_version: str | None = None  # what the cloud last asked this device to run
+
+
+class ModelVersionPublic(BaseModel):
+    version: str  # the manifest's version; every /v1/encode and /v1/rank response names it
+    name: str
+    dim: int
+    max_length: int
+    teacher: str
+    created: str
+    model_sha256: str
+    model_bytes: int
+    loaded_at: str
+    source: str  # the bundle directory it was loaded from
+    previous_version: str | None = None  # what served before the last swap (kept on disk for rollback)
+    update: UpdateStatusPublic

@@ -1,0 +1,89 @@
+"""Edge node settings: one pydantic-settings class, environment prefix `EIBERT_EDGE_`.
+
+Read once at startup (`eibert edge` builds it from flags + environment) and passed to `create_app(settings)`;
+nothing reads the environment at import time, so tests build as many differently-configured apps as they like.
+A node that polls a cloud must pin the cloud's public key: without it no downloaded model could be trusted,
+so the settings refuse that combination up front instead of failing at the first update.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.common.device_api import DEVICE_ID_PATTERN
+from service.common.errors import BundleError
+from service.common.signing import public_key_from_b64
+
+MIB = 1024 * 1024
+
+
+class EdgeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EIBERT_EDGE_", extra="forbid")
+
+    bundle: Path  # the bundle served at startup (and until an update replaces it)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    threads: int = Field(default=1, ge=1, le=64)  # onnxruntime intra-op threads per session
+    # numpy BLAS threads (the ranker's matrix products), set by `eibert edge` for its process: products this
+    # small are many times slower with several BLAS threads spinning on a busy CPU (16 ms vs 1 ms per rank).
+    blas_threads: int = Field(default=1, ge=1, le=64)
+    warm_up: bool = True
+
+    batching: bool = True  # merge concurrent /v1/encode and /v1/rank texts into one onnxruntime run
+    max_batch_size: int = Field(default=32, ge=1, le=1024)  # texts per run
+    batch_workers: int = Field(default=1, ge=1, le=64)  # batches run at once, each in its own worker thread
+    max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)  # extra wait for a batch to fill; 0 = take what queued
+    # Run a batch on the event loop when texts x the model's measured short-text cost is within this budget:
+    # for a small model the worker-thread hand-off costs more than the inference. 0 = always a worker thread.
+    inline_budget_ms: float = Field(default=1.0, ge=0.0, le=50.0)
+    cache_size: int = Field(default=8192, ge=0)  # embedding rows kept (0 disables); 8192 x 384 x 4 B = 12.6 MB max
+    max_body_bytes: int = Field(default=1 * MIB, ge=1024)  # larger request bodies get 413 before parsing
+
+    cloud: str | None = None  # cloud base URL; enables model updates
+    cloud_public_key: str | None = None  # base64 raw Ed25519 key the cloud signs manifests with
+    cloud_public_key_file: Path | None = None  # or a file holding it
+    device_id: str | None = Field(default=None, pattern=DEVICE_ID_PATTERN)  # default: generated once, persisted
+    state_dir: Path = Path(".eibert-edge")  # device token, downloaded bundles
+    poll_interval_s: float = Field(default=30.0, ge=0.05)
+    keep_bundles: int = Field(default=2, ge=2)  # downloaded bundle dirs kept (serving + previous for rollback)
+    max_bundle_bytes: int = Field(default=64 * MIB, ge=1)  # a bigger download is refused
+    http_timeout_s: float = Field(default=30.0, gt=0)
+
+    log_level: str = "info"
+
+    @field_validator("cloud")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"cloud must be an http(s) URL, got {v!r}")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _cloud_needs_pinned_key(self) -> EdgeSettings:
+        if self.cloud is not None:
+            if self.cloud_public_key is None and self.cloud_public_key_file is None:
+                raise ValueError(
+                    "cloud updates need the cloud's pinned public key: set EIBERT_EDGE_CLOUD_PUBLIC_KEY "
+                    "(base64 raw Ed25519) or EIBERT_EDGE_CLOUD_PUBLIC_KEY_FILE"
+                )
+            try:
+                self.pinned_public_key()
+            except (BundleError, OSError) as exc:
+                raise ValueError(str(exc)) from exc
+        return self
+
+    def pinned_public_key(self) -> Ed25519PublicKey:
+        """The cloud's signing key; the inline value wins over the file."""
+        if self.cloud_public_key is not None:
+            return public_key_from_b64(self.cloud_public_key)
+        if self.cloud_public_key_file is not None:
+            return public_key_from_b64(self.cloud_public_key_file.read_text(encoding="utf-8"))
+        raise BundleError("no pinned cloud public key configured")

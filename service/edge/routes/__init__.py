@@ -1,0 +1,1 @@
+"""HTTP routes of the edge node, one module per resource; `app.py` includes them."""

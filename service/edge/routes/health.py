@@ -1,0 +1,29 @@
+"""Liveness (/healthz: the process answers), readiness (/readyz: a model is loaded and serving), /metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from service.edge.deps import StateDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(state: StateDep) -> JSONResponse:
+    model = state.slot.current
+    if not state.ready or model is None:
+        return JSONResponse(status_code=503, content={"status": "not_ready", "message": "no model loaded yet"})
+    return JSONResponse(content={"status": "ready", "model_version": model.version})
+
+
+@router.get("/metrics")
+async def metrics(state: StateDep) -> Response:
+    body, content_type = state.metrics.render()
+    return Response(content=body, media_type=content_type)

@@ -1,0 +1,30 @@
+"""GET /v1/model: what this node serves, what it served before, and how its last update went."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.common.contract import MODEL_FILE
+from service.common.schemas import ModelVersionPublic
+from service.edge.deps import ModelDep, StateDep
+
+router = APIRouter(prefix="/v1", tags=["model"])
+
+
+@router.get("/model")
+async def model_info(model: ModelDep, state: StateDep) -> ModelVersionPublic:
+    m = model.manifest
+    return ModelVersionPublic(
+        version=m.version,
+        name=m.name,
+        dim=m.dim,
+        max_length=m.max_length,
+        teacher=m.teacher,
+        created=m.created,
+        model_sha256=model.encoder.model_sha256,
+        model_bytes=m.files[MODEL_FILE].bytes,
+        loaded_at=model.loaded_at,
+        source=str(model.source),
+        previous_version=state.slot.previous_version,
+        update=state.update_status.public(),
+    )

@@ -1,0 +1,404 @@
+"""Model updates: ask the cloud which version to run, fetch it, prove it, load it, swap it in.
+
+One check (`check_once`) runs these steps; the first that fails ends the check, the old model keeps serving,
+and the failure is logged, counted (`eibert_edge_model_load_failures_total{stage}`) and shown in GET /v1/model:
+
+    enrol      POST /v1/devices once; the token is persisted, so a restart does not re-enrol
+    poll       GET /v1/devices/{id}/model with the token and If-None-Match; 304 = nothing new
+    signature  Ed25519 over the canonical manifest, against the pinned cloud key (no key, no updates)
+    manifest   the signed manifest is a valid manifest of the offered version
+    download   bundle_url (same origin only) streamed into a temporary file, bounded by size
+    sha256     the archive's bytes hash to bundle_sha256 (and have the announced length)
+    unpack     service.common.archive.unpack_bundle into a fresh directory; its manifest.json must be the
+               signed manifest, whose file hashes `OnnxEncoder` then checks before loading
+    load       open and warm a new session in a worker thread, then swap (one reference assignment)
+    disk       the state directory cannot be written (stage of any OSError)
+    internal   anything unexpected (logged with its traceback); the loop carries on
+
+Downloaded bundles live in `state_dir/bundles/<version>-<model sha>`; the serving and previous ones are kept
+(a cloud rollback to the previous version then loads from disk, no download), the rest pruned to
+`keep_bundles`. The ETag is remembered only after a successful check, so a failed update is retried at the
+next poll rather than silenced by a 304.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import ValidationError
+
+from service.common.archive import unpack_bundle
+from service.common.contract import MANIFEST_FILE, MODEL_FILE
+from service.common.device_api import DeviceEnrolResponse, DeviceModelResponse
+from service.common.errors import BundleError
+from service.common.manifest import Manifest
+from service.common.schemas import UpdateStatusPublic
+from service.common.signing import verify_manifest_signature
+from service.edge.metrics import EdgeMetrics
+from service.edge.slot import LoadedModel, ModelSlot, utc_now
+
+log = logging.getLogger(__name__)
+
+CREDENTIALS_FILE = "device.json"
+BUNDLES_DIR = "bundles"
+INCOMING_PREFIX = ".incoming-"
+_CHUNK = 1 << 16
+
+
+class UpdateFailed(Exception):
+    """One step of an update failed; `stage` names it (the metric label and what GET /v1/model shows)."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
+@dataclass
+class UpdateStatus:
+    enabled: bool
+    state: str = "idle"
+    last_check: str | None = None
+    last_success: str | None = None
+    last_error: str | None = None
+    last_error_stage: str | None = None
+    consecutive_failures: int = 0
+    offered_version: str | None = None
+    history: list[str] = field(default_factory=list)  # versions swapped in by this updater, oldest first
+
+    def public(self) -> UpdateStatusPublic:
+        return UpdateStatusPublic(
+            enabled=self.enabled,
+            state=self.state,
+            last_check=self.last_check,
+            last_success=self.last_success,
+            last_error=self.last_error,
+            last_error_stage=self.last_error_stage,
+            consecutive_failures=self.consecutive_failures,
+            offered_version=self.offered_version,
+        )
+
+
+Loader = Callable[[Path], LoadedModel]  # blocking: verify, open, warm
+OnSwap = Callable[[LoadedModel, LoadedModel | None], None]
+
+
+class ModelUpdater:
+    """Polls the cloud for the version this device should run and swaps it in safely."""
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        slot: ModelSlot,
+        loader: Loader,
+        public_key: Ed25519PublicKey,
+        state_dir: Path,
+        metrics: EdgeMetrics,
+        device_id: str | None = None,
+        on_swap: OnSwap | None = None,
+        poll_interval_s: float = 30.0,
+        keep_bundles: int = 2,
+        max_bundle_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        if keep_bundles < 2:
+            raise ValueError("keep_bundles must be >= 2 (the serving bundle and the previous one)")
+        self.client = client
+        self.slot = slot
+        self.loader = loader
+        self.public_key = public_key
+        self.state_dir = Path(state_dir)
+        self.metrics = metrics
+        self.on_swap = on_swap
+        self.poll_interval_s = poll_interval_s
+        self.keep_bundles = keep_bundles
+        self.max_bundle_bytes = max_bundle_bytes
+        self.status = UpdateStatus(enabled=True)
+        self.etag: str | None = None
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task | None = None
+        self.bundles_dir = self.state_dir / BUNDLES_DIR
+        self.bundles_dir.mkdir(parents=True, exist_ok=True)
+        self._clean_incoming()
+        self.device_id, self.token, changed = self._read_credentials(device_id)
+        if changed:
+            self._write_credentials()  # persist a generated id at once, so a restart keeps it
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("updater already started")
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="model-updater")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _loop(self) -> None:
+        while True:
+            await self.check_once()
+            # +-10 % jitter, so a fleet started together does not poll in lockstep.
+            await asyncio.sleep(self.poll_interval_s * random.uniform(0.9, 1.1))
+
+    # -- one check ------------------------------------------------------------------------------------------
+
+    async def check_once(self) -> str:
+        """Run one update check; returns its outcome: not_modified | up_to_date | updated | failed."""
+        async with self._lock:
+            self.status.last_check = utc_now()
+            try:
+                outcome = await self._check()
+            except UpdateFailed as exc:
+                return self._failed(exc.stage, str(exc))
+            except BundleError as exc:  # raised by the shared verification helpers
+                return self._failed("manifest", str(exc))
+            except httpx.HTTPError as exc:
+                return self._failed("poll", f"cloud unreachable: {type(exc).__name__}: {exc}")
+            except OSError as exc:  # state dir unwritable, disk full
+                return self._failed("disk", f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # a bug must not kill the background loop: report it and poll again later
+                log.exception("model update check crashed")
+                return self._failed("internal", f"{type(exc).__name__}: {exc}")
+            if outcome != "not_modified" or self.status.state in ("idle", "failed"):
+                self.status.state = "updated" if outcome == "updated" else "up_to_date"
+            self.status.last_success = self.status.last_check
+            self.status.consecutive_failures = 0
+            self.metrics.update_checks.labels(outcome=outcome).inc()
+            return outcome
+
+    def _failed(self, stage: str, message: str) -> str:
+        serving = self.slot.current.version if self.slot.current else None
+        log.warning("model update failed at %s: %s (still serving %s)", stage, message, serving)
+        self.status.state = "failed"
+        self.status.last_error = message
+        self.status.last_error_stage = stage
+        self.status.consecutive_failures += 1
+        self.metrics.load_failures.labels(stage=stage).inc()
+        self.metrics.update_checks.labels(outcome="failed").inc()
+        return "failed"
+
+    async def _check(self) -> str:
+        token = await self._ensure_enrolled()
+        offer, etag = await self._poll(token)
+        if offer is None:
+            return "not_modified"
+        self.status.offered_version = offer.version
+        manifest = self._verified_manifest(offer)
+        current = self.slot.current
+        if current is not None and _same_bundle(current, manifest):
+            self.etag = etag
+            return "up_to_date"
+        target = self.bundles_dir / f"{manifest.version}-{manifest.files[MODEL_FILE].sha256[:12]}"
+        reused = target.is_dir() and _manifest_on_disk(target) == offer.manifest
+        if not reused:
+            await self._fetch(offer, token, target)
+        try:
+            model = await asyncio.to_thread(self.loader, target)
+        except Exception as exc:  # BundleError, or onnxruntime's untyped errors: never crash
+            # A directory that does not load is useless: forget it, so the next check downloads afresh.
+            shutil.rmtree(target, ignore_errors=True)
+            raise UpdateFailed("load", f"cannot load {manifest.version}: {exc}") from exc
+        old = self.slot.swap(model)
+        os.utime(target)  # newest first when pruning
+        if self.on_swap is not None:
+            self.on_swap(model, old)
+        self.metrics.model_swaps.inc()
+        self.status.history.append(model.version)
+        log.info("swapped model %s -> %s", old.version if old else None, model.version)
+        self.etag = etag
+        self._prune()
+        return "updated"
+
+    # -- steps ----------------------------------------------------------------------------------------------
+
+    async def _ensure_enrolled(self) -> str:
+        if self.token is not None:
+            return self.token
+        try:
+            resp = await self.client.post("/v1/devices", json={"device_id": self.device_id})
+        except httpx.HTTPError as exc:
+            raise UpdateFailed("enrol", f"cannot reach the cloud to enrol: {exc}") from exc
+        if resp.status_code == 409:
+            raise UpdateFailed(
+                "enrol",
+                f"device {self.device_id} is already enrolled but its token is not in "
+                f"{self.state_dir / CREDENTIALS_FILE}; restore that file or use a new device id",
+            )
+        if resp.status_code not in (200, 201):
+            raise UpdateFailed("enrol", f"enrolment refused: HTTP {resp.status_code} {resp.text[:200]}")
+        try:
+            enrolled = DeviceEnrolResponse.model_validate_json(resp.content)
+        except ValidationError as exc:
+            raise UpdateFailed("enrol", f"malformed enrolment response: {exc.errors()[0]['msg']}") from exc
+        if enrolled.device_id != self.device_id:
+            raise UpdateFailed("enrol", f"cloud enrolled {enrolled.device_id!r}, not {self.device_id!r}")
+        self.token = enrolled.token
+        self._write_credentials()
+        log.info("enrolled as device %s", self.device_id)
+        return self.token
+
+    async def _poll(self, token: str) -> tuple[DeviceModelResponse | None, str | None]:
+        headers = {"Authorization": f"Bearer {token}"}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        resp = await self.client.get(f"/v1/devices/{self.device_id}/model", headers=headers)
+        if resp.status_code == 304:
+            return None, self.etag
+        if resp.status_code != 200:
+            hint = " (device token refused)" if resp.status_code in (401, 403) else ""
+            raise UpdateFailed("poll", f"HTTP {resp.status_code}{hint}: {resp.text[:200]}")
+        try:
+            offer = DeviceModelResponse.model_validate_json(resp.content)
+        except ValidationError as exc:
+            raise UpdateFailed("poll", f"malformed model response: {exc.errors()[0]['msg']}") from exc
+        return offer, resp.headers.get("ETag")
+
+    def _verified_manifest(self, offer: DeviceModelResponse) -> Manifest:
+        return verified_offer_manifest(offer, self.public_key)
+
+    async def _fetch(self, offer: DeviceModelResponse, token: str, target: Path) -> None:
+        """Download, check, unpack into a fresh directory, then move it to `target` (only when all passed)."""
+        if offer.bundle_bytes > self.max_bundle_bytes:
+            raise UpdateFailed("download", f"bundle is {offer.bundle_bytes} bytes; limit {self.max_bundle_bytes}")
+        if not offer.bundle_url.startswith("/") or offer.bundle_url.startswith("//"):
+            raise UpdateFailed("download", f"bundle_url {offer.bundle_url!r} is not a path on the cloud")
+        tmp_dir = self.state_dir / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix="bundle-", suffix=".tar.gz", dir=tmp_dir)
+        tmp = Path(tmp_name)
+        incoming = self.bundles_dir / f"{INCOMING_PREFIX}{uuid.uuid4().hex}"
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                digest, size = await self._download(offer, token, fh)
+            if size != offer.bundle_bytes:
+                raise UpdateFailed("sha256", f"archive is {size} bytes, cloud announced {offer.bundle_bytes}")
+            if digest != offer.bundle_sha256:
+                raise UpdateFailed("sha256", "archive sha256 does not match bundle_sha256")
+            try:
+                await asyncio.to_thread(unpack_bundle, tmp.read_bytes(), incoming)
+            except BundleError as exc:
+                raise UpdateFailed("unpack", str(exc)) from exc
+            if _manifest_on_disk(incoming) != offer.manifest:
+                raise UpdateFailed("manifest", "the bundle's manifest.json is not the signed manifest")
+            if target.exists():
+                shutil.rmtree(target)
+            incoming.rename(target)
+        finally:
+            tmp.unlink(missing_ok=True)
+            if incoming.exists():
+                shutil.rmtree(incoming, ignore_errors=True)
+
+    async def _download(self, offer: DeviceModelResponse, token: str, fh) -> tuple[str, int]:
+        limit = offer.bundle_bytes  # already <= max_bundle_bytes
+        h = hashlib.sha256()
+        size = 0
+        try:
+            async with self.client.stream(
+                "GET", offer.bundle_url, headers={"Authorization": f"Bearer {token}"}
+            ) as resp:
+                if resp.status_code != 200:
+                    raise UpdateFailed("download", f"GET {offer.bundle_url}: HTTP {resp.status_code}")
+                async for chunk in resp.aiter_bytes(_CHUNK):
+                    size += len(chunk)
+                    if size > limit:
+                        raise UpdateFailed("sha256", f"archive is longer than the announced {limit} bytes")
+                    h.update(chunk)
+                    fh.write(chunk)
+        except httpx.HTTPError as exc:
+            raise UpdateFailed("download", f"GET {offer.bundle_url} failed: {type(exc).__name__}: {exc}") from exc
+        return h.hexdigest(), size
+
+    # -- disk -----------------------------------------------------------------------------------------------
+
+    def _prune(self) -> None:
+        """Keep the serving and previous bundles, then the newest, up to `keep_bundles` directories."""
+        protected = {p.resolve() for p in (self._serving_source(), self.slot.previous_source) if p is not None}
+        dirs = [d for d in self.bundles_dir.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        dirs.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+        keep = [d for d in dirs if d.resolve() in protected]
+        for d in dirs:
+            if d in keep:
+                continue
+            if len(keep) < self.keep_bundles:
+                keep.append(d)
+            else:
+                log.info("pruning old bundle %s", d.name)
+                shutil.rmtree(d, ignore_errors=True)
+
+    def _serving_source(self) -> Path | None:
+        return self.slot.current.source if self.slot.current else None
+
+    def _clean_incoming(self) -> None:
+        for d in self.bundles_dir.glob(f"{INCOMING_PREFIX}*"):
+            shutil.rmtree(d, ignore_errors=True)
+        for f in (self.state_dir / "tmp").glob("bundle-*"):
+            f.unlink(missing_ok=True)
+
+    def _read_credentials(self, configured_id: str | None) -> tuple[str, str | None, bool]:
+        """(device id, token or None, whether the file must be rewritten); a token of another id is dropped."""
+        path = self.state_dir / CREDENTIALS_FILE
+        stored: dict = {}
+        if path.is_file():
+            try:
+                stored = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                log.warning("ignoring unreadable %s: %s", path, exc)
+        device_id = configured_id or stored.get("device_id") or f"edge-{uuid.uuid4().hex[:20]}"
+        same = stored.get("device_id") == device_id
+        return device_id, stored.get("token") if same else None, not same
+
+    def _write_credentials(self) -> None:
+        path = self.state_dir / CREDENTIALS_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"device_id": self.device_id, "token": self.token}), encoding="utf-8")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+
+
+def _manifest_on_disk(bundle_dir: Path) -> dict | None:
+    try:
+        return json.loads((bundle_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _same_bundle(model: LoadedModel, manifest: Manifest) -> bool:
+    """The offered manifest describes exactly the serving bundle's files (same version, same hashes)."""
+    return model.version == manifest.version and model.manifest.files == manifest.files
+
+
+def verified_offer_manifest(offer: DeviceModelResponse, public_key: Ed25519PublicKey) -> Manifest:
+    """The offer's manifest once its signature (pinned key), schema, release id and file list check out.
+
+    Shared with the simulator's devices so that a simulated fleet refuses exactly what a real node refuses.
+    """
+    try:
+        verify_manifest_signature(offer.manifest, offer.signature, public_key)
+    except BundleError as exc:
+        raise UpdateFailed("signature", f"{offer.version}: {exc}") from exc
+    try:
+        manifest = Manifest.model_validate(offer.manifest)
+    except ValidationError as exc:
+        raise UpdateFailed("manifest", f"signed manifest is invalid: {exc.errors()[0]['msg']}") from exc
+    if manifest.release_id != offer.version:
+        raise UpdateFailed("manifest", f"offer names {offer.version} but its manifest is {manifest.release_id}")
+    if MODEL_FILE not in manifest.files:
+        raise UpdateFailed("manifest", f"signed manifest does not list {MODEL_FILE}")
+    return manifest

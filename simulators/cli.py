@@ -1,0 +1,69 @@
+"""`eibert simulate`: run a device fleet against a cloud (and edge nodes), print a timeline and a summary.
+
+Flags are defined in `simulators/cli_args.py` (argparse only, so the main parser stays light); this module
+imports the fleet's stack (onnxruntime, httpx, the data loaders) only inside `cmd_simulate`. The timeline goes
+to stdout as it happens and the summary at the end; both are the command's output, not log lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from simulators.cli_args import add_simulate_arguments
+
+__all__ = ["SHIPPED_BUNDLE", "add_simulate_arguments", "cmd_simulate", "write_summary"]
+
+SHIPPED_BUNDLE = Path(__file__).resolve().parents[1] / "model_store" / "bundles" / "eibert-0.1.0"
+
+
+def _out(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def write_summary(summary, path: str | None) -> None:  # summary: FleetSummary
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Exit 0 when the fleet's own checks pass (enrolment, ranking, every corrupted download rejected), else 1."""
+    import asyncio
+
+    from simulators.faults import parse_faults
+    from simulators.fleet import Fleet, FleetConfig
+    from simulators.summary import render
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = FleetConfig(
+        cloud_url=args.cloud.rstrip("/"),
+        bundle=Path(args.bundle) if args.bundle else SHIPPED_BUNDLE,
+        edge_urls=args.edge or getattr(args, "edge_env", None) or [],
+        edge_devices=args.edge_devices,
+        devices=args.devices,
+        days=args.days,
+        seed=args.seed,
+        faults=parse_faults(args.faults),
+        cloud_public_key=args.cloud_public_key,
+        state_dir=Path(args.state_dir) if args.state_dir else None,
+        poll_hours=args.poll_hours,
+    )
+    summary = asyncio.run(Fleet(config, timeline=_out).run())
+    _out(render(summary))
+    write_summary(summary, args.summary_json)
+    return 0 if all(summary.checks.values()) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry (`python -m simulators.cli`), with the same flags as `eibert simulate`."""
+    parser = argparse.ArgumentParser(prog="eibert-simulate", description="run a device fleet against a cloud")
+    add_simulate_arguments(parser)
+    return cmd_simulate(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,333 @@
+"""One simulated device, and the simulated clock every device steps through.
+
+Simulated time moves in one-hour steps with a barrier between them: every device finishes hour h (its update
+check, its sessions, its end-of-day telemetry) before any starts hour h + 1, and scheduled events (a publish,
+a rollout step) run between hours. So a run is as fast as the CPU allows, yet a rollout at "day 1, 12:00" is
+seen by every device at the same simulated moment, whatever the wall clock did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import statistics
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from service.common.ldp import METRICS, latency_bucket_of
+from service.edge.telemetry import TelemetryClient
+from simulators.personas import Catalog, Persona, relevance
+from simulators.runtime import Behaviour, EdgeRanker
+from simulators.updates import DeviceUpdater
+
+log = logging.getLogger(__name__)
+
+HOUR_S = 3600.0
+# Relative activity by local hour (mean 1): quiet nights, a morning commute, lunch, and an evening peak.
+DIURNAL = np.array([0.2, 0.1, 0.05, 0.05, 0.05, 0.2, 0.6, 1.2, 1.4, 1.0, 0.9, 1.1, 1.5, 1.3, 1.0, 0.9, 1.0, 1.2,
+                    1.5, 1.9, 2.2, 2.1, 1.6, 0.9])  # fmt: skip
+DIURNAL = DIURNAL / DIURNAL.mean()
+MAX_SESSIONS_PER_HOUR = 3
+MAX_BEHAVIOURS = 30
+MOVIE_SHARE = 0.7  # of each candidate slate; the rest is news
+EXAMINE_DECAY = 0.8  # P(look at position i) = 1 / (1 + i) ** EXAMINE_DECAY
+
+
+class SimClock:
+    """Hour steps with a barrier; the fleet calls `advance()`, devices `next_hour()` and `done()`."""
+
+    def __init__(self, start: float, hours: int, devices: int) -> None:
+        self.start = start
+        self.hours = hours
+        self.devices = devices
+        self.hour = -1
+        self._cond = asyncio.Condition()
+        self._running = 0
+        self._idle = asyncio.Event()
+
+    def time_of(self, hour: int) -> float:
+        return self.start + hour * HOUR_S
+
+    async def advance(self) -> None:
+        """Start the next hour and return once every device has finished it."""
+        async with self._cond:
+            self.hour += 1
+            self._running = self.devices if self.hour < self.hours else 0
+            self._idle.clear()
+            self._cond.notify_all()
+        if self._running:
+            await self._idle.wait()
+
+    async def next_hour(self, last: int) -> int | None:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.hour > last)
+            return self.hour if self.hour < self.hours else None
+
+    def done(self) -> None:
+        self._running -= 1
+        if self._running == 0:
+            self._idle.set()
+
+
+@dataclass
+class FleetStats:
+    """Everything devices count; owned by the fleet, written only from the event loop (plus `lock`ed parts)."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {"in_process": [], "http": []})
+    sessions: int = 0
+    clicks: int = 0
+    top_clicks: int = 0
+    rank_errors: int = 0
+    day_sessions: int = 0
+    day_clicks: int = 0
+    day_active: set[str] = field(default_factory=set)
+    checks: Counter[str] = field(default_factory=Counter)  # outcome of update checks
+    failures: Counter[str] = field(default_factory=Counter)  # failure stage of update checks
+    day_failures: Counter[str] = field(default_factory=Counter)
+    corrupt_rejected: int = 0  # checks that failed at sha256/unpack/manifest after a download
+    corrupt_recovered: int = 0  # devices that installed the version at a later check
+    corrupt_kept: Counter[str] = field(default_factory=Counter)  # version still serving after a rejection
+    # ground truth of the telemetry: (metric, model version, day) -> category -> count of recorded raw values
+    truth: dict[tuple[str, str, str], Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    recorded: int = 0
+    skipped_budget: int = 0
+    skipped_version: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    refused: int = 0
+    flush_errors: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)  # for the counters worker threads update
+
+
+class VersionNames:
+    """Manifest version (what an edge node reports) -> the cloud's registered name, from GET /v1/models."""
+
+    def __init__(self) -> None:
+        self.by_manifest: dict[str, str] = {}
+
+    async def refresh(self, client: httpx.AsyncClient) -> None:
+        try:
+            resp = await client.get("/v1/models", params={"limit": 100})
+            resp.raise_for_status()
+        except httpx.HTTPError as exc:
+            log.info("could not refresh version names: %s", exc)
+            return
+        for item in resp.json()["data"]:
+            self.by_manifest.setdefault(str(item["manifest"]["version"]), item["version"])
+
+    def resolve(self, manifest_version: str | None) -> str | None:
+        return None if manifest_version is None else self.by_manifest.get(manifest_version)
+
+
+_CORRUPT_STAGES = frozenset({"sha256", "unpack", "manifest"})
+
+
+class SimDevice:
+    def __init__(
+        self,
+        *,
+        device_id: str,
+        persona: Persona,
+        catalog: Catalog,
+        stats: FleetStats,
+        updater: DeviceUpdater,
+        follows_rollout: bool,
+        edge: EdgeRanker | None,
+        versions: VersionNames,
+        telemetry_http: httpx.Client,
+        outbox: Path,
+        rng: np.random.Generator,
+        poll_hours: int,
+        poll_phase: int,
+        day_label: Callable[[int], dt.date],
+        top_k: int,
+        slate: int,
+    ) -> None:
+        self.device_id = device_id
+        self.persona = persona
+        self.catalog = catalog
+        self.stats = stats
+        self.updater = updater
+        self.follows_rollout = follows_rollout
+        self.edge = edge
+        self.versions = versions
+        self.telemetry_http = telemetry_http
+        self.outbox = outbox
+        self.rng = rng
+        self.poll_hours = poll_hours
+        self.poll_phase = poll_phase
+        self.day_label = day_label
+        self.top_k = top_k
+        self.slate = slate
+        self.telemetry: TelemetryClient | None = None
+        self.behaviours: list[Behaviour] = []
+        self.edge_version: str | None = None  # manifest version the edge node last served this device
+        self.retry_update = False
+        self.pending_corrupt = False
+        self.spent: dict[str, float] = {}  # day -> epsilon spent (from the outbox's ledger)
+        self._day_latencies: list[float] = []
+        self._day_sessions = 0
+        self._day_top_click = False
+
+    # -- identity -------------------------------------------------------------------------------------------
+
+    @property
+    def version(self) -> str | None:
+        """The cloud name of the version this device uses now."""
+        if self.edge is None:
+            return self.updater.model.version
+        return self.versions.resolve(self.edge_version)
+
+    def seed_history(self, start: float) -> None:
+        """The persona's history as behaviours in the days before the simulation starts."""
+        n = len(self.persona.history)
+        for i, item_id in enumerate(self.persona.history):
+            self.behaviours.append(Behaviour(self.catalog.items[item_id].text, start - (n - i) * 86400.0, "history"))
+
+    # -- the hour loop --------------------------------------------------------------------------------------
+
+    async def run(self, clock: SimClock) -> None:
+        last = -1
+        while (hour := await clock.next_hour(last)) is not None:
+            try:
+                await self.act(hour, clock.time_of(hour))
+            except Exception:  # one device's bug must not stall the barrier for the fleet
+                log.exception("device %s failed at hour %d", self.device_id, hour)
+            finally:
+                clock.done()
+            last = hour
+
+    async def act(self, hour: int, now: float) -> None:
+        if self.updater.token is None and not await self.updater.enrol():
+            return  # the cloud is unreachable: try again next hour (nothing else works without a token)
+        if self.telemetry is None:
+            self.telemetry = TelemetryClient(
+                outbox=self.outbox,
+                cloud=self.telemetry_http,
+                token=self.updater.token or "",
+                rng=np.random.default_rng(int(self.rng.integers(1 << 62))),  # seeded: simulations only
+            )
+        if self.follows_rollout and (self.retry_update or hour % self.poll_hours == self.poll_phase):
+            await self._check_update()
+        local = (hour + self.persona.tz_offset_h) % 24
+        rate = self.persona.sessions_per_day * DIURNAL[local] / 24.0
+        for _ in range(min(int(self.rng.poisson(rate)), MAX_SESSIONS_PER_HOUR)):
+            await self._session(now + float(self.rng.uniform(0, HOUR_S)))
+        if hour % 24 == 23:
+            await self._end_of_day(hour // 24)
+
+    async def _check_update(self) -> None:
+        before = self.updater.model.version
+        result = await self.updater.check()
+        self.stats.checks[result.outcome] += 1
+        self.retry_update = result.outcome == "failed"
+        if result.outcome == "failed":
+            stage = result.stage or "internal"
+            self.stats.failures[stage] += 1
+            self.stats.day_failures[stage] += 1
+            if stage in _CORRUPT_STAGES:
+                self.stats.corrupt_rejected += 1
+                self.stats.corrupt_kept[result.serving] += 1
+                self.pending_corrupt = True
+                assert result.serving == before, "a rejected bundle must leave the old model serving"
+        elif result.outcome == "updated" and self.pending_corrupt:
+            self.pending_corrupt = False
+            self.stats.corrupt_recovered += 1
+
+    # -- behaviour ------------------------------------------------------------------------------------------
+
+    def _candidates(self) -> list[tuple[str, str]]:
+        n_movies = round(self.slate * MOVIE_SHARE)
+        catalog = self.catalog
+        movies = self.rng.choice(len(catalog.movie_ids), size=n_movies, replace=False, p=catalog.movie_weights)
+        news = self.rng.choice(len(self.catalog.news_ids), size=self.slate - n_movies, replace=False)
+        ids = [self.catalog.movie_ids[i] for i in movies] + [self.catalog.news_ids[i] for i in news]
+        return [(i, self.catalog.items[i].text) for i in ids]
+
+    async def _session(self, ts: float) -> None:
+        candidates = self._candidates()
+        behaviours = self.behaviours[-MAX_BEHAVIOURS:]
+        try:
+            if self.edge is None:
+                t0 = time.perf_counter()
+                ranked = self.updater.model.rank(behaviours, candidates, self.top_k)
+                ms, mode = (time.perf_counter() - t0) * 1000.0, "in_process"
+            else:
+                ranked, self.edge_version, ms = await self.edge.rank(behaviours, candidates, self.top_k)
+                mode = "http"
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            self.stats.rank_errors += 1
+            log.debug("%s: rank failed: %s", self.device_id, exc)
+            return
+        self.stats.latencies[mode].append(ms)
+        self._day_latencies.append(ms)
+        self._day_sessions += 1
+        self.stats.sessions += 1
+        self.stats.day_sessions += 1
+        self.stats.day_active.add(self.device_id)
+        for pos, item_id in enumerate(ranked):
+            item = self.catalog.items[item_id]
+            if self.rng.random() >= 1.0 / (1.0 + pos) ** EXAMINE_DECAY:
+                continue
+            if self.rng.random() < relevance(item, self.persona):
+                self.stats.clicks += 1
+                self.stats.day_clicks += 1
+                self.behaviours.append(Behaviour(item.text, ts, "click"))
+                if pos == 0:
+                    self.stats.top_clicks += 1
+                    self._day_top_click = True
+
+    # -- telemetry ------------------------------------------------------------------------------------------
+
+    async def _end_of_day(self, day: int) -> None:
+        label = self.day_label(day).isoformat()
+        values: list[tuple[str, str | bool]] = [("top_genre", self.persona.top_genre)]
+        if self._day_sessions:
+            values.append(("top_item_clicked", self._day_top_click))
+            values.append(("latency_bucket", latency_bucket_of(statistics.median(self._day_latencies))))
+        self._day_latencies, self._day_sessions, self._day_top_click = [], 0, False
+        version = self.version
+        if version is None or self.telemetry is None:
+            self.stats.skipped_version += len(values)
+            return
+        recorded = await asyncio.to_thread(self._record_and_flush, values, version, label)
+        for metric, value in recorded:
+            spec = METRICS[metric]
+            self.stats.truth[(metric, version, label)][spec.categories[spec.index(value)]] += 1
+
+    def _record_and_flush(
+        self, values: list[tuple[str, str | bool]], version: str, label: str
+    ) -> list[tuple[str, str | bool]]:
+        """Blocking (SQLite, HTTP): runs in a worker thread. Only LDP reports leave; raw values stay here."""
+        assert self.telemetry is not None
+        day = dt.date.fromisoformat(label)
+        recorded = []
+        for metric, value in values:
+            if self.telemetry.record(metric, value, model_version=version, day=day) is not None:
+                recorded.append((metric, value))
+        with self.stats.lock:
+            self.stats.recorded += len(recorded)
+            self.stats.skipped_budget += len(values) - len(recorded)
+        self.spent[label] = self.telemetry.spent(day)
+        self.flush()
+        return recorded
+
+    def flush(self) -> int:
+        """Send the outbox; returns what is still pending. Blocking."""
+        if self.telemetry is None:
+            return 0
+        result = self.telemetry.flush()
+        with self.stats.lock:
+            self.stats.accepted += result.accepted
+            self.stats.duplicate += result.duplicate
+            self.stats.refused += result.refused
+            self.stats.flush_errors += result.error is not None
+        return result.remaining

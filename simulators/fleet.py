@@ -1,0 +1,462 @@
+"""A fleet of simulated devices against a real cloud (over HTTP only) and, optionally, real edge nodes.
+
+`Fleet(config).run()` loads personas, enrols every device, steps simulated hours (scheduled events between
+them), then flushes the outboxes, reads what the cloud released (`GET /v1/fleet/metrics`) and returns a
+`FleetSummary` that sets those estimates beside the ground truth the simulation knows.
+
+Day labels: telemetry days are real calendar days, because the cloud accepts only the last
+`max_report_age_days` (default 7) days; simulated day d of D is labelled today - (D - 1 - d). Runs longer than
+8 days fold their oldest days onto the oldest accepted one, where the per-day budget then caps what is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import shutil
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.common.ldp import METRICS, Z_95
+from service.common.signing import public_key_from_b64
+from service.edge.telemetry import DEFAULT_DAILY_BUDGET
+from simulators.device import FleetStats, SimClock, SimDevice, VersionNames
+from simulators.faults import FaultInjector, FaultSpec, FaultyAsyncTransport, FaultyTransport, Observer
+from simulators.personas import load_catalog_and_personas
+from simulators.runtime import EdgeRanker, ModelLibrary
+from simulators.summary import (
+    CategoryComparison,
+    EdgeNodeSummary,
+    EpsilonSummary,
+    FaultReport,
+    FleetSummary,
+    LatencySummary,
+    MetricComparison,
+    RolloutSummary,
+    TelemetrySummary,
+    TimelineEntry,
+)
+from simulators.updates import DeviceUpdater
+
+log = logging.getLogger(__name__)
+
+MAX_REPORT_AGE_DAYS = 7  # the cloud's default window (service/cloud/config.py max_report_age_days)
+HTTP_TIMEOUT_S = 30.0
+FINAL_FLUSH_ATTEMPTS = 3
+SHOWN_CATEGORIES = 5
+
+
+class FleetConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cloud_url: str
+    bundle: Path  # the bundle in-process devices start with (their factory install)
+    edge_urls: list[str] = Field(default_factory=list)
+    edge_devices: int | None = Field(default=None, ge=0)  # devices ranking via edge nodes; None = all if edge_urls
+    devices: int = Field(default=200, ge=1)
+    days: int = Field(default=3, ge=1)
+    seed: int = 0
+    faults: FaultSpec = Field(default_factory=FaultSpec)
+    cloud_public_key: str | None = None  # base64 raw Ed25519; None = GET /v1/signing-key once at start
+    state_dir: Path | None = None  # None = a temporary directory, removed at the end
+    poll_hours: int = Field(default=6, ge=1, le=24)
+    top_k: int = Field(default=10, ge=1)
+    slate: int = Field(default=20, ge=2)
+    data_root: Path | None = None
+    # device ids are sim-<run_id>-<n>; None = random, so two runs against one cloud never collide
+    run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,16}$")
+
+
+@dataclass(frozen=True)
+class ScheduledEvent:
+    """Something that happens between simulated hours (publish, rollout step); returns a timeline line."""
+
+    hour: int
+    action: Callable[[], Awaitable[str]]
+
+
+Timeline = Callable[[str], None]
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    return float(np.percentile(np.asarray(values), q)) if values else None
+
+
+def _latency(values: Sequence[float]) -> LatencySummary:
+    return LatencySummary(calls=len(values), p50_ms=_percentile(values, 50), p99_ms=_percentile(values, 99))
+
+
+class Fleet:
+    def __init__(
+        self,
+        config: FleetConfig,
+        *,
+        events: Sequence[ScheduledEvent] = (),
+        restart_cloud: Callable[[], Awaitable[str]] | None = None,
+        observer: Observer | None = None,
+        timeline: Timeline | None = None,
+    ) -> None:
+        self.config = config
+        self.events = sorted(events, key=lambda e: e.hour)
+        self.restart_cloud = restart_cloud
+        self.observer = observer
+        self._timeline_out = timeline or log.info
+        self.devices: list[SimDevice] = []
+        self.stats = FleetStats()
+        self.injector = FaultInjector(config.faults, seed=config.seed)
+        self.timeline: list[TimelineEntry] = []
+        self.notes: list[str] = []
+        self.restart_report: str | None = None
+
+    # -- timeline -------------------------------------------------------------------------------------------
+
+    def versions_now(self) -> dict[str, int]:
+        return dict(sorted(Counter(d.version or "unknown" for d in self.devices).items()))
+
+    def say(self, hour: int, text: str) -> None:
+        day, hh = divmod(max(hour, 0), 24)
+        line = f"[day {day + 1} {hh:02d}:00] {text}"
+        self.timeline.append(TimelineEntry(hour=hour, text=text, versions=self.versions_now()))
+        self._timeline_out(line)
+
+    # -- run ------------------------------------------------------------------------------------------------
+
+    async def run(self) -> FleetSummary:
+        own_state = self.config.state_dir is None
+        state_dir = Path(tempfile.mkdtemp(prefix="eibert-sim-")) if own_state else Path(self.config.state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return await self._run(state_dir)
+        finally:
+            if own_state:
+                shutil.rmtree(state_dir, ignore_errors=True)
+
+    async def _run(self, state_dir: Path) -> FleetSummary:
+        cfg = self.config
+        t0 = time.perf_counter()
+        catalog, personas = await asyncio.to_thread(load_catalog_and_personas, cfg.devices, cfg.seed, cfg.data_root)
+        async with contextlib.AsyncExitStack() as stack:
+            # Setup and read-back go through a plain client: faults are for the devices' traffic.
+            plain = await stack.enter_async_context(httpx.AsyncClient(base_url=cfg.cloud_url, timeout=HTTP_TIMEOUT_S))
+            cloud = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=cfg.cloud_url,
+                    timeout=HTTP_TIMEOUT_S,
+                    transport=FaultyAsyncTransport(
+                        httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=64)), self.injector, self.observer
+                    ),
+                )
+            )
+            sync_cloud = stack.enter_context(
+                httpx.Client(
+                    base_url=cfg.cloud_url,
+                    timeout=HTTP_TIMEOUT_S,
+                    transport=FaultyTransport(httpx.HTTPTransport(), self.injector, self.observer),
+                )
+            )
+            edge_client = await stack.enter_async_context(httpx.AsyncClient(timeout=HTTP_TIMEOUT_S))
+            key_b64 = cfg.cloud_public_key or await self._fetch_public_key(plain)
+            public_key = public_key_from_b64(key_b64)
+            models = ModelLibrary(state_dir / "models")
+            factory = await asyncio.to_thread(models.load_factory, cfg.bundle)
+            versions = VersionNames()
+            await versions.refresh(plain)
+
+            n_edge = (cfg.devices if cfg.edge_devices is None else min(cfg.edge_devices, cfg.devices)) * bool(
+                cfg.edge_urls
+            )
+            edge = EdgeRanker(edge_client, cfg.edge_urls) if cfg.edge_urls else None
+            today = dt.datetime.now(dt.UTC).date()
+            first_day = today - dt.timedelta(days=cfg.days - 1)
+            oldest = today - dt.timedelta(days=MAX_REPORT_AGE_DAYS)
+
+            def day_label(day: int) -> dt.date:
+                return max(first_day + dt.timedelta(days=day), oldest)
+
+            start = dt.datetime.combine(first_day, dt.time(), tzinfo=dt.UTC).timestamp()
+            run_id = cfg.run_id or uuid.uuid4().hex[:8]
+            for i, persona in enumerate(personas):
+                device_id = f"sim-{run_id}-{i:05d}"
+                via_edge = i >= cfg.devices - n_edge
+                device = SimDevice(
+                    device_id=device_id,
+                    persona=persona,
+                    catalog=catalog,
+                    stats=self.stats,
+                    updater=DeviceUpdater(
+                        device_id=device_id, client=cloud, public_key=public_key, models=models, model=factory
+                    ),
+                    follows_rollout=not via_edge,
+                    edge=edge if via_edge else None,
+                    versions=versions,
+                    telemetry_http=sync_cloud,
+                    outbox=state_dir / "devices" / device_id / "outbox.db",
+                    rng=np.random.default_rng([cfg.seed, i]),
+                    poll_hours=cfg.poll_hours,
+                    poll_phase=i % cfg.poll_hours,
+                    day_label=day_label,
+                    top_k=cfg.top_k,
+                    slate=cfg.slate,
+                )
+                device.seed_history(start)
+                self.devices.append(device)
+            for url in cfg.edge_urls:  # devices of a node report its version until they first rank
+                served = (await self.edge_status(plain, url)).model_version
+                for d in self.devices:
+                    if d.edge is not None and d.edge_version is None:
+                        d.edge_version = served
+            try:
+                await self._simulate(start, versions, plain)
+                self.say(cfg.days * 24 - 1, "simulation over; flushing device outboxes")
+                pending = await self._final_flush()
+                return await self._summary(plain, time.perf_counter() - t0, pending, len(self.devices) - n_edge)
+            finally:
+                for d in self.devices:
+                    if d.telemetry is not None:
+                        d.telemetry.close()
+
+    async def _fetch_public_key(self, client: httpx.AsyncClient) -> str:
+        resp = await client.get("/v1/signing-key")
+        resp.raise_for_status()
+        return str(resp.json()["public_key"])
+
+    async def _simulate(self, start: float, versions: VersionNames, plain: httpx.AsyncClient) -> None:
+        cfg = self.config
+        hours = cfg.days * 24
+        events = list(self.events)
+        if cfg.faults.cloud_restart:
+            if self.restart_cloud is None:
+                self.notes.append("cloud-restart skipped: this simulator does not own the cloud process")
+            else:
+                events.append(ScheduledEvent(hour=max(1, int(hours * 0.45)), action=self._restart))
+                events.sort(key=lambda e: e.hour)
+        clock = SimClock(start, hours, len(self.devices))
+        tasks = [asyncio.create_task(d.run(clock), name=d.device_id) for d in self.devices]
+        self.say(0, f"{len(self.devices)} devices start; versions {self.versions_now()}")
+        try:
+            for hour in range(hours):
+                for event in [e for e in events if e.hour == hour]:
+                    self.say(hour, await event.action())
+                    await versions.refresh(plain)
+                await clock.advance()
+                if hour % 24 == 23:
+                    await versions.refresh(plain)
+                    self._day_line(hour)
+            await clock.advance()  # hour == hours: every device task returns
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    async def _restart(self) -> str:
+        assert self.restart_cloud is not None
+        self.restart_report = await self.restart_cloud()
+        return f"fault: {self.restart_report}"
+
+    def _day_line(self, hour: int) -> None:
+        s = self.stats
+        faults = dict(self.injector.injected)
+        failures = dict(s.day_failures)
+        self.say(
+            hour,
+            f"day done: active {len(s.day_active)}/{len(self.devices)}, sessions {s.day_sessions}, "
+            f"clicks {s.day_clicks}, versions {self.versions_now()}"
+            + (f", update failures {failures}" if failures else "")
+            + (f", faults so far {faults}" if faults else ""),
+        )
+        s.day_sessions, s.day_clicks = 0, 0
+        s.day_active.clear()
+        s.day_failures.clear()
+
+    async def _final_flush(self) -> int:
+        pending = 0
+        for attempt in range(FINAL_FLUSH_ATTEMPTS):
+            left = await asyncio.gather(*(asyncio.to_thread(d.flush) for d in self.devices if d.telemetry))
+            pending = sum(left)
+            if pending == 0:
+                break
+            log.info("final flush %d: %d reports still pending", attempt + 1, pending)
+        return pending
+
+    # -- summary --------------------------------------------------------------------------------------------
+
+    async def _summary(self, plain: httpx.AsyncClient, wall_s: float, pending: int, following: int) -> FleetSummary:
+        cfg = self.config
+        s = self.stats
+        rollout = RolloutSummary(devices_following=following)
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+            r = (await plain.get("/v1/rollout")).json()
+            rollout.stable, rollout.candidate, rollout.percent = r["stable"], r["candidate"], r["percent"]
+        followers = [d for d in self.devices if d.edge is None]
+        offered = Counter(d.updater.offered for d in followers if d.updater.offered)
+        rollout.target_version = offered.most_common(1)[0][0] if offered else None
+        rollout.devices_on_target = sum(
+            1 for d in followers if d.updater.offered and d.updater.model.version == d.updater.offered
+        )
+        rollout.progress = rollout.devices_on_target / following if following else 0.0
+
+        estimates: list[MetricComparison] = []
+        try:
+            fleet = (await plain.get("/v1/fleet/metrics", params={"limit": 1000})).json()["data"]
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            self.notes.append(f"could not read /v1/fleet/metrics: {exc}")
+            fleet = []
+        for metric in METRICS:
+            estimates.append(self._compare(metric, [g for g in fleet if g["metric"] == metric]))
+
+        edge_nodes = [await self.edge_status(plain, url) for url in cfg.edge_urls]
+        spent_totals = [sum(d.spent.values()) for d in self.devices]
+        day_max = max((v for d in self.devices for v in d.spent.values()), default=0.0)
+        requests = {k: v for k, v in self.injector.requests.items()}
+        requests["rank"] = s.sessions
+        latency = {
+            "all": _latency(s.latencies["in_process"] + s.latencies["http"]),
+            "in_process": _latency(s.latencies["in_process"]),
+            "http": _latency(s.latencies["http"]),
+        }
+        summary = FleetSummary(
+            devices=len(self.devices),
+            in_process_devices=following,
+            http_devices=len(self.devices) - following,
+            enrolled=sum(d.updater.token is not None for d in self.devices),
+            simulated_days=cfg.days,
+            wall_s=round(wall_s, 2),
+            requests=dict(sorted(requests.items())),
+            sessions=s.sessions,
+            clicks=s.clicks,
+            top_click_rate=s.top_clicks / s.sessions if s.sessions else 0.0,
+            latency=latency,
+            versions=self.versions_now(),
+            rollout=rollout,
+            fleet_estimates=estimates,
+            telemetry=TelemetrySummary(
+                recorded=s.recorded,
+                skipped_budget=s.skipped_budget,
+                accepted=s.accepted,
+                duplicate=s.duplicate,
+                refused=s.refused,
+                pending=pending,
+            ),
+            epsilon=EpsilonSummary(
+                daily_budget=DEFAULT_DAILY_BUDGET,
+                per_device_day_max=round(day_max, 4),
+                per_device_total_mean=round(float(np.mean(spent_totals)), 4) if spent_totals else 0.0,
+                per_device_total_max=round(max(spent_totals, default=0.0), 4),
+            ),
+            faults=self._fault_reports(pending),
+            rejected_downloads={k: v for k, v in s.failures.items() if k in ("sha256", "unpack", "manifest")},
+            edge_nodes=edge_nodes,
+            timeline=self.timeline,
+            notes=self.notes,
+        )
+        corrupted = self.injector.injected["bitflip"] + self.injector.injected["truncate"]
+        summary.checks = {
+            "every device enrolled": summary.enrolled == summary.devices,
+            "rank requests served": s.sessions > 0,
+            "every corrupted download rejected": s.corrupt_rejected >= corrupted,
+            "versions account for every device": sum(summary.versions.values()) == summary.devices,
+        }
+        if s.skipped_version:
+            self.notes.append(f"{s.skipped_version} telemetry values not recorded: the device's version was unknown")
+        return summary
+
+    async def edge_status(self, client: httpx.AsyncClient, url: str) -> EdgeNodeSummary:
+        try:
+            body = (await client.get(f"{url.rstrip('/')}/v1/model")).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            return EdgeNodeSummary(url=url, last_error=f"unreachable: {exc}")
+        update = body.get("update") or {}
+        return EdgeNodeSummary(
+            url=url,
+            model_version=body.get("version"),
+            update_state=update.get("state"),
+            last_error=update.get("last_error"),
+        )
+
+    def _compare(self, metric: str, groups: list[dict]) -> MetricComparison:
+        """Pool the released groups (weights = reports) and the simulation's truth over the same groups."""
+        spec = METRICS[metric]
+        released = [g for g in groups if g["status"] == "released"]
+        total = sum(g["reports"] for g in released)
+        est = np.zeros(spec.d)
+        var = np.zeros(spec.d)
+        truth: Counter[str] = Counter()
+        for g in released:
+            n = g["reports"]
+            for i, e in enumerate(g["estimates"]):
+                est[i] += n * e["estimate"]
+                var[i] += (n * e["std_error"]) ** 2
+            truth.update(self.stats.truth.get((metric, g["model_version"], g["day"]), Counter()))
+        comparison = MetricComparison(
+            metric=metric, groups_released=len(released), groups_withheld=len(groups) - len(released), reports=total
+        )
+        if not total:
+            return comparison
+        est /= total
+        se = np.sqrt(var) / total
+        n_truth = sum(truth.values()) or 1
+        order = sorted(range(spec.d), key=lambda i: -truth[spec.categories[i]])[:SHOWN_CATEGORIES]
+        comparison.categories = [
+            CategoryComparison(
+                category=spec.categories[i],
+                estimate=round(float(est[i]), 4),
+                ci_low=round(float(max(0.0, est[i] - Z_95 * se[i])), 4),
+                ci_high=round(float(min(1.0, est[i] + Z_95 * se[i])), 4),
+                truth=round(truth[spec.categories[i]] / n_truth, 4),
+            )
+            for i in order
+        ]
+        return comparison
+
+    def _fault_reports(self, pending: int) -> list[FaultReport]:
+        spec, inj, s = self.config.faults, self.injector.injected, self.stats
+        reports = []
+        network_failures = sum(v for k, v in s.failures.items() if k in ("poll", "download", "enrol"))
+        if spec.drop:
+            reports.append(
+                FaultReport(
+                    kind="drop",
+                    injected=inj["drop"],
+                    handled=f"{network_failures} update checks failed on the network and were retried the next "
+                    f"simulated hour; {s.flush_errors} telemetry flushes stopped early and kept their reports "
+                    f"queued in the outbox ({pending} still pending after the final flush); {s.rank_errors} "
+                    "rank calls failed",
+                )
+            )
+        if spec.delay:
+            reports.append(
+                FaultReport(kind="delay", injected=inj["delay"], handled="requests completed late; none timed out")
+            )
+        for kind in ("bitflip", "truncate"):
+            if getattr(spec, kind):
+                kept = ", ".join(f"{v} x {k}" for k, v in s.corrupt_kept.items()) or "n/a"
+                reports.append(
+                    FaultReport(
+                        kind=kind,
+                        injected=inj[kind],
+                        handled=f"rejected by verification ({s.corrupt_rejected} corrupted downloads rejected in "
+                        f"all, stages {dict((k, v) for k, v in s.failures.items() if k in ('sha256', 'unpack'))}); "
+                        f"the old model kept serving ({kept}); {s.corrupt_recovered} devices installed the "
+                        "version at a later retry",
+                    )
+                )
+        if spec.cloud_restart:
+            reports.append(
+                FaultReport(
+                    kind="cloud-restart",
+                    injected=int(self.restart_report is not None),
+                    handled=self.restart_report or "skipped: the simulator does not own the cloud process",
+                )
+            )
+        return reports

@@ -1,0 +1,142 @@
+"""The devices' edge runtime, shared so that thousands of devices fit in one process.
+
+Each device runs the real edge code (`OnnxEncoder` + the numpy `ranker`), but every device on the same bundle
+shares one `SharedModel`: one onnxruntime session and one embedding cache per bundle. Sharing is sound because
+a bundle is immutable and identified by the sha256 of its archive: a device reuses a loaded model only after
+its *own* downloaded bytes hashed to that sha256 (see `simulators.updates`); only the first device to fetch a
+version pays for unpacking, verifying and loading it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from service.common.archive import unpack_bundle
+from service.common.contract import MANIFEST_FILE
+from service.common.device_api import DeviceModelResponse
+from service.common.errors import BundleError
+from service.common.manifest import Manifest
+from service.edge import ranker
+from service.edge.encoder import OnnxEncoder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Behaviour:
+    text: str
+    ts: float  # simulated unix seconds
+    kind: str  # "history" (before the simulation) or "click"
+
+
+def cloud_version(manifest: Manifest) -> str:
+    """The name the cloud registers a bundle under (`Manifest.release_id`, used by `service/cloud/registry.py`)."""
+    return manifest.release_id
+
+
+class SharedModel:
+    """One loaded bundle: the encoder and an embedding cache for every device that runs it."""
+
+    def __init__(self, encoder: OnnxEncoder, *, bundle_sha256: str | None = None) -> None:
+        self.encoder = encoder
+        self.manifest = encoder.manifest
+        self.version = cloud_version(encoder.manifest)
+        self.bundle_sha256 = bundle_sha256  # None for the factory bundle (never downloaded)
+        self.config = ranker.RankerConfig()
+        self._cache: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            for text, row in zip(missing, self.encoder.encode(missing), strict=True):
+                self._cache[text] = row
+        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.encoder.dim), np.float32)
+
+    def rank(self, behaviours: Sequence[Behaviour], candidates: Sequence[tuple[str, str]], top_k: int) -> list[str]:
+        """Candidate ids, best first: exactly what the edge node's /v1/rank computes, without HTTP."""
+        b = self.embed([x.text for x in behaviours])
+        c = self.embed([text for _, text in candidates])
+        ts = np.array([x.ts for x in behaviours], dtype=np.float64)
+        scores = ranker.score(b, ts, c, self.config, kinds=[x.kind for x in behaviours])
+        return [candidates[i][0] for i in ranker.top_k(scores, top_k)]
+
+
+class ModelLibrary:
+    """Loaded models by archive sha256, plus the factory bundle every in-process device starts with."""
+
+    def __init__(self, root: Path, *, threads: int = 1) -> None:
+        self.root = Path(root)
+        self.threads = threads
+        self._by_sha: dict[str, asyncio.Task[SharedModel]] = {}
+        self.loads = 0
+
+    def load_factory(self, bundle_dir: Path) -> SharedModel:
+        """Blocking: verify every file's sha256, open and warm the bundle."""
+        encoder = OnnxEncoder(bundle_dir, threads=self.threads, verify=True)
+        encoder.warm_up()
+        self.loads += 1
+        return SharedModel(encoder)
+
+    async def from_archive(self, offer: DeviceModelResponse, archive: bytes) -> SharedModel:
+        """The model inside `archive`, whose bytes the caller has already checked against offer.bundle_sha256.
+
+        Raises BundleError if the archive does not unpack to a verified bundle whose manifest is the signed one.
+        """
+        task = self._by_sha.get(offer.bundle_sha256)
+        if task is None or (task.done() and task.exception() is not None):
+            task = asyncio.get_running_loop().create_task(asyncio.to_thread(self._load, offer, archive))
+            self._by_sha[offer.bundle_sha256] = task
+        return await asyncio.shield(task)
+
+    def _load(self, offer: DeviceModelResponse, archive: bytes) -> SharedModel:
+        target = self.root / offer.bundle_sha256[:16]
+        if target.exists():
+            shutil.rmtree(target)
+        unpack_bundle(archive, target)
+        on_disk = json.loads((target / MANIFEST_FILE).read_text(encoding="utf-8"))
+        if on_disk != offer.manifest:
+            raise BundleError("the bundle's manifest.json is not the signed manifest")
+        encoder = OnnxEncoder(target, threads=self.threads, verify=True)  # every file's sha256 vs the manifest
+        encoder.warm_up()
+        self.loads += 1
+        log.info("loaded %s (archive %s) for the fleet", cloud_version(encoder.manifest), offer.bundle_sha256[:12])
+        return SharedModel(encoder, bundle_sha256=offer.bundle_sha256)
+
+
+class EdgeRanker:
+    """Devices in HTTP mode: POST /v1/rank to edge nodes, round-robin over the given base URLs."""
+
+    def __init__(self, client: httpx.AsyncClient, urls: Sequence[str]) -> None:
+        if not urls:
+            raise ValueError("EdgeRanker needs at least one edge URL")
+        self.client = client
+        self.urls = [u.rstrip("/") for u in urls]
+        self._next = 0
+
+    async def rank(
+        self, behaviours: Sequence[Behaviour], candidates: Sequence[tuple[str, str]], top_k: int
+    ) -> tuple[list[str], str, float]:
+        """(ids best first, the manifest version the node served, latency in ms)."""
+        url = self.urls[self._next % len(self.urls)]
+        self._next += 1
+        body = {
+            "behaviors": [{"text": b.text, "ts": b.ts, "kind": b.kind} for b in behaviours],
+            "candidates": [{"id": i, "text": t} for i, t in candidates],
+            "top_k": top_k,
+        }
+        t0 = time.perf_counter()
+        resp = await self.client.post(f"{url}/v1/rank", json=body)
+        ms = (time.perf_counter() - t0) * 1000.0
+        resp.raise_for_status()
+        data = resp.json()
+        return [item["id"] for item in data["items"]], str(data["model_version"]), ms

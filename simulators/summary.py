@@ -1,0 +1,154 @@
+"""What a fleet run reports: a pydantic model (the `--summary-json` contract) and its text rendering."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class LatencySummary(BaseModel):
+    calls: int
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+
+
+class RolloutSummary(BaseModel):
+    stable: str | None = None  # the cloud's view at the end (GET /v1/rollout)
+    candidate: str | None = None
+    percent: int = 0
+    target_version: str | None = None  # what the cloud asked the most devices to run at their last poll
+    devices_following: int = 0  # in-process devices (they follow rollouts themselves)
+    devices_on_target: int = 0  # of those, devices serving what the cloud last offered them
+    progress: float = 0.0  # devices_on_target / devices_following
+
+
+class CategoryComparison(BaseModel):
+    category: str
+    estimate: float  # pooled over the released groups, from GET /v1/fleet/metrics
+    ci_low: float
+    ci_high: float
+    truth: float  # the same share among the raw values the simulated devices privatised
+
+
+class MetricComparison(BaseModel):
+    metric: str
+    groups_released: int
+    groups_withheld: int
+    reports: int  # in the released groups
+    categories: list[CategoryComparison] = Field(default_factory=list)
+
+
+class TelemetrySummary(BaseModel):
+    recorded: int = 0  # reports privatised into the device outboxes
+    skipped_budget: int = 0  # values not recorded: the day's epsilon budget was spent
+    accepted: int = 0
+    duplicate: int = 0
+    refused: int = 0
+    pending: int = 0  # still in outboxes after the final flush
+
+
+class EpsilonSummary(BaseModel):
+    daily_budget: float
+    per_device_day_max: float
+    per_device_total_mean: float
+    per_device_total_max: float
+
+
+class FaultReport(BaseModel):
+    kind: str
+    injected: int
+    handled: str
+
+
+class EdgeNodeSummary(BaseModel):
+    url: str
+    model_version: str | None = None
+    update_state: str | None = None
+    last_error: str | None = None
+
+
+class TimelineEntry(BaseModel):
+    hour: int
+    text: str
+    versions: dict[str, int] = Field(default_factory=dict)
+
+
+class FleetSummary(BaseModel):
+    devices: int
+    in_process_devices: int
+    http_devices: int
+    enrolled: int
+    simulated_days: int
+    wall_s: float
+    requests: dict[str, int]  # by route: rank, enrol, poll, download, telemetry, other
+    sessions: int
+    clicks: int
+    top_click_rate: float  # sessions whose top-ranked item was clicked
+    latency: dict[str, LatencySummary]  # all, in_process, http
+    versions: dict[str, int]  # version serving on each device at the end (sums to `devices`)
+    rollout: RolloutSummary
+    fleet_estimates: list[MetricComparison]
+    telemetry: TelemetrySummary
+    epsilon: EpsilonSummary
+    faults: list[FaultReport]
+    rejected_downloads: dict[str, int]  # failure stage -> count, for downloads refused by verification
+    edge_nodes: list[EdgeNodeSummary] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    checks: dict[str, bool] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:5.1f}%"
+
+
+def render(s: FleetSummary) -> str:
+    """The human-readable summary printed at the end of `eibert simulate` and `eibert demo`."""
+    lines = [
+        "== fleet summary ==",
+        f"devices        {s.devices} ({s.in_process_devices} in-process, {s.http_devices} via edge nodes), "
+        f"{s.enrolled} enrolled; {s.simulated_days} simulated days in {s.wall_s:.1f} s",
+        "requests       " + ", ".join(f"{k} {v}" for k, v in sorted(s.requests.items())),
+        f"sessions       {s.sessions}, clicks {s.clicks}, top item clicked in {_pct(s.top_click_rate)} of sessions",
+    ]
+    for name, lat in s.latency.items():
+        if lat.calls:
+            lines.append(
+                f"rank latency   {name:<10} {lat.calls:>6} calls  p50 {lat.p50_ms:.2f} ms  p99 {lat.p99_ms:.2f} ms"
+            )
+    lines.append("versions       " + ", ".join(f"{v}: {n}" for v, n in sorted(s.versions.items())))
+    r = s.rollout
+    lines.append(
+        f"rollout        cloud: stable {r.stable}, candidate {r.candidate} at {r.percent}%; "
+        f"{r.devices_on_target}/{r.devices_following} devices on what they were offered ({_pct(r.progress)})"
+    )
+    for m in s.fleet_estimates:
+        lines.append(
+            f"fleet metric   {m.metric}: {m.groups_released} groups released ({m.reports} reports), "
+            f"{m.groups_withheld} withheld"
+        )
+        for c in m.categories:
+            lines.append(
+                f"                 {c.category:<20} estimate {c.estimate:6.3f} [{c.ci_low:.3f}, {c.ci_high:.3f}]"
+                f"  truth {c.truth:6.3f}"
+            )
+    t = s.telemetry
+    lines.append(
+        f"telemetry      recorded {t.recorded} (skipped over budget {t.skipped_budget}); accepted {t.accepted}, "
+        f"duplicate {t.duplicate}, refused {t.refused}, pending {t.pending}"
+    )
+    e = s.epsilon
+    lines.append(
+        f"epsilon        daily budget {e.daily_budget:g}; per device-day max {e.per_device_day_max:.2f}; "
+        f"per device total mean {e.per_device_total_mean:.2f}, max {e.per_device_total_max:.2f}"
+    )
+    for f in s.faults:
+        lines.append(f"fault          {f.kind}: injected {f.injected}; {f.handled}")
+    if s.rejected_downloads:
+        lines.append("rejected       " + ", ".join(f"{k} {v}" for k, v in sorted(s.rejected_downloads.items())))
+    for n in s.edge_nodes:
+        extra = f" (last error: {n.last_error})" if n.last_error else ""
+        lines.append(f"edge node      {n.url}: serving {n.model_version}, updater {n.update_state}{extra}")
+    for name, ok in s.checks.items():
+        lines.append(f"check          {'PASS' if ok else 'FAIL'}  {name}")
+    lines.extend(f"note           {n}" for n in s.notes)
+    return "\n".join(lines)

@@ -1,0 +1,108 @@
+"""The app as a whole: lifespan, the telemetry hook, update failures made visible, startup refusals."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from service.common.errors import BundleError
+from service.edge.app import create_app
+from service.edge.hooks import EdgeEvent, TelemetryHook
+from tests.edge.cloud_double import CloudDouble
+from tests.edge.running_app import first_check_done, serve
+
+pytestmark = pytest.mark.anyio
+
+
+class RecordingTelemetry:
+    def __init__(self, fail: bool = False) -> None:
+        self.events: list[EdgeEvent] = []
+        self.calls: list[str] = []
+        self.fail = fail
+
+    async def start(self) -> None:
+        self.calls.append("start")
+
+    async def stop(self) -> None:
+        self.calls.append("stop")
+
+    def observe(self, event: EdgeEvent) -> None:
+        self.events.append(event)
+        if self.fail:
+            raise RuntimeError("telemetry broke")
+
+
+async def test_telemetry_hook_sees_counts_never_text(tiny_bundle: Path, make_settings) -> None:
+    hook = RecordingTelemetry()
+    assert isinstance(hook, TelemetryHook)
+    secret = "private behaviour text 7f3a"
+    async with serve(create_app(make_settings(tiny_bundle), telemetry=hook)) as client:
+        assert (await client.post("/v1/encode", json={"texts": [secret, "b"]})).status_code == 200
+        body = {"behaviors": [{"text": secret, "ts": 1.0}], "candidates": [{"id": "c-7f3a", "text": "x"}], "top_k": 1}
+        assert (await client.post("/v1/rank", json=body)).status_code == 200
+    assert hook.calls == ["start", "stop"]
+    assert [(e.route, e.model_version, e.texts) for e in hook.events] == [
+        ("/v1/encode", "tiny-0.0.1", 2),
+        ("/v1/rank", "tiny-0.0.1", 2),
+    ]
+    assert (hook.events[1].behaviors, hook.events[1].candidates, hook.events[1].top_k) == (1, 1, 1)
+    assert all("7f3a" not in repr(e) for e in hook.events)
+
+
+async def test_a_failing_telemetry_hook_never_fails_a_request(tiny_bundle: Path, make_settings) -> None:
+    async with serve(create_app(make_settings(tiny_bundle), telemetry=RecordingTelemetry(fail=True))) as client:
+        assert (await client.post("/v1/encode", json={"texts": ["a"]})).status_code == 200
+
+
+async def test_failed_update_is_visible_in_model_and_metrics_while_old_model_serves(
+    tiny_bundle: Path, other_bundle: Path, make_settings
+) -> None:
+    cloud = CloudDouble()
+    cloud.publish(other_bundle)
+    cloud.offer("0.0.2")
+    cloud.served_archive = cloud.published["0.0.2"].archive[:100]  # truncated download
+    settings = make_settings(
+        tiny_bundle, cloud="http://cloud.test", cloud_public_key=cloud.public_key_b64, poll_interval_s=3600
+    )
+    app = create_app(settings, cloud_client=cloud.client())
+    async with serve(app) as client:
+        updater = app.state.edge.updater
+        await first_check_done(updater)  # the background loop's own first check (it fails the same way)
+        assert await updater.check_once() == "failed"
+        info = (await client.get("/v1/model")).json()
+        assert info["version"] == "0.0.1"
+        assert info["update"]["state"] == "failed" and info["update"]["last_error_stage"] == "sha256"
+        assert info["update"]["offered_version"] == "other-0.0.2" and info["update"]["consecutive_failures"] >= 1
+        metrics = (await client.get("/metrics")).text
+        assert 'eibert_edge_model_load_failures_total{stage="sha256"}' in metrics
+        assert (await client.post("/v1/encode", json={"texts": ["a"]})).json()["model_version"] == "0.0.1"
+
+        cloud.offer("0.0.2")  # the cloud fixes its storage
+        assert await updater.check_once() == "updated"
+        info = (await client.get("/v1/model")).json()
+        assert (info["version"], info["previous_version"], info["update"]["state"]) == ("0.0.2", "0.0.1", "updated")
+        metrics = (await client.get("/metrics")).text
+        assert 'eibert_edge_model_info{name="other",sha256=' in metrics and 'version="0.0.1"' not in metrics
+        r = (await client.post("/v1/encode", json={"texts": ["a"]})).json()
+        assert (r["model_version"], r["dim"], len(r["embeddings"][0])) == ("0.0.2", 16, 16)
+
+
+async def test_a_corrupt_startup_bundle_refuses_to_start(tiny_bundle: Path, tmp_path: Path, make_settings) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_bundle, bad)
+    data = bytearray((bad / "model.onnx").read_bytes())
+    data[100] ^= 0xFF
+    (bad / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="sha256"):
+        async with serve(create_app(make_settings(bad))):
+            pass
+
+
+async def test_without_batching_requests_are_served_directly(tiny_bundle: Path, make_settings) -> None:
+    app = create_app(make_settings(tiny_bundle, batching=False))
+    async with serve(app) as client:
+        r = await client.post("/v1/encode", json={"texts": ["a", "b"]})
+        assert r.status_code == 200 and len(r.json()["embeddings"]) == 2
+        assert app.state.edge.batcher is None

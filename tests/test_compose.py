@@ -1,0 +1,448 @@
+"""docker-compose.yml, checked statically against the code (no Docker engine needed).
+
+Every command parses with the parser of the program it runs; every `EIBERT_*` variable is one that program
+reads; every port and URL names a port the target really listens on; healthy-dependencies have healthchecks;
+Prometheus scrapes every service with /metrics; the Grafana dashboard only asks for metrics the code registers;
+the images build from Dockerfiles that exist, and the edge image never installs torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+MONITORING = ROOT / "loadtests" / "monitoring"
+PROMETHEUS = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+DASHBOARD = json.loads((MONITORING / "grafana" / "dashboards" / "eibert.json").read_text())
+DATASOURCES = yaml.safe_load((MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+# ports of third-party images, which take no port flag here
+IMAGE_PORTS = {"redis": 6379, "prometheus": 9090, "grafana": 3000}
+PINNED_KEY_WRAPPER = '--cloud-public-key "$(cat /secrets/signing-key.pub)"'
+
+
+def argv(name: str) -> list[str]:
+    """The service's command as it runs, with what its entrypoint wrapper appends."""
+    svc = SERVICES[name]
+    cmd = svc.get("command")
+    assert isinstance(cmd, list) and all(isinstance(a, str) for a in cmd), f"{name}: command must be a list of str"
+    wrapper = " ".join(svc.get("entrypoint") or [])
+    if PINNED_KEY_WRAPPER in wrapper.replace("$$", "$"):
+        cmd = [*cmd, "--cloud-public-key", "MCowBQYDK2VwAyEA"]
+    return cmd
+
+
+def program(name: str) -> str:
+    cmd = SERVICES[name].get("command") or []
+    if not cmd:
+        return "image"
+    if cmd[0] == "eibert":
+        return f"eibert {cmd[1]}"
+    if cmd[:2] == ["python", "-m"]:
+        return cmd[2]
+    return cmd[0]
+
+
+def services_running(prog: str) -> list[str]:
+    return [n for n in SERVICES if program(n) == prog]
+
+
+def flag(cmd: list[str], name: str) -> str | None:
+    for i, a in enumerate(cmd):
+        if a == name:
+            return cmd[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def env(name: str) -> dict[str, str]:
+    e = SERVICES[name].get("environment") or {}
+    assert isinstance(e, dict), f"{name}: use the mapping form of environment"
+    return {k: str(v) for k, v in e.items()}
+
+
+def listen_port(name: str) -> int:
+    """The port the service's process binds, from its flags, its environment, or the program's default."""
+    from service.edge.config import EdgeSettings
+
+    cmd = SERVICES[name].get("command") or []
+    prog = program(name)
+    if prog == "eibert edge":
+        return int(
+            flag(cmd, "--port") or env(name).get("EIBERT_EDGE_PORT") or EdgeSettings.model_fields["port"].default
+        )
+    if prog == "eibert cloud":
+        from model_store.cli import build_parser
+
+        return int(build_parser().parse_args(cmd[1:]).port)  # the flag always wins over EIBERT_CLOUD_PORT
+    if prog == "locust":
+        return int(flag(cmd, "--web-port") or 8089)
+    if name in IMAGE_PORTS:
+        return IMAGE_PORTS[name]
+    raise AssertionError(f"{name} publishes ports, but this test does not know what it listens on")
+
+
+# ---------------------------------------------------------------------------------------------------- commands
+
+
+def _eibert_parse(cmd: list[str]) -> argparse.Namespace:
+    from model_store.cli import build_parser
+
+    try:
+        return build_parser().parse_args(cmd[1:])
+    except SystemExit as exc:
+        raise AssertionError(f"eibert does not accept {cmd}") from exc
+
+
+@pytest.mark.parametrize("name", [n for n in SERVICES if program(n).startswith("eibert ")])
+def test_eibert_commands_parse(name: str) -> None:
+    from model_store import cli
+
+    cmd = argv(name)
+    pending = getattr(cli, "_PENDING", {})
+    if cmd[1] in pending:
+        pytest.skip(f"`eibert {cmd[1]}` is still a placeholder: {pending[cmd[1]]}")
+    args = _eibert_parse(cmd)
+    assert args.command == cmd[1]
+    if cmd[1] == "simulate":
+        assert args.cloud == "http://cloud:8000" and args.cloud_public_key
+        try:
+            from simulators.faults import parse_faults
+        except ImportError:  # pragma: no cover - the simulator keeps its fault parser elsewhere
+            return
+        parse_faults(args.faults)
+
+
+@pytest.mark.parametrize("name", [n for n in SERVICES if program(n).startswith("loadtests.")])
+def test_python_module_commands_parse(name: str) -> None:
+    import importlib
+
+    cmd = argv(name)
+    module = importlib.import_module(cmd[2])
+    try:
+        module.build_parser().parse_args(cmd[3:])
+    except SystemExit as exc:
+        raise AssertionError(f"{cmd[2]} does not accept {cmd[3:]}") from exc
+
+
+def test_locust_command_parses_and_lists_the_users() -> None:
+    for name in services_running("locust"):
+        cmd = argv(name)
+        out = subprocess.run(
+            [sys.executable, "-m", "locust", *cmd[1:], "--list"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert {"EdgeUser", "CloudDeviceUser"} <= {line.strip() for line in out.stdout.splitlines()}
+        assert SERVICES[name].get("profiles") == ["load"]
+
+
+def test_every_program_is_known_and_the_stack_is_complete() -> None:
+    progs = {n: program(n) for n in SERVICES}
+    assert progs["redis"] == "redis-server"
+    assert set(services_running("eibert cloud")) == {"cloud"}
+    assert set(services_running("eibert edge")) == {"edge-1", "edge-2"}
+    assert services_running("eibert simulate") == ["simulator"]
+    assert services_running("loadtests.publish") == ["publisher"]
+    assert services_running("loadtests.stack_secrets") == ["init"]
+    assert flag(SERVICES["cloud"]["command"], "--store") == "redis://redis:6379/0"
+    assert flag(SERVICES["cloud"]["command"], "--host") == "0.0.0.0"
+    for edge in ("edge-1", "edge-2"):
+        cmd = SERVICES[edge]["command"]
+        assert flag(cmd, "--host") == "0.0.0.0" and flag(cmd, "--cloud") == "http://cloud:8000"
+        assert (ROOT / flag(cmd, "--bundle") / "manifest.json").is_file()
+    sim = SERVICES["simulator"]["command"]
+    assert [sim[i + 1] for i, a in enumerate(sim) if a == "--edge"] == ["http://edge-1:8080", "http://edge-2:8080"]
+
+
+@pytest.mark.parametrize("dockerfile", ["service/edge/Dockerfile", "service/cloud/Dockerfile"])
+def test_dockerfile_default_commands_parse(dockerfile: str) -> None:
+    text = (ROOT / dockerfile).read_text()
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.MULTILINE).group(1))
+    assert cmd[0] == "eibert"
+    _eibert_parse(cmd)
+
+
+# ---------------------------------------------------------------------------------------------------- env vars
+
+
+def _sim_env_names() -> set[str]:
+    path = ROOT / "simulators" / "cli_args.py"
+    return set(re.findall(r"\"(EIBERT_SIM_[A-Z_]+)\"", path.read_text())) if path.exists() else set()
+
+
+def _load_env_names() -> set[str]:
+    from loadtests import payloads, texts
+
+    return {texts.SAMPLE_ENV, payloads.EDGE_URL_ENV, payloads.CLOUD_URL_ENV, payloads.WAIT_ENV}
+
+
+def _field_check(settings_cls: type, field_name: str, value: str) -> None:
+    field = settings_cls.model_fields[field_name]
+    if "${" in value:  # interpolated from the user's shell: the value is theirs
+        return
+    try:
+        typ = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+        TypeAdapter(typ).validate_python(value)
+    except ValidationError as exc:
+        raise AssertionError(f"{settings_cls.__name__}.{field_name} refuses {value!r}: {exc}") from exc
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_every_eibert_env_var_is_read_by_the_service(name: str) -> None:
+    from model_store.data.paths import DATA_ENV
+    from service.cloud.config import Settings as CloudSettings
+    from service.edge.config import EdgeSettings
+
+    prog = program(name)
+    for var, value in env(name).items():
+        if not var.startswith("EIBERT_"):
+            continue
+        if var.startswith("EIBERT_EDGE_"):
+            assert prog == "eibert edge", f"{name} runs {prog}, which ignores {var}"
+            field = var.removeprefix("EIBERT_EDGE_").lower()
+            assert field in EdgeSettings.model_fields, f"{var} is not an EdgeSettings field"
+            _field_check(EdgeSettings, field, value)
+        elif var.startswith("EIBERT_CLOUD_"):
+            assert prog == "eibert cloud", f"{name} runs {prog}, which ignores {var}"
+            field = var.removeprefix("EIBERT_CLOUD_").lower()
+            assert field in CloudSettings.model_fields, f"{var} is not a cloud Settings field"
+            _field_check(CloudSettings, field, value)
+        elif var == "EIBERT_ADMIN_TOKEN":
+            assert prog in ("eibert cloud", "loadtests.stack_secrets", "loadtests.publish", "eibert publish")
+            assert value.startswith("${"), "a token is never written into the compose file"
+        elif var.startswith("EIBERT_SIM_"):
+            assert prog == "eibert simulate" and var in _sim_env_names(), f"{var} is not read by the simulator"
+        elif var.startswith("EIBERT_LOAD_"):
+            assert prog == "locust" and var in _load_env_names(), f"{var} is not read by the locustfile"
+        elif var == DATA_ENV:
+            assert prog in ("locust", "eibert simulate"), f"{name} reads no data sets"
+        else:
+            raise AssertionError(f"{name}: no code reads {var}")
+
+
+def test_no_secret_is_written_into_the_compose_file() -> None:
+    secretish = re.compile(r"TOKEN|PASSWORD|SECRET|(?<!PUBLIC)_KEY$")
+    for name in SERVICES:
+        for var, value in env(name).items():
+            if secretish.search(var):
+                assert value.startswith("${"), f"{name}: {var} has a literal value"
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env("grafana")
+    for edge in services_running("eibert edge"):
+        assert env(edge)["EIBERT_EDGE_CLOUD_PUBLIC_KEY_FILE"].startswith("/secrets/")
+    assert env("cloud")["EIBERT_CLOUD_SIGNING_KEY_FILE"].startswith("/secrets/")
+
+
+# ---------------------------------------------------------------------------------------------------- ports, urls
+
+
+@pytest.mark.parametrize("name", [n for n in SERVICES if SERVICES[n].get("ports")])
+def test_published_ports_are_what_the_service_listens_on(name: str) -> None:
+    for spec in SERVICES[name]["ports"]:
+        parts = str(spec).split(":")
+        assert len(parts) == 3 and parts[0] == "127.0.0.1", f"{name}: publish on 127.0.0.1 only ({spec})"
+        assert int(parts[2]) == listen_port(name), f"{name}: {spec} does not reach port {listen_port(name)}"
+
+
+def _urls_in(obj: Any) -> list[tuple[str, int]]:
+    text = json.dumps(obj)
+    return [(h, int(p)) for h, p in re.findall(r"(?:https?|redis)://([a-z0-9-]+):(\d+)", text)]
+
+
+def test_every_url_names_a_service_on_its_port() -> None:
+    found = []
+    for svc in SERVICES.values():
+        for host, port in _urls_in({k: svc.get(k) for k in ("command", "environment", "entrypoint")}):
+            if host == "127.0.0.1":
+                continue
+            found.append((host, port))
+    for host, port in _urls_in(DATASOURCES):
+        found.append((host, port))
+    assert ("cloud", 8000) in found and ("edge-2", 8080) in found and ("redis", 6379) in found
+    for host, port in found:
+        assert host in SERVICES, f"{host} is not a service"
+        assert port == listen_port(host), f"{host}:{port}, but {host} listens on {listen_port(host)}"
+
+
+@pytest.mark.parametrize("name", [n for n in SERVICES if SERVICES[n].get("healthcheck")])
+def test_healthchecks_probe_the_right_port(name: str) -> None:
+    test = SERVICES[name]["healthcheck"]["test"]
+    assert isinstance(test, list) and test[0] == "CMD"
+    ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", " ".join(test))]
+    if program(name).startswith("eibert "):
+        assert ports == [listen_port(name)]
+        assert "/readyz" in " ".join(test)
+        assert test[1] == "python"  # slim images have no curl
+    elif ports:
+        assert ports == [listen_port(name)]
+
+
+# ---------------------------------------------------------------------------------------------------- depends_on
+
+
+def test_depends_on_conditions_are_satisfiable() -> None:
+    for name, svc in SERVICES.items():
+        deps = svc.get("depends_on") or {}
+        assert isinstance(deps, dict), f"{name}: use depends_on with conditions"
+        for dep, spec in deps.items():
+            assert dep in SERVICES, f"{name} depends on unknown {dep}"
+            cond = spec["condition"]
+            if cond == "service_healthy":
+                assert SERVICES[dep].get("healthcheck"), f"{name} waits for {dep} to be healthy; it has no healthcheck"
+            elif cond == "service_completed_successfully":
+                assert SERVICES[dep].get("restart") == "no" and not SERVICES[dep].get("ports"), f"{dep} is not one-shot"
+            else:
+                assert cond == "service_started"
+            assert not SERVICES[dep].get("profiles") or SERVICES[dep].get("profiles") == svc.get("profiles")
+    for name in ("cloud", "edge-1", "edge-2", "redis"):
+        assert SERVICES[name].get("healthcheck"), f"{name} needs a healthcheck"
+
+
+# ---------------------------------------------------------------------------------------------------- monitoring
+
+
+def test_prometheus_scrapes_every_service_with_metrics() -> None:
+    targets = {t for job in PROMETHEUS["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    for name in services_running("eibert edge") + services_running("eibert cloud"):
+        assert f"{name}:{listen_port(name)}" in targets, f"Prometheus does not scrape {name}"
+    for target in targets:
+        host, port = target.split(":")
+        if host != "127.0.0.1":
+            assert host in SERVICES and int(port) == listen_port(host), target
+    assert all(job.get("metrics_path", "/metrics") == "/metrics" for job in PROMETHEUS["scrape_configs"])
+    mounts = " ".join(SERVICES["prometheus"]["volumes"])
+    assert "./loadtests/monitoring/prometheus.yml:/etc/prometheus/prometheus.yml" in mounts
+
+
+def _exported_names() -> set[str]:
+    """Every sample name the edge and cloud registries can expose (families expanded by type)."""
+    from service.cloud.metrics import CloudMetrics
+    from service.edge.metrics import EdgeMetrics
+
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_count", "_sum", "_created"),
+        "gauge": ("",),
+        "summary": ("", "_count", "_sum", "_created"),
+    }
+    names = set()
+    for registry in (EdgeMetrics().registry, CloudMetrics().registry):
+        for family in registry.collect():
+            names.update(family.name + s for s in suffixes[family.type])
+    return names
+
+
+def _dashboard_targets() -> list[dict[str, Any]]:
+    out = []
+    for panel in DASHBOARD["panels"]:
+        out.extend(panel.get("targets", []))
+        for inner in panel.get("panels", []):
+            out.extend(inner.get("targets", []))
+    return out
+
+
+def test_dashboard_queries_only_registered_metrics() -> None:
+    exported = _exported_names()
+    used = set()
+    for target in _dashboard_targets():
+        used.update(re.findall(r"\beibert_[a-z0-9_]+", target["expr"]))
+    assert used, "the dashboard queries nothing"
+    assert used <= exported, f"not registered by the code: {sorted(used - exported)}"
+    wanted = {
+        "eibert_edge_request_seconds_bucket",  # latency
+        "eibert_edge_request_seconds_count",  # throughput
+        "eibert_cloud_requests_total",
+        "eibert_edge_model_info",  # model versions
+        "eibert_cloud_rollout_percent",  # rollout
+        "eibert_cloud_fleet_estimate",  # released fleet estimates
+        "eibert_cloud_telemetry_reports_total",  # privacy budget outcomes
+    }
+    assert wanted <= used, f"the dashboard misses {sorted(wanted - used)}"
+
+
+def test_dashboard_uses_the_provisioned_datasource() -> None:
+    uids = {d["uid"] for d in DATASOURCES["datasources"]}
+    assert DATASOURCES["datasources"][0]["url"] == "http://prometheus:9090"
+    for panel in DASHBOARD["panels"]:
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] in uids
+            assert all(t["datasource"]["uid"] in uids for t in panel["targets"])
+    ids = [p["id"] for p in DASHBOARD["panels"]]
+    assert len(ids) == len(set(ids))
+    mounts = " ".join(SERVICES["grafana"]["volumes"])
+    assert "./loadtests/monitoring/grafana/dashboards:/var/lib/grafana/dashboards" in mounts
+    provider = yaml.safe_load((MONITORING / "grafana/provisioning/dashboards/eibert.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+# ---------------------------------------------------------------------------------------------------- images
+
+
+def _dockerfiles() -> dict[str, Path]:
+    out = {}
+    for name, svc in SERVICES.items():
+        build = svc.get("build")
+        if build:
+            assert build["context"] == "."
+            out[name] = ROOT / build["dockerfile"]
+    return out
+
+
+def test_referenced_dockerfiles_and_mounts_exist() -> None:
+    files = _dockerfiles()
+    assert set(files) >= {"cloud", "edge-1", "edge-2", "simulator", "locust", "init", "publisher"}
+    for name, path in files.items():
+        assert path.is_file(), f"{name}: {path} is missing"
+        ignore = path.with_name(path.name + ".dockerignore")
+        assert ignore.is_file() and ".venv" in ignore.read_text().split(), f"{ignore} must keep .venv out"
+    for name, svc in SERVICES.items():
+        for vol in svc.get("volumes", []):
+            src = str(vol).split(":")[0]
+            if src.startswith("./"):
+                assert (ROOT / src).exists(), f"{name} mounts missing {src}"
+            elif not src.startswith("${"):
+                assert src in COMPOSE["volumes"], f"{name}: volume {src} is not declared"
+
+
+def _instructions(path: Path) -> str:
+    """The Dockerfile without its comments (which may well say "no torch")."""
+    return "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
+
+
+def _pip_extras(path: Path) -> set[str]:
+    text = _instructions(path)
+    extras = set()
+    for group in re.findall(r"pip install [^\n]*?\"?\.\[([a-z,]+)\]", text):
+        extras.update(group.split(","))
+    return extras
+
+
+def test_edge_image_is_slim() -> None:
+    edge = ROOT / "service" / "edge" / "Dockerfile"
+    text = _instructions(edge).lower()
+    assert "torch" not in text and "[train" not in text and "requirements" not in text
+    assert _pip_extras(edge) == {"edge"}
+    assert {_dockerfiles()["edge-1"], _dockerfiles()["edge-2"]} == {edge}
+
+
+def test_no_image_installs_the_training_stack() -> None:
+    for path in set(_dockerfiles().values()):
+        extras = _pip_extras(path)
+        assert extras and "train" not in extras and "dev" not in extras, f"{path}: {extras}"
+        assert "torch" not in _instructions(path).lower()
+    assert _pip_extras(ROOT / "service" / "cloud" / "Dockerfile") == {"cloud"}

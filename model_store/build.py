@@ -117,6 +117,20 @@ def _labelled(tokenizer_path: Path, max_length: int, index: dict[str, int]):
     return sts_rows, list(zip(pa, pb, strict=True))
 
 
+PAIR_MAX_TOKENS = 48  # longer pairs (QNLI passages) would cost a wide padded forward for little STS signal
+
+
+def _related_pairs(index: dict[str, int], ids: list[np.ndarray]) -> list[tuple[int, int]]:
+    """Sentence pairs of the shared data (STS-B train, every GLUE pair task, labels ignored) whose two sides
+    are both short training sentences: unlabelled, they only tell pair distillation which sentences to compare."""
+    key = corpus_mod._key
+    raw = [(p.sentence1, p.sentence2) for p in load_sts(data_file("stsb", "sts-train.csv.gz"))]
+    for task in ("QQP", "MRPC", "RTE", "QNLI", "WNLI"):
+        raw += [(r.text_a, r.text_b) for r in corpus_mod.glue_rows(task) if r.text_b]
+    pairs = {(index[key(a)], index[key(b)]) for a, b in raw if key(a) in index and key(b) in index}
+    return sorted((a, b) for a, b in pairs if a != b and max(len(ids[a]), len(ids[b])) <= PAIR_MAX_TOKENS)
+
+
 class Builder:
     def __init__(
         self, cfg: BuildConfig, out: Path, cache: Path, command: str, sts_dev: Path, *, resume: bool = True
@@ -152,7 +166,10 @@ class Builder:
         t0 = time.perf_counter()
         st = StageDir(self.cache, "targets", input_hash(corpus_st.key, self.cfg.targets))
         if not st.done:
-            compute_targets(c.train + c.heldout, self.cfg.targets, st.path, threads=self.cfg.distill.threads)
+            compute_targets(
+                c.train + c.heldout, self.cfg.targets, st.path,
+                threads=self.cfg.distill.threads, workers=self.cfg.workers,
+            )  # fmt: skip
             st.finish({"sentences": len(c.train) + len(c.heldout), "dtype": "float16"})
         self._timed("targets", t0)
         return st
@@ -202,13 +219,16 @@ class Builder:
         n = len(c.train)
         index = {corpus_mod._key(t): i for i, t in enumerate(c.train)}
         sts_rows, para = _labelled(tok, v.student.max_length, index)
+        ids = _tokenize(tok, c.train, v.student.max_length)
+        pairs = _related_pairs(index, ids) if v.distill.w_pair > 0 else []
         data = TrainData(
-            ids=_tokenize(tok, c.train, v.student.max_length),
+            ids=ids,
             targets=targets[:n],
             heldout_ids=_tokenize(tok, c.heldout, v.student.max_length),
             heldout_targets=targets[n:],
             sts=sts_rows,
             para=para,
+            pairs=pairs,
         )
         history = train(student, data, v.distill, st.path, desc=f"distill {v.name}")
         write_history(history, st.path / "history.json")
@@ -253,6 +273,19 @@ class Builder:
         )
         self._timed(f"evaluate:{v.name}", t0)
         return result
+
+    def train_in_parallel(self, todo: list[Variant]) -> None:
+        """Train the variants in `workers` processes; results land in the stage cache for the caller to load."""
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        t0 = time.perf_counter()
+        args = (self.cfg, self.out, self.cache, self.command, self.sts_dev, self.resume)
+        with ProcessPoolExecutor(self.cfg.workers, mp_context=mp.get_context("spawn")) as pool:
+            jobs = [pool.submit(_train_one, *args, v) for v in todo]
+            for job in jobs:
+                job.result()
+        self._timed("train:parallel", t0)
 
     # -- helpers ----------------------------------------------------------------------------------------
     def score(self, model_path: Path, tokenizer: Path, v: Variant) -> float:
@@ -300,11 +333,15 @@ class Builder:
         prune_cache: dict[str, StageDir] = {}
         results: dict[str, VariantResult] = {}
         shipped_parts = None
-        for v in variants(self.cfg, teacher_vocab=30522):
+        all_variants = variants(self.cfg, teacher_vocab=30522)
+        for v in all_variants:
             pkey = input_hash(v.prune)
             if pkey not in prune_cache:
                 prune_cache[pkey] = self.stage_prune(targets_st, c, v.prune)
-            prune_st = prune_cache[pkey]
+        if self.cfg.workers > 1:
+            self.train_in_parallel(all_variants)
+        for v in all_variants:
+            prune_st = prune_cache[input_hash(v.prune)]
             train_st, student, _ = self.train_variant(v, targets_st, prune_st, c)
             results[v.name] = self.evaluate_variant(v, train_st, prune_st, student)
             if v.name == SHIPPED:
@@ -378,6 +415,14 @@ class Builder:
 
         write_report(self.out, manifest.model_dump(), results, qres, teacher_sts, corpus_st.summary(), metrics)
         return metrics
+
+
+def _train_one(cfg: BuildConfig, out: Path, cache: Path, command: str, sts_dev: Path, resume: bool, v: Variant) -> None:
+    """One variant's training in a worker process: earlier stages are cached, so they only load here."""
+    b = Builder(cfg, out, cache, command, sts_dev, resume=resume)
+    corpus_st, c = b.stage_corpus()
+    targets_st = b.stage_targets(corpus_st, c)
+    b.train_variant(v, targets_st, b.stage_prune(targets_st, c, v.prune), c)
 
 
 def bundle_gzip_bytes(bundle: Path) -> int:

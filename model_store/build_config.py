@@ -65,6 +65,11 @@ class DistillConfig(_Section):
     labelled_batch: int = 32
     w_cosent: float = 0.1
     w_nce: float = 0.1
+    # Pair distillation: `pair_batch` related pairs (STS-B train, GLUE sentence pairs) replace random sentences in
+    # each batch and the student's cosine of each pair is pulled to the teacher's. Random in-batch pairs are
+    # nearly all unrelated (teacher cosines ~0-0.3); STS is decided by related pairs, which this term adds.
+    w_pair: float = 0.0
+    pair_batch: int = 32
     interplay: bool = True  # mutual interplay: the teacher's top keeps learning during distillation
     teacher_lr: float = 1e-4
     w_teacher_anchor: float = 1.0  # teacher stays near its original embeddings
@@ -92,6 +97,10 @@ class BuildConfig(_Section):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     ablations: tuple[str, ...] = ("oneway", "no_interplay", "static", "no_pruning")
+    # Processes for the parallel stages (teacher-target chunks, training the variants), one torch thread each:
+    # on 2 cores two 1-thread processes beat one 2-thread process (no OpenMP spin-waits), and the ablations are
+    # independent. Not part of any stage's cache key: results do not depend on it.
+    workers: int = Field(default=1, ge=1, le=64)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> BuildConfig:

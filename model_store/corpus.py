@@ -43,6 +43,11 @@ def _clean(text: str, max_chars: int) -> str:
 
 
 def _glue_texts(task: str) -> list[str]:
+    return [t for r in glue_rows(task) for t in (r.text_a, r.text_b) if t]
+
+
+def glue_rows(task: str) -> list:
+    """The task's train rows, or its dev rows where the shared data has no train file (QNLI, WNLI)."""
     split = "train"
     try:
         path = glue_path(task, split)
@@ -50,8 +55,7 @@ def _glue_texts(task: str) -> list[str]:
         path = None
     if path is None or not path.is_file():
         split = "dev"
-    rows = load_glue(task, split=split)
-    return [t for r in rows for t in (r.text_a, r.text_b) if t]
+    return load_glue(task, split=split)
 
 
 def collect(cfg: CorpusConfig) -> Corpus:

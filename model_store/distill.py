@@ -11,6 +11,7 @@ Checkpoints store model args, step and config beside the weights, so resume and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -38,6 +39,7 @@ class TrainData:
     heldout_targets: torch.Tensor
     sts: list[tuple[np.ndarray, np.ndarray, float, int, int]]  # ids a, ids b, score, corpus idx a, b (-1 = none)
     para: list[tuple[np.ndarray, np.ndarray]]  # paraphrase pairs
+    pairs: list[tuple[int, int]] = dataclasses.field(default_factory=list)  # related corpus pairs (indices)
 
 
 def pad(batch: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,17 +135,32 @@ def train(
         if not batches:
             batches = length_batches(lengths, cfg.batch_size, rng)
         idx = batches.pop()
+        n_pair = min(cfg.pair_batch, len(data.pairs), (len(idx) - 2) // 2) if cfg.w_pair > 0 else 0
+        pair_idx: list[int] = []
+        if n_pair > 0:  # related pairs replace the batch's tail, as a0 b0 a1 b1 ...
+            pair_idx = [i for pair in rng.sample(data.pairs, n_pair) for i in pair]
+            idx = idx[: len(idx) - 2 * n_pair]
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         ids, mask = pad([data.ids[i] for i in idx])
+        s = student(ids, mask)
+        if pair_idx:  # a forward of their own: padded to their own width, not widening the length-bucketed part
+            s = torch.cat([s, student(*pad([data.ids[i] for i in pair_idx]))])
+            idx = idx + pair_idx
         t_raw = data.targets[idx]
         t = nn.functional.normalize(teacher_top(t_raw), dim=-1) if cfg.interplay else t_raw
-        s = student(ids, mask)
         t_fixed = t.detach()
         loss_cos = cos_loss(s, t_fixed)
         loss_rel = relational_loss(s, t_fixed)
         loss = cfg.w_cos * loss_cos + cfg.w_rel * loss_rel
         log = {"step": step, "cos": float(loss_cos), "rel": float(loss_rel)}
+        if n_pair > 0:
+            sp, tp = s[-2 * n_pair :], t_fixed[-2 * n_pair :]
+            pair_s = (sp[0::2] * sp[1::2]).sum(-1)
+            pair_t = (tp[0::2] * tp[1::2]).sum(-1)
+            loss_pair = nn.functional.mse_loss(pair_s, pair_t)
+            loss = loss + cfg.w_pair * loss_pair
+            log["pair"] = float(loss_pair)
         sts_batch = None
         if cfg.labelled and step % cfg.labelled_every == 0 and data.sts:
             sts_batch = rng.sample(data.sts, min(cfg.labelled_batch, len(data.sts)))

@@ -7,6 +7,7 @@ the vocabulary by. Work is written in chunks, each finished chunk is skipped on 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +19,46 @@ TARGETS_FILE = "targets.f16.npy"
 IMPORTANCE_FILE = "importance.npy"
 
 
-def compute_targets(texts: list[str], cfg: TargetsConfig, out: Path, *, threads: int = 2) -> tuple[Path, Path]:
+def compute_targets(
+    texts: list[str], cfg: TargetsConfig, out: Path, *, threads: int = 1, workers: int = 1
+) -> tuple[Path, Path]:
+    """Targets for `texts`, in resumable chunks; `workers` processes share the chunks (round robin)."""
+    if (out / TARGETS_FILE).is_file() and (out / IMPORTANCE_FILE).is_file():
+        return out / TARGETS_FILE, out / IMPORTANCE_FILE
+    n_chunks = (len(texts) + cfg.chunk - 1) // cfg.chunk
+    if workers > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            jobs = [pool.submit(_compute_chunks, texts, cfg, out, threads, k, workers) for k in range(workers)]
+            for job in jobs:
+                job.result()
+    else:
+        _compute_chunks(texts, cfg, out, threads, 0, 1)
+    embs = [np.load(out / f"emb-{c:05d}.npy") for c in range(n_chunks)]
+    imp = sum(np.load(out / f"imp-{c:05d}.npy") for c in range(n_chunks))
+    dim = embs[0].shape[1] if embs else 384
+    _atomic_save(out / TARGETS_FILE, np.concatenate(embs) if embs else np.zeros((0, dim), np.float16))
+    _atomic_save(out / IMPORTANCE_FILE, np.asarray(imp, dtype=np.float64))
+    for c in range(n_chunks):
+        (out / f"emb-{c:05d}.npy").unlink()
+        (out / f"imp-{c:05d}.npy").unlink()
+    return out / TARGETS_FILE, out / IMPORTANCE_FILE
+
+
+def _compute_chunks(texts: list[str], cfg: TargetsConfig, out: Path, threads: int, worker: int, workers: int) -> None:
+    """This worker's chunks (`c % workers == worker`); finished chunk files are skipped, so a rerun resumes."""
     import torch
 
     from model_store.pooling import mean_pool_normalize
     from model_store.teacher import TeacherEncoder
 
-    if (out / TARGETS_FILE).is_file() and (out / IMPORTANCE_FILE).is_file():
-        return out / TARGETS_FILE, out / IMPORTANCE_FILE
+    n_chunks = (len(texts) + cfg.chunk - 1) // cfg.chunk
+    mine = [c for c in range(n_chunks) if c % workers == worker]
     teacher = TeacherEncoder(threads=threads, max_length=cfg.max_length, attn_implementation="eager")
     vocab = teacher.model.config.vocab_size
-    n_chunks = (len(texts) + cfg.chunk - 1) // cfg.chunk
-    for c in tqdm(range(n_chunks), desc="teacher targets", unit="chunk"):
+    for c in tqdm(mine, desc=f"teacher targets [{worker + 1}/{workers}]", unit="chunk", position=worker):
         emb_path, imp_path = out / f"emb-{c:05d}.npy", out / f"imp-{c:05d}.npy"
         if emb_path.is_file() and imp_path.is_file():
             continue
@@ -52,17 +81,9 @@ def compute_targets(texts: list[str], cfg: TargetsConfig, out: Path, *, threads:
                 importance.index_add_(0, ids.flatten(), received.flatten().to(torch.float64))
         _atomic_save(emb_path, emb)
         _atomic_save(imp_path, importance.numpy())
-    embs = [np.load(out / f"emb-{c:05d}.npy") for c in range(n_chunks)]
-    imp = sum(np.load(out / f"imp-{c:05d}.npy") for c in range(n_chunks))
-    _atomic_save(out / TARGETS_FILE, np.concatenate(embs) if embs else np.zeros((0, teacher.dim), np.float16))
-    _atomic_save(out / IMPORTANCE_FILE, np.asarray(imp, dtype=np.float64))
-    for c in range(n_chunks):
-        (out / f"emb-{c:05d}.npy").unlink()
-        (out / f"imp-{c:05d}.npy").unlink()
-    return out / TARGETS_FILE, out / IMPORTANCE_FILE
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_suffix(".tmp.npy")
+    tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npy")
     np.save(tmp, array)
     tmp.replace(path)

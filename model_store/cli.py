@@ -21,7 +21,7 @@ from simulators.cli_args import add_simulate_arguments  # argparse only, likewis
 
 EXIT_NOT_AVAILABLE = 2
 DEFAULT_CACHE = Path(".cache")
-SHIPPED_BUNDLE = Path(__file__).resolve().parent / "bundles" / "eibert-0.1.0"
+SHIPPED_BUNDLE = Path(__file__).resolve().parent / "bundles" / "eibert-0.2.0"
 BENCH_SECTIONS = ("teacher", "model", "edge", "cloud")
 
 

@@ -27,9 +27,22 @@ from service.edge.metrics import EdgeMetrics, RequestMetricsMiddleware
 from service.edge.routes import encode, health, model, rank
 from service.edge.slot import LoadedModel, ModelSlot, load_model
 from service.edge.state import EdgeState
+from service.edge.telemetry import LatencyTelemetry, TelemetryClient
 from service.edge.updater import ModelUpdater
 
 log = logging.getLogger(__name__)
+
+
+def device_telemetry(settings: EdgeSettings, cloud_url: httpx.URL, updater: ModelUpdater) -> LatencyTelemetry:
+    """This node's own LDP telemetry: the outbox lives beside the device token; the token is read from the
+    updater at each flush, so reports recorded before enrolment simply wait in the outbox."""
+    client = TelemetryClient(
+        outbox=settings.state_dir / "telemetry.sqlite",
+        cloud=httpx.Client(base_url=str(cloud_url), timeout=settings.http_timeout_s),
+        token=lambda: updater.token,
+        daily_budget=settings.telemetry_daily_epsilon,
+    )
+    return LatencyTelemetry(client, flush_interval_s=settings.telemetry_flush_s)
 
 
 def create_app(
@@ -85,6 +98,7 @@ def create_app(
         if batcher is not None:
             batcher.start()
         own_client = None
+        hook: TelemetryHook | None = None
         if settings.cloud is not None or cloud_client is not None:
             client = cloud_client
             if client is None:
@@ -103,14 +117,20 @@ def create_app(
                 max_bundle_bytes=settings.max_bundle_bytes,
             )
             state.updater.start()
-        if telemetry is not None:
-            await telemetry.start()
+        hook = telemetry
+        if hook is None and state.updater is not None and settings.telemetry:
+            hook = state.telemetry = device_telemetry(settings, client.base_url, state.updater)
+        if hook is not None:
+            await hook.start()
         log.info("edge node ready: model %s, batching %s", first.version, "on" if batcher else "off")
         try:
             yield
         finally:
-            if telemetry is not None:
-                await telemetry.stop()
+            if hook is not None:
+                await hook.stop()
+                if isinstance(hook, LatencyTelemetry) and hook is not telemetry:
+                    hook.client.close()
+                    hook.client.cloud.close()
             if state.updater is not None:
                 await state.updater.stop()
             if own_client is not None:

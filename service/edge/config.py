@@ -53,6 +53,11 @@ class EdgeSettings(BaseSettings):
     keep_bundles: int = Field(default=2, ge=2)  # downloaded bundle dirs kept (serving + previous for rollback)
     max_bundle_bytes: int = Field(default=64 * MIB, ge=1)  # a bigger download is refused
     http_timeout_s: float = Field(default=30.0, gt=0)
+    # LDP fleet telemetry (only with a cloud): the day's median serving latency, once a day, from a durable
+    # outbox under state_dir, within a daily epsilon budget; raw text never leaves the node.
+    telemetry: bool = True
+    telemetry_daily_epsilon: float = Field(default=1.0, gt=0, le=100)
+    telemetry_flush_s: float = Field(default=60.0, ge=0.05)
 
     log_level: str = "info"
 

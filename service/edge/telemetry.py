@@ -79,7 +79,7 @@ class TelemetryClient:
         *,
         outbox: Path,
         cloud: httpx.Client,
-        token: str,
+        token: str | Callable[[], str | None],  # or a getter: an edge node gets its token when it enrols
         daily_budget: float = DEFAULT_DAILY_BUDGET,
         max_outbox: int = DEFAULT_MAX_OUTBOX,
         batch_size: int = DEFAULT_BATCH,
@@ -204,7 +204,12 @@ class TelemetryClient:
         """Send queued reports; stop at the first transport or server error (they stay queued for next time)."""
         result = FlushResult()
         batch = self.batch_size
-        headers = {"Authorization": f"Bearer {self.token}"}
+        token = self.token() if callable(self.token) else self.token
+        if token is None:
+            result.error = "not enrolled yet"
+            result.remaining = self.pending()
+            return result
+        headers = {"Authorization": f"Bearer {token}"}
         for _ in range(max_requests):
             with self._lock:
                 rows = self._db.execute("SELECT report_id, body FROM outbox ORDER BY seq LIMIT ?", (batch,)).fetchall()

@@ -231,8 +231,11 @@ def test_latency_hook_reports_once_per_day(cloud, tmp_path: Path) -> None:
     assert tc.spent(DAY) == pytest.approx(0.3) and tc.spent(DAY - dt.timedelta(days=1)) == pytest.approx(0.3)
     days = sorted(rep["day"] for r in wire.requests for rep in json.loads(r.content)["reports"])
     assert days == [(DAY - dt.timedelta(days=1)).isoformat(), DAY.isoformat()]
-    for r in wire.requests:
-        assert b"32" not in r.content and b"3.5" not in r.content and b'"<50ms"' not in r.content
+    for r in wire.requests:  # report ids are random uuids: look at everything else
+        sent = json.dumps(
+            [{k: v for k, v in rep.items() if k != "report_id"} for rep in json.loads(r.content)["reports"]]
+        )
+        assert "32" not in sent and "3.5" not in sent and '"<50ms"' not in sent
     tc.close()
 
 
@@ -251,4 +254,20 @@ def test_latency_hook_lifecycle_flushes_at_stop(cloud, tmp_path: Path) -> None:
 
     asyncio.run(run())
     assert tc.pending() == 0 and cloud_reports(app_client) == 1
+    tc.close()
+
+
+def test_reports_wait_in_the_outbox_until_the_node_has_enrolled(cloud, tmp_path: Path) -> None:
+    """An edge node records before its updater has enrolled; the token getter gates sending, not recording."""
+    app_client, version = cloud
+    wire = Wire(app_client)
+    holder: dict[str, str | None] = {"token": None}
+    tc = TelemetryClient(
+        outbox=tmp_path / "o.db", cloud=wire.client(), token=lambda: holder["token"], today=lambda: DAY
+    )
+    tc.record("top_genre", "Drama", model_version=version, epsilon=0.1)
+    first = tc.flush()
+    assert first.error == "not enrolled yet" and first.remaining == 1 and wire.requests == []
+    holder["token"] = app_client.post("/v1/devices", json={"device_id": "phone-9"}).json()["token"]
+    assert tc.flush().accepted == 1 and tc.pending() == 0 and cloud_reports(app_client) == 1
     tc.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,14 @@ class DeviceAuth(enum.Enum):
     OK = "ok"  # the token belongs to this device
     OTHER_DEVICE = "other"  # a valid token, but of another device: 403
     UNKNOWN = "unknown"  # no device has this token: 401
+
+    @classmethod
+    def judge(cls, stored_hash: str | None, token_hash: str, owner: str | None) -> DeviceAuth:
+        """One decision for every backend: `stored_hash` is this device's token hash, `owner` the device that
+        holds `token_hash` (if any). Constant-time comparison, so timing does not leak the stored hash."""
+        if stored_hash is not None and hmac.compare_digest(stored_hash, token_hash):
+            return cls.OK
+        return cls.UNKNOWN if owner is None else cls.OTHER_DEVICE
 
 
 @dataclass(frozen=True)

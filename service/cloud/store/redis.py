@@ -15,7 +15,6 @@ Keys (all under a configurable prefix):
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 from collections.abc import AsyncIterator, Sequence
 
@@ -180,13 +179,7 @@ class RedisStore(Store):
             stored, owner, state = await self.r.mget(
                 self.k("dev:", device_id), self.k("tok:", token_hash), self.k("rollout")
             )
-        if stored is not None and hmac.compare_digest(stored, token_hash):
-            auth = DeviceAuth.OK
-        elif owner is not None:
-            auth = DeviceAuth.OTHER_DEVICE
-        else:
-            auth = DeviceAuth.UNKNOWN
-        return auth, parse_rollout(state)
+        return DeviceAuth.judge(stored, token_hash, owner), parse_rollout(state)
 
     # versions --------------------------------------------------------------------------------------------
     async def put_version(self, record: VersionRecord) -> tuple[VersionRecord, bool]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hmac
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -150,13 +149,8 @@ class SqliteStore(Store):
             ).fetchone()
         )
         stored_hash, owner, state = row
-        if stored_hash is not None and hmac.compare_digest(str(stored_hash), token_hash):
-            auth = DeviceAuth.OK
-        elif owner is not None:
-            auth = DeviceAuth.OTHER_DEVICE
-        else:
-            auth = DeviceAuth.UNKNOWN
-        return auth, parse_rollout(state)
+        stored = None if stored_hash is None else str(stored_hash)
+        return DeviceAuth.judge(stored, token_hash, owner), parse_rollout(state)
 
     # versions --------------------------------------------------------------------------------------------
     async def put_version(self, record: VersionRecord) -> tuple[VersionRecord, bool]:

@@ -35,7 +35,6 @@ from service.common.manifest import read_manifest
 from simulators.cli import SHIPPED_BUNDLE, write_summary
 from simulators.faults import FaultSpec
 from simulators.fleet import Fleet, FleetConfig, ScheduledEvent
-from simulators.runtime import cloud_version
 from simulators.summary import FleetSummary, render
 
 log = logging.getLogger(__name__)
@@ -133,7 +132,7 @@ class Scenario:
         self.admin_token = ""
         self.public_key = ""
         self.next_bundle = self._next_bundle()
-        self.next_version = cloud_version(read_manifest(self.next_bundle))
+        self.next_version = read_manifest(self.next_bundle).release_id
         self.restarts: list[float] = []
 
     def _next_bundle(self) -> Path:

@@ -25,7 +25,6 @@ from service.common.archive import unpack_bundle
 from service.common.contract import MANIFEST_FILE
 from service.common.device_api import DeviceModelResponse
 from service.common.errors import BundleError
-from service.common.manifest import Manifest
 from service.edge import ranker
 from service.edge.encoder import OnnxEncoder
 
@@ -39,18 +38,13 @@ class Behaviour:
     kind: str  # "history" (before the simulation) or "click"
 
 
-def cloud_version(manifest: Manifest) -> str:
-    """The name the cloud registers a bundle under (`Manifest.release_id`, used by `service/cloud/registry.py`)."""
-    return manifest.release_id
-
-
 class SharedModel:
     """One loaded bundle: the encoder and an embedding cache for every device that runs it."""
 
     def __init__(self, encoder: OnnxEncoder, *, bundle_sha256: str | None = None) -> None:
         self.encoder = encoder
         self.manifest = encoder.manifest
-        self.version = cloud_version(encoder.manifest)
+        self.version = encoder.manifest.release_id
         self.bundle_sha256 = bundle_sha256  # None for the factory bundle (never downloaded)
         self.config = ranker.RankerConfig()
         self._cache: dict[str, np.ndarray] = {}
@@ -109,7 +103,7 @@ class ModelLibrary:
         encoder = OnnxEncoder(target, threads=self.threads, verify=True)  # every file's sha256 vs the manifest
         encoder.warm_up()
         self.loads += 1
-        log.info("loaded %s (archive %s) for the fleet", cloud_version(encoder.manifest), offer.bundle_sha256[:12])
+        log.info("loaded %s (archive %s) for the fleet", encoder.manifest.release_id, offer.bundle_sha256[:12])
         return SharedModel(encoder, bundle_sha256=offer.bundle_sha256)
 
 

@@ -27,7 +27,7 @@ from service.common.device_api import DeviceEnrolResponse, DeviceModelResponse
 from service.common.errors import BundleError
 from service.common.manifest import Manifest
 from service.edge.updater import UpdateFailed, verified_offer_manifest
-from simulators.runtime import ModelLibrary, SharedModel, cloud_version
+from simulators.runtime import ModelLibrary, SharedModel
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class DeviceUpdater:
             raise UpdateFailed("poll", f"malformed model response: {exc.errors()[0]['msg']}") from exc
         self.offered = offer.version
         manifest = self._verified_manifest(offer)
-        if self.model.version == cloud_version(manifest) and self.model.manifest.files == manifest.files:
+        if self.model.version == manifest.release_id and self.model.manifest.files == manifest.files:
             self.etag = resp.headers.get("ETag")
             return UpdateResult("up_to_date", self.model.version, offer.version)
         archive = await self._download(offer)

@@ -2,7 +2,7 @@
 
 1. Starts `eibert cloud --dev` (SQLite, dev signing key and admin token generated in a temporary directory)
    on a free port, publishes the shipped bundle and rolls it out to 100%.
-2. Starts one `eibert edge --bundle model_store/bundles/eibert-0.2.0` on a free port, pinned to that cloud's
+2. Starts one `eibert edge --bundle model_store/bundles/eibert-0.3.0` on a free port, pinned to that cloud's
    key and polling it (so the edge's own enrolment and update checks run during the test too).
 3. Runs `locust --headless` twice for a bounded time, `EdgeUser` against the edge and `CloudDeviceUser`
    against the cloud, with CSV and HTML reports in `loadtests/reports/`.
@@ -41,7 +41,7 @@ log = logging.getLogger("loadtests.run")
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
-BUNDLE = ROOT / "model_store" / "bundles" / "eibert-0.2.0"
+BUNDLE = ROOT / "model_store" / "bundles" / "eibert-0.3.0"
 REPORTS = ROOT / "loadtests" / "reports"
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 STARTUP_S = 120.0

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from model_store import corpus as corpus_mod
 from model_store.build_config import BuildConfig, DistillConfig, PruneConfig, StudentConfig
 from model_store.data import data_file, load_glue, load_sts
+from model_store.eval_rank import RankEvalResult, TopKMetrics
 from model_store.stage_cache import StageDir, input_hash
 
 log = logging.getLogger("eibert.build")
@@ -51,6 +52,7 @@ class VariantResult(BaseModel):
     export_max_abs_diff: float
     export_min_cosine: float
     train_seconds: float
+    rank: TopKMetrics | None = None  # MovieLens ranker on the int8 model (None when the build skips rank eval)
 
 
 def _match_bytes(base: StudentConfig, vocab: int, target: int, **fixed: Any) -> StudentConfig:
@@ -79,9 +81,13 @@ def variants(cfg: BuildConfig, teacher_vocab: int) -> list[Variant]:
         if name == "oneway":
             d = cfg.distill.model_copy(update={"labelled": False, "interplay": False})
             out.append(shipped.model_copy(update={"name": name, "distill": d}))
-        elif name == "no_interplay":
-            d = cfg.distill.model_copy(update={"interplay": False})
-            out.append(shipped.model_copy(update={"name": name, "distill": d}))
+        elif name in ("interplay", "no_interplay"):  # the shipped recipe with mutual interplay toggled
+            on = not cfg.distill.interplay
+            if name == "no_interplay" and on:
+                raise ValueError("ablation 'no_interplay': the shipped recipe has no interplay; use 'interplay'")
+            d = cfg.distill.model_copy(update={"interplay": on})
+            label = "with_interplay" if on else "no_interplay"
+            out.append(shipped.model_copy(update={"name": label, "distill": d}))
         elif name == "static":
             s = _match_bytes(cfg.student, cfg.prune.vocab_size, target, kind="static")
             out.append(shipped.model_copy(update={"name": name, "student": s}))
@@ -133,9 +139,18 @@ def _related_pairs(index: dict[str, int], ids: list[np.ndarray]) -> list[tuple[i
 
 class Builder:
     def __init__(
-        self, cfg: BuildConfig, out: Path, cache: Path, command: str, sts_dev: Path, *, resume: bool = True
+        self,
+        cfg: BuildConfig,
+        out: Path,
+        cache: Path,
+        command: str,
+        sts_dev: Path,
+        *,
+        resume: bool = True,
+        rank_data: Path | None = None,
     ) -> None:
         self.cfg, self.out, self.cache, self.command, self.sts_dev = cfg, out, cache, command, sts_dev
+        self.rank_data = rank_data  # MovieLens directory (movies, ratings, tags); None = no rank evaluation
         self.resume = resume
         self.timings: dict[str, float] = {}
         self.dev_pairs = load_sts(sts_dev)
@@ -221,6 +236,7 @@ class Builder:
         sts_rows, para = _labelled(tok, v.student.max_length, index)
         ids = _tokenize(tok, c.train, v.student.max_length)
         pairs = _related_pairs(index, ids) if v.distill.w_pair > 0 else []
+        domain = corpus_mod.catalogue_indices(self.cfg.corpus, c) if v.distill.domain_batch > 0 else []
         data = TrainData(
             ids=ids,
             targets=targets[:n],
@@ -229,6 +245,7 @@ class Builder:
             sts=sts_rows,
             para=para,
             pairs=pairs,
+            domain=domain,
         )
         history = train(student, data, v.distill, st.path, desc=f"distill {v.name}")
         write_history(history, st.path / "history.json")
@@ -265,6 +282,7 @@ class Builder:
             sts_init=self.score(init_onnx, prune_st.path / "tokenizer.json", v),
             sts_fp32=self.score(fp32, prune_st.path / "tokenizer.json", v),
             sts_int8=self.score(int8, prune_st.path / "tokenizer.json", v),
+            rank=self.rank(int8, prune_st.path / "tokenizer.json", v),
             module_bytes=module_bytes(student),
             history=history,
             export_max_abs_diff=diff,
@@ -288,9 +306,8 @@ class Builder:
         self._timed("train:parallel", t0)
 
     # -- helpers ----------------------------------------------------------------------------------------
-    def score(self, model_path: Path, tokenizer: Path, v: Variant) -> float:
-        """STS-B dev Spearman of an ONNX graph through the edge runtime (a throwaway bundle around it)."""
-        from model_store.eval_sts import evaluate_sts
+    def _onnx_encoder(self, model_path: Path, tokenizer: Path, v: Variant):
+        """An ONNX graph behind the edge runtime, as devices run it (a throwaway bundle around it)."""
         from model_store.export import write_bundle
         from service.edge.encoder import OnnxEncoder
 
@@ -299,7 +316,26 @@ class Builder:
             d, model_onnx=model_path, tokenizer_json=tokenizer, name="candidate", version="0",
             dim=v.student.out_dim, max_length=v.student.max_length, teacher="", build={},
         )  # fmt: skip
-        return evaluate_sts(OnnxEncoder(d, threads=self.cfg.distill.threads), self.dev_pairs).spearman
+        return OnnxEncoder(d, threads=self.cfg.distill.threads)
+
+    def score(self, model_path: Path, tokenizer: Path, v: Variant) -> float:
+        """STS-B dev Spearman of an ONNX graph through the edge runtime."""
+        from model_store.eval_sts import evaluate_sts
+
+        return evaluate_sts(self._onnx_encoder(model_path, tokenizer, v), self.dev_pairs).spearman
+
+    def rank(self, model_path: Path, tokenizer: Path, v: Variant) -> TopKMetrics | None:
+        """The edge ranker's NDCG@10/HR@10 (with the popularity prior) on this graph's embeddings."""
+        result = self.rank_result(self._onnx_encoder(model_path, tokenizer, v))
+        return result.ranker if result else None
+
+    def rank_result(self, encoder) -> RankEvalResult | None:
+        from model_store.eval_rank import evaluate_rank
+
+        if self.rank_data is None:
+            return None
+        movies, ratings, tags = (_movielens_file(self.rank_data, stem) for stem in ("movies", "ratings", "tags"))
+        return evaluate_rank(encoder, movies, ratings, tags)
 
     def export_check(self, student, fp32: Path, tokenizer: Path) -> tuple[float, float]:
         """Max |difference| and min cosine between PyTorch and onnxruntime on 256 dev sentences."""
@@ -367,7 +403,11 @@ class Builder:
         t0 = time.perf_counter()
         teacher = TeacherEncoder(threads=self.cfg.distill.threads)
         teacher_sts = evaluate_sts(teacher, self.dev_pairs).spearman
+        teacher_rank = self.rank_result(teacher)
         self._timed("teacher-eval", t0)
+        t0 = time.perf_counter()
+        shipped_rank = self.rank_result(self._onnx_encoder(final, tok, v))
+        self._timed("rank-eval", t0)
 
         self.timings["total"] = round(time.perf_counter() - started, 1)
         metrics = {
@@ -375,6 +415,7 @@ class Builder:
             "sts_dev_spearman_fp32": qres.fp32_sts,
             "teacher_sts_dev_spearman": teacher_sts,
             "sts_retention": round(qres.sts / teacher_sts, 4),
+            **_rank_metrics(shipped_rank, teacher_rank, self.rank_data),
             "model_onnx_bytes": qres.bytes,
             "size_budget_bytes": self.cfg.size_budget_bytes,
             "params": results[SHIPPED].params,
@@ -417,6 +458,26 @@ class Builder:
         return metrics
 
 
+def _movielens_file(root: Path, stem: str) -> Path:
+    """`stem.csv.gz` as shipped in the shared data, or a plain `stem.csv`."""
+    for name in (f"{stem}.csv.gz", f"{stem}.csv"):
+        if (root / name).is_file():
+            return root / name
+    raise FileNotFoundError(f"--rank-data {root}: no {stem}.csv.gz or {stem}.csv")
+
+
+def _rank_metrics(student: RankEvalResult | None, teacher: RankEvalResult | None, data: Path | None) -> dict:
+    """Manifest fields for `eibert eval rank` figures measured in the build (empty when it skipped them)."""
+    if student is None or teacher is None:
+        return {}
+    return {
+        "rank": student.to_json_dict(),
+        "teacher_rank": teacher.to_json_dict(),
+        "rank_ndcg_retention": round(student.ranker.ndcg / teacher.ranker.ndcg, 4) if teacher.ranker.ndcg else None,
+        "rank_eval_data": str(data),
+    }
+
+
 def _train_one(cfg: BuildConfig, out: Path, cache: Path, command: str, sts_dev: Path, resume: bool, v: Variant) -> None:
     """One variant's training in a worker process: earlier stages are cached, so they only load here."""
     b = Builder(cfg, out, cache, command, sts_dev, resume=resume)
@@ -445,7 +506,13 @@ def cmd_build(args) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     log.setLevel(logging.INFO)
     sts_dev = Path(args.sts_data) if args.sts_data else data_file("stsb", "sts-dev.csv.gz")
-    metrics = Builder(cfg, out, cache, command, sts_dev, resume=args.resume).run()
-    summary = {k: metrics[k] for k in ("sts_dev_spearman", "teacher_sts_dev_spearman", "sts_retention")}
+    rank_data = None  # an explicit --rank-data wins; else the config decides (the quick preset skips it)
+    if args.rank_data:
+        rank_data = Path(args.rank_data)
+    elif cfg.rank_eval:
+        rank_data = data_file("movielens")
+    metrics = Builder(cfg, out, cache, command, sts_dev, resume=args.resume, rank_data=rank_data).run()
+    keys = ("sts_dev_spearman", "teacher_sts_dev_spearman", "sts_retention", "rank_ndcg_retention")
+    summary = {k: metrics[k] for k in keys if k in metrics}
     print(json.dumps({"bundle": str(out), **summary, "model_onnx_bytes": metrics["model_onnx_bytes"]}))
     return 0

@@ -21,7 +21,7 @@ from simulators.cli_args import add_simulate_arguments  # argparse only, likewis
 
 EXIT_NOT_AVAILABLE = 2
 DEFAULT_CACHE = Path(".cache")
-SHIPPED_BUNDLE = Path(__file__).resolve().parent / "bundles" / "eibert-0.2.0"
+SHIPPED_BUNDLE = Path(__file__).resolve().parent / "bundles" / "eibert-0.3.0"
 BENCH_SECTIONS = ("teacher", "model", "edge", "cloud")
 
 
@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--skip-ablations", action="store_true", help="train only the shipped variant (fast iteration)")
     b.add_argument("--cache", default=str(DEFAULT_CACHE / "build"), help="stage cache directory")
     b.add_argument("--sts-data", help="STS-B file used to score candidates (default: sts-dev)")
+    b.add_argument("--rank-data", help="MovieLens directory for the rank evaluation (default: the shared data)")
     b.set_defaults(func=cmd_build)
 
     e = sub.add_parser("eval", help="evaluate the teacher or a bundle")

@@ -58,6 +58,26 @@ def glue_rows(task: str) -> list:
     return load_glue(task, split=split)
 
 
+def catalogue_sources(cfg: CorpusConfig) -> dict[str, list[str]]:
+    """The texts devices embed as behaviours and candidates (MovieLens items, MIND news), raw, per source."""
+    sources: dict[str, list[str]] = {}
+    if cfg.movielens:
+        root = data_file("movielens")
+        movies = load_movies(root / "movies.csv.gz")
+        sources["movielens/items"] = list(item_texts(movies, load_tags(root / "tags.csv.gz")).values())
+    if cfg.mind:
+        news = load_news(data_file("mind-sample", "MINDsmall_train", "news.tsv.gz"))
+        sources["mind/news"] = [n.title for n in news] + news_texts(news)
+    return sources
+
+
+def catalogue_indices(cfg: CorpusConfig, corpus: Corpus) -> list[int]:
+    """Indices into `corpus.train` of catalogue texts (after the same cleaning and deduplication)."""
+    index = {_key(t): i for i, t in enumerate(corpus.train)}
+    keys = {_key(_clean(t, cfg.max_chars)) for texts in catalogue_sources(cfg).values() for t in texts}
+    return sorted(index[k] for k in keys if k in index)
+
+
 def collect(cfg: CorpusConfig) -> Corpus:
     sources: dict[str, list[str]] = {}
     for task in cfg.glue_tasks:
@@ -67,13 +87,7 @@ def collect(cfg: CorpusConfig) -> Corpus:
     if cfg.sts_train:
         pairs = load_sts(data_file("stsb", "sts-train.csv.gz"))
         sources["stsb/train"] = [s for p in pairs for s in (p.sentence1, p.sentence2)]
-    if cfg.movielens:
-        root = data_file("movielens")
-        movies = load_movies(root / "movies.csv.gz")
-        sources["movielens/items"] = list(item_texts(movies, load_tags(root / "tags.csv.gz")).values())
-    if cfg.mind:
-        news = load_news(data_file("mind-sample", "MINDsmall_train", "news.tsv.gz"))
-        sources["mind/news"] = [n.title for n in news] + news_texts(news)
+    sources |= catalogue_sources(cfg)
 
     dev = load_sts(data_file("stsb", "sts-dev.csv.gz"))
     banned = {_key(s) for p in dev for s in (p.sentence1, p.sentence2)}

@@ -40,6 +40,7 @@ class TrainData:
     sts: list[tuple[np.ndarray, np.ndarray, float, int, int]]  # ids a, ids b, score, corpus idx a, b (-1 = none)
     para: list[tuple[np.ndarray, np.ndarray]]  # paraphrase pairs
     pairs: list[tuple[int, int]] = dataclasses.field(default_factory=list)  # related corpus pairs (indices)
+    domain: list[int] = dataclasses.field(default_factory=list)  # corpus indices of catalogue texts
 
 
 def pad(batch: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,13 +141,20 @@ def train(
         if n_pair > 0:  # related pairs replace the batch's tail, as a0 b0 a1 b1 ...
             pair_idx = [i for pair in rng.sample(data.pairs, n_pair) for i in pair]
             idx = idx[: len(idx) - 2 * n_pair]
+        n_dom = min(cfg.domain_batch, len(data.domain), len(idx) - 2)
+        dom_idx = rng.sample(data.domain, n_dom) if n_dom > 1 else []
+        if dom_idx:  # catalogue texts replace the tail of what is left
+            idx = idx[: len(idx) - len(dom_idx)]
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         ids, mask = pad([data.ids[i] for i in idx])
         s = student(ids, mask)
-        if pair_idx:  # a forward of their own: padded to their own width, not widening the length-bucketed part
-            s = torch.cat([s, student(*pad([data.ids[i] for i in pair_idx]))])
-            idx = idx + pair_idx
+        # Pairs and catalogue texts get forwards of their own: padded to their own width, not widening the
+        # length-bucketed part. Layout of s: [random batch | pairs a0 b0 a1 b1 ... | catalogue texts].
+        for extra in (pair_idx, dom_idx):
+            if extra:
+                s = torch.cat([s, student(*pad([data.ids[i] for i in extra]))])
+                idx = idx + extra
         t_raw = data.targets[idx]
         t = nn.functional.normalize(teacher_top(t_raw), dim=-1) if cfg.interplay else t_raw
         t_fixed = t.detach()
@@ -154,8 +162,14 @@ def train(
         loss_rel = relational_loss(s, t_fixed)
         loss = cfg.w_cos * loss_cos + cfg.w_rel * loss_rel
         log = {"step": step, "cos": float(loss_cos), "rel": float(loss_rel)}
+        if dom_idx:
+            n = len(dom_idx)
+            loss_dom = relational_loss(s[-n:], t_fixed[-n:])
+            loss = loss + cfg.w_domain_rel * loss_dom
+            log["domain_rel"] = float(loss_dom)
         if n_pair > 0:
-            sp, tp = s[-2 * n_pair :], t_fixed[-2 * n_pair :]
+            end = len(s) - len(dom_idx)
+            sp, tp = s[end - 2 * n_pair : end], t_fixed[end - 2 * n_pair : end]
             pair_s = (sp[0::2] * sp[1::2]).sum(-1)
             pair_t = (tp[0::2] * tp[1::2]).sum(-1)
             loss_pair = nn.functional.mse_loss(pair_s, pair_t)

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 LABELS = {
-    "shipped": "shipped (pruning + cross-distillation + labelled pairs, int8)",
-    "oneway": "one-way KD (frozen teacher, distillation losses only)",
+    "shipped": "shipped (the config's recipe, below)",
+    "oneway": "one-way KD (frozen teacher, distillation losses only: no labelled pairs, no interplay)",
     "no_interplay": "no mutual interplay (frozen teacher, labelled pairs kept)",
+    "with_interplay": "with mutual interplay (the teacher's top keeps learning)",
     "static": "static student (no transformer layers, Model2Vec-style)",
     "no_pruning": "no pruning (full 30,522 vocabulary, same bytes)",
 }
@@ -67,6 +68,27 @@ def _plots(out: Path, results: dict, teacher_sts: float, teacher_bytes: int) -> 
     return names
 
 
+def _rank_section(metrics: dict[str, Any]) -> list[str]:
+    """The MovieLens ranking figures, when the build measured them (`rank_eval`)."""
+    if "rank" not in metrics:
+        return ["MovieLens rank evaluation: not run in this build (`rank_eval = false`).", ""]
+    s, t = metrics["rank"], metrics["teacher_rank"]
+    return [
+        f"MovieLens next-item ranking (`eibert eval rank` protocol, `{metrics['rank_eval_data']}`, {s['users']} users, "
+        f"{s['candidates']} candidates each; the edge ranker with a log-popularity prior):",
+        "",
+        "| embeddings | ranker NDCG@10 | ranker HR@10 | content only NDCG@10 | popularity NDCG@10 |",
+        "|---|---|---|---|---|",
+        f"| teacher | {t['ranker']['ndcg@10']:.4f} | {t['ranker']['hr@10']:.4f} | "
+        f"{t['ranker_content_only']['ndcg@10']:.4f} | {t['popularity']['ndcg@10']:.4f} |",
+        f"| **shipped int8** | **{s['ranker']['ndcg@10']:.4f}** | {s['ranker']['hr@10']:.4f} | "
+        f"{s['ranker_content_only']['ndcg@10']:.4f} | {s['popularity']['ndcg@10']:.4f} |",
+        "",
+        f"NDCG@10 retention vs the teacher: **{100 * metrics['rank_ndcg_retention']:.1f}%**.",
+        "",
+    ]
+
+
 def write_report(
     out: Path,
     manifest: dict[str, Any],
@@ -97,19 +119,22 @@ def write_report(
         f"| **shipped int8** | **{qres.bytes:,}** | **{qres.sts:.2f}** | **{100 * qres.sts / teacher_sts:.1f}%** |",
         f"| shipped fp32 | {qres.fp32_bytes:,} | {qres.fp32_sts:.2f} | {100 * qres.fp32_sts / teacher_sts:.1f}% |",
         "",
+        *_rank_section(metrics),
         f"Size budget {metrics['size_budget_bytes']:,} bytes; whole bundle gzip-compressed for transport: "
         f"{metrics['bundle_gzip_bytes']:,} bytes. Student: {shipped.params:,} parameters, "
         f"vocabulary {shipped.vocab:,}.",
         "",
         "## Ablations (same corpus, targets, steps and byte budget)",
         "",
-        "| variant | params | vocab | E | STS before training | STS fp32 | STS int8 (all modules) | int8 bytes |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | params | vocab | E | STS before training | STS fp32 | STS int8 (all modules) | int8 bytes "
+        "| rank NDCG@10 int8 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
+        rank = f"{r.rank.ndcg:.4f}" if r.rank else "not run"
         lines.append(
             f"| {LABELS.get(name, name)} | {r.params:,} | {r.vocab:,} | {r.embed_dim} | {r.sts_init:.2f} | "
-            f"{r.sts_fp32:.2f} | {r.sts_int8:.2f} | {r.int8_bytes:,} |"
+            f"{r.sts_fp32:.2f} | {r.sts_int8:.2f} | {r.int8_bytes:,} | {rank} |"
         )
     lines += [
         "",

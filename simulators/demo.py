@@ -7,7 +7,7 @@ the run: publish a second bundle and roll it out 10% -> 100%, corrupt one bundle
 verification must reject while the old model keeps serving), and restart the cloud process. Then: check that
 the edge node switched too, print the summary, stop both processes and exit 0 only if every check held.
 
-The second bundle is `model_store/bundles/eibert-0.2.0` when it exists, else the shipped bundle's files under a
+The second bundle is `model_store/bundles/eibert-0.3.0` when it exists, else the shipped bundle's files under a
 new manifest version (`0.1.0+rollout`): same weights, a distinct, signed, immutable version to roll out.
 Logs of the two processes and the JSON summary are kept under `<--cache>/demo/`.
 """
@@ -39,7 +39,7 @@ from simulators.summary import FleetSummary, render
 
 log = logging.getLogger(__name__)
 
-NEXT_BUNDLE = SHIPPED_BUNDLE.parent / "eibert-0.2.0"
+NEXT_BUNDLE = SHIPPED_BUNDLE.parent / "eibert-0.3.0"
 ROLLOUT_SUFFIX = "+rollout"
 DEMO_K_MIN = 50  # the cloud's default is 100; a 300-device demo fleet splits across versions and days
 EDGE_DEVICES = 10

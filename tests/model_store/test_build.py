@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from service.common.manifest import verify_bundle
 from service.edge.encoder import OnnxEncoder
+from tests.model_store.test_eval_rank import write_fixture
 
 CONFIG = Path(__file__).resolve().parents[2] / "model_store" / "configs" / "eibert-1.9m.toml"
 
@@ -18,9 +20,14 @@ CONFIG = Path(__file__).resolve().parents[2] / "model_store" / "configs" / "eibe
 @pytest.fixture(scope="session")
 def quick_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     root = tmp_path_factory.mktemp("quick-build")
-    out, cache = root / "bundle", root / "cache"
+    out, cache, rank_data = root / "bundle", root / "cache", root / "movielens"
+    rank_data.mkdir()
+    for plain in write_fixture(rank_data):  # the build reads the shared data's .csv.gz layout
+        (rank_data / f"{plain.name}.gz").write_bytes(gzip.compress(plain.read_bytes()))
+        plain.unlink()
     exe = Path(sys.executable).parent / "eibert"
     cmd = [str(exe), "build", "--config", str(CONFIG), "--out", str(out), "--quick", "--cache", str(cache)]
+    cmd += ["--rank-data", str(rank_data)]  # the quick preset skips rank evaluation unless given data
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, cache, proc.stdout
@@ -43,11 +50,17 @@ def test_bundle_is_complete_and_loads(quick_build) -> None:
 def test_manifest_records_every_stage(quick_build) -> None:
     out, _, _ = quick_build
     m = verify_bundle(out).metrics
-    assert set(m["ablations"]) == {"shipped", "oneway", "no_interplay", "static", "no_pruning"}
+    assert set(m["ablations"]) == {"shipped", "oneway", "with_interplay", "static", "no_pruning"}
     assert {row["group"] for row in m["quantization"]["table"]} == {"embeddings", "attention", "ffn", "head"}
     assert m["export_check"]["min_cosine"] > 0.9999
     assert m["prune"]["kept_vocab"] == 2500 and m["prune"]["unk_rate_pruned"] <= m["prune"]["unk_rate_teacher"]
     assert 80 < m["teacher_sts_dev_spearman"] < 90
+    # The rank evaluation ran on every variant and the teacher (fixture: one user, 100 candidates).
+    assert m["rank"]["users"] == 1 and m["teacher_rank"]["candidates"] == 100
+    assert m["rank_ndcg_retention"] == pytest.approx(
+        m["rank"]["ranker"]["ndcg@10"] / m["teacher_rank"]["ranker"]["ndcg@10"], abs=1e-4
+    )
+    assert all(0.0 <= a["rank"]["ndcg"] <= 1.0 for a in m["ablations"].values())
     # Ablations were trained at the byte budget of the shipped student.
     shipped = m["ablations"]["shipped"]["est_int8_bytes"]
     for name in ("static", "no_pruning"):
@@ -57,7 +70,8 @@ def test_manifest_records_every_stage(quick_build) -> None:
 def test_report_and_plots_exist(quick_build) -> None:
     out, _, _ = quick_build
     report = (out / "report.md").read_text()
-    for needle in ("## Ablations", "## Module-wise int8", "## Hard token pruning", "teacher all-MiniLM-L6-v2"):
+    needles = ("## Ablations", "## Module-wise int8", "## Hard token pruning", "teacher all-MiniLM-L6-v2", "NDCG@10")
+    for needle in needles:
         assert needle in report
     for png in ("report-size-breakdown.png", "report-quality-vs-size.png", "report-training.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,34 @@
+"""The committed bundles: each config in `model_store/configs/` has the bundle it builds, and they agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from model_store.build_config import BuildConfig
+from service.common.manifest import verify_bundle
+from service.edge.encoder import OnnxEncoder
+
+ROOT = Path(__file__).resolve().parents[2] / "model_store"
+CONFIGS = sorted((ROOT / "configs").glob("*.toml"))
+
+
+def test_there_are_configs() -> None:
+    assert len(CONFIGS) >= 1
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+def test_config_matches_its_shipped_bundle(config: Path) -> None:
+    cfg = BuildConfig.from_toml(config)
+    bundle = ROOT / "bundles" / f"{cfg.name}-{cfg.version}"
+    manifest = verify_bundle(bundle)  # sha256 and bytes of every file
+    # The bundle was built from exactly this config (a changed config needs a new version and a rebuild).
+    assert manifest.build["config"] == cfg.model_dump(mode="json")
+    assert manifest.build["command"].startswith(f"eibert build --config model_store/configs/{config.name} ")
+    m = manifest.metrics
+    assert (bundle / "model.onnx").stat().st_size == m["model_onnx_bytes"] <= cfg.size_budget_bytes
+    assert 0 < m["sts_retention"] == pytest.approx(m["sts_dev_spearman"] / m["teacher_sts_dev_spearman"], abs=1e-4)
+    assert (bundle / "report.md").is_file()
+    emb = OnnxEncoder(bundle).encode(["Toy Story (1995). Adventure, Animation, Children, Comedy, Fantasy"])
+    assert emb.shape == (1, manifest.dim)

@@ -267,6 +267,7 @@ class Builder:
         fp32 = export_onnx(student, work / "model.fp32.onnx", vocab_size=student.vocab_size)
         diff, cos = self.export_check(student, fp32, prune_st.path / "tokenizer.json")
         int8 = quantize_groups(fp32, work / "model.int8.onnx", list(GROUPS), self.cfg.quantize)
+        int8_encoder = self._onnx_encoder(int8, prune_st.path / "tokenizer.json", v)  # one session, both scores
         init = Student(v.student, student.vocab_size)
         init.load_state_dict(torch.load(train_st.path / "init.pt"))
         init_onnx = export_onnx(init.eval(), work / "model.init.onnx", vocab_size=student.vocab_size)
@@ -281,8 +282,8 @@ class Builder:
             int8_bytes=int8.stat().st_size,
             sts_init=self.score(init_onnx, prune_st.path / "tokenizer.json", v),
             sts_fp32=self.score(fp32, prune_st.path / "tokenizer.json", v),
-            sts_int8=self.score(int8, prune_st.path / "tokenizer.json", v),
-            rank=self.rank(int8, prune_st.path / "tokenizer.json", v),
+            sts_int8=self.sts(int8_encoder),
+            rank=r.ranker if (r := self.rank_result(int8_encoder)) else None,
             module_bytes=module_bytes(student),
             history=history,
             export_max_abs_diff=diff,
@@ -320,22 +321,21 @@ class Builder:
 
     def score(self, model_path: Path, tokenizer: Path, v: Variant) -> float:
         """STS-B dev Spearman of an ONNX graph through the edge runtime."""
+        return self.sts(self._onnx_encoder(model_path, tokenizer, v))
+
+    def sts(self, encoder) -> float:
         from model_store.eval_sts import evaluate_sts
 
-        return evaluate_sts(self._onnx_encoder(model_path, tokenizer, v), self.dev_pairs).spearman
-
-    def rank(self, model_path: Path, tokenizer: Path, v: Variant) -> TopKMetrics | None:
-        """The edge ranker's NDCG@10/HR@10 (with the popularity prior) on this graph's embeddings."""
-        result = self.rank_result(self._onnx_encoder(model_path, tokenizer, v))
-        return result.ranker if result else None
+        return evaluate_sts(encoder, self.dev_pairs).spearman
 
     def rank_result(self, encoder) -> RankEvalResult | None:
+        """`eibert eval rank` on `--rank-data` (the shared data's layout: movies/ratings/tags.csv.gz)."""
         from model_store.eval_rank import evaluate_rank
 
         if self.rank_data is None:
             return None
-        movies, ratings, tags = (_movielens_file(self.rank_data, stem) for stem in ("movies", "ratings", "tags"))
-        return evaluate_rank(encoder, movies, ratings, tags)
+        d = self.rank_data
+        return evaluate_rank(encoder, d / "movies.csv.gz", d / "ratings.csv.gz", d / "tags.csv.gz")
 
     def export_check(self, student, fp32: Path, tokenizer: Path) -> tuple[float, float]:
         """Max |difference| and min cosine between PyTorch and onnxruntime on 256 dev sentences."""
@@ -458,14 +458,6 @@ class Builder:
         return metrics
 
 
-def _movielens_file(root: Path, stem: str) -> Path:
-    """`stem.csv.gz` as shipped in the shared data, or a plain `stem.csv`."""
-    for name in (f"{stem}.csv.gz", f"{stem}.csv"):
-        if (root / name).is_file():
-            return root / name
-    raise FileNotFoundError(f"--rank-data {root}: no {stem}.csv.gz or {stem}.csv")
-
-
 def _rank_metrics(student: RankEvalResult | None, teacher: RankEvalResult | None, data: Path | None) -> dict:
     """Manifest fields for `eibert eval rank` figures measured in the build (empty when it skipped them)."""
     if student is None or teacher is None:
@@ -511,6 +503,9 @@ def cmd_build(args) -> int:
         rank_data = Path(args.rank_data)
     elif cfg.rank_eval:
         rank_data = data_file("movielens")
+    missing = [n for n in ("movies", "ratings", "tags") if rank_data and not (rank_data / f"{n}.csv.gz").is_file()]
+    if missing:  # fail before hours of training, not after
+        raise FileNotFoundError(f"--rank-data {rank_data}: no {', '.join(f'{n}.csv.gz' for n in missing)}")
     metrics = Builder(cfg, out, cache, command, sts_dev, resume=args.resume, rank_data=rank_data).run()
     keys = ("sts_dev_spearman", "teacher_sts_dev_spearman", "sts_retention", "rank_ndcg_retention")
     summary = {k: metrics[k] for k in keys if k in metrics}

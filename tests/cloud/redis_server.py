@@ -21,11 +21,17 @@ def free_port() -> int:
 
 
 class RedisProcess:
-    def __init__(self, data_dir: Path, *, durable: bool) -> None:
+    def __init__(
+        self, data_dir: Path, *, durable: bool, appendfsync: str = "always", preload: Path | None = None
+    ) -> None:
+        """`durable`: append-only file on, with `appendfsync` (always | everysec | no); off otherwise.
+        `preload`: a shared library for LD_PRELOAD (the power-loss shim of the durability tests)."""
         if shutil.which("redis-server") is None:
             pytest.fail("redis-server is not installed; the Redis durability tests need it")
         self.data_dir = data_dir
         self.durable = durable
+        self.appendfsync = appendfsync
+        self.preload = preload
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -37,8 +43,11 @@ class RedisProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir)]
         args += ["--save", "", "--daemonize", "no", "--loglevel", "warning"]
-        args += ["--appendonly", "yes", "--appendfsync", "always"] if self.durable else ["--appendonly", "no"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args += ["--appendonly", "yes", "--appendfsync", self.appendfsync] if self.durable else ["--appendonly", "no"]
+        env = dict(os.environ)
+        if self.preload is not None:
+            env["LD_PRELOAD"] = str(self.preload)
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         client = redis.Redis(port=self.port)
         for _ in range(200):  # bounded wait for the server to accept connections
             try:

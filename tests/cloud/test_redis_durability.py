@@ -71,16 +71,21 @@ def _report(device: int, seq: int) -> PreparedReport:
     )
 
 
-async def _ingest_until_killed(server: RedisProcess, *, require_durable: bool) -> dict[str, list[PreparedReport]]:
-    """Acknowledged reports by device; the server is SIGKILLed once KILL_AFTER_ACKS were acknowledged."""
+async def _ingest_until_killed(
+    server: RedisProcess, *, require_durable: bool
+) -> tuple[dict[str, list[PreparedReport]], set[str]]:
+    """(acknowledged reports by device, every device a report was sent for); the server is SIGKILLed once
+    KILL_AFTER_ACKS reports were acknowledged."""
     store = RedisStore(server.url, require_durable=require_durable)
     await store.open()
     acked: dict[str, list[PreparedReport]] = {}
+    sent: set[str] = set()
 
     async def writer(w: int) -> None:
         for batch in range(10_000):  # bounded; the kill ends it long before
             device = _device(w, batch)
             reps = [_report(w, batch * 5 + j) for j in range(5)]
+            sent.add(device)
             try:
                 out = await store.ingest(device, reps, budget_micro=1_000_000, ttl_days=8)
             except StoreError:
@@ -94,10 +99,10 @@ async def _ingest_until_killed(server: RedisProcess, *, require_durable: bool) -
         await asyncio.gather(*(writer(w) for w in range(WRITERS)))
     finally:
         await store.close()
-    return acked
+    return acked, sent
 
 
-async def _audit(server: RedisProcess, acked: dict[str, list[PreparedReport]]) -> tuple[int, int, int]:
+async def _audit(server: RedisProcess, acked: dict[str, list[PreparedReport]], sent: set[str]) -> tuple[int, int, int]:
     """(acknowledged reports lost, reports counted in the fleet aggregate, reports charged to ledgers).
 
     Lost = re-sending it is accepted instead of recognised as a duplicate. Counted and charged must be equal:
@@ -105,7 +110,7 @@ async def _audit(server: RedisProcess, acked: dict[str, list[PreparedReport]]) -
     store = RedisStore(server.url)
     await store.open()
     try:
-        charged = sum([await store.spent(d, DAY) for d in acked]) // COST
+        charged = sum([await store.spent(d, DAY) for d in sent]) // COST
         groups = await store.fleet(metric="top_item_clicked", day=DAY)  # none at all if everything was lost
         counted = sum(c.n for g in groups for c in g.cells)
         lost = 0
@@ -118,11 +123,11 @@ async def _audit(server: RedisProcess, acked: dict[str, list[PreparedReport]]) -
 
 
 def test_kill_during_ingest_loses_no_acknowledged_report(durable_redis: RedisProcess) -> None:
-    acked = asyncio.run(_ingest_until_killed(durable_redis, require_durable=True))
+    acked, sent = asyncio.run(_ingest_until_killed(durable_redis, require_durable=True))
     total = sum(map(len, acked.values()))
     assert total >= KILL_AFTER_ACKS
     durable_redis.start()  # same port, same data dir: Redis replays its append-only file
-    lost, counted, charged = asyncio.run(_audit(durable_redis, acked))
+    lost, counted, charged = asyncio.run(_audit(durable_redis, acked, sent))
     assert lost == 0
     assert counted == charged >= total  # in-flight, unacknowledged reports may be there too, but whole
 
@@ -133,9 +138,9 @@ def test_the_audit_catches_a_store_that_acknowledges_before_fsync(tmp_path: Path
     server = RedisProcess(tmp_path / "lax", durable=True, appendfsync="no", preload=powerloss_shim)
     server.start()
     try:
-        acked = asyncio.run(_ingest_until_killed(server, require_durable=False))
+        acked, sent = asyncio.run(_ingest_until_killed(server, require_durable=False))
         server.start()
-        lost, _, _ = asyncio.run(_audit(server, acked))
+        lost, _, _ = asyncio.run(_audit(server, acked, sent))
     finally:
         server.kill()
     assert lost > 0, "a store that acknowledges before fsync lost nothing: the power-loss simulation is not working"

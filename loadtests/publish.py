@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from service.cloud.cli import publish_bundle
+from service.cloud.client import publish_bundle
 from service.common.errors import EibertError
 
 ADMIN_ENV = "EIBERT_ADMIN_TOKEN"

@@ -77,12 +77,13 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log_file: Path) -> None:
 
 @contextlib.contextmanager
 def server(name: str, args: list[str], env: dict[str, str], port: int, logs: Path) -> Iterator[str]:
-    """`eibert <args>` in a subprocess, its output in `logs/<name>.log`; yields the base URL once /readyz is 200."""
+    """`python -m service.<name> <args>` (the flags of `eibert <name>`) in a subprocess, its output in
+    `logs/<name>.log`; yields the base URL once /readyz is 200."""
     log_file = logs / f"{name}.log"
     url = f"http://{HOST}:{port}"
     with log_file.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "model_store.cli", *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", f"service.{name}", *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
         try:
             wait_ready(url, proc, log_file)
@@ -181,14 +182,14 @@ def measure(args: argparse.Namespace) -> tuple[list[LoadRun], str]:
         cloud_data = tmp / "cloud"
         cloud_env = {**base_env, "EIBERT_CLOUD_DATA_DIR": str(cloud_data)}
         cloud_port = free_port()
-        cloud_args = ["cloud", "--dev", "--port", str(cloud_port), "--store", f"sqlite:///{cloud_data / 'cloud.db'}"]
+        cloud_args = ["--dev", "--port", str(cloud_port), "--store", f"sqlite:///{cloud_data / 'cloud.db'}"]
         runs: list[LoadRun] = []
         with server("cloud", cloud_args, cloud_env, cloud_port, REPORTS) as cloud:
             token = (cloud_data / "dev-admin-token").read_text().strip()
             published = publish_and_roll_out(args.bundle, cloud, token, 100)
             log.info("published %s, rollout %s", published["version"], published["rollout"])
             edge_port = free_port()
-            edge_args = ["edge", "--bundle", str(args.bundle), "--port", str(edge_port), "--cloud", cloud]
+            edge_args = ["--bundle", str(args.bundle), "--port", str(edge_port), "--cloud", cloud]
             edge_args += ["--cloud-public-key", dev_public_key(cloud_data), "--state-dir", str(tmp / "edge")]
             edge_args += ["--log-level", "warning"]
             with server("edge", edge_args, base_env, edge_port, REPORTS) as edge:

@@ -503,7 +503,7 @@ def bench_cloud(command: str) -> str:
         cloud_proc = None
         try:
             cloud_proc, port = _start_cloud(f"redis://{HOST}:{redis_port}/0", tmp_path / "cloud")
-            from service.cloud.cli import publish_bundle
+            from service.cloud.client import publish_bundle
 
             bundle = _stand_in_bundle(tmp_path / "bundle")
             version = publish_bundle(bundle, f"http://{HOST}:{port}", ADMIN)["version"]

@@ -14,9 +14,30 @@ from pathlib import Path
 
 from simulators.cli_args import add_simulate_arguments
 
-__all__ = ["SHIPPED_BUNDLE", "add_simulate_arguments", "cmd_simulate", "write_summary"]
+__all__ = ["SHIPPED_BUNDLE", "add_parser", "add_simulate_arguments", "cmd_demo", "cmd_simulate", "write_summary"]
 
 SHIPPED_BUNDLE = Path(__file__).resolve().parents[1] / "model_store" / "bundles" / "eibert-0.1.0"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `eibert simulate` and `eibert demo` on the root parser (flags only)."""
+    sim = sub.add_parser("simulate", help="run a device fleet against a cloud (and edge nodes)")
+    add_simulate_arguments(sim)
+    sim.set_defaults(func=cmd_simulate)
+
+    d = sub.add_parser("demo", help="everything on one machine, no Docker, then a summary")
+    d.add_argument("--cache", default=".cache", help="where the demo keeps its logs and summary.json")
+    d.add_argument("--devices", type=int, default=300, help="simulated devices (default 300)")
+    d.add_argument("--days", type=int, default=4, help="simulated days (default 4)")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Cloud, an edge node and a device fleet on one machine (simulators/demo.py); exit 0 iff its checks held."""
+    from simulators.demo import cmd_demo as run_demo
+
+    return run_demo(args)
 
 
 def _out(line: str) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from service.cloud.cli import publish_bundle
+from service.cloud.client import publish_bundle
 from service.common.contract import BUNDLE_FILES, MANIFEST_FILE
 from service.common.manifest import read_manifest
 from simulators.cli import SHIPPED_BUNDLE, write_summary
@@ -61,10 +61,11 @@ def _say(line: str) -> None:
 
 
 class ServiceProcess:
-    """One `eibert` subcommand as a child process, with its output in a log file."""
+    """One service (`python -m service.cloud` or `python -m service.edge`, the flags of `eibert cloud` and
+    `eibert edge`) as a child process, with its output in a log file."""
 
     def __init__(self, name: str, argv: list[str], *, env: dict[str, str], log_path: Path, url: str) -> None:
-        self.name = name
+        self.name = name  # "cloud" or "edge": the service package it runs
         self.argv = argv
         self.env = env
         self.log_path = log_path
@@ -75,7 +76,7 @@ class ServiceProcess:
         log_file = self.log_path.open("ab")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "model_store.cli", *self.argv],
+                [sys.executable, "-m", f"service.{self.name}", *self.argv],
                 env=self.env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -123,7 +124,7 @@ class Scenario:
         env.pop("EIBERT_ADMIN_TOKEN", None)  # dev mode generates its own
         self.cloud = ServiceProcess(
             "cloud",
-            ["cloud", "--dev", "--port", self.cloud_url.rsplit(":", 1)[1], "--store", f"sqlite:///{work / 'cloud.db'}"],
+            ["--dev", "--port", self.cloud_url.rsplit(":", 1)[1], "--store", f"sqlite:///{work / 'cloud.db'}"],
             env=env,
             log_path=logs / "cloud.log",
             url=self.cloud_url,
@@ -213,7 +214,7 @@ class Scenario:
         edge_port = self.edge_url.rsplit(":", 1)[1]
         self.edge = ServiceProcess(
             "edge",
-            ["edge", "--bundle", str(SHIPPED_BUNDLE), "--cloud", self.cloud_url, "--cloud-public-key", self.public_key,
+            ["--bundle", str(SHIPPED_BUNDLE), "--cloud", self.cloud_url, "--cloud-public-key", self.public_key,
              "--poll-interval", "1", "--port", edge_port, "--state-dir", str(self.work / "edge"),
              "--device-id", "demo-edge-1"],
             env=dict(os.environ),

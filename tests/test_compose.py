@@ -84,7 +84,7 @@ def listen_port(name: str) -> int:
             flag(cmd, "--port") or env(name).get("EIBERT_EDGE_PORT") or EdgeSettings.model_fields["port"].default
         )
     if prog == "eibert cloud":
-        from model_store.cli import build_parser
+        from eibert.cli import build_parser
 
         return int(build_parser().parse_args(cmd[1:]).port)  # the flag always wins over EIBERT_CLOUD_PORT
     if prog == "locust":
@@ -98,7 +98,7 @@ def listen_port(name: str) -> int:
 
 
 def _eibert_parse(cmd: list[str]) -> argparse.Namespace:
-    from model_store.cli import build_parser
+    from eibert.cli import build_parser
 
     try:
         return build_parser().parse_args(cmd[1:])
@@ -108,7 +108,7 @@ def _eibert_parse(cmd: list[str]) -> argparse.Namespace:
 
 @pytest.mark.parametrize("name", [n for n in SERVICES if program(n).startswith("eibert ")])
 def test_eibert_commands_parse(name: str) -> None:
-    from model_store import cli
+    from eibert import cli
 
     cmd = argv(name)
     pending = getattr(cli, "_PENDING", {})

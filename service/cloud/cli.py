@@ -1,8 +1,10 @@
-"""`eibert cloud` and `eibert publish` handlers (wired into the `eibert` parser by model_store/cli.py).
+"""The cloud's subcommands: `eibert cloud`, `eibert publish`, `eibert rollout {show,set,rollback}`, `eibert keygen`.
 
-`cmd_cloud(args)`: args.store (URL or None), args.port (int or None), optional args.host, args.dev (bool).
-`cmd_publish(args)`: args.bundle (dir), args.cloud (base URL); the admin token comes from EIBERT_ADMIN_TOKEN.
-Both return a process exit status; output for the user goes to stdout as one JSON line, diagnostics to logging.
+`add_parser(subparsers)` registers them on the root parser (`eibert/cli.py`); `python -m service.cloud` serves
+the cloud with the flags of `eibert cloud` (what the demo and the load tests start). Handlers import the web
+stack only when they run. Admin commands read the token from `EIBERT_ADMIN_TOKEN` and talk to the cloud through
+`service.cloud.client.CloudAdmin`; each prints its result as one JSON line on stdout (for scripts), and
+diagnostics go to logging.
 """
 
 from __future__ import annotations
@@ -15,16 +17,46 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
-from pydantic import ValidationError
-
-from service.common.archive import pack_bundle
 from service.common.errors import EibertError
-from service.common.manifest import verify_bundle
 
 log = logging.getLogger(__name__)
 
-PUBLISH_TIMEOUT_S = 300.0
+__all__ = ["add_parser", "cmd_cloud", "cmd_keygen", "cmd_publish", "cmd_rollout", "main"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("cloud", help="serve the cloud API")
+    _add_cloud_flags(c)
+    c.set_defaults(func=cmd_cloud)
+
+    pub = sub.add_parser("publish", help="upload a bundle as a new model version (token: EIBERT_ADMIN_TOKEN)")
+    pub.add_argument("--bundle", required=True)
+    pub.add_argument("--cloud", required=True)
+    pub.set_defaults(func=cmd_publish)
+
+    ro = sub.add_parser("rollout", help="show or change the staged rollout (token: EIBERT_ADMIN_TOKEN)")
+    rsub = ro.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = rsub.add_parser("show", help="the current rollout state")
+    put = rsub.add_parser("set", help="send PERCENT of devices to VERSION (100 makes it the stable version)")
+    put.add_argument("version")
+    put.add_argument("percent", type=int)
+    back = rsub.add_parser("rollback", help="cancel the canary, else return to the previous stable version")
+    for p in (show, put, back):
+        p.add_argument("--cloud", required=True, help="cloud base URL")
+    ro.set_defaults(func=cmd_rollout)
+
+    kg = sub.add_parser("keygen", help="write an Ed25519 signing key for the cloud; prints the key devices pin")
+    kg.add_argument("--out", required=True, help="PEM file to create (0600; an existing file is never replaced)")
+    kg.set_defaults(func=cmd_keygen)
+
+
+def _add_cloud_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default=None, help="redis://... or sqlite:///... (default: embedded SQLite)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--dev", action="store_true", help="generate a signing key and admin token under the data dir (demo only)"
+    )
 
 
 def _settings_from(args: argparse.Namespace):  # -> Settings
@@ -45,6 +77,7 @@ def _settings_from(args: argparse.Namespace):  # -> Settings
 def cmd_cloud(args: argparse.Namespace) -> int:
     """Serve the cloud API with uvicorn (one worker; run more processes behind a balancer with Redis)."""
     import uvicorn
+    from pydantic import ValidationError
 
     from service.cloud.app import create_app
 
@@ -58,42 +91,55 @@ def cmd_cloud(args: argparse.Namespace) -> int:
     return 0
 
 
-def publish_bundle(bundle_dir: Path, cloud_url: str, token: str, *, client: httpx.Client | None = None) -> dict:
-    """Verify the bundle locally, pack it and upload it; return the registered version's JSON.
+def _admin_token() -> str:
+    token = os.environ.get("EIBERT_ADMIN_TOKEN", "")
+    if not token:
+        raise EibertError("EIBERT_ADMIN_TOKEN is not set: this command needs the cloud's admin token")
+    return token
 
-    Raises EibertError with the cloud's message on refusal (401/403/409/413/422).
-    """
-    verify_bundle(bundle_dir)  # fail fast, before the upload, on a bundle that cannot pass the cloud's check
-    archive = pack_bundle(bundle_dir)
-    own = client is None
-    http = client or httpx.Client(timeout=PUBLISH_TIMEOUT_S)
-    try:
-        resp = http.post(
-            f"{cloud_url.rstrip('/')}/v1/models",
-            content=archive,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/gzip"},
-        )
-    except httpx.HTTPError as exc:
-        raise EibertError(f"cannot reach the cloud at {cloud_url}: {exc}") from exc
-    finally:
-        if own:
-            http.close()
-    if resp.status_code not in (200, 201):
-        try:
-            detail = resp.json().get("detail", resp.text)
-        except ValueError:
-            detail = resp.text[:500]
-        raise EibertError(f"cloud refused the bundle ({resp.status_code}): {detail}")
-    body = resp.json()
-    body["created"] = resp.status_code == 201
-    return body
+
+def _print(result: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(result) + "\n")  # the command's result, for scripts; not a log line
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    token = os.environ.get("EIBERT_ADMIN_TOKEN", "")
-    if not token:
-        raise EibertError("EIBERT_ADMIN_TOKEN is not set: publishing needs the cloud's admin token")
-    body = publish_bundle(Path(args.bundle), args.cloud, token)
-    summary = {k: body[k] for k in ("version", "bundle_sha256", "bundle_bytes", "model_bytes", "created")}
-    sys.stdout.write(json.dumps(summary) + "\n")  # the command's result, for scripts; not a log line
+    from service.cloud.client import publish_bundle
+
+    body = publish_bundle(Path(args.bundle), args.cloud, _admin_token())
+    _print({k: body[k] for k in ("version", "bundle_sha256", "bundle_bytes", "model_bytes", "created")})
     return 0
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    from service.cloud.client import CloudAdmin
+
+    with CloudAdmin(args.cloud, _admin_token()) as admin:
+        if args.action == "show":
+            _print(admin.rollout())
+        elif args.action == "set":
+            _print(admin.set_rollout(args.version, args.percent))
+        else:
+            _print(admin.rollback())
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    """A production cloud refuses to start without a signing key; this makes one (EIBERT_CLOUD_SIGNING_KEY_FILE)
+    and prints the public half that edge nodes pin (EIBERT_EDGE_CLOUD_PUBLIC_KEY)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from service.cloud.keys import write_private
+    from service.common.signing import private_key_to_pem, public_key_to_b64
+
+    out = Path(args.out)
+    key = Ed25519PrivateKey.generate()
+    write_private(out, private_key_to_pem(key))  # O_EXCL + 0600: never replaces a key devices already pin
+    _print({"signing_key_file": str(out), "public_key": public_key_to_b64(key.public_key())})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry (`python -m service.cloud`), with the flags of `eibert cloud`."""
+    parser = argparse.ArgumentParser(prog="eibert-cloud", description="serve the eibert cloud API")
+    _add_cloud_flags(parser)
+    return cmd_cloud(parser.parse_args(argv))

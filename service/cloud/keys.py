@@ -24,7 +24,7 @@ DEV_KEY_FILE = "dev-signing-key.pem"
 DEV_TOKEN_FILE = "dev-admin-token"
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
@@ -47,7 +47,7 @@ def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
         log.warning("dev mode: using the generated signing key at %s", path)
     else:
         key = Ed25519PrivateKey.generate()
-        _write_private(path, private_key_to_pem(key))
+        write_private(path, private_key_to_pem(key))
         log.warning("dev mode: generated a new Ed25519 signing key at %s (not for production)", path)
     log.info("manifest signing public key (devices pin this): %s", public_key_to_b64(key.public_key()))
     return key
@@ -62,6 +62,6 @@ def load_admin_token(settings: Settings) -> str:
         log.warning("dev mode: admin token read from %s", path)
     else:
         token = secrets.token_urlsafe(32)
-        _write_private(path, token.encode())
+        write_private(path, token.encode())
         log.warning("dev mode: generated an admin token into %s (set EIBERT_ADMIN_TOKEN in production)", path)
     return token

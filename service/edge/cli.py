@@ -9,18 +9,36 @@ from __future__ import annotations
 
 import argparse
 import logging
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from service.common.errors import EibertError
-from service.common.manifest import verify_bundle
 from service.edge.cli_args import FLAG_FIELDS, add_edge_arguments
-from service.edge.config import EdgeSettings
+
+if TYPE_CHECKING:
+    from service.edge.config import EdgeSettings
 
 log = logging.getLogger(__name__)
 
 
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `eibert edge` on the root parser (flags only: the web and model stack load when it runs)."""
+    ed = sub.add_parser("edge", help="serve an edge node")
+    _add_flags(ed)
+    ed.set_defaults(func=cmd_edge)
+
+
+def _add_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--cloud")
+    parser.add_argument("--port", type=int, default=None, help="listen port (default 8080)")
+    add_edge_arguments(parser)
+
+
 def settings_from_args(args: argparse.Namespace) -> EdgeSettings:
+    from pydantic import ValidationError
+
+    from service.edge.config import EdgeSettings
+
     overrides = {f: getattr(args, a) for a, f in FLAG_FIELDS.items() if getattr(args, a, None) is not None}
     if getattr(args, "no_batching", False):
         overrides["batching"] = False
@@ -44,6 +62,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
     """Serve until interrupted; returns uvicorn's outcome as an exit status."""
     import uvicorn
 
+    from service.common.manifest import verify_bundle
     from service.edge.app import create_app
 
     settings = settings_from_args(args)
@@ -64,12 +83,10 @@ def cmd_edge(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (`python -m service.edge.cli`), with the same flags as `eibert edge`."""
+    """Standalone entry (`python -m service.edge`), with the same flags as `eibert edge`: what the demo, the
+    load tests and the benchmarks start, so that nothing below the CLI package spawns the CLI."""
     parser = argparse.ArgumentParser(prog="eibert-edge", description="serve an eibert edge node")
-    parser.add_argument("--bundle", required=True)
-    parser.add_argument("--cloud")
-    parser.add_argument("--port", type=int, default=None)
-    add_edge_arguments(parser)
+    _add_flags(parser)
     args = parser.parse_args(argv)
     try:
         return cmd_edge(args)

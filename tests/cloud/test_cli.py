@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.cloud.cli import cmd_cloud, cmd_publish, publish_bundle
+from service.cloud.cli import cmd_cloud, cmd_publish
+from service.cloud.client import publish_bundle
 from service.common.errors import EibertError
 from tests.cloud.conftest import ADMIN_TOKEN
 

@@ -1,4 +1,5 @@
-"""Data flows one way: service/ never imports model_store (or torch); packages declare their surface."""
+"""Data flows one way: service/ never imports model_store (or torch), no package imports one above it or spawns
+the CLI, and packages declare their surface."""
 
 from __future__ import annotations
 
@@ -25,6 +26,33 @@ def _imports(path: Path) -> set[str]:
 @pytest.mark.parametrize("path", sorted((ROOT / "service").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
 def test_service_never_imports_model_store_or_torch(path: Path) -> None:
     assert not _imports(path) & {"model_store", "torch", "transformers", "simulators"}
+
+
+# Lowest first: a package may import its own rank or below, never above. The CLI package sits on top of all.
+RANKS = {"service": 0, "model_store": 1, "simulators": 2, "loadtests": 3, "eibert": 4}
+SOURCES = sorted(p for top in RANKS for p in (ROOT / top).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_package_imports_one_above_it(path: Path) -> None:
+    rank = RANKS[path.relative_to(ROOT).parts[0]]
+    above = {name for name in _imports(path) if RANKS.get(name, -1) > rank}
+    assert not above, f"{path.relative_to(ROOT)} imports {sorted(above)}, which sit above it"
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if p.relative_to(ROOT).parts[0] != "eibert"],
+                         ids=lambda p: str(p.relative_to(ROOT)))  # fmt: skip
+def test_nothing_below_the_cli_spawns_it(path: Path) -> None:
+    """Tools start services by their own entry points (`python -m service.cloud`), never the CLI."""
+    text = path.read_text()
+    for spawn in ('"-m", "eibert"', "'-m', 'eibert'", "model_store.cli", '["eibert"', 'which("eibert")'):
+        assert spawn not in text, f"{path.relative_to(ROOT)} spawns the CLI ({spawn})"
+
+
+def test_the_layering_checks_can_fail(tmp_path: Path) -> None:
+    upward = tmp_path / "upward.py"
+    upward.write_text("from simulators.fleet import Fleet\nimport eibert.cli\n")
+    assert {n for n in _imports(upward) if RANKS.get(n, -1) > RANKS["model_store"]} == {"simulators", "eibert"}
 
 
 @pytest.mark.parametrize("module", ["service.common", "service.edge", "model_store.data"])

@@ -1,4 +1,4 @@
-"""The one command line: every subcommand listed, pending ones honest, eval sts on any encoder."""
+"""The model pipeline's subcommands through the root parser: eval sts and eval rank on any encoder."""
 
 from __future__ import annotations
 
@@ -9,36 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from model_store.cli import main
+from eibert.cli import main
 from tests.conftest import FIXTURES
-
-SUBCOMMANDS = ["build", "eval", "edge", "cloud", "publish", "simulate", "demo", "bench"]
-
-
-def test_help_lists_every_subcommand() -> None:
-    proc = subprocess.run([sys.executable, "-m", "model_store.cli", "--help"], capture_output=True, text=True)
-    assert proc.returncode == 0
-    for name in SUBCOMMANDS:
-        assert f"    {name} " in proc.stdout
-
-
-def test_console_script_is_installed() -> None:
-    exe = Path(sys.executable).parent / "eibert"
-    proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
-    assert proc.returncode == 0 and "simulate" in proc.stdout
-
-
-def test_simulate_without_a_cloud_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.delenv("EIBERT_SIM_CLOUD", raising=False)
-    with pytest.raises(SystemExit) as exc:
-        main(["simulate"])
-    assert exc.value.code == 2 and "--cloud" in capsys.readouterr().err
-
-
-def test_edge_with_a_missing_bundle_is_one_clear_line(tmp_path: Path, capsys) -> None:
-    assert main(["edge", "--bundle", str(tmp_path / "nope"), "--port", "1"]) == 1
-    err = capsys.readouterr().err
-    assert "error" in err and "Traceback" not in err
 
 
 def test_eval_rank_with_missing_files_is_one_clear_line(tiny_bundle: Path, tmp_path: Path, capsys) -> None:

@@ -69,7 +69,7 @@ class Cloud:
         return resp
 
     def publish(self, bundle: Path) -> str:
-        from service.cloud.cli import publish_bundle
+        from service.cloud.client import publish_bundle
 
         return str(publish_bundle(bundle, self.url, ADMIN_TOKEN)["version"])
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from model_store.cli import build_parser, main
+from eibert.cli import build_parser, main
 from simulators.summary import FleetSummary
 from tests.simulators.conftest import Cloud
 

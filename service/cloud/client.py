@@ -1,0 +1,94 @@
+"""A small client for the cloud's admin API (publish a bundle, show and change the rollout): one client, many
+callers (`eibert publish`, `eibert rollout`, the demo, the load tests, the benchmarks, the tests).
+
+Every refusal becomes an `EibertError` carrying the cloud's own message, so a caller prints one clear line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from service.common.archive import pack_bundle
+from service.common.errors import EibertError
+from service.common.manifest import verify_bundle
+
+PUBLISH_TIMEOUT_S = 300.0
+ADMIN_TIMEOUT_S = 30.0
+
+
+def _message(resp: httpx.Response) -> str:
+    """The error text of a refusal, whatever the body's shape ({"message"}, {"detail"} or plain text)."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:500]
+    if isinstance(body, dict):
+        for key in ("message", "detail"):
+            if isinstance(body.get(key), str):
+                return body[key]
+    return resp.text[:500]
+
+
+class CloudAdmin:
+    """The admin endpoints of one cloud, authenticated with its admin token."""
+
+    def __init__(self, cloud_url: str, token: str, *, client: httpx.Client | None = None) -> None:
+        if not token:
+            raise EibertError("no admin token: set EIBERT_ADMIN_TOKEN (the cloud's admin token)")
+        self.base = cloud_url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self._own = client is None
+        self.http = client or httpx.Client(timeout=ADMIN_TIMEOUT_S)
+
+    def close(self) -> None:
+        if self._own:
+            self.http.close()
+
+    def __enter__(self) -> CloudAdmin:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
+        try:
+            headers = {**self.headers, **kwargs.pop("headers", {})}
+            resp = self.http.request(method, f"{self.base}{path}", headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise EibertError(f"cannot reach the cloud at {self.base}: {exc}") from exc
+        if resp.status_code >= 400:
+            raise EibertError(f"cloud refused {what} ({resp.status_code}): {_message(resp)}")
+        return resp
+
+    def publish(self, bundle_dir: Path) -> dict[str, Any]:
+        """Verify the bundle locally, pack it and upload it; the registered version's JSON plus `created`."""
+        verify_bundle(bundle_dir)  # fail fast, before the upload, on a bundle that cannot pass the cloud's check
+        resp = self._call(
+            "POST",
+            "/v1/models",
+            "the bundle",
+            content=pack_bundle(bundle_dir),
+            headers={"Content-Type": "application/gzip"},
+            **({"timeout": PUBLISH_TIMEOUT_S} if self._own else {}),  # a caller's client keeps its own timeouts
+        )
+        body = resp.json()
+        body["created"] = resp.status_code == 201
+        return body
+
+    def rollout(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/rollout", "the rollout query").json()
+
+    def set_rollout(self, version: str, percent: int) -> dict[str, Any]:
+        return self._call("PUT", "/v1/rollout", "the rollout", json={"version": version, "percent": percent}).json()
+
+    def rollback(self) -> dict[str, Any]:
+        return self._call("POST", "/v1/rollback", "the rollback").json()
+
+
+def publish_bundle(bundle_dir: Path, cloud_url: str, token: str, *, client: httpx.Client | None = None) -> dict:
+    """Upload one bundle (see `CloudAdmin.publish`); raises EibertError with the cloud's message on refusal."""
+    with CloudAdmin(cloud_url, token, client=client) as admin:
+        return admin.publish(Path(bundle_dir))

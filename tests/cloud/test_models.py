@@ -185,11 +185,13 @@ def test_bundle_download_etag_and_ranges(client: TestClient, tiny_archive: bytes
     assert client.get("/v1/models/nope-1/bundle").status_code == 404
 
 
-def test_blob_is_content_addressed_on_disk(client: TestClient, settings: Settings, tiny_archive: bytes) -> None:
+def test_blob_is_content_addressed_on_disk(
+    client: TestClient, settings: Settings, tiny_archive: bytes, tiny_bundle: Path
+) -> None:
     publish(client, tiny_archive)
-    sha = hashlib.sha256(tiny_archive).hexdigest()
-    blob = settings.data_dir / "blobs" / sha[:2] / f"{sha}.tar.gz"
-    assert blob.read_bytes() == tiny_archive
+    for data in (tiny_archive, *((tiny_bundle / n).read_bytes() for n in ("model.onnx", "tokenizer.json"))):
+        sha = hashlib.sha256(data).hexdigest()
+        assert (settings.data_dir / "blobs" / sha[:2] / sha).read_bytes() == data  # each file, as devices fetch it
     assert not list((settings.data_dir / "blobs").rglob("*.tmp"))
 
 

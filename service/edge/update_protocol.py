@@ -143,10 +143,19 @@ async def poll_offer(
         return body, resp.headers.get("ETag")
 
 
+def _refuse_encoded(resp: httpx.Response, stage: str) -> None:
+    """httpx would inflate a gzip/deflate/br body chunk by chunk before any cap could count it (one 64 KiB
+    chunk can become 64 MiB), so a body not sent as asked (identity) is refused unread."""
+    encoding = resp.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UpdateFailed(stage, f"response is {encoding}-encoded; only identity is accepted")
+
+
 async def _read_capped(resp: httpx.Response, cap: int, stage: str) -> bytes:
+    _refuse_encoded(resp, stage)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in resp.aiter_raw(_CHUNK):
+    async for chunk in resp.aiter_bytes(_CHUNK):
         size += len(chunk)
         if size > cap:
             raise UpdateFailed(stage, f"response is longer than {cap} bytes; refused without reading the rest")
@@ -243,8 +252,9 @@ async def download_files(
             async with client.stream("GET", url, headers={**(headers or {}), **IDENTITY}) as resp:
                 if resp.status_code != 200:
                     raise UpdateFailed("download", f"GET {url} ({name}): HTTP {resp.status_code}")
+                _refuse_encoded(resp, "download")
                 with open_sink(name) as sink:
-                    async for chunk in resp.aiter_raw(_CHUNK):
+                    async for chunk in resp.aiter_bytes(_CHUNK):
                         size += len(chunk)
                         if size > entry.bytes:
                             raise UpdateFailed(

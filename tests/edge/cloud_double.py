@@ -66,6 +66,8 @@ class CloudDouble:
     poll_status: int | None = None  # answer polls with this status instead
     replay: bytes | None = None  # answer polls with exactly these (recorded) bytes
     freeze: bool = False  # answer every poll that sends an If-None-Match with 304, forever
+    offer_headers: dict[str, str] = field(default_factory=dict)  # added to offer responses
+    blob_headers: dict[str, str] = field(default_factory=dict)  # added to blob responses
     requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
     streamed: dict[str, int] = field(default_factory=dict)  # bytes an endless stream actually yielded
     served: list[bytes] = field(default_factory=list)  # every offer body a poll answered, in order
@@ -93,6 +95,8 @@ class CloudDouble:
         self.poll_status = None
         self.replay = None
         self.freeze = False
+        self.offer_headers = {}
+        self.blob_headers = {}
 
     def payload(self) -> OfferPayload:
         pub = self.published[self.offered]
@@ -173,7 +177,7 @@ class CloudDouble:
             if if_none_match == etag:
                 return Response(status_code=304, headers={"ETag": etag})
             self.served.append(body)
-            return Response(content=body, media_type="application/json", headers={"ETag": etag})
+            return Response(content=body, media_type="application/json", headers={"ETag": etag, **self.offer_headers})
 
         @app.get(BLOBS_PREFIX + "/{sha256}")
         async def blob(sha256: str) -> Response:
@@ -181,7 +185,11 @@ class CloudDouble:
             if found is None:
                 return JSONResponse(status_code=404, content={"error": "not_found", "message": "no blob"})
             name, data = found
-            return Response(content=self.served_files.get(name, data), media_type="application/octet-stream")
+            return Response(
+                content=self.served_files.get(name, data),
+                media_type="application/octet-stream",
+                headers=self.blob_headers,
+            )
 
         return app
 

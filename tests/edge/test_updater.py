@@ -165,6 +165,9 @@ CORRUPTIONS = {
     "blob_missing": ("download", lambda c: _manifest(c, lambda m: m["files"]["model.onnx"].update(sha256="ab" * 32))),
     "expired": ("expired", _expired),
     "cloud_error": ("poll", lambda c: setattr(c, "poll_status", 500)),
+    # gzip on the wire would be inflated before the cap counts it: refused unread
+    "compressed_offer": ("poll", lambda c: c.offer_headers.update({"content-encoding": "gzip"})),
+    "compressed_file": ("download", lambda c: c.blob_headers.update({"content-encoding": "gzip"})),
 }
 
 

@@ -10,7 +10,9 @@ wire format and why not python-tuf). Each step raises `UpdateFailed(stage, messa
     expired        the offer's `expires` has passed (a replayed old offer, or a cloud that stopped re-signing)
     rollback       its rollout generation is lower than the highest this device accepted (a downgrade replay)
     mix_and_match  same generation as the trusted offer, other version or files (offers of two states mixed)
-    download       a file's GET /v1/blobs/{sha256} failed, or the files exceed the device's byte budget
+    download       a file's GET /v1/blobs/{sha256} failed, the files exceed the device's byte budget, or
+                   the files took longer than the deadline (TUF's slow retrieval: a drip-feed that never trips
+                   a per-read timeout still ends)
     sha256         a file is longer or shorter than its signed length, or hashes to something else
 
 Only after `sha256` are bytes written under their real name, and `manifest.json` is written from the signed
@@ -21,6 +23,7 @@ persists metadata before fetching targets: a failed download is retried, a repla
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -37,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.common.contract import BUNDLE_FILES, MANIFEST_FILE
 from service.common.device_api import blob_path
-from service.common.manifest import Manifest
+from service.common.manifest import FileEntry, Manifest
 from service.common.offer import MAX_OFFER_BYTES, OfferError, OfferPayload, open_offer
 
 log = logging.getLogger(__name__)
@@ -235,6 +238,7 @@ async def download_files(
     *,
     max_total_bytes: int,
     headers: dict[str, str] | None = None,
+    deadline_s: float = 600.0,
 ) -> None:
     """Fetch every file the signed manifest pins from GET /v1/blobs/{sha256} into `open_sink(name)`.
 
@@ -244,30 +248,44 @@ async def download_files(
     total = sum(e.bytes for e in manifest.files.values())
     if total > max_total_bytes:
         raise UpdateFailed("download", f"bundle files are {total} bytes; this device accepts {max_total_bytes}")
-    for name, entry in sorted(manifest.files.items()):
-        url = blob_path(entry.sha256)
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            async with client.stream("GET", url, headers={**(headers or {}), **IDENTITY}) as resp:
-                if resp.status_code != 200:
-                    raise UpdateFailed("download", f"GET {url} ({name}): HTTP {resp.status_code}")
-                _refuse_encoded(resp, "download")
-                with open_sink(name) as sink:
-                    async for chunk in resp.aiter_bytes(_CHUNK):
-                        size += len(chunk)
-                        if size > entry.bytes:
-                            raise UpdateFailed(
-                                "sha256", f"{name} is longer than its signed {entry.bytes} bytes; download stopped"
-                            )
-                        digest.update(chunk)
-                        sink.write(chunk)
-        except httpx.HTTPError as exc:
-            raise UpdateFailed("download", f"GET {url} ({name}) failed: {type(exc).__name__}: {exc}") from exc
-        if size != entry.bytes:
-            raise UpdateFailed("sha256", f"{name} is {size} bytes, its signed length is {entry.bytes}")
-        if digest.hexdigest() != entry.sha256:
-            raise UpdateFailed("sha256", f"{name} does not hash to its signed sha256")
+    try:
+        async with asyncio.timeout(deadline_s):
+            for name, entry in sorted(manifest.files.items()):
+                await _download_file(client, name, entry, open_sink, headers)
+    except TimeoutError as exc:
+        raise UpdateFailed("download", f"bundle files took longer than {deadline_s:g} s; download abandoned") from exc
+
+
+async def _download_file(
+    client: httpx.AsyncClient,
+    name: str,
+    entry: FileEntry,
+    open_sink: Callable[[str], AbstractContextManager[BinaryIO]],
+    headers: dict[str, str] | None,
+) -> None:
+    url = blob_path(entry.sha256)
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        async with client.stream("GET", url, headers={**(headers or {}), **IDENTITY}) as resp:
+            if resp.status_code != 200:
+                raise UpdateFailed("download", f"GET {url} ({name}): HTTP {resp.status_code}")
+            _refuse_encoded(resp, "download")
+            with open_sink(name) as sink:
+                async for chunk in resp.aiter_bytes(_CHUNK):
+                    size += len(chunk)
+                    if size > entry.bytes:
+                        raise UpdateFailed(
+                            "sha256", f"{name} is longer than its signed {entry.bytes} bytes; download stopped"
+                        )
+                    digest.update(chunk)
+                    sink.write(chunk)
+    except httpx.HTTPError as exc:
+        raise UpdateFailed("download", f"GET {url} ({name}) failed: {type(exc).__name__}: {exc}") from exc
+    if size != entry.bytes:
+        raise UpdateFailed("sha256", f"{name} is {size} bytes, its signed length is {entry.bytes}")
+    if digest.hexdigest() != entry.sha256:
+        raise UpdateFailed("sha256", f"{name} does not hash to its signed sha256")
 
 
 def write_signed_manifest(bundle_dir: Path, offer: VerifiedOffer) -> None:

@@ -134,6 +134,7 @@ class ModelUpdater:
         keep_bundles: int = 2,
         max_bundle_bytes: int = 64 * 1024 * 1024,
         max_metadata_age_s: float = DEFAULT_MAX_METADATA_AGE_S,
+        download_timeout_s: float = 600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if keep_bundles < 2:
@@ -149,6 +150,7 @@ class ModelUpdater:
         self.keep_bundles = keep_bundles
         self.max_bundle_bytes = max_bundle_bytes
         self.max_metadata_age_s = max_metadata_age_s
+        self.download_timeout_s = download_timeout_s
         self.clock = clock
         self.started_at = clock()
         self.trust = FileTrustStore(self.state_dir)
@@ -305,6 +307,7 @@ class ModelUpdater:
                 lambda name: (incoming / name).open("wb"),
                 max_total_bytes=self.max_bundle_bytes,
                 headers={"Authorization": f"Bearer {token}"},
+                deadline_s=self.download_timeout_s,
             )
             write_signed_manifest(incoming, offer)
             if target.exists():

@@ -195,6 +195,23 @@ def test_blob_is_content_addressed_on_disk(
     assert not list((settings.data_dir / "blobs").rglob("*.tmp"))
 
 
+def test_a_version_registered_before_file_blobs_gets_them_on_re_upload_and_keeps_its_archive(
+    client: TestClient, settings: Settings, tiny_archive: bytes, tiny_bundle: Path
+) -> None:
+    version = publish(client, tiny_archive)
+    blobs = settings.data_dir / "blobs"
+    sha = hashlib.sha256(tiny_archive).hexdigest()
+    (blobs / sha[:2] / sha).rename(blobs / sha[:2] / f"{sha}.tar.gz")  # the archive under its legacy name
+    model_sha = hashlib.sha256((tiny_bundle / "model.onnx").read_bytes()).hexdigest()
+    (blobs / model_sha[:2] / model_sha).unlink()  # as if stored before files were blobs of their own
+    assert client.get(f"/v1/blobs/{model_sha}").status_code == 404
+    assert client.get(f"/v1/models/{version}/bundle").content == tiny_archive  # legacy name still served
+
+    assert client.post("/v1/models", content=tiny_archive, headers={**ADMIN, **GZIP}).status_code == 200
+    blob = client.get(f"/v1/blobs/{model_sha}")
+    assert blob.status_code == 200 and blob.content == (tiny_bundle / "model.onnx").read_bytes()
+
+
 def test_bad_version_path_is_a_clear_4xx(client: TestClient) -> None:
     resp = client.get("/v1/models/bad%20version!")
     assert resp.status_code == 422

@@ -3,6 +3,7 @@ or a server can be wrong, each of which must leave the old model serving and say
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import os
@@ -303,6 +304,21 @@ async def test_an_endless_file_stream_stops_at_the_signed_length_in_bounded_memo
     assert slot.current.version == "0.0.1"
 
 
+async def test_a_drip_fed_file_is_abandoned_at_the_download_deadline(
+    cloud: CloudDouble, slot: ModelSlot, tmp_path: Path
+) -> None:
+    async def drip():
+        yield b"\0" * 1024
+        await asyncio.sleep(3600)  # never another byte, never a closed connection
+        yield b"\0"
+
+    cloud.blob_streams = {"model.onnx": drip}
+    up = make_updater(cloud, slot, tmp_path / "state", download_timeout_s=0.3)
+    assert await up.check_once() == "failed"
+    assert up.status.last_error_stage == "download" and "longer than 0.3 s" in up.status.last_error
+    assert slot.current.version == "0.0.1" and not list((tmp_path / "state" / "bundles").iterdir())
+
+
 def gnu_longname_bomb(name_bytes: int) -> bytes:
     """A tar.gz whose first header is a GNU long name of `name_bytes` (~1 GB): tarfile would allocate all of it.
 
@@ -398,8 +414,6 @@ async def test_a_kept_bundle_corrupted_on_disk_is_refused_then_downloaded_again(
 
 
 async def test_background_loop_polls_until_stopped(cloud: CloudDouble, slot: ModelSlot, tmp_path: Path) -> None:
-    import asyncio
-
     up = make_updater(cloud, slot, tmp_path / "state", poll_interval_s=0.01)
     up.start()
     try:

@@ -18,7 +18,10 @@ Why not python-tuf: TUF's Metadata API models one repository whose targets are t
 with root / timestamp / snapshot / targets roles, key thresholds and a root rotation chain fetched by
 fixed file names. eibert has one pinned Ed25519 key and a per-device staged rollout (each device is told
 which single version to run, by a hash of its id), which TUF could only express with a delegated targets
-role per cohort and a snapshot re-signed at every poll. What eibert needs from TUF is its threat model:
+role per cohort and a snapshot re-signed at every poll. Its client (`tuf.ngclient.Updater`) is synchronous,
+meant for a single-instance application with its own metadata directory, and fetches by TUF's URL layout;
+the simulator runs thousands of devices in one process without per-device disk, and both updaters are async.
+What eibert needs from TUF is its threat model:
 verify before parse, a length cap from signed metadata, versions that only move forward (generation),
 expiry (freeze), mix-and-match (same generation, other content: refused). Those few checks live here and
 in `service.edge.update_protocol`, over `cryptography`'s Ed25519.

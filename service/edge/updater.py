@@ -4,7 +4,7 @@ One check (`check_once`) runs these steps; the first that fails ends the check, 
 and the failure is logged, counted (`eibert_edge_model_load_failures_total{stage}`) and shown in GET /v1/model:
 
     enrol      POST /v1/devices once; the token is persisted, so a restart does not re-enrol
-    poll ... sha256
+    poll, signature, manifest, expired, rollback, mix_and_match, download, sha256
                `service.edge.update_protocol` (shared with the simulator's devices): a capped poll, the
                signature over the exact offer bytes, then the manifest, expiry, rollback (generation) and
                mix-and-match checks against the trusted state persisted in `state_dir/trusted_offer.json`,

@@ -24,8 +24,10 @@ cloud must answer every report as a duplicate.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
+import json
 import os
 import random
 import sys
@@ -174,7 +176,8 @@ class CloudDeviceUser(FastHttpUser):
                 if self.etag is not None and etag == self.etag:
                     resp.failure("200 with the very ETag the device sent in If-None-Match")
                     return
-                self.etag, self.version = etag, resp.json()["version"]  # first poll, or a new version rolled out
+                # first poll, or a new version rolled out; the signed offer's payload names it (load, not trust)
+                self.etag, self.version = etag, json.loads(base64.b64decode(resp.json()["payload"]))["version"]
             else:
                 resp.failure(_why(resp))
 

@@ -2,7 +2,7 @@
 transport.
 
 Network faults (`drop`, `delay`) hit any request with a probability; download faults (`bitflip`, `truncate`)
-corrupt the next n bundle archives served, so a test or the demo knows exactly how many corrupted bundles the
+corrupt the next n bundle files served, so a test or the demo knows exactly how many corrupted bundles the
 fleet must reject. `cloud-restart` is scheduled by the fleet, and only when it owns the cloud process.
 
 The same wrapper counts every request by route and lets a caller observe what left the device (tests use it
@@ -28,7 +28,8 @@ DEFAULT_DROP_P = 0.02
 DEFAULT_DELAY_P = 0.05
 DELAY_RANGE_S = (0.02, 0.2)
 
-_BUNDLE_PATH = re.compile(r"^/v1/models/[^/]+/bundle$")
+# What devices download: bundle files by content address (and the legacy archive route, which they no longer use).
+_BUNDLE_PATH = re.compile(r"^/v1/(blobs/[0-9a-f]{64}|models/[^/]+/bundle)$")
 _POLL_PATH = re.compile(r"^/v1/devices/[^/]+/model$")
 
 Observer = Callable[[httpx.Request], None]

@@ -2,15 +2,15 @@
 
 Each device runs the real edge code (`OnnxEncoder` + the numpy `ranker`), but every device on the same bundle
 shares one `SharedModel`: one onnxruntime session and one embedding cache per bundle. Sharing is sound because
-a bundle is immutable and identified by the sha256 of its archive: a device reuses a loaded model only after
-its *own* downloaded bytes hashed to that sha256 (see `simulators.updates`); only the first device to fetch a
-version pays for unpacking, verifying and loading it.
+a bundle is immutable and identified by its signed offer's content id (release id + manifest, which pins every
+file's sha256): a device reuses a loaded model only after its *own* downloaded bytes hashed to what its signed
+offer names (see `simulators.updates`); only the first device to fetch a version pays for writing, verifying
+and loading it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import shutil
 import time
@@ -21,12 +21,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from service.common.archive import unpack_bundle
-from service.common.contract import MANIFEST_FILE
-from service.common.device_api import DeviceModelResponse
-from service.common.errors import BundleError
 from service.edge import ranker
 from service.edge.encoder import OnnxEncoder
+from service.edge.update_protocol import VerifiedOffer, write_signed_manifest
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +38,11 @@ class Behaviour:
 class SharedModel:
     """One loaded bundle: the encoder and an embedding cache for every device that runs it."""
 
-    def __init__(self, encoder: OnnxEncoder, *, bundle_sha256: str | None = None) -> None:
+    def __init__(self, encoder: OnnxEncoder, *, content_id: str | None = None) -> None:
         self.encoder = encoder
         self.manifest = encoder.manifest
         self.version = encoder.manifest.release_id
-        self.bundle_sha256 = bundle_sha256  # None for the factory bundle (never downloaded)
+        self.content_id = content_id  # None for the factory bundle (never downloaded)
         self.config = ranker.RankerConfig()
         self._cache: dict[str, np.ndarray] = {}
 
@@ -66,7 +63,7 @@ class SharedModel:
 
 
 class ModelLibrary:
-    """Loaded models by archive sha256, plus the factory bundle every in-process device starts with."""
+    """Loaded models by offer content id, plus the factory bundle every in-process device starts with."""
 
     def __init__(self, root: Path, *, threads: int = 1) -> None:
         self.root = Path(root)
@@ -81,30 +78,31 @@ class ModelLibrary:
         self.loads += 1
         return SharedModel(encoder)
 
-    async def from_archive(self, offer: DeviceModelResponse, archive: bytes) -> SharedModel:
-        """The model inside `archive`, whose bytes the caller has already checked against offer.bundle_sha256.
+    async def from_files(self, offer: VerifiedOffer, files: dict[str, bytes]) -> SharedModel:
+        """The model of `offer`, from files the caller has already checked against the signed manifest.
 
-        Raises BundleError if the archive does not unpack to a verified bundle whose manifest is the signed one.
+        Raises BundleError if they do not load as a verified bundle (OnnxEncoder re-checks every sha256).
         """
-        task = self._by_sha.get(offer.bundle_sha256)
+        key = offer.payload.content_id()
+        task = self._by_sha.get(key)
         if task is None or (task.done() and task.exception() is not None):
-            task = asyncio.get_running_loop().create_task(asyncio.to_thread(self._load, offer, archive))
-            self._by_sha[offer.bundle_sha256] = task
+            task = asyncio.get_running_loop().create_task(asyncio.to_thread(self._load, offer, files, key))
+            self._by_sha[key] = task
         return await asyncio.shield(task)
 
-    def _load(self, offer: DeviceModelResponse, archive: bytes) -> SharedModel:
-        target = self.root / offer.bundle_sha256[:16]
+    def _load(self, offer: VerifiedOffer, files: dict[str, bytes], key: str) -> SharedModel:
+        target = self.root / key[:16]
         if target.exists():
             shutil.rmtree(target)
-        unpack_bundle(archive, target)
-        on_disk = json.loads((target / MANIFEST_FILE).read_text(encoding="utf-8"))
-        if on_disk != offer.manifest:
-            raise BundleError("the bundle's manifest.json is not the signed manifest")
+        target.mkdir(parents=True)
+        for name, data in files.items():
+            (target / name).write_bytes(data)
+        write_signed_manifest(target, offer)
         encoder = OnnxEncoder(target, threads=self.threads, verify=True)  # every file's sha256 vs the manifest
         encoder.warm_up()
         self.loads += 1
-        log.info("loaded %s (archive %s) for the fleet", encoder.manifest.release_id, offer.bundle_sha256[:12])
-        return SharedModel(encoder, bundle_sha256=offer.bundle_sha256)
+        log.info("loaded %s (%s) for the fleet", encoder.manifest.release_id, key[:12])
+        return SharedModel(encoder, content_id=key)
 
 
 class EdgeRanker:

@@ -1,12 +1,12 @@
-"""How a simulated device follows rollouts: the edge updater's protocol and checks, minus its per-device disk.
+"""How a simulated device follows rollouts: the edge node's update protocol, minus its per-device disk.
 
-The steps and their failure stages are those of `service.edge.updater.ModelUpdater` (enrol, poll with
-If-None-Match, signature against the pinned key, manifest, download bounded by the announced size, sha256,
-unpack, load), built from the same `service.common` primitives and raising the same `UpdateFailed`. What differs
-is storage: a real edge node unpacks every bundle into its own state directory; a fleet of thousands in one
-process cannot, so after the sha256 check the bytes go to the shared `ModelLibrary`. As in the edge updater,
-the ETag is remembered only after a successful check, so a rejected download is retried at the next poll while
-the old model keeps serving.
+Poll, signature, manifest, expiry, rollback, mix-and-match, download and sha256 are the very functions of
+`service.edge.update_protocol` that `service.edge.updater.ModelUpdater` runs, raising the same `UpdateFailed`
+stages, so a simulated fleet refuses exactly what a real node refuses. What differs is storage: a real node
+writes each bundle into its own state directory and persists its trusted offer there; a fleet of thousands in
+one process keeps the trusted offer in memory and, after each file's sha256 check, hands the bytes to the
+shared `ModelLibrary`. As in the edge updater, the ETag is remembered only after a successful check, so a
+rejected download is retried at the next poll while the old model keeps serving.
 
 Version names: the cloud registers and offers a bundle by its manifest's `release_id` (`{name}-{version}`);
 an offer naming anything else is refused, as the edge updater refuses it.
@@ -14,8 +14,11 @@ an offer naming anything else is refused, as the edge updater refuses it.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import io
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,10 +26,17 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from service.common.device_api import DeviceEnrolResponse, DeviceModelResponse
+from service.common.device_api import DeviceEnrolResponse
 from service.common.errors import BundleError
-from service.common.manifest import Manifest
-from service.edge.updater import UpdateFailed, verified_offer_manifest
+from service.edge.update_protocol import (
+    MemoryTrustStore,
+    UpdateFailed,
+    VerifiedOffer,
+    admit_offer,
+    download_files,
+    poll_offer,
+    verify_offer,
+)
 from simulators.runtime import ModelLibrary, SharedModel
 
 log = logging.getLogger(__name__)
@@ -55,6 +65,7 @@ class DeviceUpdater:
         models: ModelLibrary,
         model: SharedModel,
         max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.device_id = device_id
         self.client = client
@@ -62,6 +73,8 @@ class DeviceUpdater:
         self.models = models
         self.model = model
         self.max_bundle_bytes = max_bundle_bytes
+        self.clock = clock
+        self.trust = MemoryTrustStore()
         self.token: str | None = None
         self.etag: str | None = None
         self.offered: str | None = None
@@ -91,62 +104,38 @@ class DeviceUpdater:
         except UpdateFailed as exc:
             return UpdateResult("failed", self.model.version, self.offered, exc.stage, str(exc))
         except BundleError as exc:
-            return UpdateResult("failed", self.model.version, self.offered, "unpack", str(exc))
+            return UpdateResult("failed", self.model.version, self.offered, "load", str(exc))
         except httpx.HTTPError as exc:
             return UpdateResult("failed", self.model.version, self.offered, "poll", f"{type(exc).__name__}: {exc}")
 
     async def _check(self) -> UpdateResult:
         if self.token is None and not await self.enrol():
             raise UpdateFailed("enrol", "not enrolled yet")
-        headers = {"Authorization": f"Bearer {self.token}"}
-        if self.etag:
-            headers["If-None-Match"] = self.etag
-        resp = await self.client.get(f"/v1/devices/{self.device_id}/model", headers=headers)
-        if resp.status_code == 304:
+        body, etag = await poll_offer(self.client, self.device_id, self.token, self.etag)
+        if body is None:
             return UpdateResult("not_modified", self.model.version, self.offered)
-        if resp.status_code != 200:
-            raise UpdateFailed("poll", f"HTTP {resp.status_code}: {resp.text[:200]}")
-        try:
-            offer = DeviceModelResponse.model_validate_json(resp.content)
-        except ValidationError as exc:
-            raise UpdateFailed("poll", f"malformed model response: {exc.errors()[0]['msg']}") from exc
+        offer = verify_offer(body, self.public_key)
         self.offered = offer.version
-        manifest = self._verified_manifest(offer)
+        self.trust.save(admit_offer(offer, self.trust.load(), self.clock()))
+        manifest = offer.manifest
         if self.model.version == manifest.release_id and self.model.manifest.files == manifest.files:
-            self.etag = resp.headers.get("ETag")
+            self.etag = etag
             return UpdateResult("up_to_date", self.model.version, offer.version)
-        archive = await self._download(offer)
-        model = await self.models.from_archive(offer, archive)
+        files = await self._download(offer)
+        model = await self.models.from_files(offer, files)
         old, self.model = self.model, model
-        self.etag = resp.headers.get("ETag")
+        self.etag = etag
         log.debug("%s: %s -> %s", self.device_id, old.version, model.version)
         return UpdateResult("updated", model.version, offer.version)
 
-    def _verified_manifest(self, offer: DeviceModelResponse) -> Manifest:
-        return verified_offer_manifest(offer, self.public_key)
-
-    async def _download(self, offer: DeviceModelResponse) -> bytes:
-        if offer.bundle_bytes > self.max_bundle_bytes:
-            raise UpdateFailed("download", f"bundle is {offer.bundle_bytes} bytes; limit {self.max_bundle_bytes}")
-        if not offer.bundle_url.startswith("/") or offer.bundle_url.startswith("//"):
-            raise UpdateFailed("download", f"bundle_url {offer.bundle_url!r} is not a path on the cloud")
-        digest, chunks, size = hashlib.sha256(), [], 0
-        try:
-            async with self.client.stream(
-                "GET", offer.bundle_url, headers={"Authorization": f"Bearer {self.token}"}
-            ) as resp:
-                if resp.status_code != 200:
-                    raise UpdateFailed("download", f"GET {offer.bundle_url}: HTTP {resp.status_code}")
-                async for chunk in resp.aiter_bytes():
-                    size += len(chunk)
-                    if size > offer.bundle_bytes:
-                        raise UpdateFailed("sha256", f"archive is longer than the announced {offer.bundle_bytes} bytes")
-                    digest.update(chunk)
-                    chunks.append(chunk)
-        except httpx.HTTPError as exc:
-            raise UpdateFailed("download", f"GET {offer.bundle_url} failed: {type(exc).__name__}: {exc}") from exc
-        if size != offer.bundle_bytes:
-            raise UpdateFailed("sha256", f"archive is {size} bytes, cloud announced {offer.bundle_bytes}")
-        if digest.hexdigest() != offer.bundle_sha256:
-            raise UpdateFailed("sha256", "archive sha256 does not match bundle_sha256")
-        return b"".join(chunks)
+    async def _download(self, offer: VerifiedOffer) -> dict[str, bytes]:
+        """This device's own copy of every signed file, each checked against its signed length and sha256."""
+        buffers: dict[str, io.BytesIO] = {}
+        await download_files(
+            self.client,
+            offer.manifest,
+            lambda name: contextlib.nullcontext(buffers.setdefault(name, io.BytesIO())),
+            max_total_bytes=self.max_bundle_bytes,
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        return {name: buf.getvalue() for name, buf in buffers.items()}

@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
                 blobs=BlobStore(settings.data_dir / "blobs"),
                 key=key,
                 max_model_bytes=settings.max_model_bytes,
+                offer_ttl_s=settings.offer_ttl_s,
                 tmp_root=settings.data_dir / "tmp",
             )
             app.state.ctx = CloudContext(

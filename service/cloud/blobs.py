@@ -1,4 +1,7 @@
-"""Bundle archives on disk, content-addressed by sha256: `root/ab/abcdef….tar.gz`.
+"""Blobs on disk, content-addressed by sha256: `root/ab/abcdef…` (bundle archives and each bundle file).
+
+Devices fetch a bundle's files from here by the sha256 their signed offer names (`GET /v1/blobs/{sha256}`);
+archives registered before files were stored one by one keep their legacy `….tar.gz` name.
 
 Written to a temp file in the same directory, fsynced, then renamed: a reader (or a crash) sees either no
 blob or the whole blob, never a prefix. Equal bytes share one file, so re-uploads cost nothing.
@@ -19,7 +22,9 @@ class BlobStore:
     def path(self, sha256: str) -> Path:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise ValueError(f"not a sha256 hex digest: {sha256!r}")
-        return self.root / sha256[:2] / f"{sha256}.tar.gz"
+        path = self.root / sha256[:2] / sha256
+        legacy = path.with_name(f"{sha256}.tar.gz")
+        return legacy if not path.exists() and legacy.exists() else path
 
     def put(self, data: bytes) -> tuple[str, Path]:
         """Store `data`; return its sha256 and path. Idempotent."""

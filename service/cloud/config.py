@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     max_model_bytes: int = Field(default=DEFAULT_MODEL_BUDGET_BYTES, gt=0)  # model.onnx size budget
     max_upload_bytes: int = Field(default=32 * 1024 * 1024, gt=0)  # archive body of POST /v1/models
     max_json_bytes: int = Field(default=1024 * 1024, gt=0)  # every other request body
+    # Lifetime of a signed device offer (`expires - issued`). Offers are re-signed every half lifetime, so a
+    # device polling a healthy cloud always holds one issued at most offer_ttl_s / 2 ago (edges compare that
+    # age with their max_metadata_age_s).
+    offer_ttl_s: int = Field(default=24 * 3600, ge=60, le=366 * 24 * 3600)
 
     # telemetry and release
     max_reports_per_batch: int = Field(default=500, ge=1, le=500)

@@ -5,9 +5,15 @@ plain files, bounded sizes: `service.common.archive`), every file matches the ma
 (`verify_bundle`), `model.onnx` fits the size budget, loads in onnxruntime with exactly the contract's inputs
 and output, and runs on a two-token input giving a (1, dim) finite embedding; `tokenizer.json` is JSON.
 
-Registration order makes it crash-safe: the archive blob is written first (temp file + fsync + rename), the
-version's metadata last, in one atomic store operation. A crash in between leaves an unreferenced blob
+Registration order makes it crash-safe: the archive blob and one blob per bundle file (what devices fetch by
+content address) are written first (temp file + fsync + rename), the version's metadata last, in one atomic
+store operation. A crash in between leaves an unreferenced blob
 (harmless, content-addressed) and no version. Versions are immutable, so each process caches them forever.
+
+Device offers (`service.common.offer`) are signed per (version, rollout generation, issue window): `issued`
+is the start of the current window of offer_ttl_s / 2 seconds, `expires` is issued + offer_ttl_s. Every
+replica thus signs the same bytes (Ed25519 is deterministic) and the ETag changes once per window, which is
+how polling devices learn of the fresh expiry.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import hashlib
 import json
 import logging
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +40,7 @@ from service.cloud.store import Store, VersionRecord
 from service.common.archive import unpack_bundle
 from service.common.contract import (
     ATTENTION_MASK,
+    BUNDLE_FILES,
     INPUT_IDS,
     MANIFEST_FILE,
     MODEL_FILE,
@@ -39,9 +48,9 @@ from service.common.contract import (
     SENTENCE_EMBEDDING,
     TOKENIZER_FILE,
 )
-from service.common.device_api import DeviceModelResponse
 from service.common.errors import BundleError
 from service.common.manifest import Manifest, verify_bundle
+from service.common.offer import OfferPayload, sign_offer
 from service.common.signing import canonical_manifest_bytes, public_key_to_b64, sign_manifest
 
 log = logging.getLogger(__name__)
@@ -52,6 +61,7 @@ class InspectedBundle:
     manifest: Manifest
     raw_manifest: dict[str, Any]  # manifest.json as uploaded: what gets signed and served
     model_bytes: int
+    files: dict[str, bytes] = dataclasses.field(repr=False)  # BUNDLE_FILES' verified bytes, stored as blobs
 
     @property
     def version(self) -> str:
@@ -101,14 +111,23 @@ def inspect_bundle(archive: bytes, *, tmp_root: Path, max_model_bytes: int) -> I
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BundleError(f"{TOKENIZER_FILE} is not valid JSON: {exc}") from exc
         check_onnx(bundle / MODEL_FILE, manifest.dim)
-    return InspectedBundle(manifest=manifest, raw_manifest=raw, model_bytes=model_bytes)
+        files = {name: (bundle / name).read_bytes() for name in BUNDLE_FILES}
+    return InspectedBundle(manifest=manifest, raw_manifest=raw, model_bytes=model_bytes, files=files)
 
 
 class Registry:
     """Admission, signing and lookup of versions; the device-facing response of each version is cached."""
 
     def __init__(
-        self, *, store: Store, blobs: BlobStore, key: Ed25519PrivateKey, max_model_bytes: int, tmp_root: Path
+        self,
+        *,
+        store: Store,
+        blobs: BlobStore,
+        key: Ed25519PrivateKey,
+        max_model_bytes: int,
+        tmp_root: Path,
+        offer_ttl_s: int = 24 * 3600,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -117,7 +136,9 @@ class Registry:
         self.max_model_bytes = max_model_bytes
         self.tmp_root = tmp_root
         self._cache: dict[str, VersionRecord] = {}
-        self._device_bodies: dict[str, tuple[bytes, str]] = {}
+        self.offer_ttl_s = offer_ttl_s
+        self.clock = clock
+        self._device_bodies: dict[tuple[str, int, int], tuple[bytes, str]] = {}
         self._upload_lock = asyncio.Lock()  # one admission at a time bounds CPU and memory per process
 
     async def register(self, archive: bytes) -> tuple[VersionRecord, bool]:
@@ -129,8 +150,11 @@ class Registry:
             version = inspected.version
             existing = await self.get(version)
             if existing is not None:
-                return self._same_or_conflict(existing, inspected.raw_manifest), False
+                same = self._same_or_conflict(existing, inspected.raw_manifest)
+                await self._put_files(inspected)  # re-uploading a version registered before file blobs adds them
+                return same, False
             sha, _ = await anyio.to_thread.run_sync(self.blobs.put, archive)
+            await self._put_files(inspected)
             record = VersionRecord(
                 version=version,
                 name=inspected.manifest.name,
@@ -148,6 +172,11 @@ class Registry:
             self._cache[version] = stored
             log.info("registered %s (bundle %s, %d bytes)", version, sha[:12], len(archive))
             return stored, True
+
+    async def _put_files(self, inspected: InspectedBundle) -> None:
+        """Each bundle file as its own blob: what devices fetch, by the sha256 the signed manifest pins."""
+        for data in inspected.files.values():
+            await anyio.to_thread.run_sync(self.blobs.put, data)
 
     @staticmethod
     def _same_or_conflict(existing: VersionRecord, manifest: dict[str, Any]) -> VersionRecord:
@@ -171,22 +200,24 @@ class Registry:
     def bundle_path(self, record: VersionRecord) -> Path:
         return self.blobs.path(record.bundle_sha256)
 
-    def device_body(self, record: VersionRecord) -> tuple[bytes, str]:
-        """The JSON body of GET /v1/devices/{id}/model for this version, and its ETag (sha256 of the body)."""
-        cached = self._device_bodies.get(record.version)
+    def device_body(self, record: VersionRecord, generation: int) -> tuple[bytes, str]:
+        """The signed offer (body of GET /v1/devices/{id}/model) of this version at this rollout generation,
+        and its ETag (sha256 of the body); cached per issue window, re-signed when the window turns."""
+        window = max(1, self.offer_ttl_s // 2)
+        issued = int(self.clock()) // window * window
+        key = (record.version, generation, issued)
+        cached = self._device_bodies.get(key)
         if cached is None:
-            body = (
-                DeviceModelResponse(
-                    version=record.version,
-                    manifest=record.manifest,
-                    signature=record.signature,
-                    bundle_url=f"/v1/models/{record.version}/bundle",
-                    bundle_sha256=record.bundle_sha256,
-                    bundle_bytes=record.bundle_bytes,
-                )
-                .model_dump_json()
-                .encode()
+            payload = OfferPayload(
+                version=record.version,
+                generation=generation,
+                issued=issued,
+                expires=issued + self.offer_ttl_s,
+                manifest=record.manifest,
             )
+            body = sign_offer(payload, self.key)
             cached = (body, f'"{hashlib.sha256(body).hexdigest()}"')
-            self._device_bodies[record.version] = cached
+            if len(self._device_bodies) >= 256:  # old windows and generations: never asked for again
+                self._device_bodies.clear()
+            self._device_bodies[key] = cached
         return cached

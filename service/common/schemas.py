@@ -82,13 +82,18 @@ class UpdateStatusPublic(BaseModel):
     """What the model updater last did; a failed update leaves the old model serving and shows up here."""
 
     enabled: bool
-    state: str  # disabled | idle | up_to_date | updated | failed
+    state: str  # disabled | idle | up_to_date | updated | failed | stale (no fresh signed offer: see below)
     last_check: str | None = None  # ISO 8601 UTC
     last_success: str | None = None
     last_error: str | None = None
     last_error_stage: str | None = None
     consecutive_failures: int = 0
     offered_version: str | None = None  # what the cloud last asked this device to run
+    stale: bool = False  # the newest valid signed offer is older than max_metadata_age_s, or has expired
+    metadata_age_s: float | None = None  # seconds since that offer was issued (None: updates disabled)
+    generation: int | None = None  # its rollout generation: lower ones are refused as rollbacks
+    metadata_issued: str | None = None  # ISO 8601 UTC
+    metadata_expires: str | None = None
 
 
 class ModelVersionPublic(BaseModel):

@@ -115,6 +115,8 @@ def create_app(
                 poll_interval_s=settings.poll_interval_s,
                 keep_bundles=settings.keep_bundles,
                 max_bundle_bytes=settings.max_bundle_bytes,
+                max_metadata_age_s=settings.max_metadata_age_s,
+                download_timeout_s=settings.download_timeout_s,
             )
             state.updater.start()
         hook = telemetry

@@ -52,6 +52,10 @@ class EdgeSettings(BaseSettings):
     poll_interval_s: float = Field(default=30.0, ge=0.05)
     keep_bundles: int = Field(default=2, ge=2)  # downloaded bundle dirs kept (serving + previous for rollback)
     max_bundle_bytes: int = Field(default=64 * MIB, ge=1)  # a bigger download is refused
+    # Older signed metadata makes the node report `stale` (GET /v1/model, /readyz, /metrics). A healthy cloud
+    # re-signs every EIBERT_CLOUD_OFFER_TTL_S / 2 (12 h by default), so this must exceed that plus a poll.
+    max_metadata_age_s: float = Field(default=2 * 24 * 3600.0, gt=0)
+    download_timeout_s: float = Field(default=600.0, gt=0)  # all files of one update, however slowly they drip
     http_timeout_s: float = Field(default=30.0, gt=0)
     # LDP fleet telemetry (only with a cloud): the day's median serving latency, once a day, from a durable
     # outbox under state_dir, within a daily epsilon budget; raw text never leaves the node.

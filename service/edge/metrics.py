@@ -45,6 +45,13 @@ class EdgeMetrics:
         self.update_checks = Counter(
             "eibert_edge_update_checks_total", "update polls by outcome", ["outcome"], registry=r
         )
+        # Read at scrape time (the updater sets their functions): a frozen cloud stops the polls' news, not these.
+        self.update_metadata_age = Gauge(
+            "eibert_edge_update_metadata_age_seconds", "age of the newest valid signed offer held", registry=r
+        )
+        self.update_stale = Gauge(
+            "eibert_edge_update_stale", "1 if that offer is older than max_metadata_age_s or expired", registry=r
+        )
 
     def set_model(self, version: str, name: str, sha256: str) -> None:
         """Exactly one model_info series at a time: the serving model."""

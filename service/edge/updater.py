@@ -4,16 +4,20 @@ One check (`check_once`) runs these steps; the first that fails ends the check, 
 and the failure is logged, counted (`eibert_edge_model_load_failures_total{stage}`) and shown in GET /v1/model:
 
     enrol      POST /v1/devices once; the token is persisted, so a restart does not re-enrol
-    poll       GET /v1/devices/{id}/model with the token and If-None-Match; 304 = nothing new
-    signature  Ed25519 over the canonical manifest, against the pinned cloud key (no key, no updates)
-    manifest   the signed manifest is a valid manifest of the offered version
-    download   bundle_url (same origin only) streamed into a temporary file, bounded by size
-    sha256     the archive's bytes hash to bundle_sha256 (and have the announced length)
-    unpack     service.common.archive.unpack_bundle into a fresh directory; its manifest.json must be the
-               signed manifest, whose file hashes `OnnxEncoder` then checks before loading
-    load       open and warm a new session in a worker thread, then swap (one reference assignment)
+    poll, signature, manifest, expired, rollback, mix_and_match, download, sha256
+               `service.edge.update_protocol` (shared with the simulator's devices): a capped poll, the
+               signature over the exact offer bytes, then the manifest, expiry, rollback (generation) and
+               mix-and-match checks against the trusted state persisted in `state_dir/trusted_offer.json`,
+               then each file fetched by content address, capped at and hashed against its signed length
+    load       open and warm a new session in a worker thread (the loader re-checks every file's sha256
+               against manifest.json, written from the signed manifest), then swap (one reference assignment)
     disk       the state directory cannot be written (stage of any OSError)
     internal   anything unexpected (logged with its traceback); the loop carries on
+
+There is no archive on this path: nothing downloaded is parsed before a signature covers its hash and length.
+Freshness: the newest valid offer's `issued` is the age of the device's metadata; past `max_metadata_age_s`
+(or past its `expires`) GET /v1/model says `stale` instead of `up_to_date`, and so do /readyz and /metrics, so
+a cloud (or a man in the middle) that answers 304 forever cannot keep a device quiet on an old model.
 
 Downloaded bundles live in `state_dir/bundles/<version>-<model sha>`; the serving and previous ones are kept
 (a cloud rollback to the previous version then loads from disk, no download), the rest pruned to
@@ -25,13 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import datetime as dt
 import json
 import logging
 import os
 import random
 import shutil
-import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,30 +45,35 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from service.common.archive import unpack_bundle
 from service.common.contract import MANIFEST_FILE, MODEL_FILE
-from service.common.device_api import DeviceEnrolResponse, DeviceModelResponse
+from service.common.device_api import DeviceEnrolResponse
 from service.common.errors import BundleError
 from service.common.manifest import Manifest
 from service.common.schemas import UpdateStatusPublic
-from service.common.signing import verify_manifest_signature
 from service.edge.metrics import EdgeMetrics
 from service.edge.slot import LoadedModel, ModelSlot, utc_now
+from service.edge.update_protocol import (
+    FileTrustStore,
+    Freshness,
+    TrustedState,
+    UpdateFailed,
+    VerifiedOffer,
+    admit_offer,
+    download_files,
+    freshness,
+    poll_offer,
+    verify_offer,
+    write_signed_manifest,
+)
 
 log = logging.getLogger(__name__)
 
 CREDENTIALS_FILE = "device.json"
 BUNDLES_DIR = "bundles"
 INCOMING_PREFIX = ".incoming-"
-_CHUNK = 1 << 16
+DEFAULT_MAX_METADATA_AGE_S = 2 * 24 * 3600.0
 
-
-class UpdateFailed(Exception):
-    """One step of an update failed; `stage` names it (the metric label and what GET /v1/model shows)."""
-
-    def __init__(self, stage: str, message: str) -> None:
-        super().__init__(message)
-        self.stage = stage
+__all__ = ["CREDENTIALS_FILE", "ModelUpdater", "UpdateFailed", "UpdateStatus"]
 
 
 @dataclass
@@ -78,11 +87,22 @@ class UpdateStatus:
     consecutive_failures: int = 0
     offered_version: str | None = None
     history: list[str] = field(default_factory=list)  # versions swapped in by this updater, oldest first
+    trusted: TrustedState | None = None  # the newest accepted signed offer
+    freshness: Callable[[], Freshness] | None = None  # None: updates disabled, nothing can be stale
 
     def public(self) -> UpdateStatusPublic:
+        fresh = self.freshness() if self.freshness is not None else None
+        stale = fresh is not None and fresh.stale
+        t = self.trusted
         return UpdateStatusPublic(
             enabled=self.enabled,
-            state=self.state,
+            # A failure says more than "stale" (its stage is shown); anything that would claim all is well does not.
+            state="stale" if stale and self.state in ("idle", "up_to_date", "updated") else self.state,
+            stale=stale,
+            metadata_age_s=round(fresh.age_s, 3) if fresh is not None else None,
+            generation=t.generation if t is not None else None,
+            metadata_issued=_iso(t.issued) if t is not None else None,
+            metadata_expires=_iso(t.expires) if t is not None else None,
             last_check=self.last_check,
             last_success=self.last_success,
             last_error=self.last_error,
@@ -113,6 +133,9 @@ class ModelUpdater:
         poll_interval_s: float = 30.0,
         keep_bundles: int = 2,
         max_bundle_bytes: int = 64 * 1024 * 1024,
+        max_metadata_age_s: float = DEFAULT_MAX_METADATA_AGE_S,
+        download_timeout_s: float = 600.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if keep_bundles < 2:
             raise ValueError("keep_bundles must be >= 2 (the serving bundle and the previous one)")
@@ -126,16 +149,27 @@ class ModelUpdater:
         self.poll_interval_s = poll_interval_s
         self.keep_bundles = keep_bundles
         self.max_bundle_bytes = max_bundle_bytes
-        self.status = UpdateStatus(enabled=True)
+        self.max_metadata_age_s = max_metadata_age_s
+        self.download_timeout_s = download_timeout_s
+        self.clock = clock
+        self.started_at = clock()
+        self.trust = FileTrustStore(self.state_dir)
+        self.status = UpdateStatus(enabled=True, freshness=self.freshness)
         self.etag: str | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self.bundles_dir = self.state_dir / BUNDLES_DIR
         self.bundles_dir.mkdir(parents=True, exist_ok=True)
         self._clean_incoming()
+        self.status.trusted = self.trust.load()
+        metrics.update_metadata_age.set_function(lambda: self.freshness().age_s)
+        metrics.update_stale.set_function(lambda: float(self.freshness().stale))
         self.device_id, self.token, changed = self._read_credentials(device_id)
         if changed:
             self._write_credentials()  # persist a generated id at once, so a restart keeps it
+
+    def freshness(self) -> Freshness:
+        return freshness(self.status.trusted, self.clock(), max_age_s=self.max_metadata_age_s, since=self.started_at)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -196,17 +230,22 @@ class ModelUpdater:
 
     async def _check(self) -> str:
         token = await self._ensure_enrolled()
-        offer, etag = await self._poll(token)
-        if offer is None:
+        body, etag = await poll_offer(self.client, self.device_id, token, self.etag)
+        if body is None:
             return "not_modified"
+        offer = self._verify(body)
         self.status.offered_version = offer.version
-        manifest = self._verified_manifest(offer)
+        trusted = admit_offer(offer, self.status.trusted, self.clock())
+        if trusted != self.status.trusted:
+            self.trust.save(trusted)  # before any download: a replay of an older offer is refused from now on
+            self.status.trusted = trusted
+        manifest = offer.manifest
         current = self.slot.current
         if current is not None and _same_bundle(current, manifest):
             self.etag = etag
             return "up_to_date"
         target = self.bundles_dir / f"{manifest.version}-{manifest.files[MODEL_FILE].sha256[:12]}"
-        reused = target.is_dir() and _manifest_on_disk(target) == offer.manifest
+        reused = target.is_dir() and _manifest_on_disk(target) == offer.payload.manifest
         if not reused:
             await self._fetch(offer, token, target)
         try:
@@ -254,76 +293,29 @@ class ModelUpdater:
         log.info("enrolled as device %s", self.device_id)
         return self.token
 
-    async def _poll(self, token: str) -> tuple[DeviceModelResponse | None, str | None]:
-        headers = {"Authorization": f"Bearer {token}"}
-        if self.etag:
-            headers["If-None-Match"] = self.etag
-        resp = await self.client.get(f"/v1/devices/{self.device_id}/model", headers=headers)
-        if resp.status_code == 304:
-            return None, self.etag
-        if resp.status_code != 200:
-            hint = " (device token refused)" if resp.status_code in (401, 403) else ""
-            raise UpdateFailed("poll", f"HTTP {resp.status_code}{hint}: {resp.text[:200]}")
-        try:
-            offer = DeviceModelResponse.model_validate_json(resp.content)
-        except ValidationError as exc:
-            raise UpdateFailed("poll", f"malformed model response: {exc.errors()[0]['msg']}") from exc
-        return offer, resp.headers.get("ETag")
+    def _verify(self, body: bytes) -> VerifiedOffer:
+        return verify_offer(body, self.public_key)
 
-    def _verified_manifest(self, offer: DeviceModelResponse) -> Manifest:
-        return verified_offer_manifest(offer, self.public_key)
-
-    async def _fetch(self, offer: DeviceModelResponse, token: str, target: Path) -> None:
-        """Download, check, unpack into a fresh directory, then move it to `target` (only when all passed)."""
-        if offer.bundle_bytes > self.max_bundle_bytes:
-            raise UpdateFailed("download", f"bundle is {offer.bundle_bytes} bytes; limit {self.max_bundle_bytes}")
-        if not offer.bundle_url.startswith("/") or offer.bundle_url.startswith("//"):
-            raise UpdateFailed("download", f"bundle_url {offer.bundle_url!r} is not a path on the cloud")
-        tmp_dir = self.state_dir / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix="bundle-", suffix=".tar.gz", dir=tmp_dir)
-        tmp = Path(tmp_name)
+    async def _fetch(self, offer: VerifiedOffer, token: str, target: Path) -> None:
+        """Fetch each signed file into a fresh directory, then move it to `target` (only when all passed)."""
         incoming = self.bundles_dir / f"{INCOMING_PREFIX}{uuid.uuid4().hex}"
+        incoming.mkdir()
         try:
-            with os.fdopen(fd, "wb") as fh:
-                digest, size = await self._download(offer, token, fh)
-            if size != offer.bundle_bytes:
-                raise UpdateFailed("sha256", f"archive is {size} bytes, cloud announced {offer.bundle_bytes}")
-            if digest != offer.bundle_sha256:
-                raise UpdateFailed("sha256", "archive sha256 does not match bundle_sha256")
-            try:
-                await asyncio.to_thread(unpack_bundle, tmp.read_bytes(), incoming)
-            except BundleError as exc:
-                raise UpdateFailed("unpack", str(exc)) from exc
-            if _manifest_on_disk(incoming) != offer.manifest:
-                raise UpdateFailed("manifest", "the bundle's manifest.json is not the signed manifest")
+            await download_files(
+                self.client,
+                offer.manifest,
+                lambda name: (incoming / name).open("wb"),
+                max_total_bytes=self.max_bundle_bytes,
+                headers={"Authorization": f"Bearer {token}"},
+                deadline_s=self.download_timeout_s,
+            )
+            write_signed_manifest(incoming, offer)
             if target.exists():
                 shutil.rmtree(target)
             incoming.rename(target)
         finally:
-            tmp.unlink(missing_ok=True)
             if incoming.exists():
                 shutil.rmtree(incoming, ignore_errors=True)
-
-    async def _download(self, offer: DeviceModelResponse, token: str, fh) -> tuple[str, int]:
-        limit = offer.bundle_bytes  # already <= max_bundle_bytes
-        h = hashlib.sha256()
-        size = 0
-        try:
-            async with self.client.stream(
-                "GET", offer.bundle_url, headers={"Authorization": f"Bearer {token}"}
-            ) as resp:
-                if resp.status_code != 200:
-                    raise UpdateFailed("download", f"GET {offer.bundle_url}: HTTP {resp.status_code}")
-                async for chunk in resp.aiter_bytes(_CHUNK):
-                    size += len(chunk)
-                    if size > limit:
-                        raise UpdateFailed("sha256", f"archive is longer than the announced {limit} bytes")
-                    h.update(chunk)
-                    fh.write(chunk)
-        except httpx.HTTPError as exc:
-            raise UpdateFailed("download", f"GET {offer.bundle_url} failed: {type(exc).__name__}: {exc}") from exc
-        return h.hexdigest(), size
 
     # -- disk -----------------------------------------------------------------------------------------------
 
@@ -348,7 +340,7 @@ class ModelUpdater:
     def _clean_incoming(self) -> None:
         for d in self.bundles_dir.glob(f"{INCOMING_PREFIX}*"):
             shutil.rmtree(d, ignore_errors=True)
-        for f in (self.state_dir / "tmp").glob("bundle-*"):
+        for f in (self.state_dir / "tmp").glob("bundle-*"):  # archives of versions before content addressing
             f.unlink(missing_ok=True)
 
     def _read_credentials(self, configured_id: str | None) -> tuple[str, str | None, bool]:
@@ -384,21 +376,5 @@ def _same_bundle(model: LoadedModel, manifest: Manifest) -> bool:
     return model.version == manifest.version and model.manifest.files == manifest.files
 
 
-def verified_offer_manifest(offer: DeviceModelResponse, public_key: Ed25519PublicKey) -> Manifest:
-    """The offer's manifest once its signature (pinned key), schema, release id and file list check out.
-
-    Shared with the simulator's devices so that a simulated fleet refuses exactly what a real node refuses.
-    """
-    try:
-        verify_manifest_signature(offer.manifest, offer.signature, public_key)
-    except BundleError as exc:
-        raise UpdateFailed("signature", f"{offer.version}: {exc}") from exc
-    try:
-        manifest = Manifest.model_validate(offer.manifest)
-    except ValidationError as exc:
-        raise UpdateFailed("manifest", f"signed manifest is invalid: {exc.errors()[0]['msg']}") from exc
-    if manifest.release_id != offer.version:
-        raise UpdateFailed("manifest", f"offer names {offer.version} but its manifest is {manifest.release_id}")
-    if MODEL_FILE not in manifest.files:
-        raise UpdateFailed("manifest", f"signed manifest does not list {MODEL_FILE}")
-    return manifest
+def _iso(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")

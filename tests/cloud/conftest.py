@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 
 from service.cloud import Settings, create_app
 from service.common.archive import pack_bundle
-from service.common.signing import private_key_to_pem
+from service.common.offer import OfferPayload, open_offer
+from service.common.signing import private_key_to_pem, public_key_from_b64
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -95,6 +96,12 @@ def enrol(client: TestClient, device_id: str) -> dict[str, str]:
     resp = client.post("/v1/devices", json={"device_id": device_id})
     assert resp.status_code == 201, resp.text
     return {"Authorization": f"Bearer {resp.json()['token']}"}
+
+
+def open_offer_response(client: TestClient, resp) -> OfferPayload:
+    """The payload of a device poll's 200, verified against the cloud's published signing key."""
+    key = public_key_from_b64(client.get("/v1/signing-key").json()["public_key"])
+    return open_offer(resp.content, key)
 
 
 def publish(client: TestClient, archive: bytes) -> str:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 from fastapi.testclient import TestClient
 
 from service.cloud import Settings
-from service.common.device_api import DeviceModelResponse
-from service.common.signing import public_key_from_b64, verify_manifest_signature
-from tests.cloud.conftest import ADMIN, enrol, publish
+from service.common.device_api import blob_path
+from tests.cloud.conftest import ADMIN, enrol, open_offer_response, publish
 
 
 def test_enrol_issues_a_token_stored_only_hashed(client: TestClient, settings: Settings) -> None:
@@ -67,21 +67,28 @@ def test_model_poll_auth(client: TestClient, tiny_archive: bytes) -> None:
     assert bad_id.status_code == 422 and "device_id" in bad_id.json()["detail"]
 
 
-def test_model_poll_returns_signed_manifest_with_etag(client: TestClient, tiny_archive: bytes) -> None:
+def test_model_poll_returns_a_signed_offer_of_files_by_content_address(
+    client: TestClient, tiny_archive: bytes, settings: Settings
+) -> None:
     version = publish(client, tiny_archive)
-    client.put("/v1/rollout", json={"version": version, "percent": 100}, headers=ADMIN)
+    rollout = client.put("/v1/rollout", json={"version": version, "percent": 100}, headers=ADMIN).json()
     h = enrol(client, "phone-1")
     resp = client.get("/v1/devices/phone-1/model", headers=h)
-    assert resp.status_code == 200
-    model = DeviceModelResponse.model_validate(resp.json())
-    assert model.version == version
-    assert model.bundle_url == f"/v1/models/{version}/bundle"
-    key = public_key_from_b64(client.get("/v1/signing-key").json()["public_key"])
-    verify_manifest_signature(model.manifest, model.signature, key)
-
-    bundle = client.get(model.bundle_url)
-    assert hashlib.sha256(bundle.content).hexdigest() == model.bundle_sha256
-    assert len(bundle.content) == model.bundle_bytes
+    assert resp.status_code == 200 and set(resp.json()) == {"payload_type", "payload", "signature"}
+    offer = open_offer_response(client, resp)  # verified against /v1/signing-key before it is parsed
+    assert offer.version == version and offer.generation == rollout["generation"]
+    assert offer.expires - offer.issued == settings.offer_ttl_s and offer.issued <= time.time() < offer.expires
+    registered = client.get(f"/v1/models/{version}").json()["manifest"]
+    assert offer.manifest == registered
+    for name, entry in offer.manifest["files"].items():  # every file, by the sha256 and length signed
+        blob = client.get(blob_path(entry["sha256"]))
+        assert blob.status_code == 200, name
+        assert hashlib.sha256(blob.content).hexdigest() == entry["sha256"] and len(blob.content) == entry["bytes"]
+        assert (
+            client.get(blob_path(entry["sha256"]), headers={"If-None-Match": blob.headers["etag"]}).status_code == 304
+        )
+    assert client.get(blob_path("0" * 64)).status_code == 404
+    assert client.get(blob_path("not-a-digest")).status_code == 422
 
     etag = resp.headers["etag"]
     not_modified = client.get("/v1/devices/phone-1/model", headers={**h, "If-None-Match": etag})
@@ -90,9 +97,46 @@ def test_model_poll_returns_signed_manifest_with_etag(client: TestClient, tiny_a
     weak_list = client.get("/v1/devices/phone-1/model", headers={**h, "If-None-Match": f'"x", W/{etag}'})
     assert weak_list.status_code == 304
     stale = client.get("/v1/devices/phone-1/model", headers={**h, "If-None-Match": '"something-else"'})
-    assert stale.status_code == 200
+    assert stale.status_code == 200 and stale.content == resp.content  # same window: byte-identical
     # an unauthenticated If-None-Match learns nothing
     assert client.get("/v1/devices/phone-1/model", headers={"If-None-Match": etag}).status_code == 401
+
+
+def test_offers_are_re_signed_each_half_lifetime_so_devices_refresh_their_expiry(
+    client: TestClient, tiny_archive: bytes, settings: Settings
+) -> None:
+    version = publish(client, tiny_archive)
+    client.put("/v1/rollout", json={"version": version, "percent": 100}, headers=ADMIN)
+    h = enrol(client, "phone-1")
+    registry = client.app.state.ctx.registry
+    first = client.get("/v1/devices/phone-1/model", headers=h)
+    half = settings.offer_ttl_s // 2
+    start = open_offer_response(client, first).issued
+    registry.clock = lambda: start + half - 1  # still the same window: 304
+    same = client.get("/v1/devices/phone-1/model", headers={**h, "If-None-Match": first.headers["etag"]})
+    assert same.status_code == 304
+    registry.clock = lambda: start + half  # the window turned: a fresh signature, so a 200 with a new ETag
+    fresh = client.get("/v1/devices/phone-1/model", headers={**h, "If-None-Match": first.headers["etag"]})
+    assert fresh.status_code == 200 and fresh.headers["etag"] != first.headers["etag"]
+    renewed = open_offer_response(client, fresh)
+    assert renewed.issued == start + half and renewed.expires == start + half + settings.offer_ttl_s
+    assert renewed.generation == open_offer_response(client, first).generation  # same rollout state
+
+
+def test_a_rollout_transition_raises_the_signed_generation(client: TestClient, make_variant) -> None:
+    v1, v2 = publish(client, make_variant("1.0.0")), publish(client, make_variant("2.0.0"))
+    h = enrol(client, "phone-1")
+    gens = []
+    for step in (("PUT", {"version": v1, "percent": 100}), ("PUT", {"version": v2, "percent": 100}), ("POST", None)):
+        method, body = step
+        if method == "PUT":
+            client.put("/v1/rollout", json=body, headers=ADMIN)
+        else:
+            client.post("/v1/rollback", headers=ADMIN)
+        offer = open_offer_response(client, client.get("/v1/devices/phone-1/model", headers=h))
+        gens.append((offer.version, offer.generation))
+    assert [v for v, _ in gens] == [v1, v2, v1]  # the rollback goes back to v1 ...
+    assert gens[0][1] < gens[1][1] < gens[2][1]  # ... at a higher generation, so devices accept it
 
 
 def test_etag_changes_when_the_assignment_changes(client: TestClient, make_variant) -> None:
@@ -102,5 +146,5 @@ def test_etag_changes_when_the_assignment_changes(client: TestClient, make_varia
     etag1 = client.get("/v1/devices/phone-1/model", headers=h).headers["etag"]
     client.put("/v1/rollout", json={"version": v2, "percent": 100}, headers=ADMIN)
     resp = client.get("/v1/devices/phone-1/model", headers={**h, "If-None-Match": etag1})
-    assert resp.status_code == 200 and resp.json()["version"] == v2
+    assert resp.status_code == 200 and open_offer_response(client, resp).version == v2
     assert resp.headers["etag"] != etag1

@@ -185,12 +185,31 @@ def test_bundle_download_etag_and_ranges(client: TestClient, tiny_archive: bytes
     assert client.get("/v1/models/nope-1/bundle").status_code == 404
 
 
-def test_blob_is_content_addressed_on_disk(client: TestClient, settings: Settings, tiny_archive: bytes) -> None:
+def test_blob_is_content_addressed_on_disk(
+    client: TestClient, settings: Settings, tiny_archive: bytes, tiny_bundle: Path
+) -> None:
     publish(client, tiny_archive)
-    sha = hashlib.sha256(tiny_archive).hexdigest()
-    blob = settings.data_dir / "blobs" / sha[:2] / f"{sha}.tar.gz"
-    assert blob.read_bytes() == tiny_archive
+    for data in (tiny_archive, *((tiny_bundle / n).read_bytes() for n in ("model.onnx", "tokenizer.json"))):
+        sha = hashlib.sha256(data).hexdigest()
+        assert (settings.data_dir / "blobs" / sha[:2] / sha).read_bytes() == data  # each file, as devices fetch it
     assert not list((settings.data_dir / "blobs").rglob("*.tmp"))
+
+
+def test_a_version_registered_before_file_blobs_gets_them_on_re_upload_and_keeps_its_archive(
+    client: TestClient, settings: Settings, tiny_archive: bytes, tiny_bundle: Path
+) -> None:
+    version = publish(client, tiny_archive)
+    blobs = settings.data_dir / "blobs"
+    sha = hashlib.sha256(tiny_archive).hexdigest()
+    (blobs / sha[:2] / sha).rename(blobs / sha[:2] / f"{sha}.tar.gz")  # the archive under its legacy name
+    model_sha = hashlib.sha256((tiny_bundle / "model.onnx").read_bytes()).hexdigest()
+    (blobs / model_sha[:2] / model_sha).unlink()  # as if stored before files were blobs of their own
+    assert client.get(f"/v1/blobs/{model_sha}").status_code == 404
+    assert client.get(f"/v1/models/{version}/bundle").content == tiny_archive  # legacy name still served
+
+    assert client.post("/v1/models", content=tiny_archive, headers={**ADMIN, **GZIP}).status_code == 200
+    blob = client.get(f"/v1/blobs/{model_sha}")
+    assert blob.status_code == 200 and blob.content == (tiny_bundle / "model.onnx").read_bytes()
 
 
 def test_bad_version_path_is_a_clear_4xx(client: TestClient) -> None:

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from service.cloud.errors import UnknownVersionError
 from service.cloud.rollout import MAX_HISTORY, RolloutState, assign, bucket, rollback, set_rollout
 from service.common.errors import RolloutError
-from tests.cloud.conftest import ADMIN, enrol, publish
+from tests.cloud.conftest import ADMIN, enrol, open_offer_response, publish
 
 DEVICES = [f"dev-{i}" for i in range(2000)]
 
@@ -90,7 +90,7 @@ def test_rollout_over_http(client: TestClient, make_variant: Callable[[str], byt
         for d, h in tokens.items():
             resp = client.get(f"/v1/devices/{d}/model", headers=h)
             assert resp.status_code == 200, resp.text
-            out[d] = resp.json()["version"]
+            out[d] = open_offer_response(client, resp).version
         return out
 
     resp = client.put("/v1/rollout", json={"version": "ghost-1", "percent": 10}, headers=ADMIN)

@@ -1,19 +1,25 @@
 """A TEST DOUBLE of the cloud's device API, not the cloud (that is service/cloud, issue 5).
 
-It speaks the contract of `service/common/device_api.py` over real HTTP (FastAPI, reached through httpx's ASGI
-transport): enrolment, the signed model offer with ETag / If-None-Match, and bundle archives. Tests prepare
-what it offers and can make it misbehave in every way a network or a compromised server could: flipped or
-missing bytes, a wrong announced hash or size, a signature by another key, a manifest that does not match
-the archive, a hostile archive. It records every request so tests can inspect what the device sent.
+It speaks the contract of `service/common/device_api.py` and `service/common/offer.py` over HTTP (FastAPI,
+reached through httpx's ASGI transport): enrolment, the signed offer with ETag / If-None-Match, and files by
+content address (`/v1/blobs/{sha256}`). Tests prepare what it offers and can make it misbehave in every way a
+network or a compromised server could: flipped, missing or endless bytes, a signature by another key, a
+payload altered after signing, an expired or lower-generation offer, a replay of recorded bytes, a 304 forever.
+It records every request so tests can inspect what the device sent.
+
+httpx's ASGI transport buffers a whole response before returning it, so an endless body cannot go through it;
+`blob_streams` are therefore served by a wrapping transport that hands the device a lazy stream, as a socket
+would.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import io
 import json
 import secrets
-import tarfile
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,18 +29,24 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from service.common.archive import pack_bundle
-from service.common.device_api import DeviceEnrolRequest, DeviceModelResponse
-from service.common.signing import public_key_to_b64, sign_manifest
+from service.common.contract import BUNDLE_FILES
+from service.common.device_api import BLOBS_PREFIX, DeviceEnrolRequest
+from service.common.offer import OfferPayload, sign_offer
+from service.common.signing import public_key_to_b64
 
 BASE_URL = "http://cloud.test"
+TTL_S = 3600
 
 
 @dataclass
 class Published:
-    version: str
+    version: str  # the manifest's version
     manifest: dict[str, Any]
-    archive: bytes
+    files: dict[str, bytes]
+
+    @property
+    def release_id(self) -> str:
+        return f"{self.manifest['name']}-{self.manifest['version']}"  # as the real cloud names it
 
 
 @dataclass
@@ -43,54 +55,90 @@ class CloudDouble:
     tokens: dict[str, str] = field(default_factory=dict)
     published: dict[str, Published] = field(default_factory=dict)
     offered: str | None = None  # version GET /v1/devices/{id}/model offers; None -> 404
-    # Misbehaviour knobs (all off by default):
-    served_archive: bytes | None = None  # bytes GET .../bundle returns instead of the real archive
-    offer_overrides: dict[str, Any] = field(default_factory=dict)  # fields replaced in the offer JSON
+    generation: int = 0  # bumped by every offer(), as every rollout transition bumps the real one
+    now: Callable[[], float] = field(default=time.time)  # the double's clock: tests move it
+    # Misbehaviour knobs (all off by default, cleared by offer()):
+    served_files: dict[str, bytes] = field(default_factory=dict)  # file name -> bytes served instead
+    blob_streams: dict[str, Callable[[], AsyncIterator[bytes]]] = field(default_factory=dict)  # name -> stream
+    payload_overrides: dict[str, Any] = field(default_factory=dict)  # payload fields set before signing
+    tamper: Callable[[bytes], bytes] | None = None  # applied to the signed payload bytes after signing
     signing_key: Ed25519PrivateKey | None = None  # sign with this key instead of `key`
     poll_status: int | None = None  # answer polls with this status instead
+    replay: bytes | None = None  # answer polls with exactly these (recorded) bytes
+    freeze: bool = False  # answer every poll that sends an If-None-Match with 304, forever
+    offer_headers: dict[str, str] = field(default_factory=dict)  # added to offer responses
+    blob_headers: dict[str, str] = field(default_factory=dict)  # added to blob responses
     requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
+    streamed: dict[str, int] = field(default_factory=dict)  # bytes an endless stream actually yielded
+    served: list[bytes] = field(default_factory=list)  # every offer body a poll answered, in order
 
     @property
     def public_key_b64(self) -> str:
         return public_key_to_b64(self.key.public_key())
 
-    def publish(self, bundle_dir: Path, archive: bytes | None = None) -> Published:
+    def publish(self, bundle_dir: Path) -> Published:
         manifest = json.loads((Path(bundle_dir) / "manifest.json").read_text())
-        pub = Published(manifest["version"], manifest, archive if archive is not None else pack_bundle(bundle_dir))
+        files = {name: (Path(bundle_dir) / name).read_bytes() for name in BUNDLE_FILES}
+        pub = Published(manifest["version"], manifest, files)
         self.published[pub.version] = pub
         return pub
 
-    def offer(self, version: str) -> None:
-        """Offer `version` and clear every misbehaviour knob."""
+    def offer(self, version: str, *, generation: int | None = None) -> None:
+        """Offer `version` at the next (or the given) generation and clear every misbehaviour knob."""
         self.offered = version
-        self.served_archive = None
-        self.offer_overrides = {}
+        self.generation = self.generation + 1 if generation is None else generation
+        self.served_files = {}
+        self.blob_streams = {}
+        self.payload_overrides = {}
+        self.tamper = None
         self.signing_key = None
         self.poll_status = None
+        self.replay = None
+        self.freeze = False
+        self.offer_headers = {}
+        self.blob_headers = {}
 
-    def offer_json(self) -> dict[str, Any]:
+    def payload(self) -> OfferPayload:
         pub = self.published[self.offered]
-        manifest = self.offer_overrides.get("manifest", pub.manifest)
-        release_id = f"{pub.manifest['name']}-{pub.manifest['version']}"  # as the real cloud names it
-        body = DeviceModelResponse(
-            version=release_id,
-            manifest=manifest,
-            signature=sign_manifest(pub.manifest, self.signing_key or self.key),
-            bundle_url=f"/v1/models/{release_id}/bundle",
-            bundle_sha256=hashlib.sha256(pub.archive).hexdigest(),
-            bundle_bytes=len(pub.archive),
-        ).model_dump()
-        body.update({k: v for k, v in self.offer_overrides.items() if k != "manifest"})
+        issued = int(self.now())
+        fields: dict[str, Any] = {
+            "version": pub.release_id,
+            "generation": self.generation,
+            "issued": issued,
+            "expires": issued + TTL_S,
+            "manifest": pub.manifest,
+        }
+        fields.update(self.payload_overrides)
+        return OfferPayload.model_validate(fields)
+
+    def signed_body(self) -> bytes:
+        """The exact bytes a poll answers now (what an eavesdropper could record and replay later)."""
+        if self.replay is not None:
+            return self.replay
+        body = sign_offer(self.payload(), self.signing_key or self.key)
+        if self.tamper is not None:
+            envelope = json.loads(body)
+            signed = base64.b64decode(envelope["payload"])
+            envelope["payload"] = base64.b64encode(self.tamper(signed)).decode()
+            body = json.dumps(envelope).encode()
         return body
 
     def etag(self) -> str:
-        return '"' + hashlib.sha256(json.dumps(self.offer_json(), sort_keys=True).encode()).hexdigest()[:32] + '"'
+        """The ETag of the last offer a poll answered with a 200."""
+        return '"' + hashlib.sha256(self.served[-1]).hexdigest() + '"'
 
     def polls(self) -> list[tuple[str, str, dict[str, str], bytes]]:
         return [r for r in self.requests if r[0] == "GET" and r[1].endswith("/model")]
 
     def downloads(self) -> list[tuple[str, str, dict[str, str], bytes]]:
-        return [r for r in self.requests if r[1].endswith("/bundle")]
+        return [r for r in self.requests if r[1].startswith(BLOBS_PREFIX)]
+
+    def _file_by_sha(self, sha: str) -> tuple[str, bytes] | None:
+        for pub in self.published.values():
+            for name, data in pub.files.items():
+                if hashlib.sha256(data).hexdigest() == sha:
+                    return name, data
+        return None
 
     def build_app(self) -> FastAPI:
         app = FastAPI(title="cloud device API test double")
@@ -120,39 +168,60 @@ class CloudDouble:
                 return JSONResponse(status_code=401, content={"error": "unauthorized", "message": "bad token"})
             if self.poll_status is not None:
                 return JSONResponse(status_code=self.poll_status, content={"error": "x", "message": "injected"})
+            if self.freeze and if_none_match:
+                return Response(status_code=304, headers={"ETag": if_none_match})
             if self.offered is None:
                 return JSONResponse(status_code=404, content={"error": "not_found", "message": "no model"})
-            etag = self.etag()
+            body = self.signed_body()
+            etag = '"' + hashlib.sha256(body).hexdigest() + '"'
             if if_none_match == etag:
                 return Response(status_code=304, headers={"ETag": etag})
-            return JSONResponse(content=self.offer_json(), headers={"ETag": etag})
+            self.served.append(body)
+            return Response(content=body, media_type="application/json", headers={"ETag": etag, **self.offer_headers})
 
-        @app.get("/v1/models/{version}/bundle")
-        async def bundle(version: str) -> Response:
-            pub = next(p for p in self.published.values() if f"{p.manifest['name']}-{p.manifest['version']}" == version)
-            data = self.served_archive if self.served_archive is not None else pub.archive
-            return Response(content=data, media_type="application/gzip")
+        @app.get(BLOBS_PREFIX + "/{sha256}")
+        async def blob(sha256: str) -> Response:
+            found = self._file_by_sha(sha256)
+            if found is None:
+                return JSONResponse(status_code=404, content={"error": "not_found", "message": "no blob"})
+            name, data = found
+            return Response(
+                content=self.served_files.get(name, data),
+                media_type="application/octet-stream",
+                headers=self.blob_headers,
+            )
 
         return app
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.build_app()), base_url=BASE_URL)
+        inner = httpx.ASGITransport(app=self.build_app())
+        return httpx.AsyncClient(transport=_StreamingTransport(inner, self), base_url=BASE_URL)
+
+
+class _StreamingTransport(httpx.AsyncBaseTransport):
+    """Serves `blob_streams` lazily (the ASGI transport would buffer them), everything else via the app."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, cloud: CloudDouble) -> None:
+        self.inner = inner
+        self.cloud = cloud
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.startswith(BLOBS_PREFIX + "/") and self.cloud.blob_streams:
+            found = self.cloud._file_by_sha(path.rsplit("/", 1)[1])
+            if found is not None and found[0] in self.cloud.blob_streams:
+                self.cloud.requests.append((request.method, path, dict(request.headers), b""))
+                return httpx.Response(200, content=self._counted(found[0]), request=request)
+        return await self.inner.handle_async_request(request)
+
+    async def _counted(self, name: str) -> AsyncIterator[bytes]:
+        self.cloud.streamed[name] = 0
+        async for chunk in self.cloud.blob_streams[name]():
+            self.cloud.streamed[name] += len(chunk)
+            yield chunk
 
 
 def flip_byte(data: bytes, at: int | None = None) -> bytes:
     b = bytearray(data)
     b[len(b) // 2 if at is None else at] ^= 0x01
     return bytes(b)
-
-
-def repack(files: dict[str, bytes], extra: list[tarfile.TarInfo] | None = None) -> bytes:
-    """A tar.gz of the given members (plus raw TarInfo entries such as links): for hostile-archive tests."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for info in extra or []:
-            tar.addfile(info)
-    return buf.getvalue()

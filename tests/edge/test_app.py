@@ -62,7 +62,7 @@ async def test_failed_update_is_visible_in_model_and_metrics_while_old_model_ser
     cloud = CloudDouble()
     cloud.publish(other_bundle)
     cloud.offer("0.0.2")
-    cloud.served_archive = cloud.published["0.0.2"].archive[:100]  # truncated download
+    cloud.served_files = {"model.onnx": cloud.published["0.0.2"].files["model.onnx"][:100]}  # truncated download
     settings = make_settings(
         tiny_bundle, cloud="http://cloud.test", cloud_public_key=cloud.public_key_b64, poll_interval_s=3600
     )
@@ -87,6 +87,38 @@ async def test_failed_update_is_visible_in_model_and_metrics_while_old_model_ser
         assert 'eibert_edge_model_info{name="other",sha256=' in metrics and 'version="0.0.1"' not in metrics
         r = (await client.post("/v1/encode", json={"texts": ["a"]})).json()
         assert (r["model_version"], r["dim"], len(r["embeddings"][0])) == ("0.0.2", 16, 16)
+
+
+async def test_a_frozen_cloud_makes_the_node_say_stale_in_model_readyz_and_metrics(
+    tiny_bundle: Path, other_bundle: Path, make_settings
+) -> None:
+    cloud = CloudDouble()
+    cloud.publish(other_bundle)
+    cloud.offer("0.0.2")
+    settings = make_settings(
+        tiny_bundle, cloud="http://cloud.test", cloud_public_key=cloud.public_key_b64, poll_interval_s=3600,
+        max_metadata_age_s=600,
+    )  # fmt: skip
+    app = create_app(settings, cloud_client=cloud.client())
+    async with serve(app) as client:
+        updater = app.state.edge.updater
+        await first_check_done(updater)
+        assert updater.status.state == "updated"
+        ready = (await client.get("/readyz")).json()
+        assert ready["update_stale"] is False and ready["update_metadata_age_s"] < 60
+        assert "eibert_edge_update_stale 0.0" in (await client.get("/metrics")).text
+
+        cloud.freeze = True  # every poll from now on: 304, as if nothing ever changed
+        now = updater.clock()
+        updater.clock = lambda: now + 601
+        assert await updater.check_once() == "not_modified"
+        update = (await client.get("/v1/model")).json()["update"]
+        assert (update["state"], update["stale"], update["last_error"]) == ("stale", True, None)
+        assert update["metadata_age_s"] > 600 and update["generation"] == 1
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["update_stale"] is True  # serving, but say so
+        metrics = (await client.get("/metrics")).text
+        assert "eibert_edge_update_stale 1.0" in metrics and "eibert_edge_update_metadata_age_seconds 60" in metrics
 
 
 async def test_a_corrupt_startup_bundle_refuses_to_start(tiny_bundle: Path, tmp_path: Path, make_settings) -> None:

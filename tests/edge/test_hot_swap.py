@@ -8,11 +8,13 @@ model, or a batch straddling a swap would all be caught.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from service.common.device_api import blob_path
 from service.edge.app import create_app
 from service.edge.encoder import OnnxEncoder
 from tests.edge.cloud_double import CloudDouble
@@ -68,8 +70,8 @@ async def test_no_request_fails_or_mixes_models_while_models_swap(
     assert updater.status.history == ["0.0.2", "0.0.1"] * (SWAPS // 2)
     # Each version downloaded once (0.0.1 too: the startup bundle lives outside the state dir); every later
     # swap re-verifies and loads a kept directory.
-    ids = sorted(f"{p.manifest['name']}-{p.manifest['version']}" for p in cloud.published.values())
-    assert sorted(r[1] for r in cloud.downloads()) == [f"/v1/models/{i}/bundle" for i in ids]
+    files = [hashlib.sha256(data).hexdigest() for p in cloud.published.values() for data in p.files.values()]
+    assert sorted(r[1] for r in cloud.downloads()) == sorted(blob_path(sha) for sha in files)
     versions = set()
     for idx, status, body in results:
         assert status == 200, body

@@ -3,19 +3,25 @@ or a server can be wrong, each of which must leave the old model serving and say
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import json
+import os
 import shutil
+import struct
 import tarfile
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from service.common.archive import pack_bundle
+from service.common.offer import MAX_OFFER_BYTES
 from service.edge.metrics import EdgeMetrics
 from service.edge.slot import ModelSlot, load_model
 from service.edge.updater import CREDENTIALS_FILE, ModelUpdater
-from tests.edge.cloud_double import CloudDouble, flip_byte, repack
+from tests.edge.cloud_double import CloudDouble, flip_byte
 
 pytestmark = pytest.mark.anyio
 
@@ -77,8 +83,10 @@ async def test_enrols_downloads_verifies_swaps_then_polls_with_etag(
     last_poll = cloud.polls()[-1][2]
     assert last_poll["authorization"] == f"Bearer {cloud.tokens['dev-1']}"
     assert last_poll["if-none-match"] == cloud.etag()
-    assert len(cloud.downloads()) == 1 and slot.current.version == "0.0.2"
-    assert not list((tmp_path / "state" / "tmp").iterdir())  # the temporary archive is gone
+    assert len(cloud.downloads()) == 2 and slot.current.version == "0.0.2"  # model.onnx and tokenizer.json
+    served = slot.current.source
+    assert json.loads((served / "manifest.json").read_text()) == cloud.published["0.0.2"].manifest  # the signed one
+    assert not [r for r in cloud.requests if r[1].endswith("/bundle")]  # no archive on the update path
 
 
 async def test_restart_reuses_the_persisted_token_and_does_not_re_enrol(
@@ -90,7 +98,7 @@ async def test_restart_reuses_the_persisted_token_and_does_not_re_enrol(
     assert again.device_id == "dev-1"
     assert await again.check_once() == "up_to_date"  # no ETag after a restart: a 200 for what it already runs
     assert [r for r in cloud.requests if r[:2] == ("POST", "/v1/devices")] == enrolments
-    assert len(cloud.downloads()) == 1
+    assert len(cloud.downloads()) == 2
 
 
 async def test_generated_device_id_is_persisted_before_enrolment(cloud: CloudDouble, slot: ModelSlot, tmp_path) -> None:
@@ -111,52 +119,65 @@ def _bad_signature(c: CloudDouble) -> None:
     c.signing_key = Ed25519PrivateKey.generate()
 
 
-def _tampered_manifest(c: CloudDouble) -> None:
+def _payload_altered_after_signing(c: CloudDouble) -> None:
+    def tamper(signed: bytes) -> bytes:
+        payload = json.loads(signed)
+        payload["manifest"]["files"]["model.onnx"]["sha256"] = "0" * 64
+        return json.dumps(payload).encode()
+
+    c.tamper = tamper
+
+
+def _manifest(c: CloudDouble, change) -> None:
     m = json.loads(json.dumps(c.published["0.0.2"].manifest))
-    m["files"]["model.onnx"]["sha256"] = "0" * 64
-    c.offer_overrides = {"manifest": m}
+    change(m)
+    c.payload_overrides = {"manifest": m}
 
 
-def _archive_of_another_bundle(c: CloudDouble, tiny: Path, other: Path) -> None:
-    c.publish(other, archive=pack_bundle(tiny))  # signed manifest of 0.0.2, archive of 0.0.1
+def _served(c: CloudDouble, name: str, change) -> None:
+    c.served_files = {name: change(c.published["0.0.2"].files[name])}
 
 
-def _model_replaced_inside_archive(c: CloudDouble, tiny: Path, other: Path) -> None:
-    files = {n: (other / n).read_bytes() for n in ("manifest.json", "tokenizer.json")}
-    files["model.onnx"] = flip_byte((other / "model.onnx").read_bytes())
-    c.publish(other, archive=repack(files))
-
-
-def _hostile_archive(c: CloudDouble, tiny: Path, other: Path) -> None:
-    link = tarfile.TarInfo("extra")
-    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
-    files = {n: (other / n).read_bytes() for n in ("manifest.json", "tokenizer.json", "model.onnx")}
-    c.publish(other, archive=repack(files, extra=[link]))
+def _expired(c: CloudDouble) -> None:
+    now = int(c.now())
+    c.payload_overrides = {"issued": now - 7200, "expires": now - 1}
 
 
 CORRUPTIONS = {
-    "bit_flip": ("sha256", lambda c, t, o: setattr(c, "served_archive", flip_byte(c.published["0.0.2"].archive))),
-    "truncated": ("sha256", lambda c, t, o: setattr(c, "served_archive", c.published["0.0.2"].archive[:5000])),
-    "longer_than_announced": ("sha256", lambda c, t, o: setattr(c, "served_archive", c.published["0.0.2"].archive * 2)),
-    "wrong_sha": ("sha256", lambda c, t, o: c.offer_overrides.update(bundle_sha256="0" * 64)),
-    "bad_signature": ("signature", lambda c, t, o: _bad_signature(c)),
-    "tampered_manifest": ("signature", lambda c, t, o: _tampered_manifest(c)),
-    "archive_of_another_bundle": ("manifest", _archive_of_another_bundle),
-    "model_replaced_inside_archive": ("load", _model_replaced_inside_archive),
-    "hostile_archive": ("unpack", _hostile_archive),
-    "oversized": ("download", lambda c, t, o: c.offer_overrides.update(bundle_bytes=10**12)),
-    "foreign_bundle_url": ("download", lambda c, t, o: c.offer_overrides.update(bundle_url="http://evil.test/b")),
-    "cloud_error": ("poll", lambda c, t, o: setattr(c, "poll_status", 500)),
-    "malformed_offer": ("poll", lambda c, t, o: c.offer_overrides.update(bundle_sha256="not-hex")),
+    "bit_flip": ("sha256", lambda c: _served(c, "model.onnx", flip_byte)),
+    "truncated": ("sha256", lambda c: _served(c, "model.onnx", lambda b: b[:5000])),
+    "longer_than_signed": ("sha256", lambda c: _served(c, "model.onnx", lambda b: b * 2)),
+    "tokenizer_replaced": ("sha256", lambda c: _served(c, "tokenizer.json", lambda b: b.replace(b"[CLS]", b"[XLS]"))),
+    "bad_signature": ("signature", _bad_signature),
+    "payload_altered_after_signing": ("signature", _payload_altered_after_signing),
+    "not_an_envelope": ("poll", lambda c: setattr(c, "replay", b'{"version": "other-0.0.2"}')),
+    "nested_bomb_envelope": ("poll", lambda c: setattr(c, "replay", b"[" * 5000)),
+    "oversized_offer": ("poll", lambda c: setattr(c, "replay", b" " * (MAX_OFFER_BYTES + 1))),
+    "offer_names_another_version": ("manifest", lambda c: c.payload_overrides.update(version="other-9.9.9")),
+    "manifest_without_tokenizer": ("manifest", lambda c: _manifest(c, lambda m: m["files"].pop("tokenizer.json"))),
+    "manifest_names_a_path": (
+        "manifest",
+        lambda c: _manifest(c, lambda m: m["files"].update({"../evil": m["files"]["model.onnx"]})),
+    ),
+    "files_over_the_device_budget": (
+        "download",
+        lambda c: _manifest(c, lambda m: m["files"]["model.onnx"].update(bytes=10**12)),
+    ),
+    "blob_missing": ("download", lambda c: _manifest(c, lambda m: m["files"]["model.onnx"].update(sha256="ab" * 32))),
+    "expired": ("expired", _expired),
+    "cloud_error": ("poll", lambda c: setattr(c, "poll_status", 500)),
+    # gzip on the wire would be inflated before the cap counts it: refused unread
+    "compressed_offer": ("poll", lambda c: c.offer_headers.update({"content-encoding": "gzip"})),
+    "compressed_file": ("download", lambda c: c.blob_headers.update({"content-encoding": "gzip"})),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CORRUPTIONS))
 async def test_a_bad_update_keeps_the_old_model_and_is_reported_then_retried(
-    case: str, cloud: CloudDouble, slot: ModelSlot, tiny_bundle: Path, other_bundle: Path, tmp_path: Path
+    case: str, cloud: CloudDouble, slot: ModelSlot, other_bundle: Path, tmp_path: Path
 ) -> None:
     stage, corrupt = CORRUPTIONS[case]
-    corrupt(cloud, tiny_bundle, other_bundle)
+    corrupt(cloud)
     metrics = EdgeMetrics()
     old = slot.current
     up = make_updater(cloud, slot, tmp_path / "state", metrics=metrics, max_bundle_bytes=10 * 1024 * 1024)
@@ -166,14 +187,188 @@ async def test_a_bad_update_keeps_the_old_model_and_is_reported_then_retried(
     assert (up.status.state, up.status.last_error_stage) == ("failed", stage), up.status.last_error
     assert failures(metrics, stage) == 1.0 and up.status.consecutive_failures == 1
     state = tmp_path / "state"
-    assert [d.name for d in (state / "bundles").iterdir()] == []  # nothing half-unpacked is left behind
-    assert not (state / "tmp").exists() or not list((state / "tmp").iterdir())
+    assert [d.name for d in (state / "bundles").iterdir()] == []  # nothing half-written is left behind
 
     # The failure is not silenced by an ETag: once the cloud serves the real thing, the next check takes it.
-    cloud.publish(other_bundle)
     cloud.offer("0.0.2")
     assert await up.check_once() == "updated"
     assert slot.current.version == "0.0.2" and up.status.consecutive_failures == 0
+
+
+async def test_downgrade_replay_of_a_recorded_signed_offer_is_refused_even_after_a_restart(
+    cloud: CloudDouble, slot: ModelSlot, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    cloud.publish(relabel(tiny_bundle, tmp_path / "third", "0.0.3"))
+    up = make_updater(cloud, slot, tmp_path / "state")
+    assert await up.check_once() == "updated"  # 0.0.2 at generation 1
+    recorded = cloud.served[-1]  # public bytes: anyone on the path can keep them
+    cloud.offer("0.0.3")  # generation 2
+    assert await up.check_once() == "updated" and slot.current.version == "0.0.3"
+
+    cloud.replay = recorded  # a fake cloud replays the older, validly signed, unexpired offer
+    metrics = EdgeMetrics()
+    up.metrics = metrics
+    assert await up.check_once() == "failed"
+    assert up.status.last_error_stage == "rollback" and "generation 1" in up.status.last_error
+    assert slot.current.version == "0.0.3" and failures(metrics, "rollback") == 1.0
+
+    # A restarted process starts from its factory bundle and a fresh updater: the state dir still refuses.
+    factory = ModelSlot(load_model(tiny_bundle))
+    again = make_updater(cloud, factory, tmp_path / "state")
+    assert await again.check_once() == "failed" and again.status.last_error_stage == "rollback"
+    assert factory.current.version == "0.0.1" and again.status.public().generation == 2
+
+
+async def test_same_generation_with_other_files_is_refused_as_mix_and_match(
+    cloud: CloudDouble, slot: ModelSlot, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    cloud.publish(relabel(tiny_bundle, tmp_path / "third", "0.0.3"))
+    cloud.offer("0.0.2", generation=5)
+    up = make_updater(cloud, slot, tmp_path / "state")
+    assert await up.check_once() == "updated"
+    cloud.offer("0.0.3", generation=5)  # signed, fresh, but contradicts what generation 5 was
+    assert await up.check_once() == "failed"
+    assert up.status.last_error_stage == "mix_and_match" and slot.current.version == "0.0.2"
+    cloud.offer("0.0.3", generation=6)
+    assert await up.check_once() == "updated" and slot.current.version == "0.0.3"
+
+
+async def test_a_cloud_that_answers_304_forever_is_reported_stale_never_up_to_date(
+    cloud: CloudDouble, slot: ModelSlot, tmp_path: Path
+) -> None:
+    clock = [1_800_000_000.0]
+    cloud.now = lambda: clock[0]
+    metrics = EdgeMetrics()
+    up = make_updater(cloud, slot, tmp_path / "state", metrics=metrics, clock=lambda: clock[0], max_metadata_age_s=600)
+    assert await up.check_once() == "updated"
+    assert await up.check_once() == "not_modified"
+    fresh = up.status.public()
+    assert (fresh.state, fresh.stale) == ("updated", False)
+    assert metrics.registry.get_sample_value("eibert_edge_update_stale") == 0.0
+
+    cloud.freeze = True
+    recorded = cloud.served[-1]
+    clock[0] += 601
+    for _ in range(3):
+        assert await up.check_once() == "not_modified"
+    frozen = up.status.public()
+    assert (frozen.state, frozen.stale, frozen.consecutive_failures) == ("stale", True, 0)
+    assert frozen.metadata_age_s == pytest.approx(601, abs=1)
+    assert metrics.registry.get_sample_value("eibert_edge_update_stale") == 1.0
+    assert metrics.registry.get_sample_value("eibert_edge_update_metadata_age_seconds") == pytest.approx(601, abs=1)
+
+    # Replaying the once-valid offer does not refresh anything: its `issued` is as old as before ...
+    cloud.freeze, cloud.replay = False, recorded
+    up.etag = None
+    assert await up.check_once() == "up_to_date"
+    assert up.status.public().state == "stale"
+    # ... and once it has expired, it is refused outright.
+    clock[0] += 3600
+    up.etag = None  # (a 304 would not even show it the offer again)
+    assert await up.check_once() == "failed" and up.status.last_error_stage == "expired"
+    assert up.status.public().stale and slot.current.version == "0.0.2"
+
+    # The cloud re-signs (same generation, new `issued`): fresh again.
+    cloud.offer("0.0.2", generation=cloud.generation)
+    assert await up.check_once() == "up_to_date"
+    assert (up.status.public().state, up.status.public().stale) == ("up_to_date", False)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def test_an_endless_file_stream_stops_at_the_signed_length_in_bounded_memory(
+    cloud: CloudDouble, slot: ModelSlot, tmp_path: Path
+) -> None:
+    signed = cloud.published["0.0.2"].files["model.onnx"]
+    chunk = b"\0" * (1 << 16)
+
+    async def endless():
+        while True:  # a man in the middle that never stops sending
+            yield chunk
+
+    cloud.blob_streams = {"model.onnx": endless}
+    up = make_updater(cloud, slot, tmp_path / "state")
+    rss = _rss_bytes()
+    tracemalloc.start()
+    try:
+        assert await up.check_once() == "failed"
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert up.status.last_error_stage == "sha256" and "longer than its signed" in up.status.last_error
+    assert len(signed) < cloud.streamed["model.onnx"] <= len(signed) + 2 * len(chunk)  # stopped at the cap
+    assert peak < 50 * 1024 * 1024 and _rss_bytes() - rss < 50 * 1024 * 1024
+    assert slot.current.version == "0.0.1"
+
+
+async def test_a_drip_fed_file_is_abandoned_at_the_download_deadline(
+    cloud: CloudDouble, slot: ModelSlot, tmp_path: Path
+) -> None:
+    async def drip():
+        yield b"\0" * 1024
+        await asyncio.sleep(3600)  # never another byte, never a closed connection
+        yield b"\0"
+
+    cloud.blob_streams = {"model.onnx": drip}
+    up = make_updater(cloud, slot, tmp_path / "state", download_timeout_s=0.3)
+    assert await up.check_once() == "failed"
+    assert up.status.last_error_stage == "download" and "longer than 0.3 s" in up.status.last_error
+    assert slot.current.version == "0.0.1" and not list((tmp_path / "state" / "bundles").iterdir())
+
+
+def gnu_longname_bomb(name_bytes: int) -> bytes:
+    """A tar.gz whose first header is a GNU long name of `name_bytes` (~1 GB): tarfile would allocate all of it.
+
+    Built without compressing the gigabyte: after a sync flush, deflating another MiB of the same byte gives the
+    same output block every time, so that block is repeated; the gzip trailer's CRC-32 is computed honestly.
+    """
+    info = tarfile.TarInfo("././@LongLink")
+    info.type = tarfile.GNUTYPE_LONGNAME
+    info.size = name_bytes
+    header = info.tobuf(tarfile.GNU_FORMAT)
+    piece = b"a" * (1 << 20)
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = z.compress(header) + z.compress(piece) + z.flush(zlib.Z_SYNC_FLUSH)
+    steady = z.compress(piece) + z.flush(zlib.Z_SYNC_FLUSH)
+    assert steady == z.compress(piece) + z.flush(zlib.Z_SYNC_FLUSH)
+    pieces = name_bytes // len(piece)
+    crc = zlib.crc32(header)
+    for _ in range(pieces):
+        crc = zlib.crc32(piece, crc)
+    deflated = first + steady * (pieces - 1) + z.flush()
+    size = (len(header) + pieces * len(piece)) & 0xFFFFFFFF
+    return b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + deflated + struct.pack("<II", crc, size)
+
+
+def test_the_bomb_is_a_real_one() -> None:
+    bomb = gnu_longname_bomb(1 << 30)
+    d = zlib.decompressobj(31)
+    head = d.decompress(bomb[:4096], 512)
+    info = tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
+    assert (info.type, info.size) == (tarfile.GNUTYPE_LONGNAME, 1 << 30) and len(bomb) < 2 * 1024 * 1024
+
+
+async def test_a_tar_header_bomb_in_place_of_a_file_is_refused_by_hash_and_never_parsed(
+    cloud: CloudDouble, slot: ModelSlot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bomb = gnu_longname_bomb(1 << 30)
+    assert len(bomb) < 2 * 1024 * 1024  # ~1 MB on the wire, ~1 GB if anything unpacked it
+
+    def never(*args, **kwargs):
+        raise AssertionError("an archive parser ran on the update path")
+
+    monkeypatch.setattr(tarfile, "open", never)
+    monkeypatch.setattr(tarfile.TarFile, "__init__", never)
+    monkeypatch.setattr(gzip.GzipFile, "__init__", never)
+    cloud.served_files = {"model.onnx": bomb}
+    up = make_updater(cloud, slot, tmp_path / "state")
+    rss = _rss_bytes()
+    assert await up.check_once() == "failed"
+    assert up.status.last_error_stage == "sha256", up.status.last_error
+    assert _rss_bytes() - rss < 50 * 1024 * 1024 and slot.current.version == "0.0.1"
 
 
 async def test_rollback_loads_the_kept_bundle_without_downloading_and_disk_stays_bounded(
@@ -185,12 +380,12 @@ async def test_rollback_loads_the_kept_bundle_without_downloading_and_disk_stays
     for version in ("0.0.2", "0.0.3"):
         cloud.offer(version)
         assert await up.check_once() == "updated"
-    assert len(cloud.downloads()) == 2
+    assert len(cloud.downloads()) == 4
 
-    cloud.offer("0.0.2")  # the cloud rolls this device back
+    cloud.offer("0.0.2")  # the cloud rolls this device back, at a higher generation
     assert await up.check_once() == "updated"
     assert slot.current.version == "0.0.2" and slot.previous_version == "0.0.3"
-    assert len(cloud.downloads()) == 2  # loaded from the kept directory, re-verified, not re-downloaded
+    assert len(cloud.downloads()) == 4  # loaded from the kept directory, re-verified, not re-downloaded
 
     cloud.offer("0.0.1")
     assert await up.check_once() == "updated"
@@ -215,12 +410,10 @@ async def test_a_kept_bundle_corrupted_on_disk_is_refused_then_downloaded_again(
     assert await up.check_once() == "failed"
     assert up.status.last_error_stage == "load" and slot.current.version == "0.0.3"
     assert await up.check_once() == "updated"
-    assert slot.current.version == "0.0.2" and len(cloud.downloads()) == 3
+    assert slot.current.version == "0.0.2" and len(cloud.downloads()) == 6
 
 
 async def test_background_loop_polls_until_stopped(cloud: CloudDouble, slot: ModelSlot, tmp_path: Path) -> None:
-    import asyncio
-
     up = make_updater(cloud, slot, tmp_path / "state", poll_interval_s=0.01)
     up.start()
     try:
@@ -241,10 +434,10 @@ async def test_an_unexpected_error_is_reported_not_raised(
 ) -> None:
     up = make_updater(cloud, slot, tmp_path / "state")
 
-    def boom(offer):
+    def boom(body):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(up, "_verified_manifest", boom)
+    monkeypatch.setattr(up, "_verify", boom)
     assert await up.check_once() == "failed"
     assert up.status.last_error_stage == "internal" and "KeyError" in up.status.last_error
     assert slot.current.version == "0.0.1"

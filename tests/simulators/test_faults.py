@@ -33,6 +33,8 @@ def test_routes_are_counted_by_shape_not_id() -> None:
     assert route_of(req("POST", "/v1/devices")) == "enrol"
     assert route_of(req("GET", "/v1/devices/sim-1/model")) == "poll"
     assert route_of(req("GET", "/v1/models/eibert-0.1.0+rollout/bundle")) == "download"
+    assert route_of(req("GET", "/v1/blobs/" + "ab" * 32)) == "download"
+    assert route_of(req("GET", "/v1/blobs/not-a-digest")) == "other"
     assert route_of(req("POST", "/v1/telemetry")) == "telemetry"
 
 

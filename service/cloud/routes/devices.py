@@ -1,8 +1,8 @@
 """Device enrolment and the polling path: which signed version a device should run.
 
 `GET /v1/devices/{id}/model` is the hot path (every device polls it): one store round trip (token check and
-rollout state together), then a cached, pre-serialised body and ETag per version, so a 304 costs little more
-than the round trip.
+rollout state together), then a cached, pre-serialised signed offer and ETag per (version, rollout generation,
+issue window), so a 304 costs little more than the round trip.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ async def device_model(device_id: str, request: Request) -> Response:
     record = await ctx.registry.get(version)
     if record is None:  # pragma: no cover - rollout only ever names registered versions
         raise StoreError(f"rollout names {version}, which is not registered")
-    body, etag = ctx.registry.device_body(record)
+    body, etag = ctx.registry.device_body(record, state.generation)
     headers = {"etag": etag, "cache-control": "no-cache"}
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)

@@ -1,4 +1,5 @@
-"""The registry over HTTP: upload (admin), list, show, download the signed bundle archive."""
+"""The registry over HTTP: upload (admin), list, show, download the bundle archive (admins, compatibility) and
+the blobs devices fetch by content address (each bundle file, named by sha256 in a signed offer)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ router = APIRouter(prefix="/v1", tags=["models"])
 
 ARCHIVE_TYPES = frozenset({"application/gzip", "application/x-gzip", "application/octet-stream"})
 VersionPath = Annotated[str, Path(pattern=VERSION_PATTERN)]
+Sha256Path = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
 
 
 def public(record: VersionRecord) -> ModelVersionPublic:
@@ -84,6 +86,20 @@ async def download_bundle(version: VersionPath, request: Request, registry: Regi
         filename=f"{version}.tar.gz",
         content_disposition_type="attachment",
     )
+
+
+@router.get("/blobs/{sha256}", response_class=FileResponse, responses={404: {"description": "no such blob"}})
+async def download_blob(sha256: Sha256Path, request: Request, registry: RegistryDep) -> Response:
+    """A stored blob by its sha256. Public and immutable, like the archive: a device trusts these bytes only
+    once they hash to what its signed offer names, so serving them to anyone discloses nothing new."""
+    etag = f'"{sha256}"'
+    headers = {"etag": etag, "cache-control": "public, max-age=31536000, immutable"}
+    path = registry.blobs.path(sha256)
+    if not path.is_file():
+        raise HTTPException(404, f"no blob {sha256}")
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return FileResponse(path, media_type="application/octet-stream", headers=headers)
 
 
 @router.get("/signing-key")

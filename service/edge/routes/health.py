@@ -20,7 +20,16 @@ async def readyz(state: StateDep) -> JSONResponse:
     model = state.slot.current
     if not state.ready or model is None:
         return JSONResponse(status_code=503, content={"status": "not_ready", "message": "no model loaded yet"})
-    return JSONResponse(content={"status": "ready", "model_version": model.version})
+    # Still 200 when stale: the model serves correctly, it is the update channel that cannot vouch for it.
+    update = state.update_status.public()
+    return JSONResponse(
+        content={
+            "status": "ready",
+            "model_version": model.version,
+            "update_stale": update.stale,
+            "update_metadata_age_s": update.metadata_age_s,
+        }
+    )
 
 
 @router.get("/metrics")

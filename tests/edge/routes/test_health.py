@@ -13,7 +13,8 @@ from tests.edge.routes.conftest import metric
 
 def test_live_ready_and_model_label(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ready", "model_version": "0.0.1"}
+    ready = {"status": "ready", "model_version": "0.0.1", "update_stale": False, "update_metadata_age_s": None}
+    assert client.get("/readyz").json() == ready  # no cloud: nothing to be stale about
     assert metric(client, "eibert_edge_model_info", {"version": "0.0.1", "name": "tiny"}) == 1.0
 
 

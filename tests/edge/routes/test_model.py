@@ -19,5 +19,6 @@ def test_describes_the_serving_bundle(client: TestClient, tiny_bundle: Path) -> 
     assert body["source"] == str(tiny_bundle) and body["previous_version"] is None
     assert body["update"] == {
         "enabled": False, "state": "disabled", "last_check": None, "last_success": None, "last_error": None,
-        "last_error_stage": None, "consecutive_failures": 0, "offered_version": None,
+        "last_error_stage": None, "consecutive_failures": 0, "offered_version": None, "stale": False,
+        "metadata_age_s": None, "generation": None, "metadata_issued": None, "metadata_expires": None,
     }  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +19,9 @@ from service.common.offer import OfferPayload, open_offer
 from service.common.signing import private_key_to_pem, public_key_from_b64
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
-REDIS_URL = "redis://127.0.0.1:6379/14"
+# The shared local Redis; EIBERT_TEST_REDIS_URL picks another database (two test runs at once must not share one:
+# every test flushes it).
+REDIS_URL = os.environ.get("EIBERT_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 GZIP = {"Content-Type": "application/gzip"}
 

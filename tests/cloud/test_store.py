@@ -207,9 +207,7 @@ async def test_report_id_is_unique_per_device_whatever_its_day(store: Store) -> 
     assert sum(c.n for c in agg.cells) == 1 and await store.spent("d1", TODAY) == 100_000
     # kept ttl_days server days after it was accepted, then forgotten (no retry of it could be accepted then)
     late = days_after(TODAY, 3)
-    assert await store.ingest("d1", [report("r1", day=late)], budget_micro=BUDGET, ttl_days=2, day=late) == [
-        "accepted"
-    ]
+    assert await store.ingest("d1", [report("r1", day=late)], budget_micro=BUDGET, ttl_days=2, day=late) == ["accepted"]
 
 
 async def test_ledger_is_charged_on_the_server_day_not_the_label(store: Store) -> None:

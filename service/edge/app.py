@@ -116,6 +116,7 @@ def create_app(
                 keep_bundles=settings.keep_bundles,
                 max_bundle_bytes=settings.max_bundle_bytes,
             )
+            state.updater.enrolment_token = settings.enrolment_credential()
             state.updater.start()
         hook = telemetry
         if hook is None and state.updater is not None and settings.telemetry:

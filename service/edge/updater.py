@@ -229,10 +229,14 @@ class ModelUpdater:
     # -- steps ----------------------------------------------------------------------------------------------
 
     async def _ensure_enrolled(self) -> str:
+        """Enrol once with the operator-issued enrolment token (`enrolment_token`, which the app sets from
+        EIBERT_EDGE_ENROLMENT_TOKEN[_FILE]); the cloud refuses enrolment without one (401)."""
         if self.token is not None:
             return self.token
+        credential: str | None = getattr(self, "enrolment_token", None)
+        headers = {} if credential is None else {"Authorization": f"Bearer {credential}"}
         try:
-            resp = await self.client.post("/v1/devices", json={"device_id": self.device_id})
+            resp = await self.client.post("/v1/devices", json={"device_id": self.device_id}, headers=headers)
         except httpx.HTTPError as exc:
             raise UpdateFailed("enrol", f"cannot reach the cloud to enrol: {exc}") from exc
         if resp.status_code == 409:
@@ -240,6 +244,12 @@ class ModelUpdater:
                 "enrol",
                 f"device {self.device_id} is already enrolled but its token is not in "
                 f"{self.state_dir / CREDENTIALS_FILE}; restore that file or use a new device id",
+            )
+        if resp.status_code in (401, 403) and credential is None:
+            raise UpdateFailed(
+                "enrol",
+                f"enrolment refused (HTTP {resp.status_code}): set EIBERT_EDGE_ENROLMENT_TOKEN or "
+                "EIBERT_EDGE_ENROLMENT_TOKEN_FILE to an enrolment token from the operator",
             )
         if resp.status_code not in (200, 201):
             raise UpdateFailed("enrol", f"enrolment refused: HTTP {resp.status_code} {resp.text[:200]}")

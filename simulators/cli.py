@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,10 @@ def write_summary(summary, path: str | None) -> None:  # summary: FleetSummary
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def _read_secret(path: str | None) -> str | None:
+    return (Path(path).read_text(encoding="utf-8").strip() or None) if path else None
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -51,6 +56,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         cloud_public_key=args.cloud_public_key,
         state_dir=Path(args.state_dir) if args.state_dir else None,
         poll_hours=args.poll_hours,
+        admin_token=os.environ.get("EIBERT_ADMIN_TOKEN", "").strip() or None,
+        enrolment_token=_read_secret(args.enrolment_token_file),
     )
     summary = asyncio.run(Fleet(config, timeline=_out).run())
     _out(render(summary))

@@ -440,6 +440,8 @@ class Fleet:
             "rank requests served": s.sessions > 0,
             "every corrupted download rejected": s.corrupt_rejected >= corrupted,
             "versions account for every device": sum(summary.versions.values()) == summary.devices,
+            "per-device daily epsilon within the budget": summary.epsilon.per_device_day_max
+            <= summary.epsilon.daily_budget + 1e-9,
         }
         if s.skipped_version:
             self.notes.append(f"{s.skipped_version} telemetry values not recorded: the device's version was unknown")

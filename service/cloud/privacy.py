@@ -5,8 +5,10 @@ here to the categories it supports before it reaches the store. What the cloud g
 only (its own day from `service.cloud.clock`, devices it enrolled), never on what a client says about itself:
 
 - Budget: each device's epsilon is charged on the cloud's day of *receipt*, whatever day a report is labelled
-  with, so at most `daily_epsilon_budget` per device per server day is accepted (checked atomically with the
-  counting, in the store).
+  with, so at most `daily_epsilon_budget` per device per server day is accepted. It is charged on the labelled
+  day as well, so the reports of one device in one day's groups never carry more than one budget either,
+  although a labelled day can take reports on several server days (checked atomically with the counting, in
+  the store).
 - Window: a report labelled outside [today - report_window_days, today] is refused. The label only picks the
   (metric, version, day) group the report counts in.
 - Ids: a report id is unique per device whatever day it carries (both stores). Ids are forgotten

@@ -17,6 +17,16 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+@pytest.fixture
+def frozen_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rate windows are fixed (aligned) windows: freeze the clock mid-window, so a test never straddles two."""
+    import time
+
+    now = time.time()
+    now -= now % 3600 - 1800
+    monkeypatch.setattr(enrolment_module, "time", types.SimpleNamespace(time=lambda: now))
+
+
 def test_anonymous_enrolment_is_refused(client: TestClient) -> None:
     resp = client.post("/v1/devices", json={"device_id": "phone-1"})
     assert resp.status_code == 401 and "enrolment token" in resp.text
@@ -27,6 +37,7 @@ def test_anonymous_enrolment_is_refused(client: TestClient) -> None:
     assert client.post("/v1/devices", json={"device_id": "phone-1"}, headers=ADMIN).status_code == 401
 
 
+@pytest.mark.usefixtures("frozen_time")
 def test_a_thousand_anonymous_enrolments_create_nothing(client: TestClient, settings: Settings) -> None:
     """Issue 11: 1,000 anonymous POST /v1/devices were all 201. Now none is, and past the per-address limit
     the cloud answers 429 with Retry-After without even looking at the credential."""
@@ -38,6 +49,7 @@ def test_a_thousand_anonymous_enrolments_create_nothing(client: TestClient, sett
     assert "too many enrolment attempts from this address" in limited.text
 
 
+@pytest.mark.usefixtures("frozen_time")
 def test_a_thousand_enrolments_with_a_token_are_bounded(client: TestClient, settings: Settings) -> None:
     """Even with a valid token, minting is bounded: here by the per-address rate (its quota is 1,000)."""
     token = enrolment_token(client, max_devices=1000)
@@ -68,6 +80,7 @@ def test_expired_token_is_refused(client: TestClient, monkeypatch: pytest.Monkey
     assert resp.status_code == 401 and "expired" in resp.text
 
 
+@pytest.mark.usefixtures("frozen_time")
 def test_rate_limit_per_token(settings: Settings) -> None:
     limited = settings.model_copy(update={"enrol_rate_per_source": 1000, "enrol_rate_per_token": 5})
     with TestClient(create_app(limited)) as client:

@@ -219,6 +219,17 @@ async def test_ledger_is_charged_on_the_server_day_not_the_label(store: Store) -
     assert all([await store.spent("d1", d) == 0 for d in labels if d != TODAY])
 
 
+async def test_a_labelled_day_takes_at_most_one_budget_across_server_days(store: Store) -> None:
+    """Reports labelled yesterday are accepted today (the window), but a device's reports for one labelled
+    day never carry more than one daily budget, however many server days they arrive on."""
+    yesterday = days_after(TODAY, -1)
+    full = [report("a", cost=0.6, day=yesterday), report("b", cost=0.4, day=yesterday)]
+    assert await store.ingest("d1", full, budget_micro=BUDGET, ttl_days=2, day=yesterday) == ["accepted"] * 2
+    late = [report("c", cost=0.1, day=yesterday), report("d", cost=0.9, day=TODAY), report("e", cost=0.2)]
+    assert await store.ingest("d1", late, budget_micro=BUDGET, ttl_days=2) == ["over_budget", "accepted", "over_budget"]
+    assert await store.spent("d1", TODAY) == 900_000
+
+
 async def test_enrolment_tokens_quota_expiry_and_conflicts(store: Store) -> None:
     now = 1_000_000.0
     await store.create_enrolment_token(EnrolmentTokenRecord("e1", max_devices=2, expires_at=now + 60, label="x"))

@@ -15,7 +15,13 @@ async def get_clock(ctx: ContextDep) -> ClockPublic:
     return await ctx.clock.public(report_window_days=ctx.settings.report_window_days, advanceable=ctx.settings.dev_mode)
 
 
-@router.post("", responses={403: {"description": "not a dev-mode cloud, or not the admin token"}})
+@router.post(
+    "",
+    responses={
+        401: {"description": "no admin token"},
+        403: {"description": "not a dev-mode cloud, or not the admin token"},
+    },
+)
 async def advance_clock(body: ClockAdvance, _admin: AdminDep, ctx: ContextDep) -> ClockPublic:
     """Move the cloud's day forward (simulations and demos only); it never moves back."""
     if not ctx.settings.dev_mode:

@@ -26,7 +26,16 @@ router = APIRouter(prefix="/v1/devices", tags=["devices"])
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        401: {"description": "no enrolment token, or not a valid or unexpired one"},
+        403: {"description": "the enrolment token's quota of devices is used up"},
+        409: {"description": "the device id is already enrolled"},
+        429: {"description": "too many enrolment attempts from this address or with this token (Retry-After)"},
+    },
+)
 async def enrol(body: DeviceEnrolRequest, request: Request, ctx: ContextDep) -> DeviceEnrolResponse:
     """Issue a device token (shown once; only its sha256 is stored) to a caller holding an enrolment token.
     401 without a valid one, 403 once its quota is used, 409 if the id is taken, 429 over the rate limits."""

@@ -11,7 +11,11 @@ from service.cloud.schemas import EnrolmentTokenCreate, EnrolmentTokenPublic
 router = APIRouter(prefix="/v1/enrolment-tokens", tags=["devices"])
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    responses={401: {"description": "no admin token"}, 403: {"description": "not the admin token"}},
+)
 async def create_enrolment_token(body: EnrolmentTokenCreate, _admin: AdminDep, ctx: ContextDep) -> EnrolmentTokenPublic:
     """A new enrolment token, shown once (only its sha256 is stored), good for `max_devices` enrolments."""
     limit = ctx.settings.max_enrolment_token_devices

@@ -236,10 +236,10 @@ class Store(ABC):
 
         A report id the device already used is a duplicate whatever day either report is labelled with:
         acknowledged, not counted again. A report that would take the device's spend on the server day `day`
-        over `budget_micro` is refused (and not remembered, so a retry is judged again); the report's own
-        `day` label only picks the group it counts in. Accepted reports charge the ledger of `day`, count
-        into their cell and add the device to their group. An id is kept `ttl_days` server days after it was
-        accepted, then forgotten (see `privacy.py` for why that is long enough)."""
+        over `budget_micro`, or its spend on reports labelled with the report's own day over it, is refused
+        (and not remembered, so a retry is judged again). Accepted reports charge both ledgers, count into
+        their cell (the label picks the group) and add the device to their group. An id is kept `ttl_days`
+        server days after it was accepted, then forgotten (see `privacy.py` for why that is long enough)."""
 
     @abstractmethod
     async def spent(self, device_id: str, day: str) -> int:

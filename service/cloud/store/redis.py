@@ -8,7 +8,8 @@ with `require_durable` the store refuses to open against a server that could los
 Keys (all under a configurable prefix):
     dev:{id} -> token sha256         tok:{sha256} -> device id         rollout -> RolloutState JSON
     ver:{version} -> VersionRecord    versions (zset by seq), verseq    seen:{dev} (zset: report id -> server day)
-    eps:{dev}|{day} -> micro-epsilon  cell:{metric|version|day|mech|eps} (hash: n, category idx -> count)
+    eps:{dev}|{day} -> micro-epsilon charged on server day {day};  epsl:{dev}|{day} -> ... on reports labelled {day}
+    cell:{metric|version|day|mech|eps} (hash: n, category idx -> count)
     cells (set of cell labels)        devs:{metric|version|day} (set of device ids)
     etok:{sha256} (hash: max, used, exp, label: an enrolment token)     rl:{key}|{window start} -> count
     clock -> offset days              releases (hash: group label -> release JSON)
@@ -90,8 +91,8 @@ _ENROL_OUTCOMES = (
     EnrolOutcome.DEVICE_EXISTS,
 )
 
-# KEYS[1] = cells index, KEYS[2] = the device's seen ids, KEYS[3] = its ledger for the server day; then 2 keys
-# per report: cell hash, group device set.
+# KEYS[1] = cells index, KEYS[2] = the device's seen ids, KEYS[3] = its ledger for the server day; then 3 keys
+# per report: cell hash, group device set, the device's ledger for the report's labelled day.
 # ARGV = device, budget, ttl seconds, n, server day number, oldest kept day number; then per report: report id,
 # cost, cell label, #support, support idx...
 # Returns one code per report: 0 accepted, 1 duplicate, 2 over budget.
@@ -101,18 +102,21 @@ local today, oldest = tonumber(ARGV[5]), tonumber(ARGV[6])
 local seen, ledger = KEYS[2], KEYS[3]
 redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. oldest)
 local spent = tonumber(redis.call('GET', ledger) or '0')
+local labelled = {}
 local a = 7
 local out = {}
 for i = 0, n - 1 do
-  local cell, devs = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
+  local cell, devs, lkey = KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i]
   local rid, cost, label, ns = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
   a = a + 4
+  if labelled[lkey] == nil then labelled[lkey] = tonumber(redis.call('GET', lkey) or '0') end
   if redis.call('ZSCORE', seen, rid) then
     out[#out + 1] = 1
-  elseif spent + cost > budget then
+  elseif spent + cost > budget or labelled[lkey] + cost > budget then
     out[#out + 1] = 2
   else
     spent = spent + cost
+    labelled[lkey] = labelled[lkey] + cost
     redis.call('ZADD', seen, today, rid)
     redis.call('HINCRBY', cell, 'n', 1)
     for j = 0, ns - 1 do
@@ -125,6 +129,7 @@ for i = 0, n - 1 do
   a = a + ns
 end
 redis.call('SET', ledger, spent, 'EX', ttl)
+for lkey, v in pairs(labelled) do redis.call('SET', lkey, v, 'EX', ttl) end
 if redis.call('EXISTS', seen) == 1 then redis.call('EXPIRE', seen, ttl) end
 return out
 """
@@ -301,7 +306,7 @@ class RedisStore(Store):
         args: list[str | int] = [device_id, budget_micro, ttl_s, len(reports), today, today - ttl_days]
         for r in reports:
             label = r.cell_label()
-            keys += [self.k("cell:", label), self.k("devs:", r.group.label())]
+            keys += [self.k("cell:", label), self.k("devs:", r.group.label()), self.k("epsl:", f"{device_id}|{r.day}")]
             args += [r.report_id, r.cost_micro, label, len(r.support), *r.support]
         async with _errors("ingest"):
             codes = await self._ingest(keys=keys, args=args)

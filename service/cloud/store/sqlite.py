@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS seen_reports (
 -- seen_reports.day is the server day the id was accepted on (never the report's label)
 CREATE TABLE IF NOT EXISTS ledger (
     device_id TEXT NOT NULL, day TEXT NOT NULL, spent_micro INTEGER NOT NULL, PRIMARY KEY (device_id, day));
+CREATE TABLE IF NOT EXISTS label_ledger (
+    device_id TEXT NOT NULL, day TEXT NOT NULL, spent_micro INTEGER NOT NULL, PRIMARY KEY (device_id, day));
 CREATE TABLE IF NOT EXISTS cells (
     cell TEXT NOT NULL, idx INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (cell, idx));
 CREATE TABLE IF NOT EXISTS group_devices (
@@ -311,7 +313,9 @@ class SqliteStore(Store):
                 # first expire what can no longer matter: ids and ledgers of server days before the retention
                 c.execute("DELETE FROM seen_reports WHERE device_id = ? AND day < ?", (device_id, cutoff))
                 c.execute("DELETE FROM ledger WHERE device_id = ? AND day < ?", (device_id, cutoff))
+                c.execute("DELETE FROM label_ledger WHERE device_id = ? AND day < ?", (device_id, cutoff))
                 out: list[IngestOutcome] = []
+                labelled: dict[str, int] = {}
                 row = c.execute(
                     "SELECT spent_micro FROM ledger WHERE device_id = ? AND day = ?", (device_id, server_day)
                 ).fetchone()
@@ -325,7 +329,12 @@ class SqliteStore(Store):
                     if cur.rowcount == 0:
                         out.append("duplicate")
                         continue
-                    if spent + r.cost_micro > budget_micro:
+                    if r.day not in labelled:
+                        row = c.execute(
+                            "SELECT spent_micro FROM label_ledger WHERE device_id = ? AND day = ?", (device_id, r.day)
+                        ).fetchone()
+                        labelled[r.day] = 0 if row is None else int(row[0])
+                    if spent + r.cost_micro > budget_micro or labelled[r.day] + r.cost_micro > budget_micro:
                         # not counted, so not remembered: a retry is judged again (and refused again)
                         c.execute(
                             "DELETE FROM seen_reports WHERE device_id = ? AND report_id = ?", (device_id, r.report_id)
@@ -333,6 +342,7 @@ class SqliteStore(Store):
                         out.append("over_budget")
                         continue
                     spent += r.cost_micro
+                    labelled[r.day] += r.cost_micro
                     cell = r.cell_label()
                     rows = [(cell, N_INDEX)] + [(cell, i) for i in r.support]
                     c.executemany(
@@ -349,6 +359,11 @@ class SqliteStore(Store):
                     "INSERT INTO ledger (device_id, day, spent_micro) VALUES (?, ?, ?)"
                     " ON CONFLICT (device_id, day) DO UPDATE SET spent_micro = excluded.spent_micro",
                     (device_id, server_day, spent),
+                )
+                c.executemany(
+                    "INSERT INTO label_ledger (device_id, day, spent_micro) VALUES (?, ?, ?)"
+                    " ON CONFLICT (device_id, day) DO UPDATE SET spent_micro = excluded.spent_micro",
+                    [(device_id, day, v) for day, v in labelled.items()],
                 )
                 return out
 

@@ -254,6 +254,21 @@ def test_day_label_spree_is_charged_to_one_server_day(cloud) -> None:
     assert client.post("/v1/telemetry", json={"reports": more}, headers=h).json()["accepted"] == 0
 
 
+def test_yesterdays_reports_arrive_today_but_never_on_a_second_budget(dev_cloud) -> None:
+    """A report queued offline yesterday is accepted today (the window), charged on today's budget; and a
+    day's groups never hold more than one budget from one device, on however many server days it sends."""
+    client, version = dev_cloud
+    h = enrol(client, "phone-1")
+    spend_all = [rep(version, eps=0.5, seed=1), rep(version, eps=0.5, seed=2)]
+    assert client.post("/v1/telemetry", json={"reports": spend_all}, headers=h).json()["accepted"] == 2
+    today = dt.date.fromisoformat(advance(client, 1)["today"])  # the next server day: a fresh budget
+    yesterday = today - dt.timedelta(days=1)
+    again = client.post("/v1/telemetry", json={"reports": [rep(version, eps=0.5, day=yesterday, seed=3)]}, headers=h)
+    assert again.json()["refused"] == 1 and "budget" in again.json()["results"][0]["reason"]
+    fresh = client.post("/v1/telemetry", json={"reports": [rep(version, eps=0.5, day=today, seed=4)]}, headers=h)
+    assert fresh.json()["accepted"] == 1
+
+
 def test_report_id_resent_with_another_day_is_a_duplicate(cloud) -> None:
     """Issue 11: a report id re-sent with another day was a duplicate on SQLite and counted twice on Redis."""
     client, version = cloud

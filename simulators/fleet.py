@@ -475,7 +475,10 @@ class Fleet:
                 var[i] += (n * e["std_error"]) ** 2
             truth.update(self.stats.truth.get((metric, g["model_version"], g["day"]), Counter()))
         comparison = MetricComparison(
-            metric=metric, groups_released=len(released), groups_withheld=len(groups) - len(released), reports=total
+            metric=metric,
+            groups_released=len(released),
+            groups_withheld=sum(g["status"] == "withheld" for g in groups),
+            reports=total,
         )
         if not total:
             return comparison

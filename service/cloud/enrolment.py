@@ -4,7 +4,8 @@ k_min and the per-device budget count *devices*, so devices must not be free to 
 one caller could make the k_min - 1 other members of a victim's group and read the victim's report back out
 of a release. Here an admin issues enrolment tokens (`POST /v1/enrolment-tokens`): a 256-bit secret shown
 once and stored as its sha256, with a quota (`max_devices`) and an expiry. `POST /v1/devices` requires one
-(`Authorization: Bearer <enrolment token>`) and the store counts the new device against the quota in the
+(`Authorization: Bearer <enrolment token>`; looked up by its sha256 like device tokens, see `auth.py`, so the
+secret itself is never compared) and the store counts the new device against the quota in the
 same atomic step that creates it, so concurrent enrolments on any replica can never exceed it.
 
 Every attempt, with a valid token or not, is also rate-limited per client address and per presented

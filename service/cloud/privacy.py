@@ -128,7 +128,8 @@ async def published(
 ) -> list[FleetMetricPublic]:
     """What the API shows for each group: "open" while its day can still take reports; after that the stored
     release, made (put-if-absent) by the first read after close, so every later read returns exactly it."""
-    stored = await store.releases() if any(is_closed(a.group.day, today, window_days) for a in aggregates) else {}
+    closed = [a.group.label() for a in aggregates if is_closed(a.group.day, today, window_days)]
+    stored = await store.releases(closed) if closed else {}
     out: list[FleetMetricPublic] = []
     for a in aggregates:
         g = a.group

@@ -280,11 +280,16 @@ async def test_clock_only_moves_forward_and_is_shared(store_url: str, store: Sto
 
 
 async def test_releases_are_put_once(store: Store) -> None:
-    assert await store.releases() == {}
+    assert await store.releases(["g1"]) == {}
     assert await store.put_release("g1", '{"a": 1}') == '{"a": 1}'
     assert await store.put_release("g1", '{"a": 2}') == '{"a": 1}'  # never overwritten
     await store.put_release("g2", "{}")
-    assert await store.releases() == {"g1": '{"a": 1}', "g2": "{}"}
+    assert await store.releases(["g1", "g2", "g3", "g1"]) == {"g1": '{"a": 1}', "g2": "{}"}
+    assert await store.releases(["g2"]) == {"g2": "{}"} and await store.releases([]) == {}
+    many = [f"x{i}" for i in range(1200)]  # more than one SQL statement's worth
+    for g in many[::100]:
+        await store.put_release(g, g)
+    assert await store.releases(many) == {g: g for g in many[::100]}
 
 
 async def test_bad_urls_are_refused() -> None:

@@ -250,8 +250,8 @@ class Store(ABC):
         """Store the release of a group unless one is stored already; return the stored one (put-if-absent)."""
 
     @abstractmethod
-    async def releases(self) -> dict[str, str]:
-        """Every stored release: group label -> body."""
+    async def releases(self, group_labels: Sequence[str]) -> dict[str, str]:
+        """The stored releases of these groups (group label -> body); groups without one are left out."""
 
     @abstractmethod
     async def fleet(

@@ -324,9 +324,13 @@ class RedisStore(Store):
             _, stored = await pipe.execute()
         return str(stored)
 
-    async def releases(self) -> dict[str, str]:
+    async def releases(self, group_labels: Sequence[str]) -> dict[str, str]:
+        labels = list(dict.fromkeys(group_labels))
+        if not labels:
+            return {}
         async with _errors("releases"):
-            return dict(await self.r.hgetall(self.k("releases")))
+            bodies = await self.r.hmget(self.k("releases"), labels)
+        return {g: b for g, b in zip(labels, bodies, strict=True) if b is not None}
 
     async def fleet(
         self, *, metric: str | None = None, model_version: str | None = None, day: str | None = None

@@ -389,9 +389,18 @@ class SqliteStore(Store):
 
         return await self._run(run)
 
-    async def releases(self) -> dict[str, str]:
-        rows = await self._run(lambda c: c.execute("SELECT grp, body FROM releases").fetchall())
-        return {str(g): str(b) for g, b in rows}
+    async def releases(self, group_labels: Sequence[str]) -> dict[str, str]:
+        labels = list(dict.fromkeys(group_labels))
+
+        def run(c: sqlite3.Connection) -> list[tuple[str, str]]:
+            rows: list[tuple[str, str]] = []
+            for i in range(0, len(labels), 500):  # well under SQLite's bound on parameters per statement
+                chunk = labels[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                rows += c.execute(f"SELECT grp, body FROM releases WHERE grp IN ({marks})", chunk).fetchall()
+            return rows
+
+        return {str(g): str(b) for g, b in await self._run(run)}
 
     async def fleet(
         self, *, metric: str | None = None, model_version: str | None = None, day: str | None = None

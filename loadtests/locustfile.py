@@ -17,8 +17,10 @@ as a failure.
 Devices (`CloudDeviceUser`): enrol once in `on_start`, poll their model with `If-None-Match` (a 200 first, 304s
 after), and send telemetry as a device does: each report privatised on the "device" by the same encoder the
 edge uses (`service.common.ldp.encode_report`, OS randomness), a fresh report id each, and never more than the
-daily epsilon budget per device and day. A device that has spent the budget of every day the cloud accepts
-enrols again under a new id. Now and then a device re-sends its last batch, as after a lost response, and the
+daily epsilon budget per device and day. The cloud charges that budget on the day it *receives* a report,
+so a device sends one day's batch (labelled with its UTC date) and then enrols again under a new id, with the
+operator-issued enrolment token from `EIBERT_LOAD_ENROLMENT_TOKEN` or `EIBERT_LOAD_ENROLMENT_TOKEN_FILE`.
+Now and then a device re-sends its last batch, as after a lost response, and the
 cloud must answer every report as a duplicate.
 """
 
@@ -48,8 +50,11 @@ from locust.stats import CSV_STATS_INTERVAL_SEC  # noqa: E402
 from loadtests.payloads import (  # noqa: E402
     CLOUD_URL_ENV,
     EDGE_URL_ENV,
+    ENROLMENT_TOKEN_ENV,
+    ENROLMENT_TOKEN_FILE_ENV,
     WAIT_ENV,
     encode_request,
+    enrolment_token,
     max_wait_s,
     rank_request,
     telemetry_batch,
@@ -57,8 +62,8 @@ from loadtests.payloads import (  # noqa: E402
 from loadtests.texts import SAMPLE_ENV, TextSample, load_sample  # noqa: E402
 from service.common.ldp import GENRES, LATENCY_BUCKETS  # noqa: E402
 
-ENV_VARS = (SAMPLE_ENV, EDGE_URL_ENV, CLOUD_URL_ENV, WAIT_ENV)  # every variable this file reads
-REPORT_DAYS = 8  # the cloud accepts [today - 7, today + 1]; a device reports on today and the 7 days before
+# every variable this file reads
+ENV_VARS = (SAMPLE_ENV, EDGE_URL_ENV, CLOUD_URL_ENV, WAIT_ENV, ENROLMENT_TOKEN_ENV, ENROLMENT_TOKEN_FILE_ENV)
 RESOLVE_PATH = "/v1/devices/{id}/model"
 
 
@@ -138,14 +143,15 @@ class CloudDeviceUser(FastHttpUser):
         self.etag: str | None = None
         self.version: str | None = None
         self.last_batch: dict[str, Any] | None = None
-        today = dt.datetime.now(dt.UTC).date()
-        self.days = [(today - dt.timedelta(days=i)).isoformat() for i in range(REPORT_DAYS)]
+        self.days = [dt.datetime.now(dt.UTC).date().isoformat()]  # one day's budget per device: the cloud's day
         # the device's truth, drawn once: what its reports privatise
         self.genre = self.rng.choice(GENRES)
         self.latency = self.rng.choice(LATENCY_BUCKETS[:3])
         self.click_rate = self.rng.uniform(0.1, 0.5)
+        credential = enrolment_token()
+        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
         with self.client.post(
-            "/v1/devices", json={"device_id": self.device_id}, name="/v1/devices", catch_response=True
+            "/v1/devices", json={"device_id": self.device_id}, headers=headers, name="/v1/devices", catch_response=True
         ) as resp:
             if resp.status_code != 201:
                 resp.failure("enrol: " + _why(resp))

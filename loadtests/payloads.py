@@ -14,6 +14,8 @@ from service.common.ldp import METRICS, encode_report
 EDGE_URL_ENV = "EIBERT_LOAD_EDGE_URL"  # host of EdgeUser when locust gets no --host
 CLOUD_URL_ENV = "EIBERT_LOAD_CLOUD_URL"  # host of CloudDeviceUser when locust gets no --host
 WAIT_ENV = "EIBERT_LOAD_MAX_WAIT_S"  # think time between a user's requests is uniform in [0, this]
+ENROLMENT_TOKEN_ENV = "EIBERT_LOAD_ENROLMENT_TOKEN"  # the operator-issued token devices enrol with
+ENROLMENT_TOKEN_FILE_ENV = "EIBERT_LOAD_ENROLMENT_TOKEN_FILE"  # or a file holding it
 DEFAULT_MAX_WAIT_S = 0.25
 
 N_CANDIDATES = 100
@@ -26,6 +28,16 @@ REPORT_EPSILON = 0.04  # 24 x 0.04 = 0.96, within the cloud's default daily budg
 DAILY_BUDGET = 1.0
 if REPORT_EPSILON * REPORTS_PER_METRIC * len(METRICS) > DAILY_BUDGET:
     raise ValueError("a telemetry batch would spend more than a device's daily epsilon budget")
+
+
+def enrolment_token() -> str | None:
+    """The enrolment token for `POST /v1/devices` (inline env wins over the file); None if unset."""
+    token = os.environ.get(ENROLMENT_TOKEN_ENV, "").strip()
+    path = os.environ.get(ENROLMENT_TOKEN_FILE_ENV)
+    if not token and path:
+        with open(path, encoding="utf-8") as fh:
+            token = fh.read().strip()
+    return token or None
 
 
 def max_wait_s() -> float:

@@ -3,6 +3,8 @@
 `eibert publish` only registers a version; a load test (and the docker compose stack) also needs devices to be
 assigned one, so this sends `PUT /v1/rollout` after the upload. The admin token comes from
 `EIBERT_ADMIN_TOKEN`, or from the file named by `--admin-token-file` (the compose stack generates one).
+With `--enrolment-token PATH:MAX_DEVICES` (repeatable) it also issues operator enrolment tokens, each written
+0600 to PATH, for the stack's devices (edge nodes, the simulator, locust) to enrol with.
 Prints one JSON line: the published version and the rollout state.
 """
 
@@ -45,6 +47,32 @@ def wait_ready(cloud: str, timeout_s: float) -> None:
         time.sleep(0.5)
 
 
+def issue_enrolment_token(cloud: str, token: str, max_devices: int, label: str = "") -> str:
+    """An operator-issued enrolment token (POST /v1/enrolment-tokens), which POST /v1/devices requires."""
+    resp = httpx.post(
+        f"{cloud.rstrip('/')}/v1/enrolment-tokens",
+        json={"max_devices": max_devices, "label": label},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30.0,
+    )
+    resp.raise_for_status()
+    return str(resp.json()["token"])
+
+
+def _token_spec(spec: str) -> tuple[Path, int]:
+    path, sep, n = spec.rpartition(":")
+    if not sep or not path or not n.isdigit() or int(n) < 1:
+        raise argparse.ArgumentTypeError(f"expected PATH:MAX_DEVICES, got {spec!r}")
+    return Path(path), int(n)
+
+
+def write_secret(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text + "\n")
+
+
 def publish_and_roll_out(bundle: Path, cloud: str, token: str, percent: int) -> dict:
     cloud = cloud.rstrip("/")
     published = publish_bundle(bundle, cloud, token)
@@ -65,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--percent", type=int, default=100, choices=range(0, 101), metavar="0-100")
     p.add_argument("--admin-token-file", help="file holding the admin token when EIBERT_ADMIN_TOKEN is unset")
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for the cloud's /readyz first")
+    p.add_argument(
+        "--enrolment-token",
+        type=_token_spec,
+        action="append",
+        default=[],
+        metavar="PATH:MAX_DEVICES",
+        help="also issue an enrolment token good for MAX_DEVICES devices and write it to PATH (repeatable)",
+    )
     return p
 
 
@@ -72,8 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.wait:
         wait_ready(args.cloud.rstrip("/"), args.wait)
+    token = admin_token(args.admin_token_file)
     try:
-        result = publish_and_roll_out(Path(args.bundle), args.cloud, admin_token(args.admin_token_file), args.percent)
+        result = publish_and_roll_out(Path(args.bundle), args.cloud, token, args.percent)
+        for path, max_devices in args.enrolment_token:
+            write_secret(path, issue_enrolment_token(args.cloud, token, max_devices, label=path.name))
     except (EibertError, httpx.HTTPError) as exc:
         sys.stderr.write(f"publish: error: {exc}\n")
         return 1

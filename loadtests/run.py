@@ -31,8 +31,8 @@ from pathlib import Path
 
 import httpx
 
-from loadtests.payloads import max_wait_s
-from loadtests.publish import publish_and_roll_out
+from loadtests.payloads import ENROLMENT_TOKEN_ENV, max_wait_s
+from loadtests.publish import issue_enrolment_token, publish_and_roll_out
 from loadtests.report import LoadRun, distinct_warnings, read_failures, read_stats, render_section
 from loadtests.texts import SAMPLE_ENV, build_sample, fallback_sample, write_sample
 from service.common.errors import EibertError
@@ -48,6 +48,8 @@ STARTUP_S = 120.0
 STOP_S = 30.0
 DEFAULTS = {"LOAD_SECONDS": 30, "LOAD_EDGE_USERS": 8, "LOAD_CLOUD_USERS": 8}
 TARGETS = (("edge", "EdgeUser"), ("cloud", "CloudDeviceUser"))
+LOAD_ENROL_RATE = 1_000_000  # enrolment attempts per minute allowed from the load generator's one address
+LOAD_ENROLMENT_QUOTA = 100_000  # devices the load run's enrolment token may enrol (the cloud's per-token cap)
 
 
 def _env_int(name: str) -> int:
@@ -163,7 +165,8 @@ def setup_note(args: argparse.Namespace, texts: str, load_before: float) -> str:
         "Cloud: each user enrols a device (`POST /v1/devices`), polls `GET /v1/devices/{id}/model` (200 first, "
         "then 304 on `If-None-Match`; weight 6), sends telemetry batches of 24 LDP reports of one day at "
         "epsilon 0.04 each (weight 2, every report must be accepted), and re-sends its last batch (weight 1, "
-        "every report must come back as a duplicate); after 8 days' budgets a user enrols a new device. "
+        "every report must come back as a duplicate); after its day's budget (charged on the cloud's day of "
+        "receipt) a user enrols a new device with the run's enrolment token. "
         "Every response body is checked against its contract. Users wait between requests (a closed loop), so "
         "requests/s is the load these users offered, not the servers' capacity (see the edge and cloud sections)."
     )
@@ -180,7 +183,13 @@ def measure(args: argparse.Namespace) -> tuple[list[LoadRun], str]:
         base_env.pop("EIBERT_ADMIN_TOKEN", None)  # the dev cloud generates its own
         base_env["PYTHONPATH"] = str(ROOT)
         cloud_data = tmp / "cloud"
-        cloud_env = {**base_env, "EIBERT_CLOUD_DATA_DIR": str(cloud_data)}
+        cloud_env = {
+            **base_env,
+            "EIBERT_CLOUD_DATA_DIR": str(cloud_data),
+            # every load user enrols from 127.0.0.1, a new device per day's budget: not what the limit is for
+            "EIBERT_CLOUD_ENROL_RATE_PER_SOURCE": str(LOAD_ENROL_RATE),
+            "EIBERT_CLOUD_ENROL_RATE_PER_TOKEN": str(LOAD_ENROL_RATE),
+        }
         cloud_port = free_port()
         cloud_args = ["--dev", "--port", str(cloud_port), "--store", f"sqlite:///{cloud_data / 'cloud.db'}"]
         runs: list[LoadRun] = []
@@ -188,12 +197,15 @@ def measure(args: argparse.Namespace) -> tuple[list[LoadRun], str]:
             token = (cloud_data / "dev-admin-token").read_text().strip()
             published = publish_and_roll_out(args.bundle, cloud, token, 100)
             log.info("published %s, rollout %s", published["version"], published["rollout"])
+            edge_token = issue_enrolment_token(cloud, token, 1, label="load-edge")
+            device_token = issue_enrolment_token(cloud, token, LOAD_ENROLMENT_QUOTA, label="load-devices")
             edge_port = free_port()
             edge_args = ["--bundle", str(args.bundle), "--port", str(edge_port), "--cloud", cloud]
             edge_args += ["--cloud-public-key", dev_public_key(cloud_data), "--state-dir", str(tmp / "edge")]
             edge_args += ["--log-level", "warning"]
-            with server("edge", edge_args, base_env, edge_port, REPORTS) as edge:
-                locust_env = {**base_env, SAMPLE_ENV: str(texts_file)}
+            edge_env = {**base_env, "EIBERT_EDGE_ENROLMENT_TOKEN": edge_token}
+            with server("edge", edge_args, edge_env, edge_port, REPORTS) as edge:
+                locust_env = {**base_env, SAMPLE_ENV: str(texts_file), ENROLMENT_TOKEN_ENV: device_token}
                 hosts = {"edge": edge, "cloud": cloud}
                 users = {"edge": args.edge_users, "cloud": args.cloud_users}
                 for target, user_class in TARGETS:

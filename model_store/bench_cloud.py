@@ -109,6 +109,11 @@ def _start_cloud(store_url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes
         "EIBERT_CLOUD_DATA_DIR": str(data_dir),
         "EIBERT_CLOUD_SIGNING_KEY": private_key_to_pem(Ed25519PrivateKey.generate()).decode(),
         "EIBERT_CLOUD_REQUIRE_DURABLE_REDIS": "true",
+        # dev mode only so the bench can advance the cloud's clock and read the day's release once it closes;
+        # every bench device enrols from 127.0.0.1 with one enrolment token: no rate limit is being measured
+        "EIBERT_CLOUD_DEV_MODE": "1",
+        "EIBERT_CLOUD_ENROL_RATE_PER_SOURCE": "1000000000",
+        "EIBERT_CLOUD_ENROL_RATE_PER_TOKEN": "1000000000",
     }
     code = (
         "import uvicorn\nfrom service.cloud import Settings, create_app\n"
@@ -352,10 +357,16 @@ def _device_reports(enc: dict, i: int, version: str, day: str, e: dict[str, floa
 
 
 def _enrol(port: int, ids: Sequence[str]) -> dict[str, str]:
-    reqs = [
-        _request("POST", "/v1/devices", {"Content-Type": "application/json"}, json.dumps({"device_id": d}).encode())
-        for d in ids
-    ]
+    import httpx
+
+    resp = httpx.post(
+        f"http://{HOST}:{port}/v1/enrolment-tokens",
+        json={"max_devices": len(ids), "label": "bench"},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
+    resp.raise_for_status()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {resp.json()['token']}"}
+    reqs = [_request("POST", "/v1/devices", headers, json.dumps({"device_id": d}).encode()) for d in ids]
     res = drive(port, reqs, keep_bodies=True)
     if any(s != 201 for s in res.statuses):
         raise RuntimeError("device enrolment failed")
@@ -455,6 +466,13 @@ def _bench_ldp(port: int, version: str, day: str, redis_port: int) -> dict[str, 
                 ack = json.loads(b)
                 accepted_http += ack["accepted"]
                 refused_extra += ack["results"][3]["status"] == "refused"
+            # a day is released once, after it closes: move the (dev-mode) cloud's clock past the window
+            window = httpx.get(f"http://{HOST}:{port}/v1/clock").json()["report_window_days"]
+            httpx.post(
+                f"http://{HOST}:{port}/v1/clock",
+                json={"advance_days": window + 1},
+                headers={"Authorization": f"Bearer {ADMIN}"},
+            ).raise_for_status()
             released = httpx.get(
                 f"http://{HOST}:{port}/v1/fleet/metrics", params={"day": day, "model_version": version}
             ).json()

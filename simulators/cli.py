@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -51,6 +52,10 @@ def write_summary(summary, path: str | None) -> None:  # summary: FleetSummary
         Path(path).write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
+def _read_secret(path: str | None) -> str | None:
+    return (Path(path).read_text(encoding="utf-8").strip() or None) if path else None
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Exit 0 when the fleet's own checks pass (enrolment, ranking, every corrupted download rejected), else 1."""
     import asyncio
@@ -72,6 +77,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         cloud_public_key=args.cloud_public_key,
         state_dir=Path(args.state_dir) if args.state_dir else None,
         poll_hours=args.poll_hours,
+        admin_token=os.environ.get("EIBERT_ADMIN_TOKEN", "").strip() or None,
+        enrolment_token=_read_secret(args.enrolment_token_file),
     )
     summary = asyncio.run(Fleet(config, timeline=_out).run())
     _out(render(summary))

@@ -5,7 +5,8 @@ subcommand: `eibert build` must not load the simulator's web and model stack jus
 
 Environment variables mirror some flags (a flag given on the command line wins):
 EIBERT_SIM_CLOUD, EIBERT_SIM_EDGE (comma-separated URLs), EIBERT_SIM_DEVICES, EIBERT_SIM_DAYS, EIBERT_SIM_SEED,
-EIBERT_SIM_FAULTS, EIBERT_SIM_STATE_DIR.
+EIBERT_SIM_FAULTS, EIBERT_SIM_STATE_DIR, EIBERT_SIM_ENROLMENT_TOKEN_FILE. The admin token (to issue the fleet's
+enrolment token and to advance a dev-mode cloud's clock) comes from EIBERT_ADMIN_TOKEN, as for `eibert publish`.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--summary-json", default=None, help="also write the summary as JSON to this path")
     parser.add_argument(
         "--state-dir", default=os.environ.get("EIBERT_SIM_STATE_DIR"), help="outboxes etc. (default: a temp dir)"
+    )
+    parser.add_argument(
+        "--enrolment-token-file",
+        default=os.environ.get("EIBERT_SIM_ENROLMENT_TOKEN_FILE"),
+        help="file holding an operator-issued enrolment token (default: issue one with EIBERT_ADMIN_TOKEN)",
     )
     parser.add_argument(
         "--poll-hours",

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 NEXT_BUNDLE = SHIPPED_BUNDLE.parent / "eibert-0.3.0"
 ROLLOUT_SUFFIX = "+rollout"
+DEMO_ENROL_RATE = 100_000
 DEMO_K_MIN = 50  # the cloud's default is 100; a 300-device demo fleet splits across versions and days
 EDGE_DEVICES = 10
 READY_TIMEOUT_S = 60.0
@@ -120,7 +121,13 @@ class Scenario:
         self.logs = logs
         self.cloud_url = f"http://127.0.0.1:{_free_port()}"
         self.edge_url = f"http://127.0.0.1:{_free_port()}"
-        env = {**os.environ, "EIBERT_CLOUD_DATA_DIR": str(work / "cloud"), "EIBERT_CLOUD_K_MIN": str(DEMO_K_MIN)}
+        env = {
+            **os.environ,
+            "EIBERT_CLOUD_DATA_DIR": str(work / "cloud"),
+            "EIBERT_CLOUD_K_MIN": str(DEMO_K_MIN),
+            # the whole demo fleet enrols from 127.0.0.1 in its first simulated hour
+            "EIBERT_CLOUD_ENROL_RATE_PER_SOURCE": str(DEMO_ENROL_RATE),
+        }
         env.pop("EIBERT_ADMIN_TOKEN", None)  # dev mode generates its own
         self.cloud = ServiceProcess(
             "cloud",
@@ -199,6 +206,10 @@ class Scenario:
         self._restart_task = asyncio.get_running_loop().create_task(back())
         return "cloud process stopped (SIGTERM) and restarting in the background"
 
+    async def _enrolment_token(self, max_devices: int, label: str) -> str:
+        body = await self._admin("POST", "/v1/enrolment-tokens", {"max_devices": max_devices, "label": label})
+        return str(body["token"])
+
     # -- the scenario ---------------------------------------------------------------------------------------
 
     async def run(self) -> FleetSummary:
@@ -217,7 +228,7 @@ class Scenario:
             ["--bundle", str(SHIPPED_BUNDLE), "--cloud", self.cloud_url, "--cloud-public-key", self.public_key,
              "--poll-interval", "1", "--port", edge_port, "--state-dir", str(self.work / "edge"),
              "--device-id", "demo-edge-1"],
-            env=dict(os.environ),
+            env={**os.environ, "EIBERT_EDGE_ENROLMENT_TOKEN": await self._enrolment_token(1, "demo-edge")},
             log_path=self.logs / "edge.log",
             url=self.edge_url,
         )  # fmt: skip
@@ -239,6 +250,7 @@ class Scenario:
             faults=FaultSpec(bitflip=1, drop=0.01, cloud_restart=1),
             cloud_public_key=self.public_key,
             state_dir=self.work / "fleet",
+            admin_token=self.admin_token,  # issues the fleet's enrolment token; advances the dev cloud's clock
         )
         events = [
             ScheduledEvent(canary_at, self.publish_next_and_canary),

@@ -147,7 +147,7 @@ class SimDevice:
         rng: np.random.Generator,
         poll_hours: int,
         poll_phase: int,
-        day_label: Callable[[int], dt.date],
+        day_label: Callable[[int], dt.date],  # simulated day -> label: the cloud's day now (the fleet's clock)
         top_k: int,
         slate: int,
     ) -> None:

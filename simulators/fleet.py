@@ -4,9 +4,17 @@
 them), then flushes the outboxes, reads what the cloud released (`GET /v1/fleet/metrics`) and returns a
 `FleetSummary` that sets those estimates beside the ground truth the simulation knows.
 
-Day labels: telemetry days are real calendar days, because the cloud accepts only the last
-`max_report_age_days` (default 7) days; simulated day d of D is labelled today - (D - 1 - d). Runs longer than
-8 days fold their oldest days onto the oldest accepted one, where the per-day budget then caps what is reported.
+Days are the cloud's (service/cloud/clock.py), never the simulator's own labels: the cloud charges budgets on
+the day it receives a report and accepts only labels in [its today - window, its today]. A device labels its
+end-of-day reports with the cloud's current day; after each simulated day the fleet advances the cloud's clock
+by one day (`POST /v1/clock`, which only a dev-mode cloud allows, with the admin token), and after the final
+flush it advances past the window, so the last day closes and every day is released (or withheld) by the
+cloud's own rule. Against a cloud whose clock cannot be advanced, every simulated day is the cloud's one real
+day: the per-device daily budget then caps what is reported, and nothing closes before the run ends (a note
+says so).
+
+Enrolment: every device enrols with one operator-issued enrolment token, `enrolment_token` if given, else one
+the fleet issues itself with `admin_token` (quota = the fleet size).
 """
 
 from __future__ import annotations
@@ -51,8 +59,9 @@ from simulators.updates import DeviceUpdater
 
 log = logging.getLogger(__name__)
 
-MAX_REPORT_AGE_DAYS = 7  # the cloud's default window (service/cloud/config.py max_report_age_days)
 HTTP_TIMEOUT_S = 30.0
+ENROLMENT_TOKEN_TTL_S = 86400
+CLOCK_RETRY_S = 120.0  # how long advancing the cloud's clock is retried while the cloud restarts
 FINAL_FLUSH_ATTEMPTS = 3
 SHOWN_CATEGORIES = 5
 
@@ -76,6 +85,8 @@ class FleetConfig(BaseModel):
     data_root: Path | None = None
     # device ids are sim-<run_id>-<n>; None = random, so two runs against one cloud never collide
     run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,16}$")
+    admin_token: str | None = None  # issues the fleet's enrolment token and advances a dev-mode cloud's clock
+    enrolment_token: str | None = None  # an operator-issued one to use instead of issuing one
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,9 @@ class Fleet:
         self.timeline: list[TimelineEntry] = []
         self.notes: list[str] = []
         self.restart_report: str | None = None
+        self.cloud_day: dt.date = dt.datetime.now(dt.UTC).date()  # the cloud's today, as last read from it
+        self.window_days = 0
+        self.clock_advances = True
 
     # -- timeline -------------------------------------------------------------------------------------------
 
@@ -177,14 +191,13 @@ class Fleet:
                 cfg.edge_urls
             )
             edge = EdgeRanker(edge_client, cfg.edge_urls) if cfg.edge_urls else None
-            today = dt.datetime.now(dt.UTC).date()
-            first_day = today - dt.timedelta(days=cfg.days - 1)
-            oldest = today - dt.timedelta(days=MAX_REPORT_AGE_DAYS)
+            await self._read_clock(plain)
+            enrolment_token = cfg.enrolment_token or await self._issue_enrolment_token(plain)
 
-            def day_label(day: int) -> dt.date:
-                return max(first_day + dt.timedelta(days=day), oldest)
+            def day_label(_day: int) -> dt.date:
+                return self.cloud_day  # the cloud's day now: the fleet moves it on between simulated days
 
-            start = dt.datetime.combine(first_day, dt.time(), tzinfo=dt.UTC).timestamp()
+            start = dt.datetime.combine(self.cloud_day, dt.time(), tzinfo=dt.UTC).timestamp()
             run_id = cfg.run_id or uuid.uuid4().hex[:8]
             for i, persona in enumerate(personas):
                 device_id = f"sim-{run_id}-{i:05d}"
@@ -195,7 +208,12 @@ class Fleet:
                     catalog=catalog,
                     stats=self.stats,
                     updater=DeviceUpdater(
-                        device_id=device_id, client=cloud, public_key=public_key, models=models, model=factory
+                        device_id=device_id,
+                        client=cloud,
+                        public_key=public_key,
+                        models=models,
+                        model=factory,
+                        enrolment_token=enrolment_token,
                     ),
                     follows_rollout=not via_edge,
                     edge=edge if via_edge else None,
@@ -220,11 +238,65 @@ class Fleet:
                 await self._simulate(start, versions, plain)
                 self.say(cfg.days * 24 - 1, "simulation over; flushing device outboxes")
                 pending = await self._final_flush()
+                await self._close_last_day(plain)
                 return await self._summary(plain, time.perf_counter() - t0, pending, len(self.devices) - n_edge)
             finally:
                 for d in self.devices:
                     if d.telemetry is not None:
                         d.telemetry.close()
+
+    async def _read_clock(self, client: httpx.AsyncClient) -> None:
+        resp = await client.get("/v1/clock")
+        resp.raise_for_status()
+        body = resp.json()
+        self.cloud_day = dt.date.fromisoformat(body["today"])
+        self.window_days = int(body["report_window_days"])
+        self.clock_advances = bool(body["advanceable"]) and self.config.admin_token is not None
+        if not self.clock_advances:
+            self.notes.append(
+                "the cloud's clock cannot be advanced (not a dev-mode cloud, or no admin token): every simulated "
+                "day is the cloud's one real day, and its metrics are released only after that day closes"
+            )
+
+    async def _advance_clock(self, client: httpx.AsyncClient, days: int) -> None:
+        """Move the cloud's day on (a dev-mode cloud, with the admin token); retried while the cloud restarts."""
+        if not self.clock_advances or days < 1:
+            return
+        headers = {"Authorization": f"Bearer {self.config.admin_token}"}
+        deadline = time.monotonic() + CLOCK_RETRY_S
+        why = ""
+        while time.monotonic() < deadline:
+            try:
+                resp = await client.post("/v1/clock", json={"advance_days": days}, headers=headers)
+            except httpx.HTTPError as exc:  # the cloud is restarting: try again shortly
+                why = f"{type(exc).__name__}: {exc}"
+                await asyncio.sleep(0.5)
+                continue
+            if resp.status_code == 200:
+                self.cloud_day = dt.date.fromisoformat(resp.json()["today"])
+                return
+            why = f"HTTP {resp.status_code}: {resp.text[:200]}"
+            if resp.status_code < 500:
+                break
+            await asyncio.sleep(0.5)
+        self.notes.append(f"the cloud's clock could not be advanced ({why}); later days share one cloud day")
+        self.clock_advances = False
+
+    async def _close_last_day(self, client: httpx.AsyncClient) -> None:
+        """After the final flush: advance past the window, so the last simulated day closes and is released."""
+        await self._advance_clock(client, self.window_days)
+
+    async def _issue_enrolment_token(self, client: httpx.AsyncClient) -> str | None:
+        if self.config.admin_token is None:
+            self.notes.append("no enrolment token and no admin token to issue one: devices cannot enrol")
+            return None
+        resp = await client.post(
+            "/v1/enrolment-tokens",
+            json={"max_devices": self.config.devices, "expires_in_s": ENROLMENT_TOKEN_TTL_S, "label": "simulator"},
+            headers={"Authorization": f"Bearer {self.config.admin_token}"},
+        )
+        resp.raise_for_status()
+        return str(resp.json()["token"])
 
     async def _fetch_public_key(self, client: httpx.AsyncClient) -> str:
         resp = await client.get("/v1/signing-key")
@@ -250,7 +322,9 @@ class Fleet:
                     self.say(hour, await event.action())
                     await versions.refresh(plain)
                 await clock.advance()
-                if hour % 24 == 23:
+                if hour % 24 == 23:  # every device has recorded the day: deliver it, then the cloud's day moves on
+                    await self._final_flush()  # a device retries a failed flush within the day it was made
+                    await self._advance_clock(plain, 1)
                     await versions.refresh(plain)
                     self._day_line(hour)
             await clock.advance()  # hour == hours: every device task returns
@@ -366,6 +440,8 @@ class Fleet:
             "rank requests served": s.sessions > 0,
             "every corrupted download rejected": s.corrupt_rejected >= corrupted,
             "versions account for every device": sum(summary.versions.values()) == summary.devices,
+            "per-device daily epsilon within the budget": summary.epsilon.per_device_day_max
+            <= summary.epsilon.daily_budget + 1e-9,
         }
         if s.skipped_version:
             self.notes.append(f"{s.skipped_version} telemetry values not recorded: the device's version was unknown")
@@ -399,7 +475,10 @@ class Fleet:
                 var[i] += (n * e["std_error"]) ** 2
             truth.update(self.stats.truth.get((metric, g["model_version"], g["day"]), Counter()))
         comparison = MetricComparison(
-            metric=metric, groups_released=len(released), groups_withheld=len(groups) - len(released), reports=total
+            metric=metric,
+            groups_released=len(released),
+            groups_withheld=sum(g["status"] == "withheld" for g in groups),
+            reports=total,
         )
         if not total:
             return comparison

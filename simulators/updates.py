@@ -66,6 +66,7 @@ class DeviceUpdater:
         model: SharedModel,
         max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
         clock: Callable[[], float] = time.time,
+        enrolment_token: str | None = None,
     ) -> None:
         self.device_id = device_id
         self.client = client
@@ -75,16 +76,19 @@ class DeviceUpdater:
         self.max_bundle_bytes = max_bundle_bytes
         self.clock = clock
         self.trust = MemoryTrustStore()
+        self.enrolment_token = enrolment_token  # operator-issued: the cloud refuses enrolment without one
         self.token: str | None = None
         self.etag: str | None = None
         self.offered: str | None = None
 
     async def enrol(self) -> bool:
-        """POST /v1/devices once; False (retry later) if the cloud cannot be reached or refuses."""
+        """POST /v1/devices once, with the enrolment token; False (retry later) if the cloud cannot be reached
+        or refuses (including 429: the cloud's per-address enrolment rate limit)."""
         if self.token is not None:
             return True
+        headers = {"Authorization": f"Bearer {self.enrolment_token}"} if self.enrolment_token else {}
         try:
-            resp = await self.client.post("/v1/devices", json={"device_id": self.device_id})
+            resp = await self.client.post("/v1/devices", json={"device_id": self.device_id}, headers=headers)
         except httpx.HTTPError as exc:
             log.debug("%s: enrolment failed: %s", self.device_id, exc)
             return False

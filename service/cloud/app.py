@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.cloud.blobs import BlobStore
+from service.cloud.clock import CloudClock
 from service.cloud.config import Settings
 from service.cloud.deps import CloudContext
 from service.cloud.errors import install_error_handlers
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
                 registry=registry,
                 metrics=metrics,
                 admin_token=load_admin_token(settings),
+                clock=CloudClock(store),
             )
             log.info("cloud ready: store %s (%s)", url.split("@")[-1], await store.durability())
             yield

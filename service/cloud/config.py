@@ -49,9 +49,18 @@ class Settings(BaseSettings):
     # telemetry and release
     max_reports_per_batch: int = Field(default=500, ge=1, le=500)
     daily_epsilon_budget: float = Field(default=1.0, gt=0, le=100)
-    max_report_age_days: int = Field(default=7, ge=0, le=60)  # older days are refused (their ids expire)
+    # a report labelled outside [today - report_window_days, today] (the cloud's day, service/cloud/clock.py)
+    # is refused; a day is closed, and released once, when no report for it can still be accepted
+    report_window_days: int = Field(default=1, ge=0, le=7)
     k_min: int = Field(default=100, ge=1)
     metrics_days: int = Field(default=2, ge=1, le=30)  # days of released estimates exported on /metrics
+
+    # enrolment (service/cloud/enrolment.py): devices enrol only with an operator-issued enrolment token,
+    # and every attempt counts against per-source and per-token limits per window (kept in the store)
+    enrol_rate_window_s: int = Field(default=60, ge=1, le=3600)
+    enrol_rate_per_source: int = Field(default=60, ge=1)  # attempts per window from one client address
+    enrol_rate_per_token: int = Field(default=600, ge=1)  # attempts per window with one enrolment token
+    max_enrolment_token_devices: int = Field(default=100_000, ge=1)  # the largest quota one token may carry
 
     @model_validator(mode="after")
     def _secrets_present(self) -> Settings:

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from service.cloud.auth import bearer, same_secret, token_hash
+from service.cloud.clock import CloudClock
 from service.cloud.config import Settings
 from service.cloud.metrics import CloudMetrics
 from service.cloud.registry import Registry
@@ -27,6 +28,7 @@ class CloudContext:
     registry: Registry
     metrics: CloudMetrics
     admin_token: str
+    clock: CloudClock
 
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a thread pool, and a

@@ -57,7 +57,7 @@ class CloudMetrics:
 
     def set_released(self, items: list[FleetMetricPublic]) -> None:
         self.estimate.clear()
-        counts = {"released": 0, "withheld": 0}
+        counts = {"released": 0, "withheld": 0, "open": 0}
         for item in items:
             counts[item.status] += 1
             for e in item.estimates or ():

@@ -1,11 +1,25 @@
-"""The cloud side of the LDP telemetry: admit reports against the budget ledger, release k_min-gated estimates.
+"""The cloud side of the LDP telemetry: admit reports against the budget ledger, release closed groups once.
 
 The cloud never sees a raw value: a report arrives already privatised (`service.common.ldp`), and is reduced
-here to the categories it supports before it reaches the store. What the cloud does guard:
-- the per-device, per-day epsilon budget (the ledger in the store, checked atomically with the counting);
-- freshness: only days in [today - max_report_age_days, today + 1] are accepted, so report-id memory can
-  expire without ever double counting;
-- release: an estimate is published only when at least k_min distinct devices contributed to it.
+here to the categories it supports before it reaches the store. What the cloud guards, on the server's facts
+only (its own day from `service.cloud.clock`, devices it enrolled), never on what a client says about itself:
+
+- Budget: each device's epsilon is charged on the cloud's day of *receipt*, whatever day a report is labelled
+  with, so at most `daily_epsilon_budget` per device per server day is accepted. It is charged on the labelled
+  day as well, so the reports of one device in one day's groups never carry more than one budget either,
+  although a labelled day can take reports on several server days (checked atomically with the counting, in
+  the store).
+- Window: a report labelled outside [today - report_window_days, today] is refused. The label only picks the
+  (metric, version, day) group the report counts in.
+- Ids: a report id is unique per device whatever day it carries (both stores). Ids are forgotten
+  `report_window_days + 1` server days after they were accepted: a retry of a report labelled L can only be
+  accepted up to server day L + window, and L is at most the day it was first accepted, so by then no retry of
+  it can be accepted. An id re-used after that with a fresh label is a new report: it pays its own budget.
+- Release: a group is released once, after its day has closed (today > day + report_window_days, so no report
+  for it can be accepted any more), from at least k_min distinct enrolled devices. The first read after close
+  stores the outcome (released numbers or withheld) put-if-absent, and every later read returns exactly that,
+  so no two releases ever cover overlapping sets of reports: nothing can be differenced. Open days show
+  status "open" and no numbers.
 """
 
 from __future__ import annotations
@@ -45,8 +59,14 @@ def prepare(report: TelemetryReport) -> PreparedReport:
     )
 
 
-def day_window(today: dt.date, max_age_days: int) -> tuple[str, str]:
-    return (today - dt.timedelta(days=max_age_days)).isoformat(), (today + dt.timedelta(days=1)).isoformat()
+def day_window(today: dt.date, window_days: int) -> tuple[str, str]:
+    """The labels accepted on server day `today`: [today - window_days, today]."""
+    return (today - dt.timedelta(days=window_days)).isoformat(), today.isoformat()
+
+
+def is_closed(day: str, today: dt.date, window_days: int) -> bool:
+    """No report labelled `day` can be accepted any more on server day `today` (or later)."""
+    return day < day_window(today, window_days)[0]
 
 
 async def ingest_reports(
@@ -56,23 +76,30 @@ async def ingest_reports(
     reports: Sequence[TelemetryReport],
     is_known_version: Callable[[str], Awaitable[bool]],
     budget: float,
-    max_age_days: int,
+    window_days: int,
     today: dt.date,
 ) -> TelemetryAck:
-    """Check what the store cannot (freshness, version), then apply the rest in one atomic store call."""
-    lo, hi = day_window(today, max_age_days)
+    """Check what the store cannot (window, version), then apply the rest in one atomic store call, charged
+    on the server day `today`."""
+    lo, hi = day_window(today, window_days)
     results: list[ReportResult | None] = []
     admitted: list[PreparedReport] = []
     for r in reports:
         if not lo <= r.day <= hi:
-            results.append(_refused(r, f"{REASONS['day_out_of_window']} [{lo}, {hi}]"))
+            results.append(_refused(r, f"{REASONS['day_out_of_window']} [{lo}, {hi}] of the cloud's day"))
         elif not await is_known_version(r.model_version):
             results.append(_refused(r, REASONS["unknown_model_version"]))
         else:
             results.append(None)
             admitted.append(prepare(r))
     outcomes = iter(
-        await store.ingest(device_id, admitted, budget_micro=micro_epsilon(budget), ttl_days=max_age_days + 1)
+        await store.ingest(
+            device_id,
+            admitted,
+            budget_micro=micro_epsilon(budget),
+            ttl_days=window_days + 1,
+            day=today.isoformat(),
+        )
     )
     final: list[ReportResult] = []
     for r, res in zip(reports, results, strict=True):
@@ -81,7 +108,7 @@ async def ingest_reports(
             continue
         outcome = next(outcomes)
         if outcome == "over_budget":
-            final.append(_refused(r, f"{REASONS['over_budget']} ({budget:g})"))
+            final.append(_refused(r, f"{REASONS['over_budget']} ({budget:g} on server day {hi})"))
         else:
             final.append(ReportResult(report_id=str(r.report_id), status=outcome))
     return TelemetryAck(
@@ -96,8 +123,41 @@ def _refused(r: TelemetryReport, reason: str) -> ReportResult:
     return ReportResult(report_id=str(r.report_id), status="refused", reason=reason)
 
 
+async def published(
+    store: Store, aggregates: Sequence[FleetAggregate], *, today: dt.date, window_days: int, k_min: int
+) -> list[FleetMetricPublic]:
+    """What the API shows for each group: "open" while its day can still take reports; after that the stored
+    release, made (put-if-absent) by the first read after close, so every later read returns exactly it."""
+    closed = [a.group.label() for a in aggregates if is_closed(a.group.day, today, window_days)]
+    stored = await store.releases(closed) if closed else {}
+    out: list[FleetMetricPublic] = []
+    for a in aggregates:
+        g = a.group
+        if not is_closed(g.day, today, window_days):
+            out.append(
+                FleetMetricPublic(
+                    metric=g.metric,
+                    model_version=g.model_version,
+                    day=g.day,
+                    status="open",
+                    reason=f"the day is still open; released once after {_closing_day(g.day, window_days)}",
+                )
+            )
+            continue
+        body = stored.get(g.label())
+        if body is None:
+            body = await store.put_release(g.label(), release(a, k_min).model_dump_json())
+        out.append(FleetMetricPublic.model_validate_json(body))
+    return out
+
+
+def _closing_day(day: str, window_days: int) -> str:
+    return (dt.date.fromisoformat(day) + dt.timedelta(days=window_days)).isoformat()
+
+
 def release(aggregate: FleetAggregate, k_min: int) -> FleetMetricPublic:
-    """De-biased estimates with 95% CIs if at least k_min distinct devices contributed; else withheld."""
+    """De-biased estimates with 95% CIs if at least k_min distinct devices contributed; else withheld. Only for
+    closed groups, through `published`, which stores the outcome once."""
     g = aggregate.group
     base = {"metric": g.metric, "model_version": g.model_version, "day": g.day}
     spec = METRICS.get(g.metric)

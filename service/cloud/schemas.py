@@ -55,7 +55,7 @@ class FleetMetricPublic(BaseModel):
     metric: str
     model_version: str
     day: str
-    status: Literal["released", "withheld"]
+    status: Literal["released", "withheld", "open"]  # open: the day can still take reports, nothing shown
     devices: int | None = None  # only when released: small counts are not disclosed
     reports: int | None = None
     estimates: list[EstimatePublic] | None = None
@@ -72,3 +72,18 @@ class FleetMetricsPublic(BaseModel):
 class SigningKeyPublic(BaseModel):
     algorithm: Literal["ed25519"] = "ed25519"
     public_key: str  # base64 raw 32 bytes; devices pin it out of band, this is for convenience and checks
+
+
+class EnrolmentTokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_devices: int = Field(ge=1)  # at most Settings.max_enrolment_token_devices
+    expires_in_s: int = Field(default=7 * 86400, ge=60, le=366 * 86400)
+    label: str = Field(default="", max_length=128, pattern=r"^[A-Za-z0-9 _.:-]*$")  # for the operator's records
+
+
+class EnrolmentTokenPublic(BaseModel):
+    token: str  # shown once; the cloud keeps only its sha256
+    max_devices: int
+    expires_at: str
+    label: str

@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.common.device_api import DEVICE_ID_PATTERN
@@ -49,6 +49,10 @@ class EdgeSettings(BaseSettings):
     cloud_public_key_file: Path | None = None  # or a file holding it
     device_id: str | None = Field(default=None, pattern=DEVICE_ID_PATTERN)  # default: generated once, persisted
     state_dir: Path = Path(".eibert-edge")  # device token, downloaded bundles
+    # the operator-issued enrolment token (cloud: POST /v1/enrolment-tokens) the node enrols with, once;
+    # inline, or a file holding it (a secrets volume). Not needed once state_dir holds the device token.
+    enrolment_token: SecretStr | None = None
+    enrolment_token_file: Path | None = None
     poll_interval_s: float = Field(default=30.0, ge=0.05)
     keep_bundles: int = Field(default=2, ge=2)  # downloaded bundle dirs kept (serving + previous for rollback)
     max_bundle_bytes: int = Field(default=64 * MIB, ge=1)  # a bigger download is refused
@@ -88,6 +92,14 @@ class EdgeSettings(BaseSettings):
             except (BundleError, OSError) as exc:
                 raise ValueError(str(exc)) from exc
         return self
+
+    def enrolment_credential(self) -> str | None:
+        """The enrolment token (inline wins over the file), stripped; None if neither is set."""
+        if self.enrolment_token is not None:
+            return self.enrolment_token.get_secret_value().strip() or None
+        if self.enrolment_token_file is not None:
+            return self.enrolment_token_file.read_text(encoding="utf-8").strip() or None
+        return None
 
     def pinned_public_key(self) -> Ed25519PublicKey:
         """The cloud's signing key; the inline value wins over the file."""

@@ -129,6 +129,7 @@ class ModelUpdater:
         state_dir: Path,
         metrics: EdgeMetrics,
         device_id: str | None = None,
+        enrolment_token: str | None = None,
         on_swap: OnSwap | None = None,
         poll_interval_s: float = 30.0,
         keep_bundles: int = 2,
@@ -149,6 +150,7 @@ class ModelUpdater:
         self.poll_interval_s = poll_interval_s
         self.keep_bundles = keep_bundles
         self.max_bundle_bytes = max_bundle_bytes
+        self.enrolment_token = enrolment_token  # operator-issued credential for the one POST /v1/devices
         self.max_metadata_age_s = max_metadata_age_s
         self.download_timeout_s = download_timeout_s
         self.clock = clock
@@ -268,10 +270,14 @@ class ModelUpdater:
     # -- steps ----------------------------------------------------------------------------------------------
 
     async def _ensure_enrolled(self) -> str:
+        """Enrol once with the operator-issued enrolment token (EIBERT_EDGE_ENROLMENT_TOKEN[_FILE]); the cloud
+        refuses enrolment without one (401)."""
         if self.token is not None:
             return self.token
+        credential = self.enrolment_token
+        headers = {} if credential is None else {"Authorization": f"Bearer {credential}"}
         try:
-            resp = await self.client.post("/v1/devices", json={"device_id": self.device_id})
+            resp = await self.client.post("/v1/devices", json={"device_id": self.device_id}, headers=headers)
         except httpx.HTTPError as exc:
             raise UpdateFailed("enrol", f"cannot reach the cloud to enrol: {exc}") from exc
         if resp.status_code == 409:
@@ -279,6 +285,12 @@ class ModelUpdater:
                 "enrol",
                 f"device {self.device_id} is already enrolled but its token is not in "
                 f"{self.state_dir / CREDENTIALS_FILE}; restore that file or use a new device id",
+            )
+        if resp.status_code in (401, 403) and credential is None:
+            raise UpdateFailed(
+                "enrol",
+                f"enrolment refused (HTTP {resp.status_code}): set EIBERT_EDGE_ENROLMENT_TOKEN or "
+                "EIBERT_EDGE_ENROLMENT_TOKEN_FILE to an enrolment token from the operator",
             )
         if resp.status_code not in (200, 201):
             raise UpdateFailed("enrol", f"enrolment refused: HTTP {resp.status_code} {resp.text[:200]}")

@@ -95,8 +95,17 @@ def make_variant(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return make
 
 
-def enrol(client: TestClient, device_id: str) -> dict[str, str]:
-    resp = client.post("/v1/devices", json={"device_id": device_id})
+def enrolment_token(client: TestClient, max_devices: int = 1, **body) -> str:
+    """An operator-issued enrolment token (what POST /v1/devices requires)."""
+    resp = client.post("/v1/enrolment-tokens", json={"max_devices": max_devices, **body}, headers=ADMIN)
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["token"])
+
+
+def enrol(client: TestClient, device_id: str, token: str | None = None) -> dict[str, str]:
+    """Enrol with `token` (default: a fresh single-use enrolment token); the device's bearer header."""
+    credential = token or enrolment_token(client)
+    resp = client.post("/v1/devices", json={"device_id": device_id}, headers={"Authorization": f"Bearer {credential}"})
     assert resp.status_code == 201, resp.text
     return {"Authorization": f"Bearer {resp.json()['token']}"}
 

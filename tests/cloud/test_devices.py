@@ -9,20 +9,23 @@ from fastapi.testclient import TestClient
 
 from service.cloud import Settings
 from service.common.device_api import blob_path
-from tests.cloud.conftest import ADMIN, enrol, open_offer_response, publish
+from tests.cloud.conftest import ADMIN, enrol, enrolment_token, open_offer_response, publish
 
 
 def test_enrol_issues_a_token_stored_only_hashed(client: TestClient, settings: Settings) -> None:
-    resp = client.post("/v1/devices", json={"device_id": "phone-1"})
+    credential = enrolment_token(client, max_devices=3)
+    with_credential = {"Authorization": f"Bearer {credential}"}
+    resp = client.post("/v1/devices", json={"device_id": "phone-1"}, headers=with_credential)
     assert resp.status_code == 201
     token = resp.json()["token"]
     assert len(token) >= 40
-    assert client.post("/v1/devices", json={"device_id": "phone-1"}).status_code == 409
-    other = client.post("/v1/devices", json={"device_id": "phone-2"}).json()["token"]
+    assert client.post("/v1/devices", json={"device_id": "phone-1"}, headers=with_credential).status_code == 409
+    other = client.post("/v1/devices", json={"device_id": "phone-2"}, headers=with_credential).json()["token"]
     assert other != token
-    # the store holds the sha256, never the token itself
+    # the store holds the sha256s, never the device token or the enrolment token itself
     raw_dump = _dump_store(settings)
     assert token not in raw_dump and hashlib.sha256(token.encode()).hexdigest() in raw_dump
+    assert credential not in raw_dump and hashlib.sha256(credential.encode()).hexdigest() in raw_dump
 
 
 def _dump_store(settings: Settings) -> str:
@@ -32,6 +35,7 @@ def _dump_store(settings: Settings) -> str:
 
         r = redis.Redis.from_url(url, decode_responses=True)
         out = [f"{k}={r.get(k)}" for k in r.scan_iter("*") if r.type(k) == "string"]
+        out += [f"{k}" for k in r.scan_iter("*") if r.type(k) == "hash"]
         r.close()
         return "\n".join(out)
     import sqlite3

@@ -7,6 +7,7 @@ import datetime as dt
 import numpy as np
 from fastapi.testclient import TestClient
 
+from service.cloud import Settings, create_app
 from service.common.ldp import encode_report
 from tests.cloud.conftest import ADMIN, enrol, publish
 
@@ -18,7 +19,12 @@ def test_healthz_and_readyz(client: TestClient) -> None:
     assert ready.json()["store"]
 
 
-def test_metrics_export_requests_rollout_and_released_estimates(client: TestClient, tiny_archive: bytes) -> None:
+def test_metrics_export_requests_rollout_and_released_estimates(settings: Settings, tiny_archive: bytes) -> None:
+    with TestClient(create_app(settings.model_copy(update={"dev_mode": True}))) as client:
+        _metrics_after_a_closed_day(client, tiny_archive)
+
+
+def _metrics_after_a_closed_day(client: TestClient, tiny_archive: bytes) -> None:
     version = publish(client, tiny_archive)
     client.put("/v1/rollout", json={"version": version, "percent": 100}, headers=ADMIN)
     day = dt.datetime.now(dt.UTC).date().isoformat()
@@ -26,6 +32,9 @@ def test_metrics_export_requests_rollout_and_released_estimates(client: TestClie
         h = enrol(client, f"phone-{i}")
         r = encode_report("top_item_clicked", True, model_version=version, day=day, rng=np.random.default_rng(i))
         client.post("/v1/telemetry", json={"reports": [r.model_dump(mode="json")]}, headers=h)
+    open_day = client.get("/metrics").text
+    assert 'eibert_cloud_fleet_groups{status="open"} 1.0' in open_day and "eibert_cloud_fleet_estimate{" not in open_day
+    assert client.post("/v1/clock", json={"advance_days": 2}, headers=ADMIN).status_code == 200  # the day closes
     text = client.get("/metrics").text
     assert 'eibert_cloud_requests_total{method="POST",route="/v1/telemetry",status="200"} 3.0' in text
     assert 'route="/v1/devices/{device_id}/model"' not in text  # only routes that were hit

@@ -10,12 +10,26 @@ from collections.abc import AsyncIterator
 import pytest
 
 from service.cloud.rollout import RolloutState
-from service.cloud.store import DeviceAuth, GroupKey, PreparedReport, Store, VersionRecord, make_store
+from service.cloud.store import (
+    DeviceAuth,
+    EnrolmentTokenRecord,
+    EnrolOutcome,
+    GroupKey,
+    PreparedReport,
+    Store,
+    VersionRecord,
+    make_store,
+)
 from service.common.errors import StoreError
 
 pytestmark = pytest.mark.anyio
 TODAY = dt.datetime.now(dt.UTC).date().isoformat()
+TOMORROW = (dt.date.fromisoformat(TODAY) + dt.timedelta(days=1)).isoformat()
 BUDGET = 1_000_000
+
+
+def days_after(day: str, n: int) -> str:
+    return (dt.date.fromisoformat(day) + dt.timedelta(days=n)).isoformat()
 
 
 @pytest.fixture
@@ -124,11 +138,17 @@ async def test_ingest_budget_idempotency_and_aggregates(store: Store) -> None:
     )
     assert out == ["over_budget", "accepted", "duplicate"]
     assert await store.spent("d1", TODAY) == BUDGET
-    # a refused report is not remembered: once budget exists (another day), the same id is judged afresh
+    # the budget is the server day's: a report labelled yesterday still spends today's (spent) budget
     yesterday = (dt.date.fromisoformat(TODAY) - dt.timedelta(days=1)).isoformat()
     assert await store.ingest("d1", [report("r3", cost=0.2, day=yesterday)], budget_micro=BUDGET, ttl_days=8) == [
-        "accepted"
+        "over_budget"
     ]
+    assert await store.spent("d1", yesterday) == 0
+    # a refused report is not remembered: once budget exists (the next server day), the same id is judged afresh
+    assert await store.ingest(
+        "d1", [report("r3", cost=0.2, day=yesterday)], budget_micro=BUDGET, ttl_days=8, day=TOMORROW
+    ) == ["accepted"]
+    assert await store.spent("d1", TOMORROW) == 200_000
     # ids are per device: another device may use the same id
     assert await store.ingest("d2", [report("r1", sup=(0, 2))], budget_micro=BUDGET, ttl_days=8) == ["accepted"]
 
@@ -170,6 +190,106 @@ async def test_concurrent_ingest_never_overspends(store_url: str, store: Store) 
     assert await store.spent("d1", TODAY) == BUDGET
     (agg,) = await store.fleet()
     assert sum(c.n for c in agg.cells) == 20
+
+
+async def test_report_id_is_unique_per_device_whatever_its_day(store: Store) -> None:
+    """Issue 11: a report id re-sent with another day label was a duplicate on SQLite but counted twice on
+    Redis. Now the same on both: a duplicate under any label, on any server day while the id is kept."""
+    yesterday = days_after(TODAY, -1)
+    assert await store.ingest("d1", [report("r1", day=TODAY)], budget_micro=BUDGET, ttl_days=2) == ["accepted"]
+    assert await store.ingest("d1", [report("r1", day=yesterday)], budget_micro=BUDGET, ttl_days=2) == ["duplicate"]
+    relabelled = [report("r1", day=TOMORROW), report("r1", metric="top_genre")]
+    assert await store.ingest("d1", relabelled, budget_micro=BUDGET, ttl_days=2, day=TOMORROW) == ["duplicate"] * 2
+    assert await store.ingest("d1", [report("r1")], budget_micro=BUDGET, ttl_days=2, day=days_after(TODAY, 2)) == [
+        "duplicate"
+    ]
+    (agg,) = await store.fleet()
+    assert sum(c.n for c in agg.cells) == 1 and await store.spent("d1", TODAY) == 100_000
+    # kept ttl_days server days after it was accepted, then forgotten (no retry of it could be accepted then)
+    late = days_after(TODAY, 3)
+    assert await store.ingest("d1", [report("r1", day=late)], budget_micro=BUDGET, ttl_days=2, day=late) == ["accepted"]
+
+
+async def test_ledger_is_charged_on_the_server_day_not_the_label(store: Store) -> None:
+    labels = [days_after(TODAY, d) for d in range(-7, 2)]
+    reps = [report(f"r{i}", cost=0.4, day=d) for i, d in enumerate(labels)]
+    out = await store.ingest("d1", reps, budget_micro=BUDGET, ttl_days=2)
+    assert out == ["accepted", "accepted"] + ["over_budget"] * 7
+    assert await store.spent("d1", TODAY) == 800_000
+    assert all([await store.spent("d1", d) == 0 for d in labels if d != TODAY])
+
+
+async def test_a_labelled_day_takes_at_most_one_budget_across_server_days(store: Store) -> None:
+    """Reports labelled yesterday are accepted today (the window), but a device's reports for one labelled
+    day never carry more than one daily budget, however many server days they arrive on."""
+    yesterday = days_after(TODAY, -1)
+    full = [report("a", cost=0.6, day=yesterday), report("b", cost=0.4, day=yesterday)]
+    assert await store.ingest("d1", full, budget_micro=BUDGET, ttl_days=2, day=yesterday) == ["accepted"] * 2
+    late = [report("c", cost=0.1, day=yesterday), report("d", cost=0.9, day=TODAY), report("e", cost=0.2)]
+    assert await store.ingest("d1", late, budget_micro=BUDGET, ttl_days=2) == ["over_budget", "accepted", "over_budget"]
+    assert await store.spent("d1", TODAY) == 900_000
+
+
+async def test_enrolment_tokens_quota_expiry_and_conflicts(store: Store) -> None:
+    now = 1_000_000.0
+    await store.create_enrolment_token(EnrolmentTokenRecord("e1", max_devices=2, expires_at=now + 60, label="x"))
+    assert await store.enrol_device("d1", "t1", "nope", now=now) is EnrolOutcome.UNKNOWN_TOKEN
+    assert await store.enrol_device("d1", "t1", "e1", now=now) is EnrolOutcome.ENROLLED
+    assert await store.enrol_device("d1", "t9", "e1", now=now) is EnrolOutcome.DEVICE_EXISTS  # no quota used
+    assert await store.enrol_device("d2", "t2", "e1", now=now) is EnrolOutcome.ENROLLED
+    assert await store.enrol_device("d3", "t3", "e1", now=now) is EnrolOutcome.QUOTA_USED
+    assert await store.device_for_token("t2") == "d2" and await store.device_for_token("t3") is None
+    await store.create_enrolment_token(EnrolmentTokenRecord("e2", max_devices=5, expires_at=now + 60, label=""))
+    assert await store.enrol_device("d4", "t4", "e2", now=now + 60) is EnrolOutcome.EXPIRED
+    assert await store.device_for_token("t4") is None
+
+
+async def test_concurrent_enrolment_never_exceeds_the_quota(store_url: str, store: Store) -> None:
+    await store.create_enrolment_token(EnrolmentTokenRecord("e1", max_devices=5, expires_at=2e9, label=""))
+    other = make_store(store_url)
+    await other.open()
+    try:
+        outs = await asyncio.gather(
+            *[(store if i % 2 else other).enrol_device(f"d{i}", f"t{i}", "e1", now=1e9) for i in range(30)]
+        )
+    finally:
+        await other.close()
+    assert outs.count(EnrolOutcome.ENROLLED) == 5 and outs.count(EnrolOutcome.QUOTA_USED) == 25
+
+
+async def test_rate_windows(store: Store) -> None:
+    t = 6000.0  # a window boundary for 60 s windows
+    assert [await store.hit_rate("k", limit=3, window_s=60, now=t + i) for i in range(3)] == [None] * 3
+    assert await store.hit_rate("k", limit=3, window_s=60, now=t + 10) == pytest.approx(50.0)
+    assert await store.hit_rate("other", limit=3, window_s=60, now=t + 10) is None  # per key
+    assert await store.hit_rate("k", limit=3, window_s=60, now=t + 60) is None  # a new window
+
+
+async def test_clock_only_moves_forward_and_is_shared(store_url: str, store: Store) -> None:
+    assert await store.clock_offset() == 0
+    assert await store.advance_clock(2) == 2
+    with pytest.raises(StoreError):
+        await store.advance_clock(0)
+    other = make_store(store_url)
+    await other.open()
+    try:
+        assert await other.clock_offset() == 2 and await other.advance_clock(1) == 3
+    finally:
+        await other.close()
+    assert await store.clock_offset() == 3
+
+
+async def test_releases_are_put_once(store: Store) -> None:
+    assert await store.releases(["g1"]) == {}
+    assert await store.put_release("g1", '{"a": 1}') == '{"a": 1}'
+    assert await store.put_release("g1", '{"a": 2}') == '{"a": 1}'  # never overwritten
+    await store.put_release("g2", "{}")
+    assert await store.releases(["g1", "g2", "g3", "g1"]) == {"g1": '{"a": 1}', "g2": "{}"}
+    assert await store.releases(["g2"]) == {"g2": "{}"} and await store.releases([]) == {}
+    many = [f"x{i}" for i in range(1200)]  # more than one SQL statement's worth
+    for g in many[::100]:
+        await store.put_release(g, g)
+    assert await store.releases(many) == {g: g for g in many[::100]}
 
 
 async def test_bad_urls_are_refused() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from service.cloud import Settings, create_app
 from service.common.ldp import METRICS, cells_from_reports, encode_report, estimate_metric
-from tests.cloud.conftest import enrol, publish
+from tests.cloud.conftest import ADMIN, enrol, enrolment_token, publish
 
 TODAY = dt.datetime.now(dt.UTC).date()
 
@@ -151,28 +153,35 @@ def test_json_body_limit(settings: Settings) -> None:
         assert resp.status_code == 413
 
 
-def test_fleet_release_is_k_min_gated_and_matches_the_estimator(cloud) -> None:
-    client, version = cloud  # k_min = 3 in the test settings
+def advance(client: TestClient, days: int) -> dict:
+    resp = client.post("/v1/clock", json={"advance_days": days}, headers=ADMIN)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+@pytest.fixture
+def dev_cloud(settings: Settings, tiny_archive: bytes) -> Iterator[tuple[TestClient, str]]:
+    """A dev-mode cloud (its clock can be advanced), k_min = 3, window 1 day."""
+    with TestClient(create_app(settings.model_copy(update={"dev_mode": True}))) as client:
+        yield client, publish(client, tiny_archive)
+
+
+def test_fleet_release_is_k_min_gated_and_matches_the_estimator(dev_cloud) -> None:
+    client, version = dev_cloud  # k_min = 3 in the test settings
     sent = []
     genres = ["Drama", "Comedy", "Drama", "Sci-Fi"]
-    for i, genre in enumerate(genres[:2]):
-        h = enrol(client, f"phone-{i}")
-        r = rep(version, value=genre, seed=10 + i)
-        sent.append(r)
-        assert client.post("/v1/telemetry", json={"reports": [r]}, headers=h).json()["accepted"] == 1
-    (item,) = client.get("/v1/fleet/metrics").json()["data"]
-    assert item["status"] == "withheld" and item["estimates"] is None and item["devices"] is None
-    assert "k_min=3" in item["reason"]
-
-    for i, genre in enumerate(genres[2:], start=2):
+    for i, genre in enumerate(genres):
         h = enrol(client, f"phone-{i}")
         # two reports from one device still count as one device for k_min
         rs = [rep(version, value=genre, seed=20 + i), rep(version, value=genre, seed=30 + i, mechanism="oue")]
         sent += rs
         assert client.post("/v1/telemetry", json={"reports": rs}, headers=h).json()["accepted"] == 2
+    (item,) = client.get("/v1/fleet/metrics").json()["data"]
+    assert item["status"] == "open" and item["estimates"] is None and item["devices"] is None
+    advance(client, 2)  # today - 2 is outside the 1-day window: closed
     body = client.get("/v1/fleet/metrics", params={"metric": "top_genre", "day": TODAY.isoformat()}).json()
     (item,) = body["data"]
-    assert item["status"] == "released" and item["devices"] == 4 and item["reports"] == 6
+    assert item["status"] == "released" and item["devices"] == 4 and item["reports"] == 8
     from service.common.ldp import TelemetryReport
 
     expected = estimate_metric(
@@ -185,6 +194,90 @@ def test_fleet_release_is_k_min_gated_and_matches_the_estimator(cloud) -> None:
         assert 0.0 <= got[e.category]["ci_low"] <= got[e.category]["ci_high"] <= 1.0
     assert client.get("/v1/fleet/metrics", params={"metric": "latency_bucket"}).json()["count"] == 0
     assert client.get("/v1/fleet/metrics", params={"day": "yesterday"}).status_code == 422
+
+
+def test_a_closed_group_below_k_min_stays_withheld(dev_cloud) -> None:
+    client, version = dev_cloud
+    for i in range(2):
+        h = enrol(client, f"phone-{i}")
+        assert client.post("/v1/telemetry", json={"reports": [rep(version, seed=i)]}, headers=h).json()["accepted"]
+    advance(client, 2)
+    (item,) = client.get("/v1/fleet/metrics").json()["data"]
+    assert item["status"] == "withheld" and "k_min=3" in item["reason"] and item["devices"] is None
+
+
+def test_victim_and_sybils_get_one_immutable_release_after_close(dev_cloud, settings: Settings) -> None:
+    """Issue 11: with k_min = 5, one victim + 4 sybils were released at once, and two successive releases
+    differed by exactly one new device's report. Now: nothing while the day is open; one release after it
+    closes; later reads (any replica) return exactly it, and late reports for the day are refused."""
+    client, version = dev_cloud
+    token = enrolment_token(client, max_devices=10)
+    heads = [enrol(client, f"dev-{i}", token) for i in range(6)]
+    for i, h in enumerate(heads[:4]):  # the victim and 3 of the sybils
+        body = {"reports": [rep(version, metric="latency_bucket", value="<5ms", seed=i, mechanism="oue")]}
+        assert client.post("/v1/telemetry", json=body, headers=h).json()["accepted"] == 1
+    first = client.get("/v1/fleet/metrics").json()["data"]
+    assert [g["status"] for g in first] == ["open"] and first[0]["devices"] is None
+    late = {"reports": [rep(version, metric="latency_bucket", value="<5ms", seed=4, mechanism="oue")]}
+    assert client.post("/v1/telemetry", json=late, headers=heads[4]).json()["accepted"] == 1
+    second = client.get("/v1/fleet/metrics").json()["data"]
+    assert second[0]["status"] == "open" and second[0]["estimates"] is None  # nothing to difference
+    advance(client, 1)  # yesterday: still inside the window, still open
+    assert client.get("/v1/fleet/metrics").json()["data"][0]["status"] == "open"
+    advance(client, 1)
+    released = client.get("/v1/fleet/metrics").text
+    (item,) = client.get("/v1/fleet/metrics").json()["data"]
+    assert item["status"] == "released" and item["devices"] == 5
+    after = {"reports": [rep(version, metric="latency_bucket", value="<5ms", seed=5, mechanism="oue")]}
+    ack = client.post("/v1/telemetry", json=after, headers=heads[5]).json()
+    assert ack["refused"] == 1 and "window" in ack["results"][0]["reason"]
+    assert client.get("/v1/fleet/metrics").text == released
+    # another replica on the same store, even one configured with another k_min, shows the same snapshot
+    other = settings.model_copy(update={"dev_mode": True, "k_min": 50})
+    with TestClient(create_app(other)) as replica:
+        assert replica.get("/v1/fleet/metrics").json()["data"] == json.loads(released)["data"]
+
+
+def test_day_label_spree_is_charged_to_one_server_day(cloud) -> None:
+    """Issue 11: one device, one real day, two reports labelled with each of today-7 ... today+1: 18 x 0.4 =
+    7.2 epsilon were accepted against a daily budget of 1.0. Now at most 1.0 is, whatever the labels."""
+    client, version = cloud
+    h = enrol(client, "phone-1")
+    days = [TODAY + dt.timedelta(days=d) for d in range(-7, 2)]
+    reports = [rep(version, day=d, eps=0.4, seed=10 * i + k) for i, d in enumerate(days) for k in range(2)]
+    ack = client.post("/v1/telemetry", json={"reports": reports}, headers=h).json()
+    assert ack["accepted"] == 2 and ack["refused"] == 16  # 2 x 0.4 <= 1.0 < 3 x 0.4
+    reasons = [r["reason"] or "" for r in ack["results"]]
+    assert sum("window" in r for r in reasons) == 14 and sum("budget" in r for r in reasons) == 2
+    # what is left of the server day's budget (0.2) takes no more 0.4 report, whatever it is labelled
+    more = [rep(version, day=TODAY, eps=0.4, seed=900 + k) for k in range(3)]
+    assert client.post("/v1/telemetry", json={"reports": more}, headers=h).json()["accepted"] == 0
+
+
+def test_yesterdays_reports_arrive_today_but_never_on_a_second_budget(dev_cloud) -> None:
+    """A report queued offline yesterday is accepted today (the window), charged on today's budget; and a
+    day's groups never hold more than one budget from one device, on however many server days it sends."""
+    client, version = dev_cloud
+    h = enrol(client, "phone-1")
+    spend_all = [rep(version, eps=0.5, seed=1), rep(version, eps=0.5, seed=2)]
+    assert client.post("/v1/telemetry", json={"reports": spend_all}, headers=h).json()["accepted"] == 2
+    today = dt.date.fromisoformat(advance(client, 1)["today"])  # the next server day: a fresh budget
+    yesterday = today - dt.timedelta(days=1)
+    again = client.post("/v1/telemetry", json={"reports": [rep(version, eps=0.5, day=yesterday, seed=3)]}, headers=h)
+    assert again.json()["refused"] == 1 and "budget" in again.json()["results"][0]["reason"]
+    fresh = client.post("/v1/telemetry", json={"reports": [rep(version, eps=0.5, day=today, seed=4)]}, headers=h)
+    assert fresh.json()["accepted"] == 1
+
+
+def test_report_id_resent_with_another_day_is_a_duplicate(cloud) -> None:
+    """Issue 11: a report id re-sent with another day was a duplicate on SQLite and counted twice on Redis."""
+    client, version = cloud
+    h = enrol(client, "phone-1")
+    original = rep(version, eps=0.3, seed=1)
+    relabelled = {**original, "day": (TODAY - dt.timedelta(days=1)).isoformat()}
+    assert client.post("/v1/telemetry", json={"reports": [original]}, headers=h).json()["accepted"] == 1
+    ack = client.post("/v1/telemetry", json={"reports": [relabelled]}, headers=h).json()
+    assert ack["duplicate"] == 1 and ack["accepted"] == 0
 
 
 def test_report_ids_are_uuid_strings(cloud) -> None:

@@ -33,7 +33,6 @@ def cloud(tmp_path: Path, tiny_bundle: Path) -> Iterator[tuple[TestClient, str]]
         signing_key=private_key_to_pem(Ed25519PrivateKey.generate()).decode(),
         max_model_bytes=10_000_000,
         k_min=1,
-        max_report_age_days=60,
     )
     with TestClient(create_app(settings)) as client:
         resp = client.post(
@@ -73,14 +72,26 @@ class Wire:
         return httpx.Client(transport=httpx.MockTransport(self.handle), base_url="http://cloud.invalid")
 
 
+def enrol(cloud_client: TestClient, device_id: str) -> str:
+    """A device token, enrolled with an operator-issued enrolment token (as every real client must)."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    credential = cloud_client.post("/v1/enrolment-tokens", json={"max_devices": 1}, headers=admin).json()["token"]
+    resp = cloud_client.post(
+        "/v1/devices", json={"device_id": device_id}, headers={"Authorization": f"Bearer {credential}"}
+    )
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["token"])
+
+
 def device(cloud_client: TestClient, wire: Wire, outbox: Path, device_id: str = "phone-1", **kw) -> TelemetryClient:
-    token = cloud_client.post("/v1/devices", json={"device_id": device_id}).json()["token"]
+    token = enrol(cloud_client, device_id)
     return TelemetryClient(outbox=outbox, cloud=wire.client(), token=token, today=lambda: DAY, **kw)
 
 
 def cloud_reports(cloud_client: TestClient) -> int:
-    data = cloud_client.get("/v1/fleet/metrics").json()["data"]
-    return sum(item["reports"] for item in data if item["status"] == "released")
+    """Reports the cloud has counted (its store's aggregates: a day's release waits until the day closes)."""
+    store = cloud_client.app.state.ctx.store
+    return sum(c.n for a in cloud_client.portal.call(store.fleet) for c in a.cells)
 
 
 def test_only_ldp_encoded_payloads_leave_the_device(cloud, tmp_path: Path) -> None:
@@ -116,7 +127,7 @@ def test_only_ldp_encoded_payloads_leave_the_device(cloud, tmp_path: Path) -> No
 def test_never_spends_more_than_the_daily_budget(cloud, tmp_path: Path) -> None:
     app_client, version = cloud
     today = [DAY]
-    token = app_client.post("/v1/devices", json={"device_id": "phone-1"}).json()["token"]
+    token = enrol(app_client, "phone-1")
     tc = TelemetryClient(outbox=tmp_path / "o.db", cloud=Wire(app_client).client(), token=token, today=lambda: today[0])
     made = [tc.record("top_genre", "War", model_version=version, epsilon=0.3) for _ in range(5)]
     assert [m is not None for m in made] == [True, True, True, False, False]  # 0.9 spent, 0.3 more would be 1.2
@@ -176,7 +187,6 @@ def test_batches_shrink_to_what_the_cloud_accepts(tmp_path: Path, tiny_bundle: P
         max_model_bytes=10_000_000,
         max_reports_per_batch=2,
         k_min=1,
-        max_report_age_days=60,
     )
     with TestClient(create_app(settings)) as app_client:
         archive = pack_bundle(tiny_bundle)
@@ -213,7 +223,7 @@ def test_latency_hook_reports_once_per_day(cloud, tmp_path: Path) -> None:
     app_client, version = cloud
     wire = Wire(app_client)
     today = [DAY - dt.timedelta(days=1)]
-    token = app_client.post("/v1/devices", json={"device_id": "phone-1"}).json()["token"]
+    token = enrol(app_client, "phone-1")
     tc = TelemetryClient(outbox=tmp_path / "o.db", cloud=wire.client(), token=token, today=lambda: today[0])
     hook = LatencyTelemetry(tc, min_events=5)
     assert isinstance(hook, TelemetryHook)
@@ -268,6 +278,21 @@ def test_reports_wait_in_the_outbox_until_the_node_has_enrolled(cloud, tmp_path:
     tc.record("top_genre", "Drama", model_version=version, epsilon=0.1)
     first = tc.flush()
     assert first.error == "not enrolled yet" and first.remaining == 1 and wire.requests == []
-    holder["token"] = app_client.post("/v1/devices", json={"device_id": "phone-9"}).json()["token"]
+    holder["token"] = enrol(app_client, "phone-9")
     assert tc.flush().accepted == 1 and tc.pending() == 0 and cloud_reports(app_client) == 1
     tc.close()
+
+
+def test_the_edge_utc_date_label_is_inside_the_cloud_window(cloud, tmp_path: Path) -> None:
+    """The edge labels reports with its own UTC date (the default `today`): the cloud's window accepts that
+    day and the day before (a report queued offline yesterday), and refuses older ones, which the device
+    then drops from its outbox (an answer, not an error)."""
+    app_client, version = cloud
+    wire = Wire(app_client)
+    with TelemetryClient(outbox=tmp_path / "o.db", cloud=wire.client(), token=enrol(app_client, "phone-1")) as tc:
+        assert tc.record("top_genre", "Drama", model_version=version, epsilon=0.1)  # today, by the UTC clock
+        assert tc.record("top_genre", "War", model_version=version, epsilon=0.1, day=DAY - dt.timedelta(days=1))
+        assert tc.record("top_genre", "IMAX", model_version=version, epsilon=0.1, day=DAY - dt.timedelta(days=2))
+        result = tc.flush()
+        assert (result.accepted, result.refused, result.remaining) == (2, 1, 0)
+    assert cloud_reports(app_client) == 2

@@ -60,3 +60,17 @@ def test_telemetry_batch_is_ldp_encoded_unique_and_within_budget() -> None:
     assert sum(r.epsilon for r in parsed.reports) <= 1.0 + 1e-9
     assert all(r.epsilon == REPORT_EPSILON and r.day == day for r in parsed.reports)
     assert "Drama" not in str(batch) and "<10ms" not in str(batch)  # only privatised payloads travel
+
+
+def test_enrolment_token_comes_from_the_env_or_its_file(monkeypatch, tmp_path) -> None:
+    from loadtests.payloads import ENROLMENT_TOKEN_ENV, ENROLMENT_TOKEN_FILE_ENV, enrolment_token
+
+    monkeypatch.delenv(ENROLMENT_TOKEN_ENV, raising=False)
+    monkeypatch.delenv(ENROLMENT_TOKEN_FILE_ENV, raising=False)
+    assert enrolment_token() is None
+    path = tmp_path / "token"
+    path.write_text("from-file\n")
+    monkeypatch.setenv(ENROLMENT_TOKEN_FILE_ENV, str(path))
+    assert enrolment_token() == "from-file"
+    monkeypatch.setenv(ENROLMENT_TOKEN_ENV, "inline")
+    assert enrolment_token() == "inline"

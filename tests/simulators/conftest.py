@@ -88,6 +88,8 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         signing_key=private_key_to_pem(key).decode(),
         max_model_bytes=10_000_000,  # the tiny test bundle's model.onnx is above the 1.91 MB budget
         k_min=3,
+        dev_mode=True,  # the fleet advances the cloud's clock between simulated days
+        enrol_rate_per_source=10_000,  # the whole fleet enrols from 127.0.0.1 at once
     )
     served = serve(create_app(settings))
     try:

@@ -11,7 +11,7 @@ import pytest
 
 from eibert.cli import build_parser, main
 from simulators.summary import FleetSummary
-from tests.simulators.conftest import Cloud
+from tests.simulators.conftest import ADMIN_TOKEN, Cloud
 
 EDGE_CHECK_PREFIX = "the edge node switched"
 
@@ -21,14 +21,20 @@ def test_simulate_flags_and_defaults() -> None:
     assert args.cloud == "http://c" and args.edge == ["http://e1", "http://e2"]
     assert (args.devices, args.days, args.seed, args.faults, args.poll_hours) == (200, 3, 0, "", 6)
     assert args.bundle is None and args.summary_json is None and args.state_dir is None
+    assert args.enrolment_token_file is None
+    assert build_parser().parse_args(["simulate", "--cloud", "c", "--enrolment-token-file", "/t"]).enrolment_token_file
 
 
 def test_simulate_runs_a_fleet_and_writes_the_summary(
-    cloud: Cloud, tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cloud: Cloud, tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cloud.rollout(cloud.publish(tiny_bundle), 100)
+    token_file = tmp_path / "enrolment-token"
+    token_file.write_text(cloud.admin("POST", "/v1/enrolment-tokens", json={"max_devices": 5}).json()["token"])
+    monkeypatch.setenv("EIBERT_ADMIN_TOKEN", ADMIN_TOKEN)  # advances the (dev-mode) cloud's clock
     out = tmp_path / "summary.json"
     argv = ["simulate", "--cloud", cloud.url, "--bundle", str(tiny_bundle), "--devices", "5", "--days", "1"]
+    argv += ["--enrolment-token-file", str(token_file)]
     argv += ["--faults", "drop:0.05,delay:0.05", "--summary-json", str(out), "--state-dir", str(tmp_path / "s")]
     assert main(argv) == 0
     printed = capsys.readouterr().out

@@ -15,7 +15,7 @@ from service.common.ldp import GENRES
 from simulators.faults import FaultSpec
 from simulators.fleet import Fleet, FleetConfig, ScheduledEvent
 from simulators.summary import FleetSummary
-from tests.simulators.conftest import Cloud
+from tests.simulators.conftest import ADMIN_TOKEN, Cloud
 
 DEVICES = 20
 EDGE_DEVICES = 4
@@ -60,6 +60,7 @@ def run(cloud: Cloud, tiny_bundle: Path, variant_bundle: Path, edge_url: str, tm
         faults=FaultSpec(bitflip=1, truncate=1, drop=0.03),
         state_dir=tmp_path_factory.mktemp("sim-state"),
         run_id=RUN_ID,
+        admin_token=ADMIN_TOKEN,  # the fleet issues its enrolment token and advances the cloud's clock
     )
     fleet = Fleet(config, events=[ScheduledEvent(CANARY_AT, canary), ScheduledEvent(FULL_AT, full)], observer=recorder)
     summary = asyncio.run(fleet.run())
@@ -127,6 +128,20 @@ def test_fleet_estimates_sit_beside_the_truth(run) -> None:
     assert genre.groups_released >= 1 and genre.reports > 0
     assert genre.categories and all(0.0 <= c.truth <= 1.0 for c in genre.categories)
     assert abs(sum(c.truth for c in by_metric["top_item_clicked"].categories) - 1.0) < 1e-6
+
+
+def test_days_are_the_clouds_and_all_closed_at_the_end(run, cloud: Cloud) -> None:
+    """Labels come from the cloud's clock, which the fleet advanced once per simulated day and then past the
+    window: two simulated days are two consecutive cloud days, and both are closed (none "open")."""
+    fleet, _, _, _, _ = run
+    import datetime as dt
+
+    clock = httpx.get(cloud.url + "/v1/clock").json()
+    groups = httpx.get(cloud.url + "/v1/fleet/metrics", params={"limit": 1000}).json()["data"]
+    days = sorted({g["day"] for g in groups})
+    today = dt.date.fromisoformat(clock["today"])
+    assert days == [(today - dt.timedelta(days=n)).isoformat() for n in (3, 2)]  # 2 days + the 1-day window
+    assert {g["status"] for g in groups} <= {"released", "withheld"} and not fleet.notes
 
 
 def test_summary_is_consistent_and_round_trips_as_json(run) -> None:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from service.cloud.routes import devices, fleet, health, models, rollout, telemetry
+from service.cloud.routes import clock, devices, enrolment, fleet, health, models, rollout, telemetry
 
 # Registration order is match order: the device polling route (the hottest by far) goes first, then health.
-ROUTERS = (devices.router, health.router, telemetry.router, models.router, rollout.router, fleet.router)
+ROUTERS = (
+    devices.router,
+    health.router,
+    telemetry.router,
+    models.router,
+    rollout.router,
+    fleet.router,
+    enrolment.router,
+    clock.router,
+)
 
 __all__ = ["ROUTERS"]

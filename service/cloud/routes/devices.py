@@ -11,8 +11,9 @@ import re
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from service.cloud.auth import bearer, new_device_token, token_hash
-from service.cloud.deps import CloudContext, StoreDep, unauthorized
+from service.cloud.auth import bearer, token_hash
+from service.cloud.deps import CloudContext, ContextDep, unauthorized
+from service.cloud.enrolment import enrol_device
 from service.cloud.errors import UnknownVersionError
 from service.cloud.etags import etag_matches
 from service.cloud.rollout import assign
@@ -25,12 +26,26 @@ router = APIRouter(prefix="/v1/devices", tags=["devices"])
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 
 
-@router.post("", status_code=201)
-async def enrol(body: DeviceEnrolRequest, store: StoreDep) -> DeviceEnrolResponse:
-    """Issue a device token (shown once; only its sha256 is stored). 409 if the id is taken."""
-    token = new_device_token()
-    if not await store.create_device(body.device_id, token_hash(token)):
-        raise HTTPException(409, f"device {body.device_id!r} is already enrolled")
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        401: {"description": "no enrolment token, or not a valid or unexpired one"},
+        403: {"description": "the enrolment token's quota of devices is used up"},
+        409: {"description": "the device id is already enrolled"},
+        429: {"description": "too many enrolment attempts from this address or with this token (Retry-After)"},
+    },
+)
+async def enrol(body: DeviceEnrolRequest, request: Request, ctx: ContextDep) -> DeviceEnrolResponse:
+    """Issue a device token (shown once; only its sha256 is stored) to a caller holding an enrolment token.
+    401 without a valid one, 403 once its quota is used, 409 if the id is taken, 429 over the rate limits."""
+    token = await enrol_device(
+        ctx.store,
+        ctx.settings,
+        device_id=body.device_id,
+        credential=bearer(request.headers.get("authorization")),
+        source=request.client.host if request.client else "unknown",
+    )
     return DeviceEnrolResponse(device_id=body.device_id, token=token)
 
 

@@ -1,4 +1,5 @@
-"""Released fleet metrics: de-biased LDP estimates with 95% CIs, or "withheld" below k_min devices."""
+"""Fleet metrics: per (metric, version, day) group, "open" until its day closes, then released once (de-biased
+LDP estimates with 95% CIs, or "withheld" below k_min devices) and immutable (service/cloud/privacy.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from service.cloud.deps import ContextDep
-from service.cloud.privacy import release
+from service.cloud.privacy import published
 from service.cloud.schemas import FleetMetricsPublic
 
 router = APIRouter(prefix="/v1/fleet", tags=["fleet"])
@@ -25,5 +26,8 @@ async def fleet_metrics(
 ) -> FleetMetricsPublic:
     """Most recent days last; at most `limit` groups (the newest)."""
     aggregates = await ctx.store.fleet(metric=metric, model_version=model_version, day=day)
-    items = [release(a, ctx.settings.k_min) for a in aggregates[-limit:]]
+    s = ctx.settings
+    items = await published(
+        ctx.store, aggregates[-limit:], today=await ctx.clock.today(), window_days=s.report_window_days, k_min=s.k_min
+    )
     return FleetMetricsPublic(k_min=ctx.settings.k_min, data=items, count=len(items))

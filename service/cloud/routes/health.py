@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.cloud.deps import ContextDep
-from service.cloud.privacy import release
+from service.cloud.privacy import published
 from service.common.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,10 @@ async def metrics(ctx: ContextDep) -> Response:
         m.set_rollout(await ctx.store.get_rollout())
         aggregates = await ctx.store.fleet()
         days = sorted({a.group.day for a in aggregates})[-ctx.settings.metrics_days :]
-        m.set_released([release(a, ctx.settings.k_min) for a in aggregates if a.group.day in days])
+        s = ctx.settings
+        recent = [a for a in aggregates if a.group.day in days]
+        today = await ctx.clock.today()
+        m.set_released(await published(ctx.store, recent, today=today, window_days=s.report_window_days, k_min=s.k_min))
     except StoreError as exc:  # still expose request metrics; /readyz reports the store
         log.warning("metrics: store unavailable, rollout and estimate gauges are stale: %s", exc)
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

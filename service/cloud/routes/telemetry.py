@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from fastapi import APIRouter, HTTPException
 
 from service.cloud.deps import ContextDep, DeviceDep
@@ -29,8 +27,8 @@ async def post_telemetry(batch: TelemetryBatch, device_id: DeviceDep, ctx: Conte
         reports=batch.reports,
         is_known_version=known,
         budget=ctx.settings.daily_epsilon_budget,
-        max_age_days=ctx.settings.max_report_age_days,
-        today=dt.datetime.now(dt.UTC).date(),
+        window_days=ctx.settings.report_window_days,
+        today=await ctx.clock.today(),  # the server's day: the client's label never picks the budget
     )
     for status, n in (("accepted", ack.accepted), ("duplicate", ack.duplicate), ("refused", ack.refused)):
         if n:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from service.cloud.store.base import (
     CellAggregate,
     DeviceAuth,
+    EnrolmentTokenRecord,
+    EnrolOutcome,
     FleetAggregate,
     GroupKey,
     IngestOutcome,
@@ -31,6 +33,8 @@ def make_store(url: str, *, redis_prefix: str = "eibert:", require_durable_redis
 __all__ = [
     "CellAggregate",
     "DeviceAuth",
+    "EnrolOutcome",
+    "EnrolmentTokenRecord",
     "FleetAggregate",
     "GroupKey",
     "IngestOutcome",

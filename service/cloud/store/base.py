@@ -8,6 +8,7 @@ with appendfsync always, which `durability()` reports).
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import functools
 import hmac
@@ -85,6 +86,26 @@ class PreparedReport:
 IngestOutcome = Literal["accepted", "duplicate", "over_budget"]
 
 
+class EnrolOutcome(enum.Enum):
+    """What `Store.enrol_device` decided, in the order it checks (the route maps each to a status)."""
+
+    ENROLLED = "enrolled"  # 201: the device exists now and the token's use count went up by one
+    UNKNOWN_TOKEN = "unknown_token"  # 401: no enrolment token has this hash
+    EXPIRED = "expired"  # 401: the enrolment token is past its expiry
+    QUOTA_USED = "quota_used"  # 403: the token already enrolled max_devices devices
+    DEVICE_EXISTS = "device_exists"  # 409: the device id is taken (nothing changed, no quota used)
+
+
+@dataclass(frozen=True)
+class EnrolmentTokenRecord:
+    """An operator-issued enrolment credential; the store keeps only the sha256 of the token."""
+
+    token_hash: str
+    max_devices: int
+    expires_at: float  # unix seconds
+    label: str
+
+
 @dataclass(frozen=True)
 class CellAggregate:
     group: GroupKey
@@ -110,6 +131,15 @@ def parse_rollout(raw: str | None) -> RolloutState:
     """Rollout state from its stored JSON; memoised on the raw text (immutable model), since every device poll
     reads the same few hundred bytes and parsing them would be most of the poll's CPU."""
     return RolloutState() if raw is None else _parse_rollout(raw)
+
+
+def day_number(day: str) -> int:
+    """A day as an integer (proleptic ordinal), so backends can compare and trim by it."""
+    return dt.date.fromisoformat(day).toordinal()
+
+
+def utc_today() -> str:
+    return dt.datetime.now(dt.UTC).date().isoformat()
 
 
 def parse_cell_label(label: str) -> tuple[GroupKey, str, str]:
@@ -143,6 +173,31 @@ class Store(ABC):
     async def device_for_token(self, token_hash: str) -> str | None: ...
 
     @abstractmethod
+    async def create_enrolment_token(self, record: EnrolmentTokenRecord) -> None:
+        """Store a new enrolment token (its hash is a fresh 256-bit secret's, so it never collides)."""
+
+    @abstractmethod
+    async def enrol_device(
+        self, device_id: str, device_token_hash: str, enrolment_token_hash: str, *, now: float
+    ) -> EnrolOutcome:
+        """Atomically: check the enrolment token (exists, unexpired at `now`, quota left) and the device id, then
+        create the device and count it against the token's quota. Nothing changes unless ENROLLED."""
+
+    @abstractmethod
+    async def hit_rate(self, key: str, *, limit: int, window_s: int, now: float) -> float | None:
+        """Count one event for `key` in the fixed window holding `now`; None if within `limit`, else the seconds
+        until the window ends (the Retry-After). Shared by every replica, since it lives in the store."""
+
+    # cloud clock -----------------------------------------------------------------------------------------
+    @abstractmethod
+    async def clock_offset(self) -> int:
+        """Whole days the cloud's clock is ahead of UTC (0 unless a dev-mode admin advanced it)."""
+
+    @abstractmethod
+    async def advance_clock(self, days: int) -> int:
+        """Add `days` (>= 1) to the offset atomically and return the new offset: it only moves forward."""
+
+    @abstractmethod
     async def device_view(self, device_id: str, token_hash: str) -> tuple[DeviceAuth, RolloutState]:
         """Authenticate a device and read the rollout state in one round trip (the hot polling path)."""
 
@@ -169,16 +224,34 @@ class Store(ABC):
     # telemetry -------------------------------------------------------------------------------------------
     @abstractmethod
     async def ingest(
-        self, device_id: str, reports: Sequence[PreparedReport], *, budget_micro: int, ttl_days: int
+        self,
+        device_id: str,
+        reports: Sequence[PreparedReport],
+        *,
+        budget_micro: int,
+        ttl_days: int,
+        day: str | None = None,
     ) -> list[IngestOutcome]:
-        """Apply reports in order, atomically: duplicate ids (per device) are acknowledged and not counted again;
-        a report that would take the device's spend for its day over `budget_micro` is refused; others charge
-        the ledger, count into their cell and add the device to their group. Ids and ledgers expire after
-        `ttl_days` (reports for older days are refused before they reach the store)."""
+        """Apply reports in order, atomically, as received on server day `day` (default: today's UTC date).
+
+        A report id the device already used is a duplicate whatever day either report is labelled with:
+        acknowledged, not counted again. A report that would take the device's spend on the server day `day`
+        over `budget_micro`, or its spend on reports labelled with the report's own day over it, is refused
+        (and not remembered, so a retry is judged again). Accepted reports charge both ledgers, count into
+        their cell (the label picks the group) and add the device to their group. An id is kept `ttl_days`
+        server days after it was accepted, then forgotten (see `privacy.py` for why that is long enough)."""
 
     @abstractmethod
     async def spent(self, device_id: str, day: str) -> int:
-        """Epsilon (millionths) the device has spent on `day`."""
+        """Epsilon (millionths) the device has been charged on server day `day`."""
+
+    @abstractmethod
+    async def put_release(self, group_label: str, body: str) -> str:
+        """Store the release of a group unless one is stored already; return the stored one (put-if-absent)."""
+
+    @abstractmethod
+    async def releases(self, group_labels: Sequence[str]) -> dict[str, str]:
+        """The stored releases of these groups (group label -> body); groups without one are left out."""
 
     @abstractmethod
     async def fleet(

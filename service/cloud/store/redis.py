@@ -7,9 +7,16 @@ with `require_durable` the store refuses to open against a server that could los
 
 Keys (all under a configurable prefix):
     dev:{id} -> token sha256         tok:{sha256} -> device id         rollout -> RolloutState JSON
-    ver:{version} -> VersionRecord    versions (zset by seq), verseq    seen:{dev}|{day} (set of report ids)
-    eps:{dev}|{day} -> micro-epsilon  cell:{metric|version|day|mech|eps} (hash: n, category idx -> count)
+    ver:{version} -> VersionRecord    versions (zset by seq), verseq    seen:{dev} (zset: report id -> server day)
+    eps:{dev}|{day} -> micro-epsilon charged on server day {day};  epsl:{dev}|{day} -> ... on reports labelled {day}
+    cell:{metric|version|day|mech|eps} (hash: n, category idx -> count)
     cells (set of cell labels)        devs:{metric|version|day} (set of device ids)
+    etok:{sha256} (hash: max, used, exp, label: an enrolment token)     rl:{key}|{window start} -> count
+    clock -> offset days              releases (hash: group label -> release JSON)
+
+`seen:{dev}` is one sorted set per device, not per day, so an id is a duplicate whatever day a report carries
+(the same rule as SQLite's primary key); its score is the server day the id was accepted on, which is what
+ids are trimmed by.
 """
 
 from __future__ import annotations
@@ -24,13 +31,17 @@ from redis.exceptions import RedisError, ResponseError
 from service.cloud.rollout import RolloutState
 from service.cloud.store.base import (
     DeviceAuth,
+    EnrolmentTokenRecord,
+    EnrolOutcome,
     FleetAggregate,
     IngestOutcome,
     PreparedReport,
     Store,
     VersionRecord,
     assemble_fleet,
+    day_number,
     parse_rollout,
+    utc_today,
 )
 from service.common.errors import StoreError
 
@@ -61,39 +72,65 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 """
 
-# KEYS[1] = cells index; then 4 keys per report: seen set, ledger, cell hash, group device set.
-# ARGV = device, budget, ttl seconds, n; then per report: report id, cost, cell label, #support, support idx...
+_ENROL = """#!lua
+local tok = redis.call('HMGET', KEYS[1], 'max', 'used', 'exp')
+if not tok[1] then return 1 end
+if tonumber(ARGV[1]) >= tonumber(tok[3]) then return 2 end
+if tonumber(tok[2]) >= tonumber(tok[1]) then return 3 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 4 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'used', 1)
+return 0
+"""
+_ENROL_OUTCOMES = (
+    EnrolOutcome.ENROLLED,
+    EnrolOutcome.UNKNOWN_TOKEN,
+    EnrolOutcome.EXPIRED,
+    EnrolOutcome.QUOTA_USED,
+    EnrolOutcome.DEVICE_EXISTS,
+)
+
+# KEYS[1] = cells index, KEYS[2] = the device's seen ids, KEYS[3] = its ledger for the server day; then 3 keys
+# per report: cell hash, group device set, the device's ledger for the report's labelled day.
+# ARGV = device, budget, ttl seconds, n, server day number, oldest kept day number; then per report: report id,
+# cost, cell label, #support, support idx...
 # Returns one code per report: 0 accepted, 1 duplicate, 2 over budget.
 _INGEST = """#!lua
 local device, budget, ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local a = 5
+local today, oldest = tonumber(ARGV[5]), tonumber(ARGV[6])
+local seen, ledger = KEYS[2], KEYS[3]
+redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. oldest)
+local spent = tonumber(redis.call('GET', ledger) or '0')
+local labelled = {}
+local a = 7
 local out = {}
 for i = 0, n - 1 do
-  local seen, ledger, cell, devs = KEYS[2 + 4 * i], KEYS[3 + 4 * i], KEYS[4 + 4 * i], KEYS[5 + 4 * i]
+  local cell, devs, lkey = KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i]
   local rid, cost, label, ns = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
   a = a + 4
-  if redis.call('SISMEMBER', seen, rid) == 1 then
+  if labelled[lkey] == nil then labelled[lkey] = tonumber(redis.call('GET', lkey) or '0') end
+  if redis.call('ZSCORE', seen, rid) then
     out[#out + 1] = 1
+  elseif spent + cost > budget or labelled[lkey] + cost > budget then
+    out[#out + 1] = 2
   else
-    local spent = tonumber(redis.call('GET', ledger) or '0')
-    if spent + cost > budget then
-      out[#out + 1] = 2
-    else
-      redis.call('INCRBY', ledger, cost)
-      redis.call('EXPIRE', ledger, ttl)
-      redis.call('SADD', seen, rid)
-      redis.call('EXPIRE', seen, ttl)
-      redis.call('HINCRBY', cell, 'n', 1)
-      for j = 0, ns - 1 do
-        redis.call('HINCRBY', cell, ARGV[a + j], 1)
-      end
-      redis.call('SADD', devs, device)
-      redis.call('SADD', KEYS[1], label)
-      out[#out + 1] = 0
+    spent = spent + cost
+    labelled[lkey] = labelled[lkey] + cost
+    redis.call('ZADD', seen, today, rid)
+    redis.call('HINCRBY', cell, 'n', 1)
+    for j = 0, ns - 1 do
+      redis.call('HINCRBY', cell, ARGV[a + j], 1)
     end
+    redis.call('SADD', devs, device)
+    redis.call('SADD', KEYS[1], label)
+    out[#out + 1] = 0
   end
   a = a + ns
 end
+redis.call('SET', ledger, spent, 'EX', ttl)
+for lkey, v in pairs(labelled) do redis.call('SET', lkey, v, 'EX', ttl) end
+if redis.call('EXISTS', seen) == 1 then redis.call('EXPIRE', seen, ttl) end
 return out
 """
 _OUTCOMES: tuple[IngestOutcome, ...] = ("accepted", "duplicate", "over_budget")
@@ -131,6 +168,7 @@ class RedisStore(Store):
         self._put_version = self._r.register_script(_PUT_VERSION)
         self._cas_rollout = self._r.register_script(_CAS_ROLLOUT)
         self._ingest = self._r.register_script(_INGEST)
+        self._enrol = self._r.register_script(_ENROL)
         await self.ping()
         durable, text = await self._durability()
         if not durable:
@@ -173,6 +211,39 @@ class RedisStore(Store):
     async def device_for_token(self, token_hash: str) -> str | None:
         async with _errors("device_for_token"):
             return await self.r.get(self.k("tok:", token_hash))
+
+    async def create_enrolment_token(self, record: EnrolmentTokenRecord) -> None:
+        fields = {"max": record.max_devices, "used": 0, "exp": repr(record.expires_at), "label": record.label}
+        async with _errors("create_enrolment_token"):  # kept after expiry, as in SQLite: the operator's record
+            await self.r.hset(self.k("etok:", record.token_hash), mapping=fields)
+
+    async def enrol_device(
+        self, device_id: str, device_token_hash: str, enrolment_token_hash: str, *, now: float
+    ) -> EnrolOutcome:
+        keys = [self.k("etok:", enrolment_token_hash), self.k("dev:", device_id), self.k("tok:", device_token_hash)]
+        async with _errors("enrol_device"):
+            code = await self._enrol(keys=keys, args=[repr(now), device_token_hash, device_id])
+        return _ENROL_OUTCOMES[int(code)]
+
+    async def hit_rate(self, key: str, *, limit: int, window_s: int, now: float) -> float | None:
+        start = now - now % window_s
+        async with _errors("hit_rate"), self.r.pipeline(transaction=True) as pipe:
+            k = self.k("rl:", f"{key}|{int(start)}")
+            pipe.incr(k)
+            pipe.expire(k, window_s + 1)
+            count, _ = await pipe.execute()
+        return None if int(count) <= limit else start + window_s - now
+
+    async def clock_offset(self) -> int:
+        async with _errors("clock_offset"):
+            raw = await self.r.get(self.k("clock"))
+        return 0 if raw is None else int(raw)
+
+    async def advance_clock(self, days: int) -> int:
+        if days < 1:
+            raise StoreError("the cloud clock only moves forward")
+        async with _errors("advance_clock"):
+            return int(await self.r.incrby(self.k("clock"), days))
 
     async def device_view(self, device_id: str, token_hash: str) -> tuple[DeviceAuth, RolloutState]:
         async with _errors("device_view"):
@@ -218,17 +289,24 @@ class RedisStore(Store):
 
     # telemetry -------------------------------------------------------------------------------------------
     async def ingest(
-        self, device_id: str, reports: Sequence[PreparedReport], *, budget_micro: int, ttl_days: int
+        self,
+        device_id: str,
+        reports: Sequence[PreparedReport],
+        *,
+        budget_micro: int,
+        ttl_days: int,
+        day: str | None = None,
     ) -> list[IngestOutcome]:
         if not reports:
             return []
-        keys = [self.k("cells")]
-        args: list[str | int] = [device_id, budget_micro, max(1, ttl_days) * 86400 + 86400, len(reports)]
+        server_day = day or utc_today()
+        today = day_number(server_day)
+        keys = [self.k("cells"), self.k("seen:", device_id), self.k("eps:", f"{device_id}|{server_day}")]
+        ttl_s = max(1, ttl_days) * 86400 + 86400
+        args: list[str | int] = [device_id, budget_micro, ttl_s, len(reports), today, today - ttl_days]
         for r in reports:
-            dev_day = f"{device_id}|{r.day}"
             label = r.cell_label()
-            keys += [self.k("seen:", dev_day), self.k("eps:", dev_day), self.k("cell:", label)]
-            keys.append(self.k("devs:", r.group.label()))
+            keys += [self.k("cell:", label), self.k("devs:", r.group.label()), self.k("epsl:", f"{device_id}|{r.day}")]
             args += [r.report_id, r.cost_micro, label, len(r.support), *r.support]
         async with _errors("ingest"):
             codes = await self._ingest(keys=keys, args=args)
@@ -238,6 +316,21 @@ class RedisStore(Store):
         async with _errors("spent"):
             raw = await self.r.get(self.k("eps:", f"{device_id}|{day}"))
         return 0 if raw is None else int(raw)
+
+    async def put_release(self, group_label: str, body: str) -> str:
+        async with _errors("put_release"), self.r.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(self.k("releases"), group_label, body)
+            pipe.hget(self.k("releases"), group_label)
+            _, stored = await pipe.execute()
+        return str(stored)
+
+    async def releases(self, group_labels: Sequence[str]) -> dict[str, str]:
+        labels = list(dict.fromkeys(group_labels))
+        if not labels:
+            return {}
+        async with _errors("releases"):
+            bodies = await self.r.hmget(self.k("releases"), labels)
+        return {g: b for g, b in zip(labels, bodies, strict=True) if b is not None}
 
     async def fleet(
         self, *, metric: str | None = None, model_version: str | None = None, day: str | None = None

@@ -19,6 +19,8 @@ from typing import TypeVar
 from service.cloud.rollout import RolloutState
 from service.cloud.store.base import (
     DeviceAuth,
+    EnrolmentTokenRecord,
+    EnrolOutcome,
     FleetAggregate,
     IngestOutcome,
     PreparedReport,
@@ -26,6 +28,7 @@ from service.cloud.store.base import (
     VersionRecord,
     assemble_fleet,
     parse_rollout,
+    utc_today,
 )
 from service.common.errors import StoreError
 
@@ -40,12 +43,22 @@ CREATE TABLE IF NOT EXISTS rollout (
     id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS seen_reports (
     device_id TEXT NOT NULL, report_id TEXT NOT NULL, day TEXT NOT NULL, PRIMARY KEY (device_id, report_id));
+-- seen_reports.day is the server day the id was accepted on (never the report's label)
 CREATE TABLE IF NOT EXISTS ledger (
+    device_id TEXT NOT NULL, day TEXT NOT NULL, spent_micro INTEGER NOT NULL, PRIMARY KEY (device_id, day));
+CREATE TABLE IF NOT EXISTS label_ledger (
     device_id TEXT NOT NULL, day TEXT NOT NULL, spent_micro INTEGER NOT NULL, PRIMARY KEY (device_id, day));
 CREATE TABLE IF NOT EXISTS cells (
     cell TEXT NOT NULL, idx INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (cell, idx));
 CREATE TABLE IF NOT EXISTS group_devices (
     grp TEXT NOT NULL, device_id TEXT NOT NULL, PRIMARY KEY (grp, device_id));
+CREATE TABLE IF NOT EXISTS enrolment_tokens (
+    token_hash TEXT PRIMARY KEY, max_devices INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0,
+    expires_at REAL NOT NULL, label TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rate_windows (
+    key TEXT PRIMARY KEY, window_start REAL NOT NULL, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS clock (id INTEGER PRIMARY KEY CHECK (id = 1), offset_days INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS releases (grp TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
 N_INDEX = -1  # cells row holding the number of reports of a cell
 
@@ -139,6 +152,83 @@ class SqliteStore(Store):
         )
         return None if row is None else str(row[0])
 
+    async def create_enrolment_token(self, record: EnrolmentTokenRecord) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO enrolment_tokens (token_hash, max_devices, used, expires_at, label)"
+                " VALUES (?, ?, 0, ?, ?)",
+                (record.token_hash, record.max_devices, record.expires_at, record.label),
+            )
+        )
+
+    async def enrol_device(
+        self, device_id: str, device_token_hash: str, enrolment_token_hash: str, *, now: float
+    ) -> EnrolOutcome:
+        created = dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="seconds")
+
+        def run(c: sqlite3.Connection) -> EnrolOutcome:
+            def tx() -> EnrolOutcome:
+                row = c.execute(
+                    "SELECT max_devices, used, expires_at FROM enrolment_tokens WHERE token_hash = ?",
+                    (enrolment_token_hash,),
+                ).fetchone()
+                if row is None:
+                    return EnrolOutcome.UNKNOWN_TOKEN
+                max_devices, used, expires_at = int(row[0]), int(row[1]), float(row[2])
+                if now >= expires_at:
+                    return EnrolOutcome.EXPIRED
+                if used >= max_devices:
+                    return EnrolOutcome.QUOTA_USED
+                cur = c.execute(
+                    "INSERT OR IGNORE INTO devices (device_id, token_hash, created_at) VALUES (?, ?, ?)",
+                    (device_id, device_token_hash, created),
+                )
+                if cur.rowcount == 0:
+                    return EnrolOutcome.DEVICE_EXISTS
+                c.execute("UPDATE enrolment_tokens SET used = used + 1 WHERE token_hash = ?", (enrolment_token_hash,))
+                return EnrolOutcome.ENROLLED
+
+            return self._tx(c, tx)
+
+        return await self._run(run)
+
+    async def hit_rate(self, key: str, *, limit: int, window_s: int, now: float) -> float | None:
+        start = now - now % window_s
+
+        def run(c: sqlite3.Connection) -> int:
+            def tx() -> int:
+                c.execute("DELETE FROM rate_windows WHERE window_start < ?", (start,))  # bounded: old windows go
+                row = c.execute(
+                    "INSERT INTO rate_windows (key, window_start, count) VALUES (?, ?, 1)"
+                    " ON CONFLICT (key) DO UPDATE SET count = count + 1 RETURNING count",
+                    (key, start),
+                ).fetchall()
+                return int(row[0][0])
+
+            return self._tx(c, tx)
+
+        count = await self._run(run)
+        return None if count <= limit else start + window_s - now
+
+    async def clock_offset(self) -> int:
+        row = await self._run(lambda c: c.execute("SELECT offset_days FROM clock WHERE id = 1").fetchone())
+        return 0 if row is None else int(row[0])
+
+    async def advance_clock(self, days: int) -> int:
+        if days < 1:
+            raise StoreError("the cloud clock only moves forward")
+
+        def run(c: sqlite3.Connection) -> int:
+            row = c.execute(
+                "INSERT INTO clock (id, offset_days) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET offset_days = offset_days + excluded.offset_days"
+                " RETURNING offset_days",
+                (days,),
+            ).fetchall()
+            return int(row[0][0])
+
+        return await self._run(run)
+
     async def device_view(self, device_id: str, token_hash: str) -> tuple[DeviceAuth, RolloutState]:
         row = await self._run(
             lambda c: c.execute(
@@ -207,35 +297,52 @@ class SqliteStore(Store):
 
     # telemetry -------------------------------------------------------------------------------------------
     async def ingest(
-        self, device_id: str, reports: Sequence[PreparedReport], *, budget_micro: int, ttl_days: int
+        self,
+        device_id: str,
+        reports: Sequence[PreparedReport],
+        *,
+        budget_micro: int,
+        ttl_days: int,
+        day: str | None = None,
     ) -> list[IngestOutcome]:
-        cutoff = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=ttl_days)).isoformat()
+        server_day = day or utc_today()
+        cutoff = (dt.date.fromisoformat(server_day) - dt.timedelta(days=ttl_days)).isoformat()
 
         def run(c: sqlite3.Connection) -> list[IngestOutcome]:
             def tx() -> list[IngestOutcome]:
+                # first expire what can no longer matter: ids and ledgers of server days before the retention
+                c.execute("DELETE FROM seen_reports WHERE device_id = ? AND day < ?", (device_id, cutoff))
+                c.execute("DELETE FROM ledger WHERE device_id = ? AND day < ?", (device_id, cutoff))
+                c.execute("DELETE FROM label_ledger WHERE device_id = ? AND day < ?", (device_id, cutoff))
                 out: list[IngestOutcome] = []
-                spent: dict[str, int] = {}
+                labelled: dict[str, int] = {}
+                row = c.execute(
+                    "SELECT spent_micro FROM ledger WHERE device_id = ? AND day = ?", (device_id, server_day)
+                ).fetchone()
+                spent = 0 if row is None else int(row[0])
                 for r in reports:
-                    if r.day not in spent:
-                        row = c.execute(
-                            "SELECT spent_micro FROM ledger WHERE device_id = ? AND day = ?", (device_id, r.day)
-                        ).fetchone()
-                        spent[r.day] = 0 if row is None else int(row[0])
+                    # the primary key (device_id, report_id) leaves the label out: unique whatever the day
                     cur = c.execute(
                         "INSERT OR IGNORE INTO seen_reports (device_id, report_id, day) VALUES (?, ?, ?)",
-                        (device_id, r.report_id, r.day),
+                        (device_id, r.report_id, server_day),
                     )
                     if cur.rowcount == 0:
                         out.append("duplicate")
                         continue
-                    if spent[r.day] + r.cost_micro > budget_micro:
+                    if r.day not in labelled:
+                        row = c.execute(
+                            "SELECT spent_micro FROM label_ledger WHERE device_id = ? AND day = ?", (device_id, r.day)
+                        ).fetchone()
+                        labelled[r.day] = 0 if row is None else int(row[0])
+                    if spent + r.cost_micro > budget_micro or labelled[r.day] + r.cost_micro > budget_micro:
                         # not counted, so not remembered: a retry is judged again (and refused again)
                         c.execute(
                             "DELETE FROM seen_reports WHERE device_id = ? AND report_id = ?", (device_id, r.report_id)
                         )
                         out.append("over_budget")
                         continue
-                    spent[r.day] += r.cost_micro
+                    spent += r.cost_micro
+                    labelled[r.day] += r.cost_micro
                     cell = r.cell_label()
                     rows = [(cell, N_INDEX)] + [(cell, i) for i in r.support]
                     c.executemany(
@@ -248,14 +355,16 @@ class SqliteStore(Store):
                         (r.group.label(), device_id),
                     )
                     out.append("accepted")
-                c.executemany(
+                c.execute(
                     "INSERT INTO ledger (device_id, day, spent_micro) VALUES (?, ?, ?)"
                     " ON CONFLICT (device_id, day) DO UPDATE SET spent_micro = excluded.spent_micro",
-                    [(device_id, day, v) for day, v in spent.items()],
+                    (device_id, server_day, spent),
                 )
-                # expire what can no longer matter: days older than the accepted window
-                c.execute("DELETE FROM seen_reports WHERE device_id = ? AND day < ?", (device_id, cutoff))
-                c.execute("DELETE FROM ledger WHERE device_id = ? AND day < ?", (device_id, cutoff))
+                c.executemany(
+                    "INSERT INTO label_ledger (device_id, day, spent_micro) VALUES (?, ?, ?)"
+                    " ON CONFLICT (device_id, day) DO UPDATE SET spent_micro = excluded.spent_micro",
+                    [(device_id, day, v) for day, v in labelled.items()],
+                )
                 return out
 
             return self._tx(c, tx)
@@ -269,6 +378,29 @@ class SqliteStore(Store):
             ).fetchone()
         )
         return 0 if row is None else int(row[0])
+
+    async def put_release(self, group_label: str, body: str) -> str:
+        def run(c: sqlite3.Connection) -> str:
+            def tx() -> str:
+                c.execute("INSERT OR IGNORE INTO releases (grp, body) VALUES (?, ?)", (group_label, body))
+                return str(c.execute("SELECT body FROM releases WHERE grp = ?", (group_label,)).fetchone()[0])
+
+            return self._tx(c, tx)
+
+        return await self._run(run)
+
+    async def releases(self, group_labels: Sequence[str]) -> dict[str, str]:
+        labels = list(dict.fromkeys(group_labels))
+
+        def run(c: sqlite3.Connection) -> list[tuple[str, str]]:
+            rows: list[tuple[str, str]] = []
+            for i in range(0, len(labels), 500):  # well under SQLite's bound on parameters per statement
+                chunk = labels[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                rows += c.execute(f"SELECT grp, body FROM releases WHERE grp IN ({marks})", chunk).fetchall()
+            return rows
+
+        return {str(g): str(b) for g, b in await self._run(run)}
 
     async def fleet(
         self, *, metric: str | None = None, model_version: str | None = None, day: str | None = None

@@ -1,0 +1,64 @@
+"""The cloud's day: what the epsilon ledger is charged on and what closes a day for release.
+
+Budgets are the server's facts (style.md section 7): a device's own `day` label never decides which budget
+it spends or when a group may be released. The cloud's today is the real UTC date plus a whole-day offset
+held in the store, so every replica and every restart agrees on it. The offset is 0 in production and only
+moves forward; only a dev-mode cloud (`EIBERT_CLOUD_DEV_MODE=1`) lets an admin advance it
+(`POST /v1/clock`), which is how the demo and the simulator compress simulated days into seconds without
+ever trusting a client's label.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.cloud.store import Store
+
+MAX_ADVANCE_DAYS = 366
+
+
+def real_utc_today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+class ClockAdvance(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    advance_days: int = Field(ge=1, le=MAX_ADVANCE_DAYS)
+
+
+class ClockPublic(BaseModel):
+    today: str  # the cloud's day (UTC date + offset): what budgets are charged on
+    utc_date: str  # the real UTC date
+    offset_days: int
+    report_window_days: int  # reports labelled [today - window, today] are accepted
+    advanceable: bool  # dev mode only
+
+
+class CloudClock:
+    """Reads the offset from the store on every call (one small read), so replicas never disagree."""
+
+    def __init__(self, store: Store, *, utc_today: Callable[[], dt.date] = real_utc_today) -> None:
+        self.store = store
+        self.utc_today = utc_today
+
+    async def today(self) -> dt.date:
+        return self.utc_today() + dt.timedelta(days=await self.store.clock_offset())
+
+    async def advance(self, days: int) -> dt.date:
+        offset = await self.store.advance_clock(days)
+        return self.utc_today() + dt.timedelta(days=offset)
+
+    async def public(self, *, report_window_days: int, advanceable: bool) -> ClockPublic:
+        offset = await self.store.clock_offset()
+        utc = self.utc_today()
+        return ClockPublic(
+            today=(utc + dt.timedelta(days=offset)).isoformat(),
+            utc_date=utc.isoformat(),
+            offset_days=offset,
+            report_window_days=report_window_days,
+            advanceable=advanceable,
+        )

@@ -1,0 +1,95 @@
+"""An edge node enrols with the operator-issued enrolment token from its settings (inline or from a file)
+against the real cloud app, which refuses the node without one and says what to set."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+
+from service.cloud import Settings, create_app
+from service.common.signing import private_key_to_pem, public_key_to_b64
+from service.edge.metrics import EdgeMetrics
+from service.edge.slot import ModelSlot, load_model
+from service.edge.updater import ModelUpdater
+
+pytestmark = pytest.mark.anyio
+ADMIN = "edge-enrol-admin-token-0123456789"
+KEY = Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def cloud(tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(
+        store_url=f"sqlite:///{tmp_path / 'cloud.db'}",
+        data_dir=tmp_path / "cloud",
+        admin_token=ADMIN,
+        signing_key=private_key_to_pem(KEY).decode(),
+    )
+    with TestClient(create_app(settings)) as client:  # runs the lifespan: the store is open for ASGI calls
+        yield client
+
+
+def issue(cloud: TestClient, max_devices: int = 1) -> str:
+    resp = cloud.post(
+        "/v1/enrolment-tokens", json={"max_devices": max_devices}, headers={"Authorization": f"Bearer {ADMIN}"}
+    )
+    assert resp.status_code == 201
+    return str(resp.json()["token"])
+
+
+def cloud_client(cloud: TestClient) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=cloud.app), base_url="http://cloud")
+
+
+def updater(cloud: TestClient, tiny_bundle: Path, state: Path) -> ModelUpdater:
+    return ModelUpdater(
+        client=cloud_client(cloud),
+        slot=ModelSlot(load_model(tiny_bundle)),
+        loader=load_model,
+        public_key=KEY.public_key(),
+        state_dir=state,
+        metrics=EdgeMetrics(),
+        device_id="edge-1",
+    )
+
+
+async def test_without_an_enrolment_token_the_node_says_what_to_set(cloud, tiny_bundle: Path, tmp_path) -> None:
+    up = updater(cloud, tiny_bundle, tmp_path / "s")
+    assert await up.check_once() == "failed"
+    assert up.status.last_error_stage == "enrol" and "EIBERT_EDGE_ENROLMENT_TOKEN" in (up.status.last_error or "")
+    assert up.token is None
+
+
+async def test_the_node_enrols_with_its_enrolment_token(cloud, tiny_bundle: Path, tmp_path) -> None:
+    up = updater(cloud, tiny_bundle, tmp_path / "s")
+    up.enrolment_token = issue(cloud)
+    await up.check_once()  # enrols, then the poll finds nothing released yet
+    assert up.token is not None and up.status.last_error_stage == "poll"
+
+
+def test_settings_read_the_token_inline_or_from_a_file(make_settings, tiny_bundle: Path, tmp_path: Path) -> None:
+    key = public_key_to_b64(KEY.public_key())
+    path = tmp_path / "enrolment-token"
+    path.write_text("from-the-file\n")
+    base = {"cloud": "http://cloud:8000", "cloud_public_key": key}
+    assert make_settings(tiny_bundle, **base).enrolment_credential() is None
+    assert make_settings(tiny_bundle, enrolment_token_file=path, **base).enrolment_credential() == "from-the-file"
+    inline = make_settings(tiny_bundle, enrolment_token="inline", enrolment_token_file=path, **base)
+    assert inline.enrolment_credential() == "inline"
+
+
+def test_the_app_hands_its_token_to_the_updater(cloud, make_settings, tiny_bundle: Path) -> None:
+    from service.edge.app import create_app as create_edge
+
+    token = issue(cloud)
+    settings = make_settings(
+        tiny_bundle, cloud="http://cloud", cloud_public_key=public_key_to_b64(KEY.public_key()),
+        enrolment_token=token, telemetry=False, poll_interval_s=3600,
+    )  # fmt: skip
+    with TestClient(create_edge(settings, cloud_client=cloud_client(cloud))) as edge:
+        assert edge.app.state.edge.updater.enrolment_token == token

@@ -73,6 +73,10 @@ class Cloud:
 
         return str(publish_bundle(bundle, self.url, ADMIN_TOKEN)["version"])
 
+    def enrolment_token(self, max_devices: int = 10) -> str:
+        """An operator-issued enrolment token (the cloud refuses anonymous enrolment)."""
+        return str(self.admin("POST", "/v1/enrolment-tokens", json={"max_devices": max_devices}).json()["token"])
+
     def rollout(self, version: str, percent: int) -> dict:
         return self.admin("PUT", "/v1/rollout", json={"version": version, "percent": percent}).json()
 

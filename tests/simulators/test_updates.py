@@ -48,6 +48,7 @@ def test_rollout_rollback_and_replays_against_the_real_cloud(
 ) -> None:
     first, second = cloud.publish(tiny_bundle), cloud.publish(variant_bundle)
     key = public_key_from_b64(cloud.public_key)
+    token = cloud.enrolment_token(max_devices=2)
 
     async def scenario() -> None:
         mitm = ReplayingTransport()
@@ -55,12 +56,12 @@ def test_rollout_rollback_and_replays_against_the_real_cloud(
         slot = ModelSlot(load_model(tiny_bundle))
         node = ModelUpdater(
             client=client, slot=slot, loader=load_model, public_key=key, state_dir=tmp_path / "edge",
-            metrics=EdgeMetrics(), device_id="edge-e2e",
+            metrics=EdgeMetrics(), device_id="edge-e2e", enrolment_token=token,
         )  # fmt: skip
         models = ModelLibrary(tmp_path / "models")
         sim = DeviceUpdater(
             device_id="sim-e2e", client=client, public_key=key, models=models,
-            model=models.load_factory(tiny_bundle),
+            model=models.load_factory(tiny_bundle), enrolment_token=token,
         )  # fmt: skip
 
         async def both() -> list[tuple[str, str, str | None]]:

@@ -36,6 +36,7 @@ from service.common.signing import public_key_to_b64
 
 BASE_URL = "http://cloud.test"
 TTL_S = 3600
+SIGN_WINDOW_S = 60
 
 
 @dataclass
@@ -100,7 +101,9 @@ class CloudDouble:
 
     def payload(self) -> OfferPayload:
         pub = self.published[self.offered]
-        issued = int(self.now())
+        # Like the real cloud, sign per window (not per second), so that two polls a second apart get the same
+        # bytes and the second one a 304; tests that need a new `issued` move `now` past a window.
+        issued = int(self.now()) // SIGN_WINDOW_S * SIGN_WINDOW_S
         fields: dict[str, Any] = {
             "version": pub.release_id,
             "generation": self.generation,

@@ -42,6 +42,8 @@ def create_app(settings: Settings) -> FastAPI:
                 key=key,
                 max_model_bytes=settings.max_model_bytes,
                 tmp_root=settings.data_dir / "tmp",
+                admission=settings.admission,
+                max_concurrent_admissions=settings.max_concurrent_admissions,
             )
             app.state.ctx = CloudContext(
                 settings=settings,

@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.common.model_admission import AdmissionLimits
+
 DEFAULT_MODEL_BUDGET_BYTES = 1_910_000
 WEAK_TOKENS = frozenset({"changethis", "admin", "secret", "password", "token", "dev", "test", "changeme"})
 MIN_TOKEN_CHARS = 16
@@ -41,6 +43,8 @@ class Settings(BaseSettings):
     max_model_bytes: int = Field(default=DEFAULT_MODEL_BUDGET_BYTES, gt=0)  # model.onnx size budget
     max_upload_bytes: int = Field(default=32 * 1024 * 1024, gt=0)  # archive body of POST /v1/models
     max_json_bytes: int = Field(default=1024 * 1024, gt=0)  # every other request body
+    admission: AdmissionLimits = AdmissionLimits()  # model admission budgets, as JSON: EIBERT_CLOUD_ADMISSION
+    max_concurrent_admissions: int = Field(default=2, ge=1, le=16)  # more uploads at once get 429
 
     # telemetry and release
     max_reports_per_batch: int = Field(default=500, ge=1, le=500)

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.common.device_api import DEVICE_ID_PATTERN
 from service.common.errors import BundleError
+from service.common.model_admission import AdmissionLimits
 from service.common.signing import public_key_from_b64
 
 MIB = 1024 * 1024
@@ -52,6 +53,7 @@ class EdgeSettings(BaseSettings):
     poll_interval_s: float = Field(default=30.0, ge=0.05)
     keep_bundles: int = Field(default=2, ge=2)  # downloaded bundle dirs kept (serving + previous for rollback)
     max_bundle_bytes: int = Field(default=64 * MIB, ge=1)  # a bigger download is refused
+    admission: AdmissionLimits = AdmissionLimits()  # budgets for updated models, as JSON: EIBERT_EDGE_ADMISSION
     http_timeout_s: float = Field(default=30.0, gt=0)
     # LDP fleet telemetry (only with a cloud): the day's median serving latency, once a day, from a durable
     # outbox under state_dir, within a daily epsilon budget; raw text never leaves the node.

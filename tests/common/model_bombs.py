@@ -6,10 +6,15 @@ Both honour the contract's names (inputs `input_ids`, `attention_mask`, output `
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
 from onnx import TensorProto, helper
+
+from service.common.manifest import file_entry
 
 OPSET = 17
 
@@ -40,15 +45,15 @@ def _model(nodes: list[onnx.NodeProto], dim: int) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
 
 
-def memory_bomb(path: Path, dim: int, elements: int = 500_000_000) -> Path:
-    """ConstantOfShape of `elements` floats (2 GB by default), summed to one number: a few hundred bytes on
-    disk, gigabytes when onnxruntime folds or runs it, and the same vector for every text."""
+def memory_bomb(path: Path, dim: int, elements: int = 500_000_000, fill: float = 1.0) -> Path:
+    """ConstantOfShape of `elements` floats (2 GB by default) of `fill`, summed to one number: a few hundred
+    bytes on disk, gigabytes when onnxruntime folds or runs it, and the same vector for every text."""
     nodes = [
         helper.make_node(
             "Constant", [], ["big_shape"], value=helper.make_tensor("s", TensorProto.INT64, [2], [1, elements])
         ),
         helper.make_node(
-            "ConstantOfShape", ["big_shape"], ["big"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])
+            "ConstantOfShape", ["big_shape"], ["big"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [fill])
         ),
         helper.make_node("ReduceSum", ["big"], ["total"], keepdims=1),
         *_embedding_of("total", dim),
@@ -84,3 +89,16 @@ def loop_bomb(path: Path, dim: int, iterations: int = 2_000_000_000) -> Path:
     ]
     onnx.save(_model(nodes, dim), str(path))
     return path
+
+
+def bundle_with_model(src: Path, dst: Path, write_model: Callable[[Path], object], **manifest: object) -> Path:
+    """A copy of bundle `src` whose model.onnx is written by `write_model(path)`, with the manifest's hashes
+    redone (so the bundle verifies and only admission can refuse it) and `manifest` fields overridden."""
+    dst.mkdir(parents=True)
+    shutil.copy(src / "tokenizer.json", dst / "tokenizer.json")
+    write_model(dst / "model.onnx")
+    raw = json.loads((src / "manifest.json").read_text())
+    raw.update(manifest)
+    raw["files"] = {name: file_entry(dst / name).model_dump() for name in ("model.onnx", "tokenizer.json")}
+    (dst / "manifest.json").write_text(json.dumps(raw))
+    return dst

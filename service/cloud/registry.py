@@ -102,6 +102,7 @@ class Registry:
         self.admission = admission or AdmissionLimits()
         # Bounds the trial children (CPU, memory) per process; the lock below only orders check-and-insert.
         self._admissions = asyncio.Semaphore(max_concurrent_admissions)
+        self.admissions_in_flight = 0
         self._upload_lock = asyncio.Lock()
 
     async def register(self, archive: bytes) -> tuple[VersionRecord, bool]:
@@ -112,11 +113,15 @@ class Registry:
                 retry_after_s=max(1, round(self.admission.timeout_s)),
             )
         async with self._admissions:
-            inspected = await anyio.to_thread.run_sync(
-                lambda: inspect_bundle(
-                    archive, tmp_root=self.tmp_root, max_model_bytes=self.max_model_bytes, limits=self.admission
+            self.admissions_in_flight += 1
+            try:
+                inspected = await anyio.to_thread.run_sync(
+                    lambda: inspect_bundle(
+                        archive, tmp_root=self.tmp_root, max_model_bytes=self.max_model_bytes, limits=self.admission
+                    )
                 )
-            )
+            finally:
+                self.admissions_in_flight -= 1
         async with self._upload_lock:
             version = inspected.version
             existing = await self.get(version)

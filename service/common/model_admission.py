@@ -22,6 +22,7 @@ the tiny test bundle (`tests/conftest.py`), all in the default ONNX domain; a te
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import multiprocessing.connection
 import time
@@ -186,6 +187,7 @@ def _trial_child(
     max_length: int,
     vocab_size: int,
     memory_bytes: int,
+    cpu_seconds: int,
     threads: int,
 ) -> None:
     """Child process: import, cap the address space, load, run; send ("ok"|"memory"|"error", message)."""
@@ -197,6 +199,8 @@ def _trial_child(
 
         limit = _vm_bytes() + memory_bytes
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        # CPU seconds as a second fence: should the parent die before killing it, the kernel still stops it.
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 2))
         conn.send(("ok", _trial(np, ort, model_path, dim, max_length, vocab_size, threads)))
     except MemoryError:
         conn.send(("memory", "out of memory"))
@@ -220,10 +224,9 @@ def _trial(np: Any, ort: Any, model_path: str, dim: int, max_length: int, vocab_
     session = ort.InferenceSession(model_path, sess_options=opts, providers=["CPUExecutionProvider"])
     load_ms = (time.perf_counter() - t0) * 1000
     rng = np.random.default_rng(0)
-    high = max(vocab_size, 2)
     rows = []
     for batch, width in ((2, 4), (1, max_length)):
-        ids = rng.integers(1, high, size=(batch, width), dtype=np.int64)
+        ids = rng.integers(0, vocab_size, size=(batch, width), dtype=np.int64)
         feeds = {INPUT_IDS: ids, ATTENTION_MASK: np.ones((batch, width), dtype=np.int64)}
         (emb,) = session.run([SENTENCE_EMBEDDING], feeds)
         if emb.shape != (batch, dim):
@@ -243,9 +246,10 @@ def trial_run(path: Path, *, dim: int, max_length: int, vocab_size: int, limits:
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
     memory_bytes = limits.memory_mib * MIB
+    cpu_seconds = math.ceil(limits.timeout_s * limits.threads) + 1
     proc = ctx.Process(
         target=_trial_child,
-        args=(sender, str(path), dim, max_length, vocab_size, memory_bytes, limits.threads),
+        args=(sender, str(path), dim, max_length, vocab_size, memory_bytes, cpu_seconds, limits.threads),
         name="eibert-model-trial",
         daemon=True,
     )
@@ -288,13 +292,11 @@ def admit_bundle(bundle_dir: Path, limits: AdmissionLimits) -> Manifest:
     the graph passes `check_graph` and `trial_run`. Blocking (seconds): call it from a worker thread."""
     bundle_dir = Path(bundle_dir)
     manifest = verify_bundle(bundle_dir)
-    tokenizer = load_bounded(bundle_dir / TOKENIZER_FILE, max_bytes=TOKENIZER_MAX_BYTES)
+    vocab_size = tokenizer_vocab_size(load_bounded(bundle_dir / TOKENIZER_FILE, max_bytes=TOKENIZER_MAX_BYTES))
+    if vocab_size < 2:
+        raise BundleError(f"{TOKENIZER_FILE} declares no vocabulary (model.vocab); admission needs one")
     check_graph(bundle_dir / MODEL_FILE, limits)
     trial_run(
-        bundle_dir / MODEL_FILE,
-        dim=manifest.dim,
-        max_length=manifest.max_length,
-        vocab_size=tokenizer_vocab_size(tokenizer),
-        limits=limits,
+        bundle_dir / MODEL_FILE, dim=manifest.dim, max_length=manifest.max_length, vocab_size=vocab_size, limits=limits
     )
     return manifest

@@ -190,3 +190,11 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile
 def test_archive_rows_that_held_still_hold(client: TestClient, archive: bytes, message: str) -> None:
     resp = client.post("/v1/models", content=archive, headers=UPLOAD)
     assert resp.status_code == 422 and message in resp.text
+
+
+def test_admission_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EIBERT_CLOUD_ADMISSION", '{"timeout_s": 5, "memory_mib": 256}')
+    monkeypatch.setenv("EIBERT_CLOUD_MAX_CONCURRENT_ADMISSIONS", "3")
+    s = Settings(dev_mode=True, data_dir=tmp_path)
+    assert s.admission.timeout_s == 5 and s.admission.memory_mib == 256 and s.max_concurrent_admissions == 3
+    assert s.admission.allowed_ops == DEFAULT_ALLOWED_OPS

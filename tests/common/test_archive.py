@@ -185,3 +185,12 @@ def test_header_count_is_capped(tmp_path: Path) -> None:
 def test_bytes_after_the_gzip_stream_are_refused(tiny_bundle: Path, tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="after its gzip stream"):
         unpack_bundle(pack_bundle(tiny_bundle) + b"trailing", tmp_path / "out")
+
+
+def test_a_negative_base256_size_is_refused(tmp_path: Path) -> None:
+    header = bytearray(tarfile.TarInfo("model.onnx").tobuf(format=tarfile.USTAR_FORMAT))
+    header[124:136] = b"\xff" * 12  # GNU base-256: -1
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    with pytest.raises(BundleError, match="negative size"):
+        unpack_bundle(gzip_of_header_then_zeros(bytes(header), 1024), tmp_path / "out")

@@ -174,3 +174,12 @@ def test_tokenizer_vocab_size() -> None:
     assert tokenizer_vocab_size({"model": {"vocab": {"a": 0, "b": 1}}, "added_tokens": [{"id": 7}]}) == 8
     assert tokenizer_vocab_size({"model": {"vocab": [["a", 0.0]] * 5}}) == 5
     assert tokenizer_vocab_size(["not", "a", "tokenizer"]) == 0
+
+
+def test_admit_bundle_needs_a_tokenizer_vocabulary(tiny_bundle: Path, tmp_path: Path) -> None:
+    def no_vocab(p: Path) -> None:
+        p.write_bytes((tiny_bundle / "model.onnx").read_bytes())
+        (p.parent / "tokenizer.json").write_text('{"model": {"type": "WordPiece"}}')
+
+    with pytest.raises(BundleError, match="declares no vocabulary"):
+        admit_bundle(bundle_with_model(tiny_bundle, tmp_path / "b", no_vocab), AdmissionLimits())

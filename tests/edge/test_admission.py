@@ -97,3 +97,11 @@ async def test_an_update_to_a_bomb_is_refused_and_the_old_model_keeps_serving(
             resp = await client.post("/v1/encode", json={"texts": ["still serving"]})
             assert resp.status_code == 200 and resp.json()["model_version"] == "0.0.1", resp.text
     assert growth.mib < 200, f"the edge grew by {growth.mib:.0f} MiB"
+
+
+def test_admission_limits_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tiny_bundle: Path, make_settings
+) -> None:
+    monkeypatch.setenv("EIBERT_EDGE_ADMISSION", '{"timeout_s": 7, "allowed_ops": ["Add"]}')
+    limits = make_settings(tiny_bundle).admission
+    assert limits.timeout_s == 7 and limits.allowed_ops == frozenset({"Add"})

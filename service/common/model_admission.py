@@ -197,8 +197,9 @@ def _trial_child(
         import numpy as np
         import onnxruntime as ort
 
-        limit = _vm_bytes() + memory_bytes
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        footprint = _vm_bytes()
+        if footprint:  # Linux; elsewhere (no /proc) RLIMIT_AS is not enforced anyway and only the fences below hold
+            resource.setrlimit(resource.RLIMIT_AS, (footprint + memory_bytes, footprint + memory_bytes))
         # CPU seconds as a second fence: should the parent die before killing it, the kernel still stops it.
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 2))
         conn.send(("ok", _trial(np, ort, model_path, dim, max_length, vocab_size, threads)))

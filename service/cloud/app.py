@@ -44,6 +44,8 @@ def create_app(settings: Settings) -> FastAPI:
                 max_model_bytes=settings.max_model_bytes,
                 offer_ttl_s=settings.offer_ttl_s,
                 tmp_root=settings.data_dir / "tmp",
+                admission=settings.admission,
+                max_concurrent_admissions=settings.max_concurrent_admissions,
             )
             app.state.ctx = CloudContext(
                 settings=settings,

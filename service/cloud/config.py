@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.common.model_admission import AdmissionLimits
+
 DEFAULT_MODEL_BUDGET_BYTES = 1_910_000
 WEAK_TOKENS = frozenset({"changethis", "admin", "secret", "password", "token", "dev", "test", "changeme"})
 MIN_TOKEN_CHARS = 16
@@ -45,6 +47,8 @@ class Settings(BaseSettings):
     # device polling a healthy cloud always holds one issued at most offer_ttl_s / 2 ago (edges compare that
     # age with their max_metadata_age_s).
     offer_ttl_s: int = Field(default=24 * 3600, ge=60, le=366 * 24 * 3600)
+    admission: AdmissionLimits = AdmissionLimits()  # model admission budgets, as JSON: EIBERT_CLOUD_ADMISSION
+    max_concurrent_admissions: int = Field(default=2, ge=1, le=16)  # more uploads at once get 429
 
     # telemetry and release
     max_reports_per_batch: int = Field(default=500, ge=1, le=500)

@@ -1,9 +1,16 @@
 """The model registry: admit an uploaded bundle archive as an immutable, signed version.
 
 Admission treats the upload as hostile and checks, in order: the archive is safe to unpack (allow-listed
-plain files, bounded sizes: `service.common.archive`), every file matches the manifest's sha256
-(`verify_bundle`), `model.onnx` fits the size budget, loads in onnxruntime with exactly the contract's inputs
-and output, and runs on a two-token input giving a (1, dim) finite embedding; `tokenizer.json` is JSON.
+plain files, bounded headers and sizes: `service.common.archive`), `model.onnx` fits the size budget, then
+`service.common.model_admission.admit_bundle`: every file matches the manifest's sha256, manifest.json and
+tokenizer.json are size- and depth-bounded JSON, the graph passes the static checks (operator allow-list,
+node and initializer budgets, the contract's names) and a trial load + inference in a child process under a
+memory limit and a timeout.
+
+Admission (seconds) runs outside the upload lock, in at most `max_concurrent_admissions` at once; a further
+upload is answered at once with AdmissionBusyError (429 + Retry-After) rather than queued, so a slow or
+hostile upload can neither block honest ones behind a lock nor pile up children. The lock covers only the
+check-and-insert of the version record.
 
 Registration order makes it crash-safe: the archive blob and one blob per bundle file (what devices fetch by
 content address) are written first (temp file + fsync + rename), the version's metadata last, in one atomic
@@ -22,7 +29,6 @@ import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 import logging
 import tempfile
 import time
@@ -31,25 +37,16 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from service.cloud.blobs import BlobStore
 from service.cloud.errors import VersionConflictError
 from service.cloud.store import Store, VersionRecord
 from service.common.archive import unpack_bundle
-from service.common.contract import (
-    ATTENTION_MASK,
-    BUNDLE_FILES,
-    INPUT_IDS,
-    MANIFEST_FILE,
-    MODEL_FILE,
-    ONNX_INPUTS,
-    SENTENCE_EMBEDDING,
-    TOKENIZER_FILE,
-)
-from service.common.errors import BundleError
-from service.common.manifest import Manifest, verify_bundle
+from service.common.contract import BUNDLE_FILES, MODEL_FILE
+from service.common.errors import BundleError, EibertError
+from service.common.manifest import Manifest, read_manifest_json
+from service.common.model_admission import AdmissionLimits, admit_bundle
 from service.common.offer import OfferPayload, sign_offer
 from service.common.signing import canonical_manifest_bytes, public_key_to_b64, sign_manifest
 
@@ -68,51 +65,26 @@ class InspectedBundle:
         return self.manifest.release_id
 
 
-def check_onnx(path: Path, dim: int) -> None:
-    """Raise BundleError unless the model loads and honours the contract (names, shape, finite output)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    try:
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime's errors share no public base class
-        raise BundleError(f"{MODEL_FILE} does not load in onnxruntime: {str(exc)[:300]}") from exc
-    inputs = sorted(i.name for i in session.get_inputs())
-    if inputs != sorted(ONNX_INPUTS):
-        raise BundleError(f"{MODEL_FILE} inputs are {inputs}, the contract needs {sorted(ONNX_INPUTS)}")
-    outputs = [o.name for o in session.get_outputs()]
-    if SENTENCE_EMBEDDING not in outputs:
-        raise BundleError(f"{MODEL_FILE} outputs are {outputs}, the contract needs {SENTENCE_EMBEDDING!r}")
-    feeds = {INPUT_IDS: np.zeros((1, 2), dtype=np.int64), ATTENTION_MASK: np.ones((1, 2), dtype=np.int64)}
-    try:
-        (emb,) = session.run([SENTENCE_EMBEDDING], feeds)
-    except Exception as exc:  # same: any runtime failure means the bundle is unusable
-        raise BundleError(f"{MODEL_FILE} fails on a two-token input: {str(exc)[:300]}") from exc
-    if emb.shape != (1, dim) or not np.all(np.isfinite(emb)):
-        raise BundleError(
-            f"{MODEL_FILE} returns shape {emb.shape} (finite: {np.isfinite(emb).all()}), expected (1, {dim})"
-        )
-
-
-def inspect_bundle(archive: bytes, *, tmp_root: Path, max_model_bytes: int) -> InspectedBundle:
+def inspect_bundle(archive: bytes, *, tmp_root: Path, max_model_bytes: int, limits: AdmissionLimits) -> InspectedBundle:
     """Unpack into a private temp dir and run every admission check. Blocking; call from a worker thread."""
     tmp_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tmp_root, prefix="inspect-") as tmp:
         bundle = unpack_bundle(archive, Path(tmp) / "bundle")
-        manifest = verify_bundle(bundle)
-        raw = json.loads((bundle / MANIFEST_FILE).read_text(encoding="utf-8"))
+        raw = read_manifest_json(bundle)
         model_bytes = (bundle / MODEL_FILE).stat().st_size
         if model_bytes > max_model_bytes:
             raise BundleError(f"{MODEL_FILE} is {model_bytes:,} bytes; the size budget is {max_model_bytes:,}")
-        try:
-            json.loads((bundle / TOKENIZER_FILE).read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleError(f"{TOKENIZER_FILE} is not valid JSON: {exc}") from exc
-        check_onnx(bundle / MODEL_FILE, manifest.dim)
+        manifest = admit_bundle(bundle, limits)
         files = {name: (bundle / name).read_bytes() for name in BUNDLE_FILES}
     return InspectedBundle(manifest=manifest, raw_manifest=raw, model_bytes=model_bytes, files=files)
+
+
+class AdmissionBusyError(EibertError):
+    """Every admission slot is taken; the upload may be retried after `retry_after_s` seconds."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Registry:
@@ -128,6 +100,8 @@ class Registry:
         tmp_root: Path,
         offer_ttl_s: int = 24 * 3600,
         clock: Callable[[], float] = time.time,
+        admission: AdmissionLimits | None = None,
+        max_concurrent_admissions: int = 2,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -139,14 +113,30 @@ class Registry:
         self.offer_ttl_s = offer_ttl_s
         self.clock = clock
         self._device_bodies: dict[tuple[str, int, int], tuple[bytes, str]] = {}
-        self._upload_lock = asyncio.Lock()  # one admission at a time bounds CPU and memory per process
+        self.admission = admission or AdmissionLimits()
+        # Bounds the trial children (CPU, memory) per process; the lock below only orders check-and-insert.
+        self._admissions = asyncio.Semaphore(max_concurrent_admissions)
+        self.admissions_in_flight = 0
+        self._upload_lock = asyncio.Lock()
 
     async def register(self, archive: bytes) -> tuple[VersionRecord, bool]:
         """Admit `archive`; return (record, created). Same bundle again: (existing, False). Conflict: 409."""
-        async with self._upload_lock:
-            inspected = await anyio.to_thread.run_sync(
-                lambda: inspect_bundle(archive, tmp_root=self.tmp_root, max_model_bytes=self.max_model_bytes)
+        if self._admissions.locked():  # no await between this check and the acquire below: no race
+            raise AdmissionBusyError(
+                "every model admission slot is busy trying another upload; retry later",
+                retry_after_s=max(1, round(self.admission.timeout_s)),
             )
+        async with self._admissions:
+            self.admissions_in_flight += 1
+            try:
+                inspected = await anyio.to_thread.run_sync(
+                    lambda: inspect_bundle(
+                        archive, tmp_root=self.tmp_root, max_model_bytes=self.max_model_bytes, limits=self.admission
+                    )
+                )
+            finally:
+                self.admissions_in_flight -= 1
+        async with self._upload_lock:
             version = inspected.version
             existing = await self.get(version)
             if existing is not None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from service.common.bounded_json import MANIFEST_MAX_BYTES, load_bounded
 from service.common.contract import BUNDLE_FILES, MANIFEST_FILE, MANIFEST_SCHEMA_VERSION
 from service.common.errors import BundleError
 
@@ -57,14 +57,18 @@ def file_entry(path: Path) -> FileEntry:
     return FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size)
 
 
-def read_manifest(bundle_dir: Path) -> Manifest:
+def read_manifest_json(bundle_dir: Path) -> Any:
+    """manifest.json as parsed JSON, within the size and depth limits of `service.common.bounded_json`."""
     path = Path(bundle_dir) / MANIFEST_FILE
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        return load_bounded(path, max_bytes=MANIFEST_MAX_BYTES)
     except FileNotFoundError as exc:
         raise BundleError(f"{bundle_dir}: no {MANIFEST_FILE}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def read_manifest(bundle_dir: Path) -> Manifest:
+    path = Path(bundle_dir) / MANIFEST_FILE
+    raw = read_manifest_json(bundle_dir)
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:

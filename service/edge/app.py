@@ -25,7 +25,7 @@ from service.edge.error_handlers import install_error_handlers
 from service.edge.hooks import TelemetryHook
 from service.edge.metrics import EdgeMetrics, RequestMetricsMiddleware
 from service.edge.routes import encode, health, model, rank
-from service.edge.slot import LoadedModel, ModelSlot, load_model
+from service.edge.slot import LoadedModel, ModelSlot, admitting, load_model
 from service.edge.state import EdgeState
 from service.edge.telemetry import LatencyTelemetry, TelemetryClient
 from service.edge.updater import ModelUpdater
@@ -106,7 +106,7 @@ def create_app(
             state.updater = ModelUpdater(
                 client=client,
                 slot=slot,
-                loader=loader,
+                loader=admitting(loader, settings.admission),  # updates are trial-loaded in a child first
                 public_key=settings.pinned_public_key(),
                 state_dir=settings.state_dir,
                 metrics=metrics,

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.common.device_api import DEVICE_ID_PATTERN
 from service.common.errors import BundleError
+from service.common.model_admission import AdmissionLimits
 from service.common.signing import public_key_from_b64
 
 MIB = 1024 * 1024
@@ -60,6 +61,7 @@ class EdgeSettings(BaseSettings):
     # re-signs every EIBERT_CLOUD_OFFER_TTL_S / 2 (12 h by default), so this must exceed that plus a poll.
     max_metadata_age_s: float = Field(default=2 * 24 * 3600.0, gt=0)
     download_timeout_s: float = Field(default=600.0, gt=0)  # all files of one update, however slowly they drip
+    admission: AdmissionLimits = AdmissionLimits()  # budgets for updated models, as JSON: EIBERT_EDGE_ADMISSION
     http_timeout_s: float = Field(default=30.0, gt=0)
     # LDP fleet telemetry (only with a cloud): the day's median serving latency, once a day, from a durable
     # outbox under state_dir, within a daily epsilon budget; raw text never leaves the node.

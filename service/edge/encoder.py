@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from service.common.bounded_json import TOKENIZER_MAX_BYTES, loads_bounded, read_bounded
 from service.common.contract import (
     ATTENTION_MASK,
     INPUT_IDS,
@@ -36,7 +37,14 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 
 
 def load_tokenizer(path: Path, max_length: int) -> Tokenizer:
-    tok = Tokenizer.from_file(str(path))
+    """The bundle's tokenizer; tokenizer.json is read once, size- and depth-checked (`bounded_json`), and the
+    same bytes handed to `tokenizers`, so what was checked is what gets parsed."""
+    data = read_bounded(path, max_bytes=TOKENIZER_MAX_BYTES)
+    loads_bounded(data, what=str(path), max_bytes=TOKENIZER_MAX_BYTES)
+    try:
+        tok = Tokenizer.from_str(data.decode("utf-8"))
+    except Exception as exc:  # tokenizers raises a bare Exception for any malformed file
+        raise BundleError(f"{path}: not a tokenizer `tokenizers` can load: {str(exc)[:200]}") from exc
     tok.enable_truncation(max_length=max_length)
     pad_id = tok.token_to_id("[PAD]")
     tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")

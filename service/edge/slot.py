@@ -14,10 +14,12 @@ import datetime as dt
 import logging
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from service.common.manifest import Manifest
+from service.common.model_admission import AdmissionLimits, admit_bundle
 from service.edge.encoder import OnnxEncoder
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,17 @@ def measure_short_text_ms(encoder: OnnxEncoder, repeats: int = PROBE_REPEATS) ->
         encoder.encode([PROBE_TEXT])
         samples.append((time.perf_counter() - t0) * 1000.0)
     return statistics.median(samples)
+
+
+def admitting(loader: Callable[[Path], LoadedModel], limits: AdmissionLimits) -> Callable[[Path], LoadedModel]:
+    """`loader`, preceded by `admit_bundle`: a bundle that arrived by update is checked statically and
+    trial-loaded in a child process under `limits` before this process loads it (and can be hurt by it)."""
+
+    def load_admitted(bundle_dir: Path) -> LoadedModel:
+        admit_bundle(bundle_dir, limits)
+        return loader(bundle_dir)
+
+    return load_admitted
 
 
 class ModelSlot:

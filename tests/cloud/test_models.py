@@ -89,7 +89,7 @@ def _bad_tokenizer(out: Path) -> None:
     ("edit", "rehash", "message"),
     [
         (_flip_byte, False, "sha256 does not match"),
-        (_not_onnx, True, "does not load in onnxruntime"),
+        (_not_onnx, True, "not a readable ONNX model"),
         (_bad_tokenizer, True, "not valid JSON"),
     ],
     ids=["tampered", "not-onnx", "bad-tokenizer"],

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from service.cloud.deps import AdminDep, ContextDep, RegistryDep, StoreDep
 from service.cloud.errors import UnknownVersionError
 from service.cloud.etags import etag_matches
+from service.cloud.registry import AdmissionBusyError
 from service.cloud.schemas import VERSION_PATTERN, ModelVersionPublic, ModelVersionsPublic, SigningKeyPublic
 from service.cloud.store import VersionRecord
 from service.common.errors import BundleError, StoreError
@@ -30,7 +31,14 @@ def public(record: VersionRecord) -> ModelVersionPublic:
     )
 
 
-@router.post("/models", status_code=201, responses={200: {"description": "identical bundle already registered"}})
+@router.post(
+    "/models",
+    status_code=201,
+    responses={
+        200: {"description": "identical bundle already registered"},
+        429: {"description": "every admission slot is busy; retry after `Retry-After` seconds"},
+    },
+)
 async def upload_model(request: Request, _admin: AdminDep, ctx: ContextDep) -> JSONResponse:
     """Body: the bundle archive (`service.common.archive.pack_bundle`). 201 new, 200 identical re-upload."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -44,6 +52,8 @@ async def upload_model(request: Request, _admin: AdminDep, ctx: ContextDep) -> J
     except BundleError:
         ctx.metrics.uploads.labels("refused").inc()
         raise
+    except AdmissionBusyError as exc:  # 429, not 503: only uploads are throttled, the replica is healthy
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from exc
     ctx.metrics.uploads.labels("created" if created else "identical").inc()
     return JSONResponse(public(record).model_dump(mode="json"), status_code=201 if created else 200)
 

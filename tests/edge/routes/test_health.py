@@ -26,6 +26,19 @@ def test_latency_is_recorded_per_route_template(client: TestClient) -> None:
     assert metric(client, "eibert_edge_request_seconds_count", {"route": "/healthz", "status": "200"}) >= 1
 
 
+def test_invented_http_methods_leave_metrics_bounded(client: TestClient) -> None:
+    """Invented methods (5,000 of them) once grew /metrics from 90 KB to 8.4 MB: the raw method was a label value."""
+    client.request("BREW", "/healthz")  # the first one creates the `other` series
+    client.get("/metrics")  # and the scrape's own series
+    before = len(client.get("/metrics").content)
+    for i in range(1000):  # 5,000 in the report; 1,000 already add ~1 MB when unbounded
+        assert client.request(f"M{i}", "/healthz").status_code == 405
+    text = client.get("/metrics").text
+    assert len(text.encode()) - before < 1000  # only counts grew (a few digits), no series were added
+    assert "M999" not in text and "BREW" not in text
+    assert metric(client, "eibert_edge_request_seconds_count", {"route": "/healthz", "method": "other"}) >= 1001
+
+
 def test_not_ready_until_the_lifespan_has_loaded_a_model(tiny_bundle: Path, tmp_path: Path) -> None:
     app = create_app(EdgeSettings(bundle=tiny_bundle, state_dir=tmp_path))
     c = TestClient(app)  # not entered: no lifespan, no model

@@ -80,7 +80,7 @@ def publish_bundle(bundle_dir: Path, cloud_url: str, token: str, *, client: http
             http.close()
     if resp.status_code not in (200, 201):
         try:
-            detail = resp.json().get("detail", resp.text)
+            detail = resp.json().get("message", resp.text)
         except ValueError:
             detail = resp.text[:500]
         raise EibertError(f"cloud refused the bundle ({resp.status_code}): {detail}")

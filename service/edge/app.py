@@ -77,7 +77,7 @@ def create_app(
         metrics=metrics,
         slot=slot,
         cache=cache,
-        embedder=Embedder(cache, batcher, metrics, inline=run_inline),
+        embedder=Embedder(cache, batcher, metrics, inline=run_inline, max_pending_texts=settings.max_pending_texts),
         batcher=batcher,
         telemetry=telemetry,
     )

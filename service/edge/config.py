@@ -61,6 +61,10 @@ class EdgeSettings(BaseSettings):
 
     log_level: str = "info"
 
+    # load shedding: texts admitted for encoding and not yet done; past it, 429 + Retry-After. 1024 long texts
+    # take ~2 s on one core (0.3.0), so a request admitted at the limit waits at most that long.
+    max_pending_texts: int = Field(default=1024, ge=1)
+
     @field_validator("cloud")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:

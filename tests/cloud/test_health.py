@@ -40,7 +40,7 @@ def test_metrics_export_requests_rollout_and_released_estimates(client: TestClie
 
 def test_unknown_routes_and_methods_are_clear_4xx(client: TestClient) -> None:
     resp = client.get("/v1/nothing-here")
-    assert resp.status_code == 404 and resp.json()["detail"]
+    assert resp.status_code == 404 and resp.json()["message"]
     assert client.delete("/v1/models").status_code == 405
 
 

@@ -28,7 +28,12 @@ def public(record: VersionRecord) -> ModelVersionPublic:
     )
 
 
-@router.post("/models", status_code=201, responses={200: {"description": "identical bundle already registered"}})
+@router.post(
+    "/models",
+    status_code=201,
+    response_model=ModelVersionPublic,  # documents the body; the route answers a JSONResponse itself
+    responses={200: {"model": ModelVersionPublic, "description": "identical bundle already registered"}},
+)
 async def upload_model(request: Request, _admin: AdminDep, ctx: ContextDep) -> JSONResponse:
     """Body: the bundle archive (`service.common.archive.pack_bundle`). 201 new, 200 identical re-upload."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

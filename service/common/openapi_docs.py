@@ -52,11 +52,11 @@ class RouteDoc:
     request: str | None = None  # media type of a raw request body the route reads itself (an upload)
 
 
-def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+def _tree(dependant: Dependant) -> Iterator[Dependant]:
+    """The route's dependant and every sub-dependency, depth first."""
+    yield dependant
     for dep in dependant.dependencies:
-        if dep.call is not None:
-            yield dep.call
-        yield from _calls(dep)
+        yield from _tree(dep)
 
 
 def _body_schema(media_type: str) -> dict[str, Any]:
@@ -84,15 +84,17 @@ def route_statuses(
 ) -> set[int]:
     """The error statuses a route answers by its shape and its dependencies."""
     statuses = set(every)
-    d = route.dependant
-    if d.path_params or d.query_params or d.header_params or route.body_field is not None:
+    tree = list(_tree(route.dependant))  # parameters of sub-dependencies count too
+    if route.body_field is not None or any(
+        d.path_params or d.query_params or d.header_params or d.cookie_params for d in tree
+    ):
         statuses.add(422)
     if route.body_field is not None:
         statuses.add(400)  # FastAPI: "There was an error parsing the body" (e.g. not UTF-8)
     if route.body_field is not None or route.methods & BODY_METHODS:
         statuses.add(413)
-    for call in _calls(route.dependant):
-        statuses.update(by_dependency.get(call, ()))
+    for d in tree[1:]:
+        statuses.update(by_dependency.get(d.call, ()) if d.call is not None else ())
     return statuses
 
 
@@ -138,8 +140,10 @@ def document_responses(
         schema = generate()  # FastAPI's own, cached on the app; completing it again changes nothing
         for method, path, statuses, doc in plan:
             responses = schema["paths"][path][method]["responses"]
+            if "422" in responses:  # FastAPI's HTTPValidationError: the apps answer ErrorBody instead
+                statuses.add(422)
             for status in sorted(statuses):
-                if str(status) == "422" or str(status) not in responses:
+                if status == 422 or str(status) not in responses:
                     responses[str(status)] = _error_response(status)
             if doc is None:
                 continue

@@ -65,7 +65,7 @@ async def test_a_flood_gets_429_with_retry_after_while_a_small_request_completes
     # when the others arrive (they are started together on one event loop).
     settings = make_settings(tiny_bundle, max_pending_texts=40, inline_budget_ms=0.0)
     async with serve(create_app(settings)) as client:
-        flood = [client.post("/v1/encode", json={"texts": fresh(f"flood{i}", 32, 200)}) for i in range(6)]
+        flood = [client.post("/v1/encode", json={"texts": fresh(f"flood{i}", 32, 1500)}) for i in range(6)]
         small = client.post("/v1/encode", json={"texts": ["one small request"]})
         *flooded, answered = await asyncio.gather(*flood, small)
         assert answered.status_code == 200 and len(answered.json()["embeddings"]) == 1
@@ -76,5 +76,16 @@ async def test_a_flood_gets_429_with_retry_after_while_a_small_request_completes
                 assert r.headers["retry-after"] == "1"
                 assert r.json()["error"] == "overloaded" and "max_pending_texts" in r.json()["message"]
         # once the work is done the node admits again, and the refused texts were never half-encoded
-        again = await client.post("/v1/encode", json={"texts": fresh("flood1", 32, 200)})
+        again = await client.post("/v1/encode", json={"texts": fresh("flood1", 32, 1500)})
         assert again.status_code == 200
+
+
+async def test_a_request_larger_than_the_admission_limit_still_runs_on_an_idle_node(
+    tiny_bundle: Path, make_settings
+) -> None:
+    """The limit sheds load; it never makes a valid request impossible."""
+    app = create_app(make_settings(tiny_bundle, max_pending_texts=4))
+    async with serve(app) as client:
+        r = await client.post("/v1/encode", json={"texts": fresh("lone", 10, 50)})
+        assert r.status_code == 200 and len(r.json()["embeddings"]) == 10
+        assert app.state.edge.embedder.pending == 0  # admitted work is always released

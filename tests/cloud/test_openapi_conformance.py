@@ -9,12 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from schemathesis import Case
 
-from service.cloud import Settings, create_app
-from service.common.signing import private_key_to_pem
-from tests.cloud.conftest import ADMIN, ADMIN_TOKEN, GZIP
+from service.cloud import create_app
+from tests.cloud.conftest import ADMIN, ADMIN_TOKEN, GZIP, sqlite_settings
 from tests.conformance import bearer, run_conformance
 from tests.simulators.conftest import serve, stop
 
@@ -22,15 +20,7 @@ DEVICE_ID = "conformance-phone"
 
 
 def test_cloud_answers_only_what_its_openapi_document_says(tiny_archive: bytes, tmp_path: Path) -> None:
-    settings = Settings(
-        store_url=f"sqlite:///{tmp_path / 'cloud.db'}",
-        data_dir=tmp_path / "data",
-        admin_token=ADMIN_TOKEN,
-        signing_key=private_key_to_pem(Ed25519PrivateKey.generate()).decode(),
-        max_model_bytes=10_000_000,
-        k_min=3,
-    )
-    served = serve(create_app(settings))
+    served = serve(create_app(sqlite_settings(tmp_path)))
     try:
         with httpx.Client(base_url=served.url, timeout=60) as http:
             version = http.post("/v1/models", content=tiny_archive, headers={**ADMIN, **GZIP}).json()["version"]

@@ -7,28 +7,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
-from service.cloud import Settings, create_app
+from service.cloud import create_app
 from service.common.http_errors import ErrorBody
-from service.common.signing import private_key_to_pem
 from service.edge.app import create_app as create_edge
 from service.edge.config import EdgeSettings
-
-ADMIN_TOKEN = "errors-test-admin-token-0123456789"
+from tests.cloud.conftest import sqlite_settings
 
 
 @pytest.fixture
 def cloud(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(
-        store_url=f"sqlite:///{tmp_path / 'cloud.db'}",
-        data_dir=tmp_path / "data",
-        admin_token=ADMIN_TOKEN,
-        signing_key=private_key_to_pem(Ed25519PrivateKey.generate()).decode(),
-        max_json_bytes=4096,
-    )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(sqlite_settings(tmp_path, max_json_bytes=4096))) as client:
         yield client
 
 

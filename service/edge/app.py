@@ -78,7 +78,7 @@ def create_app(
         metrics=metrics,
         slot=slot,
         cache=cache,
-        embedder=Embedder(cache, batcher, metrics, inline=run_inline, max_pending_texts=settings.max_pending_texts),
+        embedder=Embedder(cache, batcher, metrics, inline=run_inline, max_pending_chars=settings.max_pending_chars),
         batcher=batcher,
         telemetry=telemetry,
     )

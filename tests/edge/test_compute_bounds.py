@@ -2,7 +2,7 @@
 
 One maximal anonymous /v1/rank with fresh texts used to cost seconds of compute that every other request
 waited behind: the per-request character budget refuses it before any text is tokenised, and the admission
-limit refuses work beyond `max_pending_texts` while a small request still gets through.
+limit refuses work beyond `max_pending_chars` while a small request still gets through.
 """
 
 from __future__ import annotations
@@ -63,7 +63,9 @@ async def test_a_flood_gets_429_with_retry_after_while_a_small_request_completes
 ) -> None:
     # inline_budget_ms=0: every batch runs in the worker thread, so the first flood request is still in flight
     # when the others arrive (they are started together on one event loop).
-    settings = make_settings(tiny_bundle, max_pending_texts=40, inline_budget_ms=0.0)
+    # Each flood request is 32 texts x (min(1500, 4 x 64) + 32) = 9,216 units: one fits, a second does not,
+    # and the small request (49 units) still does.
+    settings = make_settings(tiny_bundle, max_pending_chars=12_000, inline_budget_ms=0.0)
     async with serve(create_app(settings)) as client:
         flood = [client.post("/v1/encode", json={"texts": fresh(f"flood{i}", 32, 1500)}) for i in range(6)]
         small = client.post("/v1/encode", json={"texts": ["one small request"]})
@@ -74,7 +76,7 @@ async def test_a_flood_gets_429_with_retry_after_while_a_small_request_completes
         for r in flooded:
             if r.status_code == 429:
                 assert r.headers["retry-after"] == "1"
-                assert r.json()["error"] == "overloaded" and "max_pending_texts" in r.json()["message"]
+                assert r.json()["error"] == "overloaded" and "max_pending_chars" in r.json()["message"]
         # once the work is done the node admits again, and the refused texts were never half-encoded
         again = await client.post("/v1/encode", json={"texts": fresh("flood1", 32, 1500)})
         assert again.status_code == 200
@@ -84,7 +86,7 @@ async def test_a_request_larger_than_the_admission_limit_still_runs_on_an_idle_n
     tiny_bundle: Path, make_settings
 ) -> None:
     """The limit sheds load; it never makes a valid request impossible."""
-    app = create_app(make_settings(tiny_bundle, max_pending_texts=4))
+    app = create_app(make_settings(tiny_bundle, max_pending_chars=100))  # 10 texts x 82 units = 820
     async with serve(app) as client:
         r = await client.post("/v1/encode", json={"texts": fresh("lone", 10, 50)})
         assert r.status_code == 200 and len(r.json()["embeddings"]) == 10

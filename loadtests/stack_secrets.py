@@ -25,7 +25,7 @@ from service.common.signing import private_key_from_pem, private_key_to_pem, pub
 ADMIN_TOKEN_FILE = "admin-token"
 SIGNING_KEY_FILE = "signing-key.pem"
 PUBLIC_KEY_FILE = "signing-key.pub"
-MIN_TOKEN_CHARS = 16  # the cloud refuses shorter tokens (service/cloud/config.py)
+MIN_TOKEN_CHARS = 16  # the cloud refuses shorter (and weak) tokens (service/cloud/auth.py)
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:

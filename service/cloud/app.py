@@ -18,6 +18,7 @@ from service.cloud.keys import load_admin_token, load_signing_key
 from service.cloud.limits import BodySizeLimit
 from service.cloud.metrics import CloudMetrics, RequestMetrics
 from service.cloud.registry import Registry
+from service.cloud.route_docs import document_cloud
 from service.cloud.routes import ROUTERS
 from service.cloud.store import make_store
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    document_cloud(app)  # every status a route can answer, in the shared error shape
     app.add_middleware(BodySizeLimit, json_limit=settings.max_json_bytes, upload_limit=settings.max_upload_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: counts 413s and errors too
     return app

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from service.cloud.auth import admin_token_problem
 from service.cloud.config import Settings
 from service.common.errors import EibertError
 from service.common.signing import private_key_from_pem, private_key_to_pem, public_key_to_b64
@@ -59,6 +60,8 @@ def load_admin_token(settings: Settings) -> str:
     path = settings.data_dir / DEV_TOKEN_FILE
     if path.is_file():
         token = path.read_text().strip()
+        if problem := admin_token_problem(token):
+            raise EibertError(f"the dev-mode admin token in {path} {problem}: delete the file to generate one")
         log.warning("dev mode: admin token read from %s", path)
     else:
         token = secrets.token_urlsafe(32)

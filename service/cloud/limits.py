@@ -3,10 +3,10 @@ sent without Content-Length, i.e. chunked)."""
 
 from __future__ import annotations
 
-import json
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.common.http_errors import error_response
 
 
 class BodySizeLimit:
@@ -32,10 +32,10 @@ class BodySizeLimit:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _reply(send, 400, "Content-Length is not a number")
+                    await _reply(scope, receive, send, 400, "Content-Length is not a number")
                     return
                 if declared > limit:
-                    await _reply(send, 413, f"request body is {declared} bytes; the limit is {limit}")
+                    await _reply(scope, receive, send, 413, f"request body is {declared} bytes; the limit is {limit}")
                     return
         seen = 0
 
@@ -52,8 +52,6 @@ class BodySizeLimit:
         await self.app(scope, limited, send)
 
 
-async def _reply(send: Send, status: int, message: str) -> None:
-    body = json.dumps({"error": "RequestTooLarge" if status == 413 else "BadRequest", "detail": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+async def _reply(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+    code = "payload_too_large" if status == 413 else "bad_request"
+    await error_response(status, code, message)(scope, receive, send)

@@ -1,8 +1,9 @@
 """Prometheus metrics on a per-app registry (no global default registry, so each `create_app` is independent).
 
-Request metrics are recorded by a pure ASGI middleware labelled with the route *template* (bounded label
-cardinality). Rollout state and released estimates are refreshed from the store at scrape time, so every
-replica exports the shared truth, not what it happened to see.
+Request metrics are recorded by a pure ASGI middleware labelled with the route *template*, a standard method
+and a standard status code (`other` for anything else), so label cardinality is bounded whatever clients
+send. Rollout state and released estimates are refreshed from the store at scrape time, so every replica
+exports the shared truth, not what it happened to see.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.cloud.rollout import RolloutState
 from service.cloud.schemas import FleetMetricPublic
+from service.common.http_labels import method_label, status_label
 
 
 class CloudMetrics:
@@ -92,5 +94,5 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
+            self.metrics.requests.labels(method_label(scope.get("method")), template, status_label(status)).inc()
             self.metrics.latency.labels(template).observe(time.perf_counter() - start)

@@ -24,6 +24,7 @@ from service.edge.embedder import Embedder, encode_batch
 from service.edge.error_handlers import install_error_handlers
 from service.edge.hooks import TelemetryHook
 from service.edge.metrics import EdgeMetrics, RequestMetricsMiddleware
+from service.edge.route_docs import document_edge
 from service.edge.routes import encode, health, model, rank
 from service.edge.slot import LoadedModel, ModelSlot, admitting, load_model
 from service.edge.state import EdgeState
@@ -77,7 +78,7 @@ def create_app(
         metrics=metrics,
         slot=slot,
         cache=cache,
-        embedder=Embedder(cache, batcher, metrics, inline=run_inline),
+        embedder=Embedder(cache, batcher, metrics, inline=run_inline, max_pending_chars=settings.max_pending_chars),
         batcher=batcher,
         telemetry=telemetry,
     )
@@ -146,6 +147,7 @@ def create_app(
     install_error_handlers(app)
     for router in (encode.router, rank.router, model.router, health.router):
         app.include_router(router)
+    document_edge(app)  # every status a route can answer, in the shared error shape
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)  # added last = outermost: times everything
     return app

@@ -6,10 +6,9 @@ decoded; this bounds the bytes read first, by Content-Length when given and by c
 
 from __future__ import annotations
 
-import json
-
 from starlette.exceptions import HTTPException
 
+from service.common.http_errors import error_response
 from service.edge.metrics import ASGIApp, Message, Scope
 
 
@@ -31,7 +30,7 @@ class BodyLimitMiddleware:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(send)
+                await self._refuse(scope, receive, send)
                 return
         seen = 0
         started = False
@@ -56,17 +55,8 @@ class BodyLimitMiddleware:
         except _TooLarge:
             if started:  # pragma: no cover - handlers read the body before responding
                 raise
-            await self._refuse(send)
+            await self._refuse(scope, receive, send)
 
-    async def _refuse(self, send) -> None:
-        body = json.dumps(
-            {"error": "payload_too_large", "message": f"request body exceeds {self.max_bytes} bytes"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse(self, scope: Scope, receive, send) -> None:
+        message = f"request body exceeds {self.max_bytes} bytes"
+        await error_response(413, "payload_too_large", message)(scope, receive, send)

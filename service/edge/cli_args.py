@@ -25,6 +25,7 @@ FLAG_FIELDS = {
     "batch_workers": "batch_workers",
     "cache_size": "cache_size",
     "log_level": "log_level",
+    "max_pending_chars": "max_pending_chars",
 }
 
 
@@ -43,3 +44,6 @@ def add_edge_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-batching", action="store_true", help="encode each request on its own")
     parser.add_argument("--cache-size", type=int, help="embedding cache rows (default 8192, 0 disables)")
     parser.add_argument("--log-level", help="debug|info|warning|error (default info)")
+    parser.add_argument(
+        "--max-pending-chars", type=int, help="encoding work admitted at once; past it, 429 (default 200000)"
+    )

@@ -71,6 +71,11 @@ class EdgeSettings(BaseSettings):
 
     log_level: str = "info"
 
+    # load shedding: encoding work admitted and not yet done, in characters the model reads (service/edge/
+    # embedder.py); past it, 429 + Retry-After. 200,000 is ~0.6 s of work for 0.3.0 on one busy core, and ~2,400
+    # typical MovieLens texts (49 characters on average): sixteen concurrent 50 x 100 rank calls, all fresh.
+    max_pending_chars: int = Field(default=200_000, ge=1)
+
     @field_validator("cloud")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:

@@ -1,6 +1,7 @@
 """Prometheus metrics of one edge app, in the app's own registry (two apps in one process never share counts).
 
-Route labels are route templates (`/v1/encode`), never raw paths, so a scanner cannot explode cardinality.
+Request labels come from fixed sets (route templates such as `/v1/encode`, never raw paths; standard methods
+and status codes, else `other`), so a scanner cannot explode cardinality.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from service.common.http_labels import method_label, status_label
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -87,6 +90,5 @@ class RequestMetricsMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or UNMATCHED
-            self.metrics.request_seconds.labels(route=path, method=scope["method"], status=str(status)).observe(
-                time.perf_counter() - start
-            )
+            labels = {"route": path, "method": method_label(scope.get("method")), "status": status_label(status)}
+            self.metrics.request_seconds.labels(**labels).observe(time.perf_counter() - start)

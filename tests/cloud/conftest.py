@@ -66,6 +66,19 @@ def settings(store_url: str, tmp_path: Path, signing_key: Ed25519PrivateKey) -> 
     )
 
 
+def sqlite_settings(root: Path, **overrides) -> Settings:
+    """Settings of a cloud on SQLite under `root`, with the test admin token and a fresh signing key."""
+    values = {
+        "store_url": f"sqlite:///{root / 'cloud.db'}",
+        "data_dir": root / "data",
+        "admin_token": ADMIN_TOKEN,
+        "signing_key": private_key_to_pem(Ed25519PrivateKey.generate()).decode(),
+        "max_model_bytes": 10_000_000,
+        "k_min": 3,
+    }
+    return Settings(**(values | overrides))
+
+
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as c:

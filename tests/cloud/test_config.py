@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from service.cloud import Settings, create_app
+from service.cloud.auth import MAX_TOKEN_CHARS, admin_token_problem, bearer
 from service.cloud.keys import DEV_KEY_FILE, DEV_TOKEN_FILE
+from service.common.errors import EibertError
 from service.common.signing import private_key_to_pem
 
 STRONG = "a-long-enough-admin-token-xyz"
@@ -33,6 +36,47 @@ def test_missing_or_default_admin_token_refuses_to_start(token: str | None, tmp_
         kwargs["admin_token"] = token
     with pytest.raises(ValidationError, match="EIBERT_ADMIN_TOKEN"):
         Settings(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("a" * 16, "too predictable"),
+        ("ab" * 20, "too predictable"),  # 40 characters, but only 40 bits
+        ("f0a9" * 64, "distinct characters"),  # 512 "bits" by frequency, but four characters repeated
+        (" " * 16, "whitespace"),
+        (f" {STRONG} ", "whitespace"),  # bearer() strips it: no client could ever match it
+        (f"{STRONG}\n", "whitespace"),
+        (f"{STRONG[:8]} {STRONG[8:]}", "whitespace"),
+        (f"{STRONG}é", "printable ASCII"),
+        ("x9" + "Q" * 5 + "k", "shorter than 16"),
+        ("k3-" + STRONG * 10, "longer than 256"),  # bearer() refuses it: every admin call would be 401
+    ],
+)
+@pytest.mark.parametrize("dev_mode", [False, True])
+def test_weak_or_unpresentable_admin_token_refuses_to_start(
+    token: str, reason: str, dev_mode: bool, tmp_path: Path
+) -> None:
+    with pytest.raises(ValidationError, match=f"EIBERT_ADMIN_TOKEN .*{reason}"):
+        Settings(admin_token=token, signing_key_file=tmp_path / "k.pem", dev_mode=dev_mode)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [STRONG, "test-admin-token-0123456789abcdef", secrets.token_urlsafe(32), secrets.token_hex(MAX_TOKEN_CHARS // 2)],
+)
+def test_good_admin_tokens_are_accepted_and_presentable(token: str, tmp_path: Path) -> None:
+    assert admin_token_problem(token) is None
+    assert Settings(admin_token=token, signing_key_file=tmp_path / "k.pem").admin_token is not None
+    assert bearer(f"Bearer {token}") == token
+
+
+def test_a_weak_dev_mode_token_file_refuses_to_start(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / DEV_TOKEN_FILE).write_text("a" * 32)
+    s = Settings(dev_mode=True, data_dir=tmp_path / "d")
+    with pytest.raises(EibertError, match="too predictable"), TestClient(create_app(s)):
+        pass
 
 
 def test_missing_signing_key_refuses_to_start() -> None:
@@ -83,6 +127,7 @@ def test_dev_mode_generates_secrets_once_and_logs_it(tmp_path: Path, caplog: pyt
     assert "generated a new Ed25519 signing key" in caplog.text
     assert "generated an admin token" in caplog.text
     assert admin not in caplog.text  # the secret itself is never logged
+    assert admin_token_problem(admin) is None and bearer(f"Bearer {admin}") == admin  # the generated one passes
     for name in (DEV_KEY_FILE, DEV_TOKEN_FILE):
         assert stat.S_IMODE((tmp_path / "d" / name).stat().st_mode) == 0o600
     assert (tmp_path / "d" / "cloud.db").is_file()

@@ -50,7 +50,7 @@ def test_enrol_validates_the_device_id(client: TestClient) -> None:
     for body in ({"device_id": ""}, {"device_id": "a b"}, {"device_id": "x" * 129}, {}, {"device_id": "ok", "y": 1}):
         resp = client.post("/v1/devices", json=body)
         assert resp.status_code == 422
-        assert resp.json()["detail"]
+        assert resp.json()["message"]
     assert (
         client.post("/v1/devices", content=b"{not json", headers={"content-type": "application/json"}).status_code
         == 422
@@ -65,10 +65,10 @@ def test_model_poll_auth(client: TestClient, tiny_archive: bytes) -> None:
     assert client.get("/v1/devices/phone-1/model", headers=h2).status_code == 403
     assert client.get("/v1/devices/ghost/model", headers=h2).status_code == 403
     nothing = client.get("/v1/devices/phone-1/model", headers=h1)
-    assert nothing.status_code == 404 and "no model version" in nothing.json()["detail"]
+    assert nothing.status_code == 404 and "no model version" in nothing.json()["message"]
     assert client.get("/v1/devices/phone-1/model").headers["www-authenticate"] == "Bearer"
     bad_id = client.get("/v1/devices/bad%20id!/model", headers=h1)
-    assert bad_id.status_code == 422 and "device_id" in bad_id.json()["detail"]
+    assert bad_id.status_code == 422 and "device_id" in bad_id.json()["message"]
 
 
 def test_model_poll_returns_a_signed_offer_of_files_by_content_address(

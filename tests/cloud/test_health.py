@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from service.cloud import Settings, create_app
 from service.common.ldp import encode_report
 from tests.cloud.conftest import ADMIN, enrol, publish
+from tests.metrics_probe import metrics_growth_after_invented_methods
 
 
 def test_healthz_and_readyz(client: TestClient) -> None:
@@ -49,5 +50,11 @@ def _metrics_after_a_closed_day(client: TestClient, tiny_archive: bytes) -> None
 
 def test_unknown_routes_and_methods_are_clear_4xx(client: TestClient) -> None:
     resp = client.get("/v1/nothing-here")
-    assert resp.status_code == 404 and resp.json()["detail"]
+    assert resp.status_code == 404 and resp.json()["message"]
     assert client.delete("/v1/models").status_code == 405
+
+
+def test_invented_http_methods_leave_metrics_bounded(client: TestClient) -> None:
+    growth, text = metrics_growth_after_invented_methods(client)
+    assert growth < 1000  # only counts grew, no series were added (unbounded: ~1 MB)
+    assert 'eibert_cloud_requests_total{method="other",route="/healthz",status="405"} 1001.0' in text

@@ -56,7 +56,7 @@ def test_a_different_bundle_under_an_existing_version_is_409(
     (other / "manifest.json").write_text(json.dumps(manifest))
     resp = client.post("/v1/models", content=pack_bundle(other), headers={**ADMIN, **GZIP})
     assert resp.status_code == 409
-    assert "immutable" in resp.json()["detail"]
+    assert "immutable" in resp.json()["message"]
 
 
 def _repack(bundle: Path, tmp_path: Path, edit: Callable[[Path], None], *, rehash: bool) -> bytes:
@@ -101,7 +101,7 @@ def test_unsound_bundles_are_refused(
         "/v1/models", content=_repack(tiny_bundle, tmp_path, edit, rehash=rehash), headers={**ADMIN, **GZIP}
     )
     assert resp.status_code == 422, resp.text
-    assert message in resp.json()["detail"]
+    assert message in resp.json()["message"]
     assert client.get("/v1/models").json()["count"] == 0
 
 
@@ -122,7 +122,7 @@ def test_onnx_that_breaks_the_contract_is_refused(client: TestClient, tiny_bundl
         "/v1/models", content=_repack(tiny_bundle, tmp_path, wrong_inputs, rehash=True), headers={**ADMIN, **GZIP}
     )
     assert resp.status_code == 422
-    assert "the contract needs" in resp.json()["detail"]
+    assert "the contract needs" in resp.json()["message"]
 
 
 def test_hostile_archive_is_refused(client: TestClient) -> None:
@@ -132,7 +132,7 @@ def test_hostile_archive_is_refused(client: TestClient) -> None:
         info.size = 1
         tar.addfile(info, io.BytesIO(b"x"))
     resp = client.post("/v1/models", content=buf.getvalue(), headers={**ADMIN, **GZIP})
-    assert resp.status_code == 422 and "not one of" in resp.json()["detail"]
+    assert resp.status_code == 422 and "not one of" in resp.json()["message"]
 
 
 def test_upload_checks_type_and_size(client: TestClient, tiny_archive: bytes) -> None:
@@ -145,7 +145,7 @@ def test_model_size_budget(settings: Settings, tiny_archive: bytes) -> None:
     with TestClient(create_app(settings.model_copy(update={"max_model_bytes": 1_910_000}))) as c:
         resp = c.post("/v1/models", content=tiny_archive, headers={**ADMIN, **GZIP})
     assert resp.status_code == 422
-    assert "size budget is 1,910,000" in resp.json()["detail"]
+    assert "size budget is 1,910,000" in resp.json()["message"]
 
 
 def test_upload_body_limit(settings: Settings, tiny_archive: bytes) -> None:
@@ -215,7 +215,9 @@ def test_a_version_registered_before_file_blobs_gets_them_on_re_upload_and_keeps
 def test_bad_version_path_is_a_clear_4xx(client: TestClient) -> None:
     resp = client.get("/v1/models/bad%20version!")
     assert resp.status_code == 422
-    assert "detail" in resp.json()
+    body = resp.json()  # the shared error shape (service.common.http_errors)
+    assert body["error"] == "invalid_request" and body["message"].startswith("path.version:")
+    assert [e["loc"] for e in body["errors"]] == ["path.version"]
 
 
 def test_same_bundle_packed_anew_is_idempotent(client: TestClient, tiny_bundle: Path, tiny_archive: bytes) -> None:

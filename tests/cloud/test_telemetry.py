@@ -121,7 +121,7 @@ def test_malformed_reports_are_422(cloud, mutate) -> None:
     mutate(r)
     resp = client.post("/v1/telemetry", json={"reports": [r]}, headers=h)
     assert resp.status_code == 422, resp.text
-    assert resp.json()["detail"]
+    assert resp.json()["message"]
 
 
 def test_batch_limits(settings: Settings, tiny_archive: bytes) -> None:
@@ -142,7 +142,7 @@ def test_json_body_limit(settings: Settings) -> None:
             "/v1/telemetry", content=b"{" + b" " * 5000 + b"}", headers={**h, "content-type": "application/json"}
         )
         assert resp.status_code == 413
-        assert "limit" in resp.json()["detail"]
+        assert "limit" in resp.json()["message"]
 
         def chunks():  # no Content-Length: the streamed size is enforced too
             yield b'{"reports": ['

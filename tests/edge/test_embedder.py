@@ -11,7 +11,14 @@ import pytest
 
 from service.edge.batching import MicroBatcher
 from service.edge.cache import EmbeddingCache
-from service.edge.embedder import Embedder, encode_batch
+from service.edge.embedder import (
+    CHARS_PER_TOKEN,
+    TEXT_OVERHEAD_CHARS,
+    Embedder,
+    Overloaded,
+    encode_batch,
+    encoding_work,
+)
 from service.edge.metrics import EdgeMetrics
 from service.edge.slot import LoadedModel, load_model
 
@@ -84,4 +91,39 @@ async def test_rows_of_the_wrong_width_fail_the_request(model: LoadedModel) -> N
         with pytest.raises(RuntimeError, match="dim"):
             await Embedder(EmbeddingCache(10), batcher, EdgeMetrics()).embed(model, ["a"])
     finally:
+        await batcher.stop()
+
+
+def test_encoding_work_counts_what_the_model_reads(model: LoadedModel) -> None:
+    window = CHARS_PER_TOKEN * model.manifest.max_length  # 256 for the tiny bundle's 64 tokens
+    assert encoding_work(model, ["a" * 10]) == 10 + TEXT_OVERHEAD_CHARS
+    assert encoding_work(model, ["b" * 5000, "c" * window]) == 2 * (window + TEXT_OVERHEAD_CHARS)  # truncated
+
+
+async def test_work_past_the_limit_is_refused_while_other_work_is_pending(model: LoadedModel) -> None:
+    gate, entered = threading.Event(), threading.Event()
+
+    def held(key, items):
+        entered.set()
+        gate.wait(timeout=30)
+        return encode_batch(key, items)
+
+    batcher = MicroBatcher(held, max_batch_size=32, max_wait_s=0.0)
+    batcher.start()
+    emb = Embedder(EmbeddingCache(0), batcher, EdgeMetrics(), max_pending_chars=100)
+    try:
+        running = asyncio.ensure_future(emb.embed(model, ["x" * 50]))  # 82 units: admitted
+        for _ in range(2000):
+            if entered.is_set():
+                break
+            await asyncio.sleep(0.005)
+        with pytest.raises(Overloaded, match="max_pending_chars") as refused:
+            await emb.embed(model, ["y" * 50])  # 82 + 82 > 100
+        assert refused.value.headers == {"Retry-After": "1"}
+        gate.set()
+        await running
+        assert emb.pending == 0
+        assert (await emb.embed(model, ["y" * 50])).shape == (1, model.dim)  # admitted once the work is done
+    finally:
+        gate.set()
         await batcher.stop()

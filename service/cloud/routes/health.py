@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from service.cloud.deps import ContextDep
 from service.cloud.privacy import published
 from service.common.errors import StoreError
+from service.common.http_errors import error_body
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -28,7 +29,7 @@ async def readyz(ctx: ContextDep) -> JSONResponse:
         await ctx.store.ping()
         durability = await ctx.store.durability()
     except StoreError as exc:
-        return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+        return JSONResponse({"status": "unavailable", **error_body("StoreError", str(exc))}, status_code=503)
     return JSONResponse({"status": "ready", "store": durability})
 
 

@@ -34,8 +34,9 @@ def public(record: VersionRecord) -> ModelVersionPublic:
 @router.post(
     "/models",
     status_code=201,
+    response_model=ModelVersionPublic,  # documents the body; the route answers a JSONResponse itself
     responses={
-        200: {"description": "identical bundle already registered"},
+        200: {"model": ModelVersionPublic, "description": "identical bundle already registered"},
         429: {"description": "every admission slot is busy; retry after `Retry-After` seconds"},
     },
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
+from service.common.http_errors import error_body
 from service.edge.deps import StateDep
 
 router = APIRouter(tags=["health"])
@@ -19,7 +20,9 @@ async def healthz() -> dict[str, str]:
 async def readyz(state: StateDep) -> JSONResponse:
     model = state.slot.current
     if not state.ready or model is None:
-        return JSONResponse(status_code=503, content={"status": "not_ready", "message": "no model loaded yet"})
+        return JSONResponse(
+            status_code=503, content={"status": "not_ready", **error_body("not_ready", "no model loaded yet")}
+        )
     # Still 200 when stale: the model serves correctly, it is the update channel that cannot vouch for it.
     update = state.update_status.public()
     return JSONResponse(

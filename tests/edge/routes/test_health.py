@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from service.edge.app import create_app
 from service.edge.config import EdgeSettings
 from tests.edge.routes.conftest import metric
+from tests.metrics_probe import metrics_growth_after_invented_methods
 
 
 def test_live_ready_and_model_label(client: TestClient) -> None:
@@ -25,6 +26,12 @@ def test_latency_is_recorded_per_route_template(client: TestClient) -> None:
     assert 'route="/healthz"' in text and 'route="unmatched"' in text
     assert "12345" not in text  # raw paths never become labels
     assert metric(client, "eibert_edge_request_seconds_count", {"route": "/healthz", "status": "200"}) >= 1
+
+
+def test_invented_http_methods_leave_metrics_bounded(client: TestClient) -> None:
+    growth, _ = metrics_growth_after_invented_methods(client)
+    assert growth < 1000  # only counts grew, no series were added (unbounded: ~1 MB)
+    assert metric(client, "eibert_edge_request_seconds_count", {"route": "/healthz", "method": "other"}) >= 1001
 
 
 def test_not_ready_until_the_lifespan_has_loaded_a_model(tiny_bundle: Path, tmp_path: Path) -> None:

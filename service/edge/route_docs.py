@@ -1,0 +1,25 @@
+"""The edge's OpenAPI table: what each route answers beyond its shape and dependencies
+(`service.common.openapi_docs` adds 422/413 and the dependency statuses by itself)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from service.common.openapi_docs import RouteDoc, document_responses
+from service.edge.deps import current_model
+
+PROMETHEUS_TEXT = "text/plain"  # the exposition format (CONTENT_TYPE_LATEST adds version and charset)
+
+BY_DEPENDENCY = {current_model: (503,)}  # no model loaded (yet, or any more)
+
+# 429: load shedding (service.edge.embedder.Overloaded); 503: the batcher stopped or the model failed.
+ROUTE_DOCS: dict[str, RouteDoc] = {
+    "POST /v1/encode": RouteDoc(errors=(429, 503)),
+    "POST /v1/rank": RouteDoc(errors=(429, 503)),
+    "GET /readyz": RouteDoc(errors=(503,)),
+    "GET /metrics": RouteDoc(content=PROMETHEUS_TEXT),
+}
+
+
+def document_edge(app: FastAPI) -> None:
+    document_responses(app, ROUTE_DOCS, by_dependency=BY_DEPENDENCY)

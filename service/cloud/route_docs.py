@@ -14,6 +14,7 @@ from service.common.openapi_docs import RouteDoc, document_responses
 
 PROMETHEUS_TEXT = "text/plain"  # the exposition format (CONTENT_TYPE_LATEST adds version and charset)
 ARCHIVE = "application/gzip"
+BLOB = "application/octet-stream"  # a bundle file by content address (what devices download)
 
 # 400: a malformed Content-Length is refused by the body limit on any route.
 EVERY: tuple[int, ...] = (400,)
@@ -25,11 +26,14 @@ BY_DEPENDENCY = {
 }
 
 ROUTE_DOCS: dict[str, RouteDoc] = {
-    "POST /v1/devices": RouteDoc(errors=(409,)),
+    "POST /v1/devices": RouteDoc(errors=(401, 403, 409, 429)),  # enrolment token: missing, spent, rate-limited
+    "POST /v1/enrolment-tokens": RouteDoc(errors=(422,)),
+    "POST /v1/clock": RouteDoc(errors=(403,)),  # only a dev-mode cloud's clock moves
     "GET /v1/devices/{device_id}/model": RouteDoc(errors=(401, 403, 404, 422, 503)),  # checked by hand: hot path
-    "POST /v1/models": RouteDoc(errors=(409, 415, 422), request=ARCHIVE),
+    "POST /v1/models": RouteDoc(errors=(409, 415, 422, 429), request=ARCHIVE),  # 429: admission slots busy
     "GET /v1/models/{version}": RouteDoc(errors=(404,)),
     "GET /v1/models/{version}/bundle": RouteDoc(errors=(404, 416), content=ARCHIVE, extra=(206,), bodiless=(304,)),
+    "GET /v1/blobs/{sha256}": RouteDoc(errors=(404, 416), content=BLOB, extra=(206,), bodiless=(304,)),
     "PUT /v1/rollout": RouteDoc(errors=(404, 409)),
     "POST /v1/rollback": RouteDoc(errors=(409,)),
     "POST /v1/telemetry": RouteDoc(errors=(413, 422)),

@@ -1,7 +1,8 @@
 """The cloud against its own OpenAPI document (schemathesis): no 5xx, every answer documented.
 
-The run is authenticated where that reaches more code: the admin token on admin routes, an enrolled device's
-token (and its id in the path) on the device routes, and a registered version in half the version paths.
+The run is authenticated where that reaches more code: the admin token on admin routes, an enrolment token
+on enrolment, an enrolled device's token (and its id in the path) on the device routes, and a registered
+version in half the version paths.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ def test_cloud_answers_only_what_its_openapi_document_says(tiny_archive: bytes, 
         with httpx.Client(base_url=served.url, timeout=60) as http:
             version = http.post("/v1/models", content=tiny_archive, headers={**ADMIN, **GZIP}).json()["version"]
             assert http.put("/v1/rollout", json={"version": version, "percent": 100}, headers=ADMIN).is_success
-            device_token = http.post("/v1/devices", json={"device_id": DEVICE_ID}).json()["token"]
+            issued = http.post("/v1/enrolment-tokens", json={"max_devices": 10_000}, headers=ADMIN)
+            enrolment_token = issued.json()["token"]
+            enrolled = http.post("/v1/devices", json={"device_id": DEVICE_ID}, headers=bearer(enrolment_token))
+            device_token = enrolled.json()["token"]
 
         calls = iter(range(1_000_000))
 
@@ -39,6 +43,8 @@ def test_cloud_answers_only_what_its_openapi_document_says(tiny_archive: bytes, 
                 params["version"] = version
             if case.path.startswith("/v1/devices/") or case.path == "/v1/telemetry":
                 return bearer(device_token)
+            if case.path == "/v1/devices":
+                return bearer(enrolment_token)  # operator-issued: reaches 201, 409 and the quota/rate answers
             return bearer(ADMIN_TOKEN)
 
         result = run_conformance(served.url, prepare=prepare)

@@ -74,39 +74,35 @@ static int flush_fd(int fd) {
     return 0;
 }
 
+/* The optional third argument of open(2): only present, and only read, with O_CREAT. */
+#define MODE_ARG(flags, mode)           \
+    do {                                \
+        if ((flags) & O_CREAT) {        \
+            va_list ap;                 \
+            va_start(ap, flags);        \
+            mode = va_arg(ap, mode_t);  \
+            va_end(ap);                 \
+        }                               \
+    } while (0)
+
 int open(const char *path, int flags, ...) {
     init();
     mode_t mode = 0;
-    if (flags & O_CREAT) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
+    MODE_ARG(flags, mode);
     return track(real_open(path, flags, mode), path);
 }
 
 int open64(const char *path, int flags, ...) {
     init();
     mode_t mode = 0;
-    if (flags & O_CREAT) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
+    MODE_ARG(flags, mode);
     return track((real_open64 ? real_open64 : real_open)(path, flags, mode), path);
 }
 
 int openat(int dirfd, const char *path, int flags, ...) {
     init();
     mode_t mode = 0;
-    if (flags & O_CREAT) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
+    MODE_ARG(flags, mode);
     return track(real_openat(dirfd, path, flags, mode), path);
 }
 

@@ -193,7 +193,7 @@ def drive(
 
 
 def _stand_in_bundle(out: Path, version: str = "1.0.0") -> Path:
-    """A minimal contract-conforming bundle (embedding lookup + mean + L2 norm, dim 8): the cloud's figures do
+    """A minimal contract-conforming bundle (embedding lookup + sum + L2 norm, dim 8): the cloud's figures do
     not depend on the model, and this keeps the benchmark free of torch and of the pending build pipeline."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -209,7 +209,9 @@ def _stand_in_bundle(out: Path, version: str = "1.0.0") -> Path:
         helper.make_node("Unsqueeze", ["maskf", "axes2"], ["mask3"]),
         helper.make_node("Mul", ["tok", "mask3"], ["masked"]),
         helper.make_node("ReduceSum", ["masked", "axes1"], ["summed"], keepdims=0),
-        helper.make_node("LpNormalization", ["summed"], ["sentence_embedding"], axis=1, p=2),
+        # L2 norm as the shipped bundles write it (ReduceL2 + Div): only allow-listed operators pass admission
+        helper.make_node("ReduceL2", ["summed"], ["norm"], axes=[1], keepdims=1),
+        helper.make_node("Div", ["summed", "norm"], ["sentence_embedding"]),
     ]
     graph = helper.make_graph(
         nodes,

@@ -102,6 +102,10 @@ class OnnxEncoder:
         if out.shape != (len(WARMUP_TEXTS), self.dim) or not np.isfinite(out).all():
             raise BundleError(f"{self.bundle_dir}: warm-up produced {out.shape} (non-finite or not dim {self.dim})")
 
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens the model reads for each text: special tokens included, after truncation to max_length."""
+        return [sum(e.attention_mask) for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=True)]
+
     def encode(self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

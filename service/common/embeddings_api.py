@@ -12,7 +12,7 @@ silent answer would put wrong vectors in someone's index. Errors keep the projec
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -25,7 +25,7 @@ MAX_USER_CHARS = 256
 class EmbeddingsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt option fails loudly instead of being ignored
 
-    input: Text | list[Text] = Field(description="a text, or a list of 1 to MAX_TEXTS texts")
+    input: Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_TEXTS)]
     model: str = Field(min_length=1, max_length=MAX_MODEL_CHARS)  # the served model's name or release id
     encoding_format: EncodingFormat = "float"
     dimensions: int | None = Field(default=None, ge=1)  # only the model's own width is served (no truncation)
@@ -34,6 +34,7 @@ class EmbeddingsRequest(BaseModel):
     @field_validator("input", mode="before")
     @classmethod
     def _texts_only(cls, v: Any) -> Any:
+        """Clear messages for what a union of types would report twice, once per member."""
         if isinstance(v, list) and v and all(isinstance(x, int | list) for x in v):
             raise ValueError("token ids are not accepted: send the text itself (a string or a list of strings)")
         if isinstance(v, list) and len(v) > MAX_TEXTS:

@@ -3,6 +3,11 @@
 Each server is `python -m service.edge.cli` (uvicorn) in its own process on 127.0.0.1, and the client is this
 process, so client and server never share a GIL. Every loop is bounded by a request count. Figures:
 
+- server CPU time per request (user + sys of the server process from /proc/<pid>/stat, over many sequential
+  keep-alive requests): /v1/encode with one short text (cache off) and /v1/rank 50 x 100 (warm cache), each
+  as a ratio to GET /healthz on the same server, measured in interleaved rounds so that a change in the
+  machine's load hits both sides alike. CPU time, unlike latency, does not count the time the server waits
+  for a core, so it is the robust figure on a shared machine.
 - POST /v1/encode, one short text, p50, against a GET /healthz round trip from the same client and server
   (the HTTP floor): with the cache off (every call runs the model) and on (the text is cached).
 - POST /v1/rank, 50 behaviours x 100 candidates: p50/p99 cold (cache off: 150 texts encoded per call) and
@@ -26,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -43,6 +49,9 @@ N_BEHAVIORS = 50
 N_CANDIDATES = 100
 STARTUP_POLLS = 1200  # x 50 ms: how long a server may take to load (the fp32 teacher takes seconds)
 REPO_ROOT = Path(__file__).resolve().parents[1]
+CPU_REQUESTS = 2000  # sequential requests per CPU figure (healthz and encode), in CPU_ROUNDS interleaved rounds
+RANK_CPU_REQUESTS = 400
+CPU_ROUNDS = 4
 
 
 def bench_texts() -> list[str]:
@@ -63,9 +72,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class EdgeServer:
+    url: str
+    pid: int
+
+
 @contextlib.contextmanager
-def edge_server(bundle_dir: Path, state_dir: Path, *flags: str) -> Iterator[str]:
-    """A real `eibert edge` process; yields its base URL once /readyz answers 200, stops it afterwards."""
+def edge_server(bundle_dir: Path, state_dir: Path, *flags: str) -> Iterator[EdgeServer]:
+    """A real `eibert edge` process, ready (/readyz answered 200); stopped afterwards."""
     port = _free_port()
     cmd = [sys.executable, "-m", "service.edge.cli", "--bundle", str(bundle_dir), "--port", str(port)]
     cmd += ["--state-dir", str(state_dir), "--log-level", "warning", *flags]
@@ -83,7 +98,7 @@ def edge_server(bundle_dir: Path, state_dir: Path, *flags: str) -> Iterator[str]
             time.sleep(0.05)
         else:
             raise RuntimeError("edge server did not become ready")
-        yield base
+        yield EdgeServer(base, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -164,6 +179,29 @@ def _post_ok(client: httpx.Client, path: str, body: dict) -> Callable[[], None]:
     return call
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid`, all its threads (Linux /proc)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()  # the command name may hold spaces; it ends at the last ")"
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+
+
+def cpu_per_request(pid: int, calls: dict[str, tuple[Callable[[], None], int]]) -> dict[str, float]:
+    """Server CPU ms per request for each named call (call, total requests), measured in CPU_ROUNDS rounds
+    that take turns, so that drift in the machine's load is shared by every figure."""
+    spent = dict.fromkeys(calls, 0.0)
+    for call, _ in calls.values():
+        for _ in range(WARMUP):
+            call()
+    for _ in range(CPU_ROUNDS):
+        for name, (call, n) in calls.items():
+            before = process_cpu_s(pid)
+            for _ in range(n // CPU_ROUNDS):
+                call()
+            spent[name] += process_cpu_s(pid) - before
+    return {name: 1000.0 * spent[name] / (n // CPU_ROUNDS * CPU_ROUNDS) for name, (_, n) in calls.items()}
+
+
 def _get_ok(client: httpx.Client, path: str) -> Callable[[], None]:
     def call() -> None:
         if client.get(path).status_code != 200:
@@ -185,21 +223,35 @@ def bench_edge(bundle_dir: Path, command: str) -> str:
 
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:
         tmp_path = Path(tmp)
-        with edge_server(bundle_dir, tmp_path / "a") as base, httpx.Client(base_url=base, timeout=60.0) as c:
+        with edge_server(bundle_dir, tmp_path / "a") as srv, httpx.Client(base_url=srv.url, timeout=60.0) as c:
             health_cached = time_call(_get_ok(c, "/healthz"), REPEATS)
             encode_hit = time_call(_post_ok(c, "/v1/encode", {"texts": [short]}), REPEATS)
             rank_warm = time_call(_post_ok(c, "/v1/rank", rank_body), RANK_REPEATS)
-        with edge_server(bundle_dir, tmp_path / "b", "--cache-size", "0") as base:
-            with httpx.Client(base_url=base, timeout=60.0) as c:
+            cpu_warm = cpu_per_request(
+                srv.pid,
+                {
+                    "healthz": (_get_ok(c, "/healthz"), CPU_REQUESTS),
+                    "rank": (_post_ok(c, "/v1/rank", rank_body), RANK_CPU_REQUESTS),
+                },
+            )
+        with edge_server(bundle_dir, tmp_path / "b", "--cache-size", "0") as srv:
+            with httpx.Client(base_url=srv.url, timeout=60.0) as c:
                 health = time_call(_get_ok(c, "/healthz"), REPEATS)
                 encode_miss = time_call(_post_ok(c, "/v1/encode", {"texts": [short]}), REPEATS)
                 rank_cold = time_call(_post_ok(c, "/v1/rank", rank_body), RANK_REPEATS, warmup=3)
-            batched = asyncio.run(_throughput(base, texts))
+                cpu_cold = cpu_per_request(
+                    srv.pid,
+                    {
+                        "healthz": (_get_ok(c, "/healthz"), CPU_REQUESTS),
+                        "encode": (_post_ok(c, "/v1/encode", {"texts": [short]}), CPU_REQUESTS),
+                    },
+                )
+            batched = asyncio.run(_throughput(srv.url, texts))
         cores = str(os.cpu_count() or 1)
-        with edge_server(bundle_dir, tmp_path / "c", "--cache-size", "0", "--batch-workers", cores) as base:
-            batched_n = asyncio.run(_throughput(base, texts))
-        with edge_server(bundle_dir, tmp_path / "d", "--cache-size", "0", "--no-batching") as base:
-            unbatched = asyncio.run(_throughput(base, texts))
+        with edge_server(bundle_dir, tmp_path / "c", "--cache-size", "0", "--batch-workers", cores) as srv:
+            batched_n = asyncio.run(_throughput(srv.url, texts))
+        with edge_server(bundle_dir, tmp_path / "d", "--cache-size", "0", "--no-batching") as srv:
+            unbatched = asyncio.run(_throughput(srv.url, texts))
 
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) + f" (1/5/15 min, {os.cpu_count()} CPUs)"
@@ -207,11 +259,28 @@ def bench_edge(bundle_dir: Path, command: str) -> str:
     tok_bytes = manifest.files["tokenizer.json"].bytes
     ratio_miss = encode_miss.p50_ms / health.p50_ms
     ratio_hit = encode_hit.p50_ms / health_cached.p50_ms
+    cpu_encode = cpu_cold["encode"] / cpu_cold["healthz"]
+    cpu_rank = cpu_warm["rank"] / cpu_warm["healthz"]
 
     def verdict(ok: bool) -> str:
         return "meets target" if ok else "misses target"
 
     rows = [
+        (
+            "server CPU per request: GET /healthz (cache-off server / cache-on server)",
+            f"{cpu_cold['healthz']:.3f} / {cpu_warm['healthz']:.3f} ms",
+            "baseline (same server)",
+        ),
+        (
+            "server CPU per request: POST /v1/encode, 1 short text, cache off",
+            f"{cpu_cold['encode']:.3f} ms = **{cpu_encode:.2f}x** healthz",
+            f"<= 1.5x: {verdict(cpu_encode <= 1.5)}",
+        ),
+        (
+            f"server CPU per request: POST /v1/rank {N_BEHAVIORS} x {N_CANDIDATES}, warm cache",
+            f"{cpu_warm['rank']:.3f} ms = **{cpu_rank:.2f}x** healthz",
+            f"<= 5x: {verdict(cpu_rank <= 5)}",
+        ),
         ("GET /healthz round trip, p50 (cache-off server)", f"{health.p50_ms:.3f} ms", "baseline"),
         (
             "POST /v1/encode, 1 short text, model run (cache off), p50",
@@ -272,6 +341,8 @@ httpx with keep-alive in another process. Load average at the end of the run (ot
 |---|---|---|
 {table}
 
+Server CPU: user + sys of the server process from `/proc/<pid>/stat` over {CPU_REQUESTS:,} sequential keep-alive
+requests per healthz/encode figure ({RANK_CPU_REQUESTS} per rank figure) in {CPU_ROUNDS} interleaved rounds.
 Short text: "{short}" ({len(short)} chars). Rank request: {N_BEHAVIORS} behaviours and {N_CANDIDATES} candidates,
 real item texts. Samples: {REPEATS} per encode/healthz figure, {RANK_REPEATS} per rank figure, after warm-up
 calls; throughput: {THROUGHPUT_REQUESTS} one-text requests after a warm-up round, cache off, max batch 32, max

@@ -26,6 +26,7 @@ def test_process_cpu_counts_this_process_working_not_sleeping() -> None:
 
 def test_cpu_per_request_divides_by_the_requests_made(monkeypatch) -> None:
     monkeypatch.setattr(bench_edge, "WARMUP", 1)
+    monkeypatch.setattr(bench_edge, "CPU_ROUNDS", 4)
     counts = {"cheap": 0, "dear": 0}
 
     def call(name: str, seconds: float):

@@ -127,9 +127,11 @@ def create_app(
         if hook is not None:
             await hook.start()
         log.info("edge node ready: model %s, batching %s", first.version, "on" if batcher else "off")
+        state.serving = True
         try:
             yield
         finally:
+            state.serving = False  # not ready from here on: a stopping node takes no new work
             if hook is not None:
                 await hook.stop()
                 if isinstance(hook, LatencyTelemetry) and hook is not telemetry:

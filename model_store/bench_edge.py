@@ -262,18 +262,18 @@ def bench_edge(bundle_dir: Path, command: str) -> str:
                     "rank": (_post_ok(c, "/v1/rank", rank_body), RANK_CPU_REQUESTS),
                 },
             )
-        with edge_server(bundle_dir, tmp_path / "b", "--cache-size", "0") as srv:
-            with httpx.Client(base_url=srv.url, timeout=60.0) as c:
-                health = time_call(_get_ok(c, "/healthz"), REPEATS)
-                encode_miss = time_call(_post_ok(c, "/v1/encode", {"texts": [short]}), REPEATS)
-                rank_cold = time_call(_post_ok(c, "/v1/rank", rank_body), RANK_REPEATS, warmup=3)
-                cpu_cold = cpu_per_request(
-                    srv.pid,
-                    {
-                        "healthz": (_get_ok(c, "/healthz"), CPU_REQUESTS),
-                        "encode": (_post_ok(c, "/v1/encode", {"texts": [short]}), CPU_REQUESTS),
-                    },
-                )
+        cold = edge_server(bundle_dir, tmp_path / "b", "--cache-size", "0")
+        with cold as srv, httpx.Client(base_url=srv.url, timeout=60.0) as c:
+            health = time_call(_get_ok(c, "/healthz"), REPEATS)
+            encode_miss = time_call(_post_ok(c, "/v1/encode", {"texts": [short]}), REPEATS)
+            rank_cold = time_call(_post_ok(c, "/v1/rank", rank_body), RANK_REPEATS, warmup=3)
+            cpu_cold = cpu_per_request(
+                srv.pid,
+                {
+                    "healthz": (_get_ok(c, "/healthz"), CPU_REQUESTS),
+                    "encode": (_post_ok(c, "/v1/encode", {"texts": [short]}), CPU_REQUESTS),
+                },
+            )
         with edge_server(bundle_dir, tmp_path / "c", "--cache-size", "0", "--batching") as srv:
             batched = asyncio.run(_throughput(srv, texts))
         cores = str(os.cpu_count() or 1)

@@ -14,7 +14,7 @@ the app really has:
   found by walking the route's dependency tree, so a new route that uses them is documented by itself;
 - what only that route does, from the app's `ROUTE_DOCS` table keyed `"METHOD /path"`, including a
   non-JSON success body (text or a file), and the JSON body of a route that reads and validates its body
-  itself (`body`: the model, documented as the request body with a 422; see `service/edge/wire.py`).
+  itself (`body`: the model, documented as the request body with 415 and 422; see `service/edge/wire.py`).
 
 Every error status is declared with the shared `ErrorBody` schema (FastAPI's own 422 shape, which the apps
 never send, is replaced). A table key that names no route is an error at startup, so the table cannot
@@ -140,7 +140,7 @@ def document_responses(
         doc = table.get(key)
         statuses = route_statuses(route, every=every, by_dependency=deps) | set(doc.errors if doc else ())
         if doc is not None and doc.body is not None:
-            statuses.add(422)
+            statuses.update((415, 422))  # a body declared as another media type; an invalid one
         plan.append((method.lower(), path, statuses, doc))
     unknown = set(table) - {f"{m.upper()} {p}" for m, p, _, _ in plan}
     if unknown:

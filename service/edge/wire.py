@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import orjson
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
@@ -27,8 +27,21 @@ M = TypeVar("M", bound=BaseModel)
 JSON = "application/json"
 
 
+def is_json(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    main, _, sub = media.partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
+
+
 async def read_json(request: Request, model: type[M]) -> M:
-    """The body as `model`, or RequestValidationError (a 422 naming the field, never echoing the input)."""
+    """The body as `model`, or RequestValidationError (a 422 naming the field, never echoing the input).
+
+    A body declared as anything but JSON is a 415, as FastAPI's own body parsing refuses it: a browser may
+    send a cross-origin `text/plain` POST without a preflight, so JSON must not be read out of one.
+    """
+    content_type = request.headers.get("content-type")
+    if content_type is not None and not is_json(content_type):
+        raise HTTPException(status_code=415, detail="send the body as application/json")
     body = await request.body()  # already bounded by BodyLimitMiddleware
     try:
         return model.model_validate_json(body)

@@ -122,6 +122,11 @@ def test_malformed_oversized_and_private_bodies(client: TestClient) -> None:
     assert r.status_code == 422 and "JSON" in r.json()["message"]
     r = client.post("/v1/embeddings", content=b"\xff\xfe{}", headers={"content-type": "application/json"})
     assert r.status_code == 422
+    for path, body in (("/v1/embeddings", b'{"model": "tiny", "input": "x"}'), ("/v1/encode", b'{"texts": ["x"]}')):
+        r = client.post(path, content=body, headers={"content-type": "text/plain"})  # a simple cross-origin POST
+        assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type", r.text
+    ok = client.post("/v1/encode", content=b'{"texts": ["x"]}', headers={"content-type": "application/json; x=1"})
+    assert ok.status_code == 200
     r = client.post("/v1/embeddings", content=b"x" * 70000, headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
     secret = "my diagnosis is confidential " * 100

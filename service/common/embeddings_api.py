@@ -20,6 +20,7 @@ from service.common.schemas import MAX_TEXTS, EncodingFormat, Text, check_reques
 
 MAX_MODEL_CHARS = 128
 MAX_USER_CHARS = 256
+MAX_DIMENSIONS = 65536  # far above any model's width; bounds the number echoed back in a refusal
 
 
 class EmbeddingsRequest(BaseModel):
@@ -28,7 +29,7 @@ class EmbeddingsRequest(BaseModel):
     input: Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_TEXTS)]
     model: str = Field(min_length=1, max_length=MAX_MODEL_CHARS)  # the served model's name or release id
     encoding_format: EncodingFormat = "float"
-    dimensions: int | None = Field(default=None, ge=1)  # only the model's own width is served (no truncation)
+    dimensions: int | None = Field(default=None, ge=1, le=MAX_DIMENSIONS)  # only the model width is served
     user: str | None = Field(default=None, max_length=MAX_USER_CHARS)  # accepted for compatibility; unused
 
     @field_validator("input", mode="before")

@@ -30,8 +30,8 @@ DEFAULT_TOP_K = 10
 MAX_REQUEST_CHARS = 100_000  # characters of all texts of one /v1/encode or /v1/rank request together
 
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
-# How rows travel: JSON numbers, or each row as base64 of its little-endian float32 bytes (exact, ~3x smaller,
-# and what the OpenAI client asks for by default).
+# How rows travel: JSON numbers, or each row as base64 of its little-endian float32 bytes (exact, about half the
+# bytes of the numbers, and what the OpenAI client asks for by default).
 EncodingFormat = Literal["float", "base64"]
 
 

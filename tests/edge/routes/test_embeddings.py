@@ -96,6 +96,7 @@ def test_a_model_this_node_does_not_serve_is_404(client: TestClient) -> None:
         ({"model": "", "input": "x"}, "model"),
         ({"model": "tiny", "input": "x", "encoding_format": "int8"}, "encoding_format"),
         ({"model": "tiny", "input": "x", "dimensions": 0}, "dimensions"),
+        ({"model": "tiny", "input": "x", "dimensions": 10**300}, "dimensions"),
         ({"model": "tiny", "input": "x", "dimension": 32}, "dimension"),
     ],
 )

@@ -3,14 +3,20 @@
 Each server is `python -m service.edge.cli` (uvicorn) in its own process on 127.0.0.1, and the client is this
 process, so client and server never share a GIL. Every loop is bounded by a request count. Figures:
 
+- server CPU time per request (user + sys of the server process from /proc/<pid>/stat, over many sequential
+  keep-alive requests): /v1/encode with one short text (cache off) and /v1/rank 50 x 100 (warm cache), each
+  as a ratio to GET /healthz on the same server, measured in interleaved rounds so that a change in the
+  machine's load hits both sides alike. CPU time, unlike latency, does not count the time the server waits
+  for a core, so it is the robust figure on a shared machine.
 - POST /v1/encode, one short text, p50, against a GET /healthz round trip from the same client and server
   (the HTTP floor): with the cache off (every call runs the model) and on (the text is cached).
 - POST /v1/rank, 50 behaviours x 100 candidates: p50/p99 cold (cache off: 150 texts encoded per call) and
   warm (the same request again: every text cached).
 - RSS added by loading the bundle, in a fresh process: the first load (which also initialises onnxruntime's
   environment) and a second load of the same bundle (what one more model costs, e.g. during a hot swap).
-- /v1/encode throughput with N concurrent clients, micro-batching on (1 worker; one per core) vs off (each
-  request in the default thread pool), cache off in all.
+- /v1/encode with N concurrent clients, micro-batching on (1 worker; one per core) vs off (the default):
+  requests per second and server CPU per request, cache off in all; batching is worth its default only if it
+  raises capacity (requests per server CPU second) by 20%.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -43,6 +50,9 @@ N_BEHAVIORS = 50
 N_CANDIDATES = 100
 STARTUP_POLLS = 1200  # x 50 ms: how long a server may take to load (the fp32 teacher takes seconds)
 REPO_ROOT = Path(__file__).resolve().parents[1]
+CPU_REQUESTS = 2000  # sequential requests per CPU figure (healthz and encode), in CPU_ROUNDS interleaved rounds
+RANK_CPU_REQUESTS = 400
+CPU_ROUNDS = 20  # short rounds taking turns: drift in the machine's load is shared by both figures
 
 
 def bench_texts() -> list[str]:
@@ -63,9 +73,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class EdgeServer:
+    url: str
+    pid: int
+
+
 @contextlib.contextmanager
-def edge_server(bundle_dir: Path, state_dir: Path, *flags: str) -> Iterator[str]:
-    """A real `eibert edge` process; yields its base URL once /readyz answers 200, stops it afterwards."""
+def edge_server(bundle_dir: Path, state_dir: Path, *flags: str) -> Iterator[EdgeServer]:
+    """A real `eibert edge` process, ready (/readyz answered 200); stopped afterwards."""
     port = _free_port()
     cmd = [sys.executable, "-m", "service.edge.cli", "--bundle", str(bundle_dir), "--port", str(port)]
     cmd += ["--state-dir", str(state_dir), "--log-level", "warning", *flags]
@@ -83,7 +99,7 @@ def edge_server(bundle_dir: Path, state_dir: Path, *flags: str) -> Iterator[str]
             time.sleep(0.05)
         else:
             raise RuntimeError("edge server did not become ready")
-        yield base
+        yield EdgeServer(base, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -94,7 +110,7 @@ def edge_server(bundle_dir: Path, state_dir: Path, *flags: str) -> Iterator[str]
 
 
 _RSS_PROBE = """
-import json, sys
+import ctypes, json, sys
 def mem():
     out = {}
     with open("/proc/self/status") as fh:
@@ -106,32 +122,58 @@ def mem():
 def grew(a, b):
     return {k: b[k] - a[k] for k in a}
 import numpy, onnxruntime, tokenizers, httpx, fastapi
-from service.edge.slot import load_model
+from pathlib import Path
+from service.edge.encoder import load_tokenizer
+from service.edge.slot import load_model, release_freed_heap
+bundle, text, long_text, part = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 m0 = mem()
-first = load_model(sys.argv[1], threads=1, warm_up=True)
-first.encoder.encode([sys.argv[2]])
+if part == "tokenizer":  # the tokenizer alone (its own fresh process), to split the first load in two
+    tok = load_tokenizer(bundle / "tokenizer.json", 128)
+    release_freed_heap()
+    print(json.dumps({"tokenizer": grew(m0, mem())}))
+    sys.exit(0)
+first = load_model(bundle, threads=1, warm_up=True)
+first.encoder.encode([text])
 m1 = mem()
-second = load_model(sys.argv[1], threads=1, warm_up=True)
-second.encoder.encode([sys.argv[2]])
+second = load_model(bundle, threads=1, warm_up=True)
+second.encoder.encode([text])
 m2 = mem()
-print(json.dumps({"first": grew(m0, m1), "second": grew(m1, m2)}))
+first.encoder.encode([long_text] * 32)  # the largest micro-batch at full width: onnxruntime's arena grows
+release_freed_heap()
+m3 = mem()
+print(json.dumps({"first": grew(m0, m1), "second": grew(m1, m2), "batch": grew(m2, m3)}))
 """
 
 
-def rss_added(bundle_dir: Path, text: str) -> dict[str, dict[str, float]]:
+def rss_added(bundle_dir: Path, text: str, long_text: str) -> dict[str, dict[str, float]]:
     """MB of resident memory added by loading (and warming) the bundle, in a fresh interpreter (Linux /proc):
-    VmRSS in total, RssAnon (private heap: weights, vocabulary, buffers) and RssFile (library code paged in)."""
-    proc = subprocess.run(
-        [sys.executable, "-c", _RSS_PROBE, str(bundle_dir), text],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=True,
-    )  # fmt: skip
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    VmRSS in total, RssAnon (private heap: weights, vocabulary, buffers) and RssFile (library code paged in);
+    also what the tokenizer alone adds, and what one full-width batch of 32 adds after the loads."""
+    out = {}
+    for part in ("model", "tokenizer"):
+        proc = subprocess.run(
+            [sys.executable, "-c", _RSS_PROBE, str(bundle_dir), text, long_text, part],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=True,
+        )  # fmt: skip
+        out.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return out
 
 
-async def _throughput(base: str, texts: list[str]) -> float:
-    """Requests per second for THROUGHPUT_REQUESTS one-text /v1/encode calls, CONCURRENCY in flight."""
+@dataclass(frozen=True)
+class Throughput:
+    per_s: float  # requests per second, as this client saw them
+    cpu_ms: float  # server CPU per request meanwhile: 1000 / cpu_ms is what one core of the server sustains
+
+    @property
+    def capacity(self) -> float:
+        return 1000.0 / self.cpu_ms
+
+
+async def _throughput(srv: EdgeServer, texts: list[str]) -> Throughput:
+    """THROUGHPUT_REQUESTS one-text /v1/encode calls, CONCURRENCY in flight: requests per second, and the
+    server's CPU per request meanwhile (the client is Python too and may be the bottleneck, the CPU is not)."""
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60.0) as client:
+    async with httpx.AsyncClient(base_url=srv.url, limits=limits, timeout=60.0) as client:
         next_i = 0
 
         async def worker() -> None:
@@ -144,9 +186,10 @@ async def _throughput(base: str, texts: list[str]) -> float:
 
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))  # warm the connections and the server
         next_i = 0
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), process_cpu_s(srv.pid)
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return THROUGHPUT_REQUESTS / (time.perf_counter() - t0)
+        cpu_ms = 1000.0 * (process_cpu_s(srv.pid) - cpu0) / THROUGHPUT_REQUESTS
+        return Throughput(THROUGHPUT_REQUESTS / (time.perf_counter() - t0), cpu_ms)
 
 
 def _rank_body(texts: list[str]) -> dict:
@@ -162,6 +205,43 @@ def _post_ok(client: httpx.Client, path: str, body: dict) -> Callable[[], None]:
             raise RuntimeError(f"{path}: HTTP {r.status_code} {r.text[:200]}")
 
     return call
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid`, all its threads (Linux /proc)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()  # the command name may hold spaces; it ends at the last ")"
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+
+
+def cpu_per_request(pid: int, calls: dict[str, tuple[Callable[[], None], int]]) -> dict[str, float]:
+    """Server CPU ms per request for each named call (call, total requests), measured in CPU_ROUNDS rounds
+    that take turns, so that drift in the machine's load is shared by every figure."""
+    spent = dict.fromkeys(calls, 0.0)
+    for call, _ in calls.values():
+        for _ in range(WARMUP):
+            call()
+    for _ in range(CPU_ROUNDS):
+        for name, (call, n) in calls.items():
+            before = process_cpu_s(pid)
+            for _ in range(n // CPU_ROUNDS):
+                call()
+            spent[name] += process_cpu_s(pid) - before
+    return {name: 1000.0 * spent[name] / (n // CPU_ROUNDS * CPU_ROUNDS) for name, (_, n) in calls.items()}
+
+
+def model_cpu_ms(bundle_dir: Path, text: str, n: int = CPU_REQUESTS) -> float:
+    """CPU ms of one `encode([text])` in this process, in a hot loop (weights and code stay in the caches):
+    the floor under /v1/encode's server CPU, whatever the HTTP path costs."""
+    from service.edge.encoder import OnnxEncoder
+
+    encoder = OnnxEncoder(bundle_dir, threads=1)
+    for _ in range(WARMUP):
+        encoder.encode([text])
+    t0 = time.process_time()
+    for _ in range(n):
+        encoder.encode([text])
+    return 1000.0 * (time.process_time() - t0) / n
 
 
 def _get_ok(client: httpx.Client, path: str) -> Callable[[], None]:
@@ -180,26 +260,43 @@ def bench_edge(bundle_dir: Path, command: str) -> str:
     short = min(texts[:500], key=len)  # a real, short item text
     rank_texts = texts[500 : 500 + N_BEHAVIORS + N_CANDIDATES]
     rank_body = _rank_body(rank_texts)
-    mem = rss_added(bundle_dir, short)
-    first, second = mem["first"], mem["second"]
+    model_ms = model_cpu_ms(bundle_dir, short)
+    mem = rss_added(bundle_dir, short, max(texts, key=len))
+    first, second, tok_mem, batch_mem = mem["first"], mem["second"], mem["tokenizer"], mem["batch"]
 
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:
         tmp_path = Path(tmp)
-        with edge_server(bundle_dir, tmp_path / "a") as base, httpx.Client(base_url=base, timeout=60.0) as c:
+        with edge_server(bundle_dir, tmp_path / "a") as srv, httpx.Client(base_url=srv.url, timeout=60.0) as c:
             health_cached = time_call(_get_ok(c, "/healthz"), REPEATS)
             encode_hit = time_call(_post_ok(c, "/v1/encode", {"texts": [short]}), REPEATS)
             rank_warm = time_call(_post_ok(c, "/v1/rank", rank_body), RANK_REPEATS)
-        with edge_server(bundle_dir, tmp_path / "b", "--cache-size", "0") as base:
-            with httpx.Client(base_url=base, timeout=60.0) as c:
-                health = time_call(_get_ok(c, "/healthz"), REPEATS)
-                encode_miss = time_call(_post_ok(c, "/v1/encode", {"texts": [short]}), REPEATS)
-                rank_cold = time_call(_post_ok(c, "/v1/rank", rank_body), RANK_REPEATS, warmup=3)
-            batched = asyncio.run(_throughput(base, texts))
+            cpu_warm = cpu_per_request(
+                srv.pid,
+                {
+                    "healthz": (_get_ok(c, "/healthz"), CPU_REQUESTS),
+                    "rank": (_post_ok(c, "/v1/rank", rank_body), RANK_CPU_REQUESTS),
+                },
+            )
+        cold = edge_server(bundle_dir, tmp_path / "b", "--cache-size", "0")
+        with cold as srv, httpx.Client(base_url=srv.url, timeout=60.0) as c:
+            health = time_call(_get_ok(c, "/healthz"), REPEATS)
+            encode_miss = time_call(_post_ok(c, "/v1/encode", {"texts": [short]}), REPEATS)
+            rank_cold = time_call(_post_ok(c, "/v1/rank", rank_body), RANK_REPEATS, warmup=3)
+            cpu_cold = cpu_per_request(
+                srv.pid,
+                {
+                    "healthz": (_get_ok(c, "/healthz"), CPU_REQUESTS),
+                    "encode": (_post_ok(c, "/v1/encode", {"texts": [short]}), CPU_REQUESTS),
+                },
+            )
+        with edge_server(bundle_dir, tmp_path / "c", "--cache-size", "0", "--batching") as srv:
+            batched = asyncio.run(_throughput(srv, texts))
         cores = str(os.cpu_count() or 1)
-        with edge_server(bundle_dir, tmp_path / "c", "--cache-size", "0", "--batch-workers", cores) as base:
-            batched_n = asyncio.run(_throughput(base, texts))
-        with edge_server(bundle_dir, tmp_path / "d", "--cache-size", "0", "--no-batching") as base:
-            unbatched = asyncio.run(_throughput(base, texts))
+        batching_n = ("--cache-size", "0", "--batching", "--batch-workers", cores)
+        with edge_server(bundle_dir, tmp_path / "c2", *batching_n) as srv:
+            batched_n = asyncio.run(_throughput(srv, texts))
+        with edge_server(bundle_dir, tmp_path / "d", "--cache-size", "0", "--no-batching") as srv:
+            unbatched = asyncio.run(_throughput(srv, texts))
 
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) + f" (1/5/15 min, {os.cpu_count()} CPUs)"
@@ -207,11 +304,35 @@ def bench_edge(bundle_dir: Path, command: str) -> str:
     tok_bytes = manifest.files["tokenizer.json"].bytes
     ratio_miss = encode_miss.p50_ms / health.p50_ms
     ratio_hit = encode_hit.p50_ms / health_cached.p50_ms
+    batching_gain = batched.capacity / unbatched.capacity
+    batching_pays = batching_gain >= 1.2
+    cpu_encode = cpu_cold["encode"] / cpu_cold["healthz"]
+    cpu_rank = cpu_warm["rank"] / cpu_warm["healthz"]
 
     def verdict(ok: bool) -> str:
         return "meets target" if ok else "misses target"
 
     rows = [
+        (
+            "server CPU per request: GET /healthz (cache-off server / cache-on server)",
+            f"{cpu_cold['healthz']:.3f} / {cpu_warm['healthz']:.3f} ms",
+            "baseline (same server)",
+        ),
+        (
+            "server CPU per request: POST /v1/encode, 1 short text, cache off",
+            f"{cpu_cold['encode']:.3f} ms = **{cpu_encode:.2f}x** healthz",
+            f"<= 1.5x: {verdict(cpu_encode <= 1.5)}",
+        ),
+        (
+            f"server CPU per request: POST /v1/rank {N_BEHAVIORS} x {N_CANDIDATES}, warm cache",
+            f"{cpu_warm['rank']:.3f} ms = **{cpu_rank:.2f}x** healthz",
+            f"<= 5x: {verdict(cpu_rank <= 5)}",
+        ),
+        (
+            "the model alone: CPU of one `encode([short text])` in a hot loop in this process (tokenise, run, norm)",
+            f"{model_ms:.3f} ms = {model_ms / cpu_cold['healthz']:.2f}x healthz",
+            "the floor under the encode figure",
+        ),
         ("GET /healthz round trip, p50 (cache-off server)", f"{health.p50_ms:.3f} ms", "baseline"),
         (
             "POST /v1/encode, 1 short text, model run (cache off), p50",
@@ -239,23 +360,33 @@ def bench_edge(bundle_dir: Path, command: str) -> str:
             f"<= 8 MB: {verdict(first['VmRSS'] <= 8)}",
         ),
         (
+            "of which the tokenizer (vocabulary + `tokenizers` code); the rest is the onnxruntime session",
+            f"{tok_mem['VmRSS']:.1f} MB ({tok_mem['RssAnon']:.1f} + {tok_mem['RssFile']:.1f})",
+            "see the note below",
+        ),
+        (
+            "RSS added by one full-width batch of 32 texts after loading (onnxruntime's memory arena)",
+            f"{batch_mem['VmRSS']:.1f} MB ({batch_mem['RssAnon']:.1f} + {batch_mem['RssFile']:.1f})",
+            "kept: see the note below",
+        ),
+        (
             "RSS added by a second load of the same bundle: what one more model costs (e.g. during a swap)",
             f"{second['VmRSS']:.1f} MB ({second['RssAnon']:.1f} + {second['RssFile']:.1f})",
             f"paper budget 4 MB: {verdict(second['VmRSS'] <= 4)}",
         ),
         (
             f"/v1/encode throughput, {CONCURRENCY} concurrent clients, micro-batching, 1 worker",
-            f"{batched:.0f} req/s",
-            f"vs off: {batched / unbatched:.2f}x",
+            f"{batched.per_s:.0f} req/s, server CPU {batched.cpu_ms:.3f} ms/request",
+            f"capacity vs off: **{batching_gain:.2f}x**; on by default would need >= 1.2x: {verdict(batching_pays)}",
         ),
         (
             f"/v1/encode throughput, {CONCURRENCY} concurrent clients, micro-batching, {cores} workers",
-            f"{batched_n:.0f} req/s",
-            f"vs off: {batched_n / unbatched:.2f}x",
+            f"{batched_n.per_s:.0f} req/s, server CPU {batched_n.cpu_ms:.3f} ms/request",
+            f"capacity vs off: {batched_n.capacity / unbatched.capacity:.2f}x",
         ),
         (
-            f"/v1/encode throughput, {CONCURRENCY} concurrent clients, no batching (thread per request)",
-            f"{unbatched:.0f} req/s",
+            f"/v1/encode throughput, {CONCURRENCY} concurrent clients, no batching (the default)",
+            f"{unbatched.per_s:.0f} req/s, server CPU {unbatched.cpu_ms:.3f} ms/request",
             "baseline",
         ),
     ]
@@ -272,11 +403,25 @@ httpx with keep-alive in another process. Load average at the end of the run (ot
 |---|---|---|
 {table}
 
+Server CPU: user + sys of the server process from `/proc/<pid>/stat` over {CPU_REQUESTS:,} sequential keep-alive
+requests per healthz/encode figure ({RANK_CPU_REQUESTS} per rank figure) in {CPU_ROUNDS} interleaved rounds.
 Short text: "{short}" ({len(short)} chars). Rank request: {N_BEHAVIORS} behaviours and {N_CANDIDATES} candidates,
 real item texts. Samples: {REPEATS} per encode/healthz figure, {RANK_REPEATS} per rank figure, after warm-up
 calls; throughput: {THROUGHPUT_REQUESTS} one-text requests after a warm-up round, cache off, max batch 32, max
 wait 0 ms. RSS baseline: a fresh interpreter with numpy, onnxruntime, tokenizers, httpx and fastapi imported;
 a load = verify hashes, tokenizer, session, warm-up, one encode, then `malloc_trim`.
+
+Memory: of the first load's {first["VmRSS"]:.1f} MB, {first["RssFile"]:.1f} MB are library code: pages of onnxruntime's
+and `tokenizers`' shared objects faulted in by the first session and the first encode (read-only, file-backed,
+shared with every other process that maps the same libraries, and dropped by the kernel under pressure). The
+private heap is {first["RssAnon"]:.1f} MB: the tokenizer's vocabulary ({tok_mem["RssAnon"]:.1f} MB) and the session
+(the int8 weights, {model_bytes:,} B on disk, plus the optimised graph and its kernels); a second load costs
+{second["VmRSS"]:.1f} MB, all heap. Serving a full-width batch grows onnxruntime's CPU arena, which keeps the memory
+for the next batch; without the arena the same batch runs markedly slower, so the arena stays on.
+Capacity is requests per second of server CPU (1000 / CPU ms per request) while 32 clients keep requests in
+flight: unlike requests per second it does not depend on how fast this Python client can send. Micro-batching
+is on by default only if it raises that capacity by >= 20% over no batching (issue 14); it is opt-in
+(`--batching`) as long as this row says it misses.
 """
 
 

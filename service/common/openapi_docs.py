@@ -13,7 +13,8 @@ the app really has:
 - statuses that follow from its dependencies (`by_dependency`: e.g. the admin check gives 401 and 403),
   found by walking the route's dependency tree, so a new route that uses them is documented by itself;
 - what only that route does, from the app's `ROUTE_DOCS` table keyed `"METHOD /path"`, including a
-  non-JSON success body (text or a file).
+  non-JSON success body (text or a file), and the JSON body of a route that reads and validates its body
+  itself (`body`: the model, documented as the request body with 415 and 422; see `service/edge/wire.py`).
 
 Every error status is declared with the shared `ErrorBody` schema (FastAPI's own 422 shape, which the apps
 never send, is replaced). A table key that names no route is an error at startup, so the table cannot
@@ -33,6 +34,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from service.common.http_errors import ErrorBody
 
@@ -50,6 +52,7 @@ class RouteDoc:
     extra: tuple[int, ...] = ()  # success statuses besides 200 that carry `content` (e.g. 206 for a Range)
     bodiless: tuple[int, ...] = ()  # statuses without a body (304 Not Modified)
     request: str | None = None  # media type of a raw request body the route reads itself (an upload)
+    body: type[BaseModel] | None = None  # the JSON body a route validates itself (no FastAPI body parameter)
 
 
 def _tree(dependant: Dependant) -> Iterator[Dependant]:
@@ -105,11 +108,17 @@ def _error_response(status: int) -> dict[str, Any]:
     }
 
 
-def _add_error_schemas(schema: dict[str, Any]) -> None:
+def _add_model_schema(schema: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """`model` (and the models it refers to) under components/schemas; returns that table."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    body = ErrorBody.model_json_schema(ref_template=SCHEMAS + "{model}")
+    body = model.model_json_schema(ref_template=SCHEMAS + "{model}")
     components.update(body.pop("$defs", {}))
-    components["ErrorBody"] = body
+    components[model.__name__] = body
+    return components
+
+
+def _add_error_schemas(schema: dict[str, Any]) -> None:
+    components = _add_model_schema(schema, ErrorBody)
     text = json.dumps(schema["paths"])
     for name in FASTAPI_VALIDATION_SCHEMAS:
         if f'"{SCHEMAS}{name}"' not in text:
@@ -130,6 +139,8 @@ def document_responses(
         key = f"{method} {path}"
         doc = table.get(key)
         statuses = route_statuses(route, every=every, by_dependency=deps) | set(doc.errors if doc else ())
+        if doc is not None and doc.body is not None:
+            statuses.update((415, 422))  # a body declared as another media type; an invalid one
         plan.append((method.lower(), path, statuses, doc))
     unknown = set(table) - {f"{m.upper()} {p}" for m, p, _, _ in plan}
     if unknown:
@@ -155,6 +166,10 @@ def document_responses(
                 responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
             if doc.request is not None:
                 content = {doc.request: {"schema": _body_schema(doc.request)}}
+                schema["paths"][path][method]["requestBody"] = {"required": True, "content": content}
+            if doc.body is not None:
+                _add_model_schema(schema, doc.body)
+                content = {"application/json": {"schema": {"$ref": f"{SCHEMAS}{doc.body.__name__}"}}}
                 schema["paths"][path][method]["requestBody"] = {"required": True, "content": content}
         _add_error_schemas(schema)
         return schema

@@ -25,7 +25,7 @@ from service.edge.error_handlers import install_error_handlers
 from service.edge.hooks import TelemetryHook
 from service.edge.metrics import EdgeMetrics, RequestMetricsMiddleware
 from service.edge.route_docs import document_edge
-from service.edge.routes import encode, health, model, rank
+from service.edge.routes import embeddings, encode, health, model, rank
 from service.edge.slot import LoadedModel, ModelSlot, admitting, load_model
 from service.edge.state import EdgeState
 from service.edge.telemetry import LatencyTelemetry, TelemetryClient
@@ -127,9 +127,11 @@ def create_app(
         if hook is not None:
             await hook.start()
         log.info("edge node ready: model %s, batching %s", first.version, "on" if batcher else "off")
+        state.serving = True
         try:
             yield
         finally:
+            state.serving = False  # not ready from here on: a stopping node takes no new work
             if hook is not None:
                 await hook.stop()
                 if isinstance(hook, LatencyTelemetry) and hook is not telemetry:
@@ -145,7 +147,7 @@ def create_app(
     app = FastAPI(title="eibert edge node", version="1", lifespan=lifespan)
     app.state.edge = state
     install_error_handlers(app)
-    for router in (encode.router, rank.router, model.router, health.router):
+    for router in (encode.router, embeddings.router, rank.router, model.router, health.router):
         app.include_router(router)
     document_edge(app)  # every status a route can answer, in the shared error shape
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -40,6 +40,8 @@ def settings_from_args(args: argparse.Namespace) -> EdgeSettings:
     from service.edge.config import EdgeSettings
 
     overrides = {f: getattr(args, a) for a, f in FLAG_FIELDS.items() if getattr(args, a, None) is not None}
+    if getattr(args, "batching", False):
+        overrides["batching"] = True
     if getattr(args, "no_batching", False):
         overrides["batching"] = False
     try:

@@ -41,7 +41,9 @@ def add_edge_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch-size", type=int, help="texts per onnxruntime run (default 32)")
     parser.add_argument("--max-wait-ms", type=float, help="extra wait for a batch to fill (default 0)")
     parser.add_argument("--batch-workers", type=int, help="batches run at once, one thread each (default 1)")
-    parser.add_argument("--no-batching", action="store_true", help="encode each request on its own")
+    batching = parser.add_mutually_exclusive_group()
+    batching.add_argument("--batching", action="store_true", help="merge concurrent requests' texts (default off)")
+    batching.add_argument("--no-batching", action="store_true", help="encode each request on its own (the default)")
     parser.add_argument("--cache-size", type=int, help="embedding cache rows (default 8192, 0 disables)")
     parser.add_argument("--log-level", help="debug|info|warning|error (default info)")
     parser.add_argument(

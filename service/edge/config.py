@@ -35,7 +35,11 @@ class EdgeSettings(BaseSettings):
     blas_threads: int = Field(default=1, ge=1, le=64)
     warm_up: bool = True
 
-    batching: bool = True  # merge concurrent /v1/encode and /v1/rank texts into one onnxruntime run
+    # Merge concurrent /v1/encode, /v1/embeddings and /v1/rank texts into one onnxruntime run. Opt-in (issue 14):
+    # `eibert bench --sections edge` measures it against no batching in one run, and for this model (a short
+    # text is ~0.2 ms) it has not raised the server's capacity by the 20% that would justify it: merged texts
+    # save little model time, while the queue, the futures and the worker thread cost more per request.
+    batching: bool = False
     max_batch_size: int = Field(default=32, ge=1, le=1024)  # texts per run
     batch_workers: int = Field(default=1, ge=1, le=64)  # batches run at once, each in its own worker thread
     max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)  # extra wait for a batch to fill; 0 = take what queued

@@ -1,7 +1,8 @@
 """FastAPI dependencies as `Annotated` aliases, so route signatures read as types.
 
 They are `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool, and a thread hop
-per dependency costs more than everything else a cached /v1/encode does.
+per dependency costs more than everything else a cached /v1/encode does. The hot routes (/v1/encode,
+/v1/embeddings, /v1/rank) skip dependency solving altogether and call `state_of` and `serving_model` directly.
 """
 
 from __future__ import annotations
@@ -14,19 +15,27 @@ from service.edge.slot import LoadedModel
 from service.edge.state import EdgeState
 
 
-async def get_state(request: Request) -> EdgeState:
+def state_of(request: Request) -> EdgeState:
     return request.app.state.edge
+
+
+async def get_state(request: Request) -> EdgeState:
+    return state_of(request)
 
 
 StateDep = Annotated[EdgeState, Depends(get_state)]
 
 
-async def current_model(state: StateDep) -> LoadedModel:
+def serving_model(state: EdgeState) -> LoadedModel:
     """The serving model, read once per request: everything the request does uses this one object."""
     model = state.slot.current
     if model is None or not state.ready:
         raise HTTPException(status_code=503, detail="no model loaded yet")
     return model
+
+
+async def current_model(state: StateDep) -> LoadedModel:
+    return serving_model(state)
 
 
 ModelDep = Annotated[LoadedModel, Depends(current_model)]

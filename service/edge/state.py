@@ -30,6 +30,7 @@ class EdgeState:
     updater: ModelUpdater | None = None
     telemetry: TelemetryHook | None = None
     disabled_updates: UpdateStatus = field(default_factory=lambda: UpdateStatus(enabled=False, state="disabled"))
+    serving: bool = False  # between the lifespan's startup and the start of its shutdown
 
     @property
     def update_status(self) -> UpdateStatus:
@@ -37,7 +38,7 @@ class EdgeState:
 
     @property
     def ready(self) -> bool:
-        return self.slot.current is not None and (self.batcher is None or self.batcher.running)
+        return self.serving and self.slot.current is not None and (self.batcher is None or self.batcher.running)
 
     def observe(self, event: EdgeEvent) -> None:
         """Hand an event to the telemetry client, if any; its failure never fails a request."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import pytest
-from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
@@ -99,3 +99,23 @@ def test_errors_use_the_shared_schema_and_fastapis_422_shape_is_gone() -> None:
 def test_a_table_entry_naming_no_route_is_refused() -> None:
     with pytest.raises(ValueError, match=r"GET /no-such-route"):
         document_responses(liar(), {"GET /no-such-route": RouteDoc(errors=(404,))})
+
+
+def test_a_body_a_route_reads_itself_is_documented_with_its_refusals() -> None:
+    """A route that validates its own body (no FastAPI body parameter) gets its model as the request body,
+    in components, with 415 and 422; without the table entry the document would show no body at all."""
+    app = FastAPI()
+
+    @app.post("/raw")
+    async def raw(request: Request) -> dict[str, int]:
+        return {"value": Shape.model_validate_json(await request.body()).value}
+
+    assert "requestBody" not in app.openapi()["paths"]["/raw"]["post"]
+    app = FastAPI()
+    app.post("/raw")(raw)
+    document_responses(app, {"POST /raw": RouteDoc(body=Shape)})
+    doc = app.openapi()
+    op = doc["paths"]["/raw"]["post"]
+    assert op["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Shape"}
+    assert doc["components"]["schemas"]["Shape"]["properties"]["value"]["type"] == "integer"
+    assert {"413", "415", "422"} <= set(op["responses"])

@@ -134,9 +134,14 @@ async def test_a_corrupt_startup_bundle_refuses_to_start(tiny_bundle: Path, tmp_
             pass
 
 
-async def test_without_batching_requests_are_served_directly(tiny_bundle: Path, make_settings) -> None:
-    app = create_app(make_settings(tiny_bundle, batching=False))
+async def test_batching_is_opt_in_and_both_ways_serve(tiny_bundle: Path, make_settings) -> None:
+    app = create_app(make_settings(tiny_bundle))  # the default: each request encoded on its own (issue 14)
     async with serve(app) as client:
         r = await client.post("/v1/encode", json={"texts": ["a", "b"]})
         assert r.status_code == 200 and len(r.json()["embeddings"]) == 2
         assert app.state.edge.batcher is None
+    app = create_app(make_settings(tiny_bundle, batching=True, inline_budget_ms=0.0))  # every batch via the batcher
+    async with serve(app) as client:
+        assert app.state.edge.batcher is not None and app.state.edge.batcher.running
+        r = await client.post("/v1/embeddings", json={"model": "tiny", "input": ["a", "b"]})
+        assert r.status_code == 200 and len(r.json()["data"]) == 2

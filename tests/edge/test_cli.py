@@ -39,6 +39,10 @@ def test_flags_become_settings(tmp_path: Path) -> None:
         _args("--bundle", str(tmp_path), "--port", "9001", "--threads", "2", "--no-batching", "--cache-size", "0")
     )
     assert (s.port, s.threads, s.batching, s.cache_size, s.bundle) == (9001, 2, False, 0, tmp_path)
+    assert settings_from_args(_args("--bundle", str(tmp_path))).batching is False  # opt-in (issue 14)
+    assert settings_from_args(_args("--bundle", str(tmp_path), "--batching")).batching is True
+    with pytest.raises(SystemExit):
+        _args("--bundle", str(tmp_path), "--batching", "--no-batching")
     with pytest.raises(ValueError, match="invalid edge settings: cloud updates need the cloud's pinned public key"):
         settings_from_args(_args("--bundle", str(tmp_path), "--cloud", "http://c"))  # no pinned key
 

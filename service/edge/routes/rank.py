@@ -10,18 +10,22 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
-from service.common.schemas import RankedItem, RankRequest, RankResponse
+from service.common.schemas import RankRequest, RankResponse
 from service.edge import ranker
-from service.edge.deps import ModelDep, StateDep
+from service.edge.deps import serving_model, state_of
 from service.edge.hooks import EdgeEvent
+from service.edge.wire import json_response, read_json
 
 router = APIRouter(prefix="/v1", tags=["rank"])
 
 
-@router.post("/rank")
-async def rank(req: RankRequest, model: ModelDep, state: StateDep) -> RankResponse:
+@router.post("/rank", response_model=RankResponse)
+async def rank(request: Request) -> Response:
+    req = await read_json(request, RankRequest)
+    state = state_of(request)
+    model = serving_model(state)
     start = time.perf_counter()
     n = len(req.behaviors)
     rows = await state.embedder.embed(model, [b.text for b in req.behaviors] + [c.text for c in req.candidates])
@@ -35,7 +39,7 @@ async def rank(req: RankRequest, model: ModelDep, state: StateDep) -> RankRespon
         prior=np.array([c.prior for c in req.candidates], dtype=np.float64) if with_prior else None,
     )
     best = ranker.top_k(scores, req.top_k)
-    items = [RankedItem(id=req.candidates[i].id, score=round(float(scores[i]), 6)) for i in best]
+    items = [{"id": req.candidates[i].id, "score": round(float(scores[i]), 6)} for i in best]
     event = EdgeEvent("/v1/rank", model.release_id, texts=len(rows), latency_s=time.perf_counter() - start)
     state.observe(replace(event, top_k=req.top_k, candidates=len(req.candidates), behaviors=n))
-    return RankResponse(model_version=model.version, items=items)
+    return json_response({"model_version": model.version, "items": items})

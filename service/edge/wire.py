@@ -1,0 +1,64 @@
+"""Request bodies in and embedding rows out, without a pydantic round trip for the rows.
+
+At this model's size the HTTP path around the model used to cost several times the model (issue 14): FastAPI's
+typed body parameter (dependency solving, `json.loads`, then validation of the Python objects) and a pydantic
+response model that validated and re-serialised every float of every row. Here a body is parsed and validated
+from its bytes in one pass by pydantic-core (`model_validate_json`: the same models, limits and 422 answer,
+through the shared handler), and a result is written by orjson straight from the numpy array: float32 values
+in their shortest exact form (they parse back to the same float32, at half the bytes of `tolist()`'s doubles).
+The routes still name their request and response models for the OpenAPI document (`RouteDoc.body`,
+`response_model`), and the conformance test checks real answers against it.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, TypeVar
+
+import numpy as np
+import orjson
+from fastapi import HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from service.common.schemas import EncodingFormat
+
+M = TypeVar("M", bound=BaseModel)
+JSON = "application/json"
+
+
+def is_json(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    main, _, sub = media.partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
+
+
+async def read_json(request: Request, model: type[M]) -> M:
+    """The body as `model`, or RequestValidationError (a 422 naming the field, never echoing the input).
+
+    A body declared as anything but JSON is a 415, as FastAPI's own body parsing refuses it: a browser may
+    send a cross-origin `text/plain` POST without a preflight, so JSON must not be read out of one.
+    """
+    content_type = request.headers.get("content-type")
+    if content_type is not None and not is_json(content_type):
+        raise HTTPException(status_code=415, detail="send the body as application/json")
+    body = await request.body()  # already bounded by BodyLimitMiddleware
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]
+        raise RequestValidationError(errors) from None
+
+
+def rows_as(rows: np.ndarray, encoding_format: EncodingFormat) -> np.ndarray | list[str]:
+    """The rows as they go on the wire: the array itself (orjson writes numbers), or one base64 string per
+    row of its little-endian float32 bytes."""
+    if encoding_format == "base64":
+        le = np.ascontiguousarray(rows, dtype="<f4")
+        return [base64.b64encode(row.tobytes()).decode("ascii") for row in le]
+    return rows
+
+
+def json_response(content: dict[str, Any]) -> Response:
+    """A 200 with `content` serialised by orjson (numpy arrays included)."""
+    return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), media_type=JSON)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import httpx
 
-from model_store.benchmarks import machine_line, time_call
+from model_store.benchmarks import machine_line, repo_path, time_call
 from service.common.manifest import verify_bundle
 from service.common.schemas import MAX_TEXT_CHARS
 
@@ -394,7 +394,7 @@ def bench_edge(bundle_dir: Path, command: str) -> str:
     return f"""
 ## Edge node: {manifest.name} {manifest.version} (dim {manifest.dim})
 
-`{command}` on {now}; {machine_line()}; bundle `{bundle_dir}` (model.onnx {model_bytes:,} B, tokenizer.json
+`{command}` on {now}; {machine_line()}; bundle `{repo_path(bundle_dir)}` (model.onnx {model_bytes:,} B, tokenizer.json
 {tok_bytes:,} B). Servers: `python -m service.edge.cli` (uvicorn, 1 onnxruntime thread) on 127.0.0.1, client
 httpx with keep-alive in another process. Load average at the end of the run (other jobs are not controlled):
 {load}.

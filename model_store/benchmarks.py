@@ -73,6 +73,16 @@ def _speedup(base: Latency, new: Latency) -> str:
     return f"{base.p50_ms / new.p50_ms:.1f}x faster (p50)"
 
 
+def repo_path(path: Path) -> str:
+    """`path` relative to the repository when it lies inside it: what a report records (never a machine's
+    absolute checkout path)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        return str(Path(path).resolve().relative_to(root))
+    except ValueError:
+        return str(path)
+
+
 def machine_line() -> str:
     return f"{platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
 
@@ -157,7 +167,7 @@ def bench_model(bundle: Path, sts_path: Path, cache_dir: Path, command: str) -> 
     return f"""
 ## Shipped bundle vs teacher (onnxruntime, 1 thread)
 
-`{command}` on {now}; {machine_line()}; bundle `{bundle}`; data `{sts_path.name}` ({len(pairs)} pairs).
+`{command}` on {now}; {machine_line()}; bundle `{repo_path(bundle)}`; data `{sts_path.name}` ({len(pairs)} pairs).
 
 | figure | student `{student.name}` | teacher fp32 ONNX | ratio |
 |---|---|---|---|

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.common.ldp import METRICS, Z_95
 from service.common.signing import public_key_from_b64
 from service.edge.telemetry import DEFAULT_DAILY_BUDGET
+from simulators.checks import fleet_checks
 from simulators.device import FleetStats, SimClock, SimDevice, VersionNames
 from simulators.faults import FaultInjector, FaultSpec, FaultyAsyncTransport, FaultyTransport, Observer
 from simulators.personas import load_catalog_and_personas
@@ -125,7 +126,7 @@ class Fleet:
         self._timeline_out = timeline or log.info
         self.devices: list[SimDevice] = []
         self.stats = FleetStats()
-        self.injector = FaultInjector(config.faults, seed=config.seed)
+        self.injector = FaultInjector(config.faults, seed=config.seed, ledger=self.stats.ledger)
         self.timeline: list[TimelineEntry] = []
         self.notes: list[str] = []
         self.restart_report: str | None = None
@@ -335,6 +336,7 @@ class Fleet:
 
     async def _restart(self) -> str:
         assert self.restart_cloud is not None
+        self.stats.ledger.outage_begins()  # until the cloud's first answer below 500
         self.restart_report = await self.restart_cloud()
         return f"fault: {self.restart_report}"
 
@@ -429,20 +431,13 @@ class Fleet:
                 per_device_total_max=round(max(spent_totals, default=0.0), 4),
             ),
             faults=self._fault_reports(pending),
+            failures=s.ledger.summary(),
             rejected_downloads={k: v for k, v in s.failures.items() if k in ("sha256", "unpack", "manifest")},
             edge_nodes=edge_nodes,
             timeline=self.timeline,
             notes=self.notes,
         )
-        corrupted = self.injector.injected["bitflip"] + self.injector.injected["truncate"]
-        summary.checks = {
-            "every device enrolled": summary.enrolled == summary.devices,
-            "rank requests served": s.sessions > 0,
-            "every corrupted download rejected": s.corrupt_rejected >= corrupted,
-            "versions account for every device": sum(summary.versions.values()) == summary.devices,
-            "per-device daily epsilon within the budget": summary.epsilon.per_device_day_max
-            <= summary.epsilon.daily_budget + 1e-9,
-        }
+        summary.checks = fleet_checks(summary)
         if s.skipped_version:
             self.notes.append(f"{s.skipped_version} telemetry values not recorded: the device's version was unknown")
         return summary
@@ -501,16 +496,15 @@ class Fleet:
     def _fault_reports(self, pending: int) -> list[FaultReport]:
         spec, inj, s = self.config.faults, self.injector.injected, self.stats
         reports = []
-        network_failures = sum(v for k, v in s.failures.items() if k in ("poll", "download", "enrol"))
+        dropped = s.ledger.count(cause="drop")
         if spec.drop:
             reports.append(
                 FaultReport(
                     kind="drop",
                     injected=inj["drop"],
-                    handled=f"{network_failures} update checks failed on the network and were retried the next "
-                    f"simulated hour; {s.flush_errors} telemetry flushes stopped early and kept their reports "
-                    f"queued in the outbox ({pending} still pending after the final flush); {s.rank_errors} "
-                    "rank calls failed",
+                    handled=f"{dropped} failed calls caused by it: update checks were retried the next simulated "
+                    f"hour and telemetry flushes ({s.flush_errors} stopped early, by any cause) kept their reports "
+                    f"queued in the outbox ({pending} still pending after the final flush)",
                 )
             )
         if spec.delay:

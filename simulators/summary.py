@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from simulators.failures import FailureSummary
+
 
 class LatencySummary(BaseModel):
     calls: int
@@ -90,6 +92,7 @@ class FleetSummary(BaseModel):
     telemetry: TelemetrySummary
     epsilon: EpsilonSummary
     faults: list[FaultReport]
+    failures: FailureSummary = Field(default_factory=FailureSummary)  # every failed call, by cause
     rejected_downloads: dict[str, int]  # failure stage -> count, for downloads refused by verification
     edge_nodes: list[EdgeNodeSummary] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
@@ -143,6 +146,10 @@ def render(s: FleetSummary) -> str:
     )
     for f in s.faults:
         lines.append(f"fault          {f.kind}: injected {f.injected}; {f.handled}")
+    for call, causes in s.failures.by_call.items():
+        lines.append(f"failed calls   {call}: " + ", ".join(f"{k} {v}" for k, v in sorted(causes.items())))
+    lines.extend(f"unexplained    {x}" for x in s.failures.unexplained_examples)
+    lines.append(f"unexplained failures: {s.failures.unexplained}")
     if s.rejected_downloads:
         lines.append("rejected       " + ", ".join(f"{k} {v}" for k, v in sorted(s.rejected_downloads.items())))
     for n in s.edge_nodes:

@@ -151,3 +151,13 @@ def test_summary_is_consistent_and_round_trips_as_json(run) -> None:
     assert again == summary
     days = [e for e in summary.timeline if e.text.startswith("day done")]
     assert len(days) == 2
+
+
+def test_every_failure_is_counted_and_explained_by_an_injected_fault(run) -> None:
+    _, summary, _, _, _ = run
+    f = summary.failures
+    injected = {r.kind: r.injected for r in summary.faults}
+    assert f.unexplained == 0 and not f.unexplained_examples, f
+    assert f.by_call["verify"] == {"bitflip": 1, "truncate": 1}  # each corrupted download, refused once
+    assert sum(c.get("drop", 0) for c in f.by_call.values()) == injected["drop"] > 0  # every drop, once
+    assert f.explained == sum(n for c in f.by_call.values() for n in c.values())

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import math
 import shutil
 import tempfile
 import time
@@ -36,7 +37,7 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.common.ldp import METRICS, Z_95
+from service.common.ldp import METRICS, consistent_interval
 from service.common.signing import public_key_from_b64
 from service.edge.telemetry import DEFAULT_DAILY_BUDGET
 from simulators.checks import fleet_checks
@@ -99,6 +100,15 @@ class ScheduledEvent:
 
 
 Timeline = Callable[[str], None]
+
+
+def _round_down(x: float) -> float:
+    """Interval ends are rounded outwards (4 places), so a rounded estimate never falls outside them."""
+    return math.floor(x * 1e4) / 1e4
+
+
+def _round_up(x: float) -> float:
+    return math.ceil(x * 1e4) / 1e4
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -460,13 +470,15 @@ class Fleet:
         spec = METRICS[metric]
         released = [g for g in groups if g["status"] == "released"]
         total = sum(g["reports"] for g in released)
-        est = np.zeros(spec.d)
+        est = np.zeros(spec.d)  # consistent: a mean of points on the simplex stays on it
+        raw = np.zeros(spec.d)
         var = np.zeros(spec.d)
         truth: Counter[str] = Counter()
         for g in released:
             n = g["reports"]
             for i, e in enumerate(g["estimates"]):
                 est[i] += n * e["estimate"]
+                raw[i] += n * (e["estimate"] if e.get("raw_estimate") is None else e["raw_estimate"])
                 var[i] += (n * e["std_error"]) ** 2
             truth.update(self.stats.truth.get((metric, g["model_version"], g["day"]), Counter()))
         comparison = MetricComparison(
@@ -478,19 +490,22 @@ class Fleet:
         if not total:
             return comparison
         est /= total
+        raw /= total
         se = np.sqrt(var) / total
         n_truth = sum(truth.values()) or 1
         order = sorted(range(spec.d), key=lambda i: -truth[spec.categories[i]])[:SHOWN_CATEGORIES]
-        comparison.categories = [
-            CategoryComparison(
-                category=spec.categories[i],
-                estimate=round(float(est[i]), 4),
-                ci_low=round(float(max(0.0, est[i] - Z_95 * se[i])), 4),
-                ci_high=round(float(min(1.0, est[i] + Z_95 * se[i])), 4),
-                truth=round(truth[spec.categories[i]] / n_truth, 4),
+        for i in order:
+            lo, hi = consistent_interval(float(raw[i]), float(se[i]), float(est[i]))
+            comparison.categories.append(
+                CategoryComparison(
+                    category=spec.categories[i],
+                    estimate=round(float(est[i]), 4),
+                    ci_low=_round_down(lo),
+                    ci_high=_round_up(hi),
+                    truth=round(truth[spec.categories[i]] / n_truth, 4),
+                    raw_estimate=round(float(raw[i]), 4),
+                )
             )
-            for i in order
-        ]
         return comparison
 
     def _fault_reports(self, pending: int) -> list[FaultReport]:

@@ -25,10 +25,11 @@ class RolloutSummary(BaseModel):
 
 class CategoryComparison(BaseModel):
     category: str
-    estimate: float  # pooled over the released groups, from GET /v1/fleet/metrics
-    ci_low: float
+    estimate: float  # pooled (report-weighted) over the released, consistent estimates of GET /v1/fleet/metrics
+    ci_low: float  # 95%, of the pooled unbiased estimate, widened to contain `estimate`
     ci_high: float
     truth: float  # the same share among the raw values the simulated devices privatised
+    raw_estimate: float | None = None  # pooled unbiased estimate (may fall outside [0, 1])
 
 
 class MetricComparison(BaseModel):

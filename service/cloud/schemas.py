@@ -45,10 +45,11 @@ class RolloutPublic(BaseModel):
 
 class EstimatePublic(BaseModel):
     category: str
-    estimate: float
-    std_error: float
-    ci_low: float
+    estimate: float  # consistent (Norm-Sub): >= 0, and a group's estimates sum to one
+    std_error: float  # of the unbiased estimate
+    ci_low: float  # 95%: the unbiased estimate's interval in [0, 1], widened to contain `estimate`
     ci_high: float
+    raw_estimate: float | None = None  # unbiased (may be < 0 or > 1); None in releases stored before it existed
 
 
 class FleetMetricPublic(BaseModel):

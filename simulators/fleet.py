@@ -37,6 +37,7 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.cloud.schemas import ABReadoutPublic
 from service.common.ldp import METRICS, consistent_interval
 from service.common.signing import public_key_from_b64
 from service.edge.telemetry import DEFAULT_DAILY_BUDGET
@@ -393,8 +394,11 @@ class Fleet:
         rollout.progress = rollout.devices_on_target / following if following else 0.0
 
         estimates: list[MetricComparison] = []
+        ab = None
         try:
-            fleet = (await plain.get("/v1/fleet/metrics", params={"limit": 1000})).json()["data"]
+            body = (await plain.get("/v1/fleet/metrics", params={"limit": 1000})).json()
+            fleet = body["data"]
+            ab = ABReadoutPublic.model_validate(body["ab"]) if body.get("ab") else None
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             self.notes.append(f"could not read /v1/fleet/metrics: {exc}")
             fleet = []
@@ -426,6 +430,7 @@ class Fleet:
             versions=self.versions_now(),
             rollout=rollout,
             fleet_estimates=estimates,
+            ab=ab,
             telemetry=TelemetrySummary(
                 recorded=s.recorded,
                 skipped_budget=s.skipped_budget,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from service.cloud.schemas import ABReadoutPublic
 from simulators.failures import FailureSummary
 
 
@@ -90,6 +91,7 @@ class FleetSummary(BaseModel):
     versions: dict[str, int]  # version serving on each device at the end (sums to `devices`)
     rollout: RolloutSummary
     fleet_estimates: list[MetricComparison]
+    ab: ABReadoutPublic | None = None  # the rollout's A/B readout, as GET /v1/fleet/metrics released it
     telemetry: TelemetrySummary
     epsilon: EpsilonSummary
     faults: list[FaultReport]
@@ -103,6 +105,28 @@ class FleetSummary(BaseModel):
 
 def _pct(x: float) -> str:
     return f"{100 * x:5.1f}%"
+
+
+def _side(side) -> str:  # ABSidePublic | None
+    return "   n/a" if side is None else f"{side.estimate:6.3f}"
+
+
+def render_ab(ab: ABReadoutPublic | None) -> list[str]:
+    """The rollout's readout: the candidate beside the baseline, and the difference with its 95% interval."""
+    if ab is None:
+        return ["a/b readout    none: the rollout has not had two versions"]
+    basis = "canary beside stable" if ab.basis == "canary" else "last rollout beside the version it replaced"
+    lines = [f"a/b readout    {ab.candidate} vs {ab.baseline} ({basis}; released estimates only)"]
+    for r in ab.rows:
+        diff = (
+            "difference n/a (no released group on one side)"
+            if r.difference is None
+            else f"difference {r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
+        )
+        lines.append(
+            f"                 {r.metric} {r.category:<12} {_side(r.candidate)} vs {_side(r.baseline)}  {diff}"
+        )
+    return lines
 
 
 def render(s: FleetSummary) -> str:
@@ -135,6 +159,7 @@ def render(s: FleetSummary) -> str:
                 f"                 {c.category:<20} estimate {c.estimate:6.3f} [{c.ci_low:.3f}, {c.ci_high:.3f}]"
                 f"  truth {c.truth:6.3f}"
             )
+    lines.extend(render_ab(s.ab))
     t = s.telemetry
     lines.append(
         f"telemetry      recorded {t.recorded} (skipped over budget {t.skipped_budget}); accepted {t.accepted}, "

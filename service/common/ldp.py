@@ -501,12 +501,14 @@ def norm_sub(raw: np.ndarray) -> np.ndarray:
     return np.maximum(f + delta, 0.0)
 
 
-def consistent_interval(raw: float, std_error: float, consistent: float) -> tuple[float, float]:
-    """The 95% normal interval of the unbiased estimate, clipped to [0, 1], then widened (if need be) to contain
-    the consistent estimate: it never covers less than the unbiased interval, and never lies beside its own
-    estimate."""
-    lo = float(np.clip(raw - Z_95 * std_error, 0.0, 1.0))
-    hi = float(np.clip(raw + Z_95 * std_error, 0.0, 1.0))
+def consistent_interval(
+    raw: float, std_error: float, consistent: float, bounds: tuple[float, float] = (0.0, 1.0)
+) -> tuple[float, float]:
+    """The 95% normal interval of the unbiased estimate, clipped to `bounds` ([0, 1] for a frequency, [-1, 1]
+    for a difference of two), then widened (if need be) to contain the consistent estimate: it never covers
+    less than the unbiased interval, and never lies beside its own estimate."""
+    lo = float(np.clip(raw - Z_95 * std_error, *bounds))
+    hi = float(np.clip(raw + Z_95 * std_error, *bounds))
     return min(lo, consistent), max(hi, consistent)
 
 

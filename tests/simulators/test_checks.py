@@ -124,3 +124,4 @@ def test_render_prints_the_unexplained_count_and_examples() -> None:
     assert "unexplained failures: 2" in text
     assert "failed calls   rank: unexplained 2" in text and "HTTP 422 from the edge node" in text
     assert "unexplained failures: 0" in render(passing())
+    assert "a/b readout    none" in render(passing())  # said, not silently left out

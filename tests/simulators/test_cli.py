@@ -64,3 +64,23 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert "demo passed" in proc.stdout
     assert summary.rollout.progress == 1.0 and summary.requests["rank"] > 0
     assert summary.rejected_downloads.get("sha256", 0) >= 1
+
+
+def test_simulate_exits_non_zero_on_unexplained_failures(
+    cloud: Cloud, tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Devices rank through an "edge node" that answers 404 to every rank call: no fault explains that."""
+    cloud.rollout(cloud.publish(tiny_bundle), 100)
+    token_file = tmp_path / "enrolment-token"
+    token_file.write_text(cloud.admin("POST", "/v1/enrolment-tokens", json={"max_devices": 3}).json()["token"])
+    monkeypatch.setenv("EIBERT_ADMIN_TOKEN", ADMIN_TOKEN)
+    out = tmp_path / "summary.json"
+    argv = ["simulate", "--cloud", cloud.url, "--edge", cloud.url, "--bundle", str(tiny_bundle), "--devices", "3"]
+    argv += ["--days", "1", "--enrolment-token-file", str(token_file), "--summary-json", str(out)]
+    assert main(argv) == 1
+    printed = capsys.readouterr().out
+    summary = FleetSummary.model_validate_json(out.read_text())
+    n = summary.failures.by_call["rank"]["unexplained"]
+    assert n > 0 and summary.failures.unexplained >= n
+    assert f"unexplained failures: {summary.failures.unexplained}" in printed
+    assert "check          FAIL  no unexplained failures" in printed and "HTTP 404 from the edge node" in printed

@@ -13,6 +13,10 @@ cloud's own rule. Against a cloud whose clock cannot be advanced, every simulate
 day: the per-device daily budget then caps what is reported, and nothing closes before the run ends (a note
 says so).
 
+Failures: every failed call (request, rank call, refused download, device-level step) is counted by cause in
+`FleetStats.ledger` (`simulators.failures`); the summary's `failures` and its check "no unexplained failures"
+make a run with any failure no injected fault explains a failed run.
+
 Enrolment: every device enrols with one operator-issued enrolment token, `enrolment_token` if given, else one
 the fleet issues itself with `admin_token` (quota = the fleet size).
 """

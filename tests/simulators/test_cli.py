@@ -25,17 +25,26 @@ def test_simulate_flags_and_defaults() -> None:
     assert build_parser().parse_args(["simulate", "--cloud", "c", "--enrolment-token-file", "/t"]).enrolment_token_file
 
 
+def _simulate_argv(
+    cloud: Cloud, tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, devices: int
+) -> tuple[list[str], Path]:
+    """`eibert simulate` for one day against the test cloud, with an enrolment token file; (argv, summary)."""
+    cloud.rollout(cloud.publish(tiny_bundle), 100)
+    token_file = tmp_path / "enrolment-token"
+    body = {"max_devices": devices}
+    token_file.write_text(cloud.admin("POST", "/v1/enrolment-tokens", json=body).json()["token"])
+    monkeypatch.setenv("EIBERT_ADMIN_TOKEN", ADMIN_TOKEN)  # advances the (dev-mode) cloud's clock
+    out = tmp_path / "summary.json"
+    argv = ["simulate", "--cloud", cloud.url, "--bundle", str(tiny_bundle), "--devices", str(devices)]
+    argv += ["--days", "1", "--enrolment-token-file", str(token_file), "--summary-json", str(out)]
+    return argv, out
+
+
 def test_simulate_runs_a_fleet_and_writes_the_summary(
     cloud: Cloud, tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cloud.rollout(cloud.publish(tiny_bundle), 100)
-    token_file = tmp_path / "enrolment-token"
-    token_file.write_text(cloud.admin("POST", "/v1/enrolment-tokens", json={"max_devices": 5}).json()["token"])
-    monkeypatch.setenv("EIBERT_ADMIN_TOKEN", ADMIN_TOKEN)  # advances the (dev-mode) cloud's clock
-    out = tmp_path / "summary.json"
-    argv = ["simulate", "--cloud", cloud.url, "--bundle", str(tiny_bundle), "--devices", "5", "--days", "1"]
-    argv += ["--enrolment-token-file", str(token_file)]
-    argv += ["--faults", "drop:0.05,delay:0.05", "--summary-json", str(out), "--state-dir", str(tmp_path / "s")]
+    argv, out = _simulate_argv(cloud, tiny_bundle, tmp_path, monkeypatch, devices=5)
+    argv += ["--faults", "drop:0.05,delay:0.05", "--state-dir", str(tmp_path / "s")]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "[day 1 23:00] day done" in printed and "== fleet summary ==" in printed
@@ -70,14 +79,8 @@ def test_simulate_exits_non_zero_on_unexplained_failures(
     cloud: Cloud, tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Devices rank through an "edge node" that answers 404 to every rank call: no fault explains that."""
-    cloud.rollout(cloud.publish(tiny_bundle), 100)
-    token_file = tmp_path / "enrolment-token"
-    token_file.write_text(cloud.admin("POST", "/v1/enrolment-tokens", json={"max_devices": 3}).json()["token"])
-    monkeypatch.setenv("EIBERT_ADMIN_TOKEN", ADMIN_TOKEN)
-    out = tmp_path / "summary.json"
-    argv = ["simulate", "--cloud", cloud.url, "--edge", cloud.url, "--bundle", str(tiny_bundle), "--devices", "3"]
-    argv += ["--days", "1", "--enrolment-token-file", str(token_file), "--summary-json", str(out)]
-    assert main(argv) == 1
+    argv, out = _simulate_argv(cloud, tiny_bundle, tmp_path, monkeypatch, devices=3)
+    assert main([*argv, "--edge", cloud.url]) == 1
     printed = capsys.readouterr().out
     summary = FleetSummary.model_validate_json(out.read_text())
     n = summary.failures.by_call["rank"]["unexplained"]

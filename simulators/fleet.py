@@ -495,6 +495,9 @@ class Fleet:
             groups_released=len(released),
             groups_withheld=sum(g["status"] == "withheld" for g in groups),
             reports=total,
+            narrowest_interval=min(
+                (e["ci_high"] - e["ci_low"] for g in released for e in g["estimates"]), default=None
+            ),
         )
         if not total:
             return comparison

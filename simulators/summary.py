@@ -38,6 +38,7 @@ class MetricComparison(BaseModel):
     groups_released: int
     groups_withheld: int
     reports: int  # in the released groups
+    narrowest_interval: float | None = None  # the narrowest 95% interval of any released group's estimate
     categories: list[CategoryComparison] = Field(default_factory=list)
 
 
@@ -153,6 +154,7 @@ def render(s: FleetSummary) -> str:
         lines.append(
             f"fleet metric   {m.metric}: {m.groups_released} groups released ({m.reports} reports), "
             f"{m.groups_withheld} withheld"
+            + ("" if m.narrowest_interval is None else f"; narrowest released interval {m.narrowest_interval:.3f}")
         )
         for c in m.categories:
             lines.append(

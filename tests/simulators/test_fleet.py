@@ -168,6 +168,8 @@ def test_estimates_are_consistent_and_inside_their_intervals(run) -> None:
     for m in summary.fleet_estimates:
         for c in m.categories:
             assert 0.0 <= c.ci_low <= c.estimate <= c.ci_high <= 1.0, c
+        if m.groups_released:
+            assert m.narrowest_interval is not None and 0.0 <= m.narrowest_interval <= 1.0
     clicked = {c.category: c.estimate for m in summary.fleet_estimates if m.metric == "top_item_clicked"
                for c in m.categories}  # fmt: skip
     assert sum(clicked.values()) == pytest.approx(1.0, abs=2e-4)  # both categories shown, rounded to 4 places

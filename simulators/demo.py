@@ -126,8 +126,9 @@ class Scenario:
             **os.environ,
             "EIBERT_CLOUD_DATA_DIR": str(work / "cloud"),
             "EIBERT_CLOUD_K_MIN": str(DEMO_K_MIN),
-            # the whole demo fleet enrols from 127.0.0.1 in its first simulated hour
+            # the whole demo fleet enrols from 127.0.0.1, with one enrolment token, in its first simulated hour
             "EIBERT_CLOUD_ENROL_RATE_PER_SOURCE": str(DEMO_ENROL_RATE),
+            "EIBERT_CLOUD_ENROL_RATE_PER_TOKEN": str(DEMO_ENROL_RATE),
         }
         env.pop("EIBERT_ADMIN_TOKEN", None)  # dev mode generates its own
         self.cloud = ServiceProcess(

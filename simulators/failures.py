@@ -9,8 +9,8 @@ it (an unreadable answer, a device's own bug). Each failure gets a cause:
   cloud's first answer below 500 (the transport sees both ends, so the window is measured, not guessed);
 - `bitflip` / `truncate`: a bundle refused by verification while a corrupted download of that kind was still
   unclaimed (each corrupted download explains one refusal, never more);
-- `unexplained`: anything else. A run with any unexplained failure fails its check, and the first few are kept
-  with their message so a person can see what went wrong (e.g. "rank: HTTP 422 ...").
+- `unexplained`: anything else. A run with any unexplained failure fails its check, and the first few of each
+  call are kept with their message so a person can see what went wrong (e.g. "rank: HTTP 422 ...").
 
 Device-level steps run in a `scope()`: the transports add each failure they count to the current scope (a
 contextvar, so concurrent devices on one event loop and worker threads started with `asyncio.to_thread` each
@@ -29,7 +29,8 @@ from collections.abc import Iterator
 from pydantic import BaseModel, Field
 
 UNEXPLAINED = "unexplained"
-MAX_EXAMPLES = 5
+MAX_EXAMPLES = 10
+MAX_EXAMPLES_PER_CALL = 3  # so that one noisy cause (2,000 refused enrolments) cannot hide another
 EXAMPLE_CHARS = 300
 
 _scope: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("eibert_sim_failure_scope", default=None)
@@ -51,6 +52,7 @@ class FailureLedger:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
         self._examples: list[str] = []
+        self._examples_by_call: Counter[str] = Counter()
         self._corruptions: Counter[str] = Counter()  # corrupted downloads not yet matched to a refusal
         self.outage = False  # the fleet has the cloud process down (set by the fleet, cleared by an answer)
 
@@ -58,7 +60,12 @@ class FailureLedger:
         cause = cause or UNEXPLAINED
         with self._lock:
             self._counts[(call, cause)] += 1
-            if cause == UNEXPLAINED and len(self._examples) < MAX_EXAMPLES:
+            if (
+                cause == UNEXPLAINED
+                and len(self._examples) < MAX_EXAMPLES
+                and self._examples_by_call[call] < MAX_EXAMPLES_PER_CALL
+            ):
+                self._examples_by_call[call] += 1
                 self._examples.append(f"{call}: {detail}"[:EXAMPLE_CHARS])
         scope = _scope.get()
         if scope is not None:

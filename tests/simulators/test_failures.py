@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from service.common.schemas import MAX_REQUEST_CHARS, MAX_TEXT_CHARS
-from simulators.failures import MAX_EXAMPLES, FailureLedger
+from simulators.failures import MAX_EXAMPLES, MAX_EXAMPLES_PER_CALL, FailureLedger
 from simulators.faults import FaultInjector, FaultSpec, FaultyAsyncTransport, FaultyTransport
 from simulators.runtime import fit_texts
 
@@ -122,12 +122,17 @@ def test_scopes_of_concurrent_tasks_and_worker_threads_are_their_own() -> None:
     assert asyncio.run(both()) == [["unexplained"], []]
 
 
-def test_only_the_first_examples_are_kept() -> None:
+def test_the_first_examples_of_each_call_are_kept_and_no_more() -> None:
     ledger = FailureLedger()
-    for i in range(MAX_EXAMPLES + 10):
-        ledger.add("rank", None, f"failure {i}")
+    for i in range(2000):  # a flood of one cause ...
+        ledger.add("enrol", None, f"HTTP 429 number {i}")
+    ledger.add("rank", None, "HTTP 429 from the edge node")  # ... does not hide another
+    for i in range(50):
+        ledger.add(f"call-{i}", None, "x")
     s = ledger.summary()
-    assert s.unexplained == MAX_EXAMPLES + 10 and len(s.unexplained_examples) == MAX_EXAMPLES
+    assert s.unexplained == 2051 and len(s.unexplained_examples) == MAX_EXAMPLES
+    assert sum(x.startswith("enrol:") for x in s.unexplained_examples) == MAX_EXAMPLES_PER_CALL
+    assert "rank: HTTP 429 from the edge node" in s.unexplained_examples
 
 
 def test_texts_are_cut_to_the_edges_published_limits() -> None:

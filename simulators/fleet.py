@@ -67,6 +67,17 @@ from simulators.updates import DeviceUpdater
 log = logging.getLogger(__name__)
 
 HTTP_TIMEOUT_S = 30.0
+# Idle pooled connections are dropped by the client after this long, well before the servers' own keep-alive
+# timeout (uvicorn's default: 5 s, which is also httpx's default expiry). With equal timeouts a request can go
+# out on a connection the server is closing at that moment: a ReadError no fault explains (seen on the edge
+# node's /v1/rank in a 1,500-device demo, where a simulated hour outlasts 5 s).
+KEEPALIVE_EXPIRY_S = 2.0
+
+
+def client_limits(max_connections: int | None = None) -> httpx.Limits:
+    return httpx.Limits(max_connections=max_connections, keepalive_expiry=KEEPALIVE_EXPIRY_S)
+
+
 ENROLMENT_TOKEN_TTL_S = 86400
 CLOCK_RETRY_S = 120.0  # how long advancing the cloud's clock is retried while the cloud restarts
 FINAL_FLUSH_ATTEMPTS = 3
@@ -184,7 +195,7 @@ class Fleet:
                     base_url=cfg.cloud_url,
                     timeout=HTTP_TIMEOUT_S,
                     transport=FaultyAsyncTransport(
-                        httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=64)), self.injector, self.observer
+                        httpx.AsyncHTTPTransport(limits=client_limits(64)), self.injector, self.observer
                     ),
                 )
             )
@@ -192,10 +203,14 @@ class Fleet:
                 httpx.Client(
                     base_url=cfg.cloud_url,
                     timeout=HTTP_TIMEOUT_S,
-                    transport=FaultyTransport(httpx.HTTPTransport(), self.injector, self.observer),
+                    transport=FaultyTransport(
+                        httpx.HTTPTransport(limits=client_limits()), self.injector, self.observer
+                    ),
                 )
             )
-            edge_client = await stack.enter_async_context(httpx.AsyncClient(timeout=HTTP_TIMEOUT_S))
+            edge_client = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=HTTP_TIMEOUT_S, limits=client_limits())
+            )
             key_b64 = cfg.cloud_public_key or await self._fetch_public_key(plain)
             public_key = public_key_from_b64(key_b64)
             models = ModelLibrary(state_dir / "models")

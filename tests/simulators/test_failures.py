@@ -141,3 +141,15 @@ def test_texts_are_cut_to_the_edges_published_limits() -> None:
     many = fit_texts([long] * 80)  # 80 texts at the per-text limit would be over the per-request one
     assert sum(map(len, many)) <= MAX_REQUEST_CHARS and len(many) == 80
     assert fit_texts([]) == []
+
+
+def test_the_fleet_drops_idle_connections_before_the_servers_do() -> None:
+    """Equal keep-alive timeouts race: a request sent as the server closes the connection fails with a bare
+    ReadError (2 of 100 edge rank calls in a 1,500-device demo)."""
+    import uvicorn
+
+    from simulators.fleet import client_limits
+
+    server_keep_alive = uvicorn.Config(app=None).timeout_keep_alive  # what `eibert cloud` / `eibert edge` run
+    assert client_limits().keepalive_expiry < server_keep_alive / 2
+    assert client_limits(64).max_connections == 64

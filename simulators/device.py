@@ -24,6 +24,7 @@ import numpy as np
 
 from service.common.ldp import METRICS, latency_bucket_of
 from service.edge.telemetry import TelemetryClient
+from simulators.failures import FailureLedger
 from simulators.personas import Catalog, Persona, relevance
 from simulators.runtime import Behaviour, EdgeRanker
 from simulators.updates import DeviceUpdater
@@ -104,6 +105,7 @@ class FleetStats:
     duplicate: int = 0
     refused: int = 0
     flush_errors: int = 0
+    ledger: FailureLedger = field(default_factory=FailureLedger)  # every failed call, by cause
     lock: threading.Lock = field(default_factory=threading.Lock)  # for the counters worker threads update
 
 
@@ -128,6 +130,12 @@ class VersionNames:
 
 
 _CORRUPT_STAGES = frozenset({"sha256", "unpack", "manifest"})
+
+
+def _rank_error(exc: Exception) -> str:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code} from the edge node: {exc.response.text[:200]}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 class SimDevice:
@@ -199,15 +207,20 @@ class SimDevice:
         while (hour := await clock.next_hour(last)) is not None:
             try:
                 await self.act(hour, clock.time_of(hour))
-            except Exception:  # one device's bug must not stall the barrier for the fleet
+            except Exception as exc:  # one device's bug must not stall the barrier for the fleet, nor pass unseen
                 log.exception("device %s failed at hour %d", self.device_id, hour)
+                self.stats.ledger.add("device", None, f"hour {hour}: {type(exc).__name__}: {exc}")
             finally:
                 clock.done()
             last = hour
 
     async def act(self, hour: int, now: float) -> None:
-        if self.updater.token is None and not await self.updater.enrol():
-            return  # the cloud is unreachable: try again next hour (nothing else works without a token)
+        if self.updater.token is None:
+            with self.stats.ledger.scope() as seen:
+                enrolled = await self.updater.enrol()
+            if not enrolled:  # the cloud is unreachable: try again next hour (nothing works without a token)
+                self.stats.ledger.step_failed(seen, "enrol", "enrolment failed with no failed request")
+                return
         if self.telemetry is None:
             self.telemetry = TelemetryClient(
                 outbox=self.outbox,
@@ -226,13 +239,19 @@ class SimDevice:
 
     async def _check_update(self) -> None:
         before = self.updater.model.version
-        result = await self.updater.check()
+        ledger = self.stats.ledger
+        with ledger.scope() as seen:
+            result = await self.updater.check()
         self.stats.checks[result.outcome] += 1
         self.retry_update = result.outcome == "failed"
         if result.outcome == "failed":
             stage = result.stage or "internal"
             self.stats.failures[stage] += 1
             self.stats.day_failures[stage] += 1
+            if stage in _CORRUPT_STAGES:
+                ledger.refused_bundle(f"update check refused the download at {stage}: {result.error}")
+            else:
+                ledger.step_failed(seen, f"update:{stage}", str(result.error))
             if stage in _CORRUPT_STAGES:
                 self.stats.corrupt_rejected += 1
                 self.stats.corrupt_kept[result.serving] += 1
@@ -266,6 +285,7 @@ class SimDevice:
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             self.stats.rank_errors += 1
             log.debug("%s: rank failed: %s", self.device_id, exc)
+            self.stats.ledger.add("rank", None, _rank_error(exc))  # nothing is injected between device and edge
             return
         self.stats.latencies[mode].append(ms)
         self._day_latencies.append(ms)
@@ -324,7 +344,15 @@ class SimDevice:
         """Send the outbox; returns what is still pending. Blocking."""
         if self.telemetry is None:
             return 0
-        result = self.telemetry.flush()
+        ledger = self.stats.ledger
+        with ledger.scope() as seen:
+            result = self.telemetry.flush()
+        if result.error is not None:
+            ledger.step_failed(seen, "telemetry", result.error)
+        for _ in range(result.refused):  # the cloud's reasons are in its answer (and the outbox's log)
+            ledger.add("telemetry-refused", None, "a report was refused by the cloud")
+        for _ in range(result.dropped):
+            ledger.add("telemetry-malformed", None, "the cloud rejected a report as malformed")
         with self.stats.lock:
             self.stats.accepted += result.accepted
             self.stats.duplicate += result.duplicate

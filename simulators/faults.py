@@ -23,10 +23,13 @@ from collections.abc import Callable
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulators.failures import FailureLedger
+
 FAULT_KINDS = ("drop", "delay", "bitflip", "truncate", "cloud-restart")
 DEFAULT_DROP_P = 0.02
 DEFAULT_DELAY_P = 0.05
 DELAY_RANGE_S = (0.02, 0.2)
+EXAMPLE_BODY_CHARS = 200
 
 # What devices download: bundle files by content address (and the legacy archive route, which they no longer use).
 _BUNDLE_PATH = re.compile(r"^/v1/(blobs/[0-9a-f]{64}|models/[^/]+/bundle)$")
@@ -82,8 +85,9 @@ def route_of(request: httpx.Request) -> str:
 class FaultInjector:
     """Decides each fault from a seeded RNG and remembers what it did (thread-safe)."""
 
-    def __init__(self, spec: FaultSpec, seed: int) -> None:
+    def __init__(self, spec: FaultSpec, seed: int, ledger: FailureLedger | None = None) -> None:
         self.spec = spec
+        self.ledger = ledger or FailureLedger()  # every failed request, by cause
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._downloads_left = {"bitflip": spec.bitflip, "truncate": spec.truncate}
@@ -104,7 +108,9 @@ class FaultInjector:
                 self.injected["drop"] += 1
             else:
                 self.requests[route_of(request)] += 1
-            return drop, delay
+        if drop:
+            self.ledger.add(route_of(request), "drop", "injected fault: connection dropped")
+        return drop, delay
 
     def download_fault(self, request: httpx.Request) -> str | None:
         if not _BUNDLE_PATH.match(request.url.path):
@@ -115,6 +121,7 @@ class FaultInjector:
                     self._downloads_left[kind] -= 1
                     self.injected[kind] += 1
                     self.corrupted_versions.append((kind, request.url.path))
+                    self.ledger.corrupted(kind)
                     return kind
         return None
 
@@ -126,9 +133,21 @@ class FaultInjector:
             data[self._rng.randrange(len(data))] ^= 1 << self._rng.randrange(8)
             return bytes(data)
 
-    def answered(self, request: httpx.Request, status: int) -> None:
+    def answered(self, request: httpx.Request, response: httpx.Response) -> None:
+        """Count the answer; one >= 400 is a failed call (its body read for the message, errors are small)."""
+        status = response.status_code
         with self._lock:
             self.responses[f"{route_of(request)} {status}"] += 1
+        if status >= 400:
+            cause = self.ledger.transport_cause() if status >= 500 else None
+            text = response.content[:EXAMPLE_BODY_CHARS].decode("utf-8", "replace")
+            self.ledger.add(route_of(request), cause, f"{request.method} {route_of(request)}: HTTP {status} {text}")
+        self.ledger.answered(status)
+
+    def failed(self, request: httpx.Request, exc: Exception) -> None:
+        """The request raised on the wire: the cloud restart explains it while the cloud is down, else nothing."""
+        detail = f"{request.method} {route_of(request)}: {type(exc).__name__}: {exc}"
+        self.ledger.add(route_of(request), self.ledger.transport_cause(), detail)
 
 
 def _dropped(request: httpx.Request) -> httpx.ConnectError:
@@ -158,8 +177,14 @@ class FaultyAsyncTransport(httpx.AsyncBaseTransport):
             raise _dropped(request)
         if self.observer is not None:
             self.observer(request)
-        response = await self.inner.handle_async_request(request)
-        self.injector.answered(request, response.status_code)
+        try:
+            response = await self.inner.handle_async_request(request)
+            if response.status_code >= 400:
+                await response.aread()
+        except httpx.TransportError as exc:
+            self.injector.failed(request, exc)
+            raise
+        self.injector.answered(request, response)
         kind = self.injector.download_fault(request) if response.status_code == 200 else None
         if kind is None:
             return response
@@ -189,8 +214,14 @@ class FaultyTransport(httpx.BaseTransport):
             raise _dropped(request)
         if self.observer is not None:
             self.observer(request)
-        response = self.inner.handle_request(request)
-        self.injector.answered(request, response.status_code)
+        try:
+            response = self.inner.handle_request(request)
+            if response.status_code >= 400:
+                response.read()
+        except httpx.TransportError as exc:
+            self.injector.failed(request, exc)
+            raise
+        self.injector.answered(request, response)
         kind = self.injector.download_fault(request) if response.status_code == 200 else None
         if kind is None:
             return response

@@ -5,6 +5,12 @@ starts with, the newer, held-out part defines what the user *really* likes (the 
 uses), so a ranker that learns from behaviour is rewarded only for generalising, not for echoing the history.
 News interests are two MIND categories drawn per persona, since the MIND sample has no users joinable to
 MovieLens. Devices beyond 500 reuse users with fresh news interests and activity.
+
+Item texts are cut to the edge's published per-text limit (`service.common.schemas.MAX_TEXT_CHARS`): a
+MovieLens title with all its tags can run past it (m296 is 2,304 characters), and the edge answers such a text
+with a 422. The simulator respects the limit rather than the edge truncating for it; nothing is lost, since the
+tokenizer keeps only the first `max_seq_len` tokens, a few hundred characters. In-process devices see the same
+cut texts, so both modes rank the same inputs.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 from model_store.data import item_texts, load_movies, load_news, load_ratings, load_tags
 from model_store.data.paths import data_root
 from service.common.ldp import GENRES
+from service.common.schemas import MAX_TEXT_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +85,9 @@ def load_catalog_and_personas(n: int, seed: int, root: Path | None = None) -> tu
 
     items: dict[str, Item] = {}
     for movie_id in popularity:
-        items[f"m{movie_id}"] = Item(f"m{movie_id}", texts[movie_id], "movie", genres=genres_of[movie_id])
+        items[f"m{movie_id}"] = Item(
+            f"m{movie_id}", texts[movie_id][:MAX_TEXT_CHARS], "movie", genres=genres_of[movie_id]
+        )
     for item in news:
         text = f"{item.title}. {item.abstract}" if item.abstract else item.title
         items[f"n{item.news_id}"] = Item(f"n{item.news_id}", text[:MAX_NEWS_CHARS], "news", category=item.category)

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from service.common.schemas import MAX_REQUEST_CHARS, MAX_TEXT_CHARS
 from service.edge import ranker
 from service.edge.encoder import OnnxEncoder
 from service.edge.update_protocol import VerifiedOffer, write_signed_manifest
@@ -105,8 +106,16 @@ class ModelLibrary:
         return SharedModel(encoder, content_id=key)
 
 
+def fit_texts(texts: Sequence[str]) -> list[str]:
+    """Cut texts so that each is within MAX_TEXT_CHARS and all together within MAX_REQUEST_CHARS, the edge's
+    published limits (it answers 422 beyond them): every text gets an equal share of the request budget."""
+    share = min(MAX_TEXT_CHARS, MAX_REQUEST_CHARS // max(1, len(texts)))
+    return [t[:share] for t in texts]
+
+
 class EdgeRanker:
-    """Devices in HTTP mode: POST /v1/rank to edge nodes, round-robin over the given base URLs."""
+    """Devices in HTTP mode: POST /v1/rank to edge nodes, round-robin over the given base URLs. Texts are cut
+    to the edge's published limits first (`fit_texts`)."""
 
     def __init__(self, client: httpx.AsyncClient, urls: Sequence[str]) -> None:
         if not urls:
@@ -121,9 +130,11 @@ class EdgeRanker:
         """(ids best first, the manifest version the node served, latency in ms)."""
         url = self.urls[self._next % len(self.urls)]
         self._next += 1
+        texts = fit_texts([b.text for b in behaviours] + [t for _, t in candidates])
+        b_texts, c_texts = texts[: len(behaviours)], texts[len(behaviours) :]
         body = {
-            "behaviors": [{"text": b.text, "ts": b.ts, "kind": b.kind} for b in behaviours],
-            "candidates": [{"id": i, "text": t} for i, t in candidates],
+            "behaviors": [{"text": t, "ts": b.ts, "kind": b.kind} for b, t in zip(behaviours, b_texts, strict=True)],
+            "candidates": [{"id": i, "text": t} for (i, _), t in zip(candidates, c_texts, strict=True)],
             "top_k": top_k,
         }
         t0 = time.perf_counter()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from service.cloud.schemas import ABReadoutPublic
+from simulators.failures import FailureSummary
+
 
 class LatencySummary(BaseModel):
     calls: int
@@ -23,10 +26,11 @@ class RolloutSummary(BaseModel):
 
 class CategoryComparison(BaseModel):
     category: str
-    estimate: float  # pooled over the released groups, from GET /v1/fleet/metrics
-    ci_low: float
+    estimate: float  # pooled (report-weighted) over the released, consistent estimates of GET /v1/fleet/metrics
+    ci_low: float  # 95%, of the pooled unbiased estimate, widened to contain `estimate`
     ci_high: float
     truth: float  # the same share among the raw values the simulated devices privatised
+    raw_estimate: float | None = None  # pooled unbiased estimate (may fall outside [0, 1])
 
 
 class MetricComparison(BaseModel):
@@ -34,6 +38,7 @@ class MetricComparison(BaseModel):
     groups_released: int
     groups_withheld: int
     reports: int  # in the released groups
+    narrowest_interval: float | None = None  # the narrowest 95% interval of any released group's estimate
     categories: list[CategoryComparison] = Field(default_factory=list)
 
 
@@ -87,9 +92,11 @@ class FleetSummary(BaseModel):
     versions: dict[str, int]  # version serving on each device at the end (sums to `devices`)
     rollout: RolloutSummary
     fleet_estimates: list[MetricComparison]
+    ab: ABReadoutPublic | None = None  # the rollout's A/B readout, as GET /v1/fleet/metrics released it
     telemetry: TelemetrySummary
     epsilon: EpsilonSummary
     faults: list[FaultReport]
+    failures: FailureSummary = Field(default_factory=FailureSummary)  # every failed call, by cause
     rejected_downloads: dict[str, int]  # failure stage -> count, for downloads refused by verification
     edge_nodes: list[EdgeNodeSummary] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
@@ -99,6 +106,28 @@ class FleetSummary(BaseModel):
 
 def _pct(x: float) -> str:
     return f"{100 * x:5.1f}%"
+
+
+def _side(side) -> str:  # ABSidePublic | None
+    return "   n/a" if side is None else f"{side.estimate:6.3f}"
+
+
+def render_ab(ab: ABReadoutPublic | None) -> list[str]:
+    """The rollout's readout: the candidate beside the baseline, and the difference with its 95% interval."""
+    if ab is None:
+        return ["a/b readout    none: the rollout has not had two versions"]
+    basis = "canary beside stable" if ab.basis == "canary" else "last rollout beside the version it replaced"
+    lines = [f"a/b readout    {ab.candidate} vs {ab.baseline} ({basis}; released estimates only)"]
+    for r in ab.rows:
+        diff = (
+            "difference n/a (no released group on one side)"
+            if r.difference is None
+            else f"difference {r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
+        )
+        lines.append(
+            f"                 {r.metric} {r.category:<12} {_side(r.candidate)} vs {_side(r.baseline)}  {diff}"
+        )
+    return lines
 
 
 def render(s: FleetSummary) -> str:
@@ -125,12 +154,14 @@ def render(s: FleetSummary) -> str:
         lines.append(
             f"fleet metric   {m.metric}: {m.groups_released} groups released ({m.reports} reports), "
             f"{m.groups_withheld} withheld"
+            + ("" if m.narrowest_interval is None else f"; narrowest released interval {m.narrowest_interval:.3f}")
         )
         for c in m.categories:
             lines.append(
                 f"                 {c.category:<20} estimate {c.estimate:6.3f} [{c.ci_low:.3f}, {c.ci_high:.3f}]"
                 f"  truth {c.truth:6.3f}"
             )
+    lines.extend(render_ab(s.ab))
     t = s.telemetry
     lines.append(
         f"telemetry      recorded {t.recorded} (skipped over budget {t.skipped_budget}); accepted {t.accepted}, "
@@ -143,6 +174,10 @@ def render(s: FleetSummary) -> str:
     )
     for f in s.faults:
         lines.append(f"fault          {f.kind}: injected {f.injected}; {f.handled}")
+    for call, causes in s.failures.by_call.items():
+        lines.append(f"failed calls   {call}: " + ", ".join(f"{k} {v}" for k, v in sorted(causes.items())))
+    lines.extend(f"unexplained    {x}" for x in s.failures.unexplained_examples)
+    lines.append(f"unexplained failures: {s.failures.unexplained}")
     if s.rejected_downloads:
         lines.append("rejected       " + ", ".join(f"{k} {v}" for k, v in sorted(s.rejected_downloads.items())))
     for n in s.edge_nodes:

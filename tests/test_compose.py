@@ -9,6 +9,7 @@ the images build from Dockerfiles that exist, and the edge image never installs 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import re
 import subprocess
@@ -229,6 +230,10 @@ def test_every_eibert_env_var_is_read_by_the_service(name: str) -> None:
             field = var.removeprefix("EIBERT_CLOUD_").lower()
             assert field in CloudSettings.model_fields, f"{var} is not a cloud Settings field"
             _field_check(CloudSettings, field, value)
+        elif var == "EIBERT_ADMIN_TOKEN_FILE":
+            assert prog == "eibert cloud", f"{name} runs {prog}, which ignores {var}"
+            assert var in CloudSettings.model_fields["admin_token_file"].validation_alias.choices
+            assert value.startswith("/secrets/")
         elif var == "EIBERT_ADMIN_TOKEN":
             assert prog in ("eibert cloud", "loadtests.stack_secrets", "loadtests.publish", "eibert publish")
             assert value.startswith("${"), "a token is never written into the compose file"
@@ -399,14 +404,30 @@ def test_dashboard_uses_the_provisioned_datasource() -> None:
 # ---------------------------------------------------------------------------------------------------- images
 
 
-def _dockerfiles() -> dict[str, Path]:
-    out = {}
+def _built_images() -> dict[str, Path]:
+    """Image tag -> the Dockerfile of the one service that builds it."""
+    out: dict[str, Path] = {}
     for name, svc in SERVICES.items():
         build = svc.get("build")
         if build:
             assert build["context"] == "."
-            out[name] = ROOT / build["dockerfile"]
+            assert svc["image"] not in out, f"{name}: {svc['image']} is built by a second service"
+            out[svc["image"]] = ROOT / build["dockerfile"]
     return out
+
+
+def _dockerfiles() -> dict[str, Path]:
+    """Service -> the Dockerfile of the image it runs (built by itself or by another service)."""
+    images = _built_images()
+    return {name: images[svc["image"]] for name, svc in SERVICES.items() if svc.get("image") in images}
+
+
+def _mount(vol: str | dict[str, Any]) -> tuple[str, str, bool]:
+    """(source, target, read-only) of a short ("src:dst[:ro]") or long (mapping) volume entry."""
+    if isinstance(vol, dict):
+        return str(vol["source"]), str(vol["target"]), bool(vol.get("read_only"))
+    parts = str(vol).split(":")
+    return parts[0], parts[1], parts[2:] == ["ro"]
 
 
 def test_referenced_dockerfiles_and_mounts_exist() -> None:
@@ -418,11 +439,184 @@ def test_referenced_dockerfiles_and_mounts_exist() -> None:
         assert ignore.is_file() and ".venv" in ignore.read_text().split(), f"{ignore} must keep .venv out"
     for name, svc in SERVICES.items():
         for vol in svc.get("volumes", []):
-            src = str(vol).split(":")[0]
+            src = _mount(vol)[0]
             if src.startswith("./"):
                 assert (ROOT / src).exists(), f"{name} mounts missing {src}"
             elif not src.startswith("${"):
                 assert src in COMPOSE["volumes"], f"{name}: volume {src} is not declared"
+
+
+# ---------------------------------------------------------------------------------------------------- issue 13
+# Each finding is a function from a compose document to its problems, so the tests below can show that it
+# finds each one in a copy of the file with the finding put back (a check that cannot fail is no check).
+
+
+def build_problems(compose: dict[str, Any]) -> list[str]:
+    """Seven services with their own `build:` made three image ids per tag and left untagged images behind."""
+    services = compose["services"]
+    builders: dict[str, list[str]] = {}
+    for name, svc in services.items():
+        if svc.get("build"):
+            builders.setdefault(svc.get("image", ""), []).append(name)
+    out = [f"{image} is built by {names}" for image, names in builders.items() if len(names) > 1]
+    for name, svc in services.items():
+        image = svc.get("image", "")
+        if image.startswith("eibert-"):
+            if image not in builders:
+                out.append(f"{name} runs {image}, which no service builds")
+            elif not svc.get("build") and svc.get("pull_policy") != "never":
+                out.append(f"{name}: {image} is local, set pull_policy: never")
+    return out
+
+
+def syntax_problems(dockerfile_text: str) -> list[str]:
+    """`# syntax=docker/dockerfile:1` fetches a frontend from Docker Hub, even when base images are local."""
+    return ["a # syntax directive"] if re.search(r"^#\s*syntax\s*=", dockerfile_text, re.M | re.I) else []
+
+
+STATEFUL = {
+    "redis": "/data",
+    "cloud": "/data",
+    "edge-1": "/state",
+    "edge-2": "/state",
+    "simulator": "/state",
+    "prometheus": "/prometheus",  # the image's --storage.tsdb.path default (the command does not move it)
+    "grafana": "/var/lib/grafana",
+    "init": "/secrets",
+}
+
+
+def volume_problems(compose: dict[str, Any]) -> list[str]:
+    out = []
+    for name, svc in compose["services"].items():
+        mounts = [_mount(v) for v in svc.get("volumes", [])]
+        if name in STATEFUL:
+            by_target = {target: (src, ro) for src, target, ro in mounts}
+            src, ro = by_target.get(STATEFUL[name], ("", True))
+            if src not in compose.get("volumes", {}) or ro:
+                out.append(f"{name}: {STATEFUL[name]} is not a writable named volume")
+        if "--storage.tsdb.path" in " ".join(svc.get("command") or []):
+            out.append(f"{name}: moves Prometheus' storage away from its named volume")
+        out += [
+            f"{name}: writable bind {s} -> {t}" for s, t, ro in mounts if s not in compose.get("volumes", {}) and not ro
+        ]
+    return out
+
+
+def data_mount_problems(compose: dict[str, Any]) -> list[str]:
+    """A short-syntax bind of a missing directory makes Docker create an empty root-owned one."""
+    out = []
+    for name in ("simulator", "locust"):
+        svc = compose["services"][name]
+        vols = [v for v in svc.get("volumes", []) if _mount(v)[1] == "/data"]
+        if len(vols) != 1 or not isinstance(vols[0], dict):
+            out.append(f"{name}: the data mount must be one long-syntax bind")
+            continue
+        vol = vols[0]
+        if vol.get("type") != "bind" or vol.get("read_only") is not True:
+            out.append(f"{name}: the data mount must be a read-only bind")
+        if (vol.get("bind") or {}).get("create_host_path") is not False:
+            out.append(f"{name}: create_host_path must be false")
+        if vol.get("source") != "${EIBERT_DATA_HOST:-../shared/data}":
+            out.append(f"{name}: the data comes from EIBERT_DATA_HOST, default ../shared/data")
+        if (svc.get("environment") or {}).get("EIBERT_DATA") != vol.get("target"):
+            out.append(f"{name}: EIBERT_DATA must name the mount")
+    return out
+
+
+def admin_token_problems(compose: dict[str, Any]) -> list[str]:
+    """A token changed on a later `up` must reach the running cloud (it kept the old one: 403, `up` failed)."""
+    from loadtests.stack_secrets import ADMIN_TOKEN_FILE
+
+    cloud = compose["services"]["cloud"]
+    path = f"/secrets/{ADMIN_TOKEN_FILE}"  # the file init writes, and rewrites when the token changes
+    cloud_env = cloud.get("environment") or {}
+    out = []
+    if cloud_env.get("EIBERT_ADMIN_TOKEN_FILE") != path:
+        out.append(f"the cloud must read EIBERT_ADMIN_TOKEN_FILE={path}")
+    if cloud.get("entrypoint") or "EIBERT_ADMIN_TOKEN" in cloud_env:
+        out.append("the token is copied into the cloud's environment once, at start")
+    if flag(compose["services"]["publisher"]["command"], "--admin-token-file") != path:
+        out.append("the publisher must read the same token file")
+    return out
+
+
+def _edge_cmd(dockerfile_text: str) -> list[str]:
+    return json.loads(re.search(r"^CMD (\[.*\])$", dockerfile_text, re.MULTILINE).group(1))
+
+
+def edge_default_problems(compose: dict[str, Any], dockerfile_text: str) -> list[str]:
+    bundle = flag(_edge_cmd(dockerfile_text), "--bundle")
+    shipped = {flag(svc["command"], "--bundle") for svc in compose["services"].values() if svc.get("command")
+               and svc["command"][:2] == ["eibert", "edge"]}  # fmt: skip
+    out = [] if shipped == {bundle} else [f"the edge image serves {bundle}, the stack {shipped}"]
+    if not (ROOT / str(bundle) / "manifest.json").is_file():
+        out.append(f"{bundle} is not a shipped bundle")
+    return out
+
+
+EDGE_DOCKERFILE = (ROOT / "service" / "edge" / "Dockerfile").read_text()
+
+
+def test_the_compose_file_has_none_of_the_findings_of_issue_13() -> None:
+    assert build_problems(COMPOSE) == []
+    assert set(_built_images()) == {"eibert-cloud:0.1.0", "eibert-edge:0.1.0", "eibert-tools:0.1.0"}
+    for path in set(_built_images().values()):
+        assert syntax_problems(path.read_text()) == [], path
+    assert volume_problems(COMPOSE) == []
+    assert data_mount_problems(COMPOSE) == []
+    assert admin_token_problems(COMPOSE) == []
+    assert edge_default_problems(COMPOSE, EDGE_DOCKERFILE) == []
+    assert "model_store/bundles/eibert-0.3.0" in EDGE_DOCKERFILE
+    from service.cloud.config import Settings as CloudSettings
+
+    assert "EIBERT_ADMIN_TOKEN_FILE" in CloudSettings.model_fields["admin_token_file"].validation_alias.choices
+
+
+def _with(change) -> dict[str, Any]:
+    compose = copy.deepcopy(COMPOSE)
+    change(compose["services"])
+    return compose
+
+
+def _short_data_mount(services: dict[str, Any]) -> None:
+    services["simulator"]["volumes"][-1] = "${EIBERT_DATA_HOST:-../shared/data}:/data:ro"
+
+
+FINDINGS = {
+    "a build per service": (build_problems, lambda s: s["init"].update(build=dict(s["cloud"]["build"]))),
+    "a local image pulled": (build_problems, lambda s: s["edge-2"].pop("pull_policy")),
+    "Prometheus without a volume": (volume_problems, lambda s: s["prometheus"]["volumes"].pop()),
+    "Grafana without a volume": (volume_problems, lambda s: s["grafana"]["volumes"].pop(0)),
+    "a writable bind": (volume_problems, lambda s: s["grafana"]["volumes"].append("./loadtests:/x")),
+    "a short data mount": (data_mount_problems, _short_data_mount),
+    "a host path created": (
+        data_mount_problems,
+        lambda s: s["locust"]["volumes"][-1]["bind"].update(create_host_path=True),
+    ),
+    "the token in the environment": (admin_token_problems, lambda s: s["cloud"].update(entrypoint=["sh", "-c"])),
+    "no token file": (admin_token_problems, lambda s: s["cloud"]["environment"].pop("EIBERT_ADMIN_TOKEN_FILE")),
+}
+
+
+@pytest.mark.parametrize("finding", sorted(FINDINGS))
+def test_each_check_finds_its_finding_put_back(finding: str) -> None:
+    check, change = FINDINGS[finding]
+    assert check(_with(change)), finding
+
+
+def test_the_syntax_and_edge_default_checks_find_theirs() -> None:
+    assert syntax_problems("# syntax=docker/dockerfile:1\nFROM python\n")
+    assert not syntax_problems("# the syntax of this file is plain\nFROM python\n")
+    stale = EDGE_DOCKERFILE.replace("eibert-0.3.0", "eibert-0.1.0")
+    assert edge_default_problems(COMPOSE, stale)
+
+
+def test_the_readme_says_compose_v2_and_where_the_data_comes_from() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "Compose v2" in readme
+    assert "EIBERT_DATA_HOST" in readme and "../shared/data" in readme and "create_host_path: false" in readme
+    assert "Compose v2" in (ROOT / "docker-compose.yml").read_text()
 
 
 def _instructions(path: Path) -> str:

@@ -1,6 +1,7 @@
 """Cloud settings: read once at startup (environment, prefix `EIBERT_CLOUD_`) and passed to `create_app`.
 
-Secrets: the admin token comes from `EIBERT_ADMIN_TOKEN` (shared with `eibert publish`), the Ed25519 signing
+Secrets: the admin token comes from `EIBERT_ADMIN_TOKEN` (shared with `eibert publish`) or from a file the cloud
+re-reads when it changes, `EIBERT_ADMIN_TOKEN_FILE` (service/cloud/keys.py), the Ed25519 signing
 key from `EIBERT_CLOUD_SIGNING_KEY` (PEM text) or `EIBERT_CLOUD_SIGNING_KEY_FILE`. A weak admin token (see
 `service.cloud.auth.admin_token_problem`) refuses to start in any mode; outside dev mode so do a missing
 admin token and a missing signing key; in dev mode (`EIBERT_CLOUD_DEV_MODE=1`, for `make demo` and local
@@ -35,6 +36,7 @@ class Settings(BaseSettings):
 
     # secrets
     admin_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("EIBERT_ADMIN_TOKEN"))
+    admin_token_file: Path | None = Field(default=None, validation_alias=AliasChoices("EIBERT_ADMIN_TOKEN_FILE"))
     signing_key: SecretStr | None = None  # PEM (PKCS#8) Ed25519 private key
     signing_key_file: Path | None = None
     dev_mode: bool = False
@@ -71,10 +73,15 @@ class Settings(BaseSettings):
         token = self.admin_token.get_secret_value() if self.admin_token else ""
         if token and (problem := admin_token_problem(token)):  # dev mode too: a given token is a real one
             raise ValueError(f"EIBERT_ADMIN_TOKEN {problem}")
+        if token and self.admin_token_file is not None:
+            raise ValueError("set EIBERT_ADMIN_TOKEN or EIBERT_ADMIN_TOKEN_FILE, not both")
         if self.dev_mode:
             return self
-        if not token:
-            raise ValueError("EIBERT_ADMIN_TOKEN is not set (set it, or EIBERT_CLOUD_DEV_MODE=1 for a local demo)")
+        if not token and self.admin_token_file is None:
+            raise ValueError(
+                "EIBERT_ADMIN_TOKEN is not set (set it or EIBERT_ADMIN_TOKEN_FILE, or EIBERT_CLOUD_DEV_MODE=1 for "
+                "a local demo)"
+            )
         if self.signing_key is None and self.signing_key_file is None:
             raise ValueError("no signing key: set EIBERT_CLOUD_SIGNING_KEY_FILE or EIBERT_CLOUD_SIGNING_KEY")
         return self

@@ -14,6 +14,7 @@ from fastapi import Depends, HTTPException, Request
 from service.cloud.auth import bearer, same_secret, token_hash
 from service.cloud.clock import CloudClock
 from service.cloud.config import Settings
+from service.cloud.keys import AdminToken, AdminTokenUnusable
 from service.cloud.metrics import CloudMetrics
 from service.cloud.registry import Registry
 from service.cloud.store import Store
@@ -27,7 +28,7 @@ class CloudContext:
     store: Store
     registry: Registry
     metrics: CloudMetrics
-    admin_token: str
+    admin_token: AdminToken  # fixed, or a file re-read when it changes
     clock: CloudClock
 
 
@@ -68,7 +69,11 @@ async def require_admin(request: Request, ctx: ContextDep) -> None:
     token = bearer(request.headers.get("authorization"))
     if token is None:
         raise unauthorized("admin endpoint: send Authorization: Bearer <admin token>")
-    if not same_secret(token, ctx.admin_token):
+    try:
+        expected = ctx.admin_token.current()
+    except AdminTokenUnusable as exc:
+        raise HTTPException(status_code=403, detail=str(exc)) from None
+    if not same_secret(token, expected):
         raise HTTPException(status_code=403, detail="admin token is not valid")
 
 

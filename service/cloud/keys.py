@@ -1,8 +1,13 @@
-"""Secret material at startup: the Ed25519 signing key and the admin token.
+"""Secret material: the Ed25519 signing key (read at startup) and the admin token.
 
-Production passes both in (env or file). Dev mode (`make demo`, local runs) may generate them once under
-`data_dir` with 0600 permissions and says so in a log line, so a restart keeps the same key and devices that
-pinned it keep verifying.
+Production passes both in (env or file). The admin token may live in a file (`EIBERT_ADMIN_TOKEN_FILE`), which
+the cloud re-reads whenever it changes (checked on each admin request: inode, mtime, size): rotating the token
+is writing the file, with no restart, and a running cloud never keeps serving a token its operator replaced
+(the compose stack's `init` rewrites the file when `EIBERT_ADMIN_TOKEN` changes on a later `up`). A file whose
+token is unreadable or weak refuses every admin call, with the reason, until it is fixed.
+
+Dev mode (`make demo`, local runs) may generate both once under `data_dir` with 0600 permissions and says so
+in a log line, so a restart keeps the same key and devices that pinned it keep verifying.
 """
 
 from __future__ import annotations
@@ -54,7 +59,52 @@ def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
     return key
 
 
-def load_admin_token(settings: Settings) -> str:
+class AdminTokenUnusable(EibertError):
+    """The admin token file cannot be read or holds a weak token (admin calls are refused meanwhile)."""
+
+
+class AdminToken:
+    """The admin token now: fixed (environment, dev mode) or the content of a file, re-read when it changes."""
+
+    def __init__(self, *, fixed: str | None = None, path: Path | None = None) -> None:
+        if (fixed is None) == (path is None):
+            raise ValueError("AdminToken needs exactly one of a fixed token or a file")
+        self._path = path
+        self._token = fixed
+        self._problem: str | None = None
+        self._seen: tuple[int, int, int] | None = None
+        if path is not None:
+            self.current()  # at startup an unusable file is fatal: raise now, with the reason
+
+    def current(self) -> str:
+        """The token to compare with; raises AdminTokenUnusable while the file is unreadable or weak."""
+        if self._path is None:
+            assert self._token is not None
+            return self._token
+        try:
+            st = self._path.stat()
+            seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+            if seen != self._seen:
+                token = self._path.read_text(encoding="utf-8").strip()
+                problem = admin_token_problem(token)
+                self._token, self._problem = (None, f"holds a token that {problem}") if problem else (token, None)
+                self._seen = seen
+                if problem is None:
+                    log.info("admin token (re)read from %s", self._path)
+        except (OSError, UnicodeDecodeError) as exc:
+            self._token, self._problem, self._seen = None, f"cannot be read ({type(exc).__name__})", None
+        if self._token is None:
+            raise AdminTokenUnusable(f"the admin token file {self._path} {self._problem}; admin calls are refused")
+        return self._token
+
+
+def load_admin_token(settings: Settings) -> AdminToken:
+    if settings.admin_token_file is not None:
+        return AdminToken(path=Path(settings.admin_token_file))
+    return AdminToken(fixed=_fixed_admin_token(settings))
+
+
+def _fixed_admin_token(settings: Settings) -> str:
     if settings.admin_token is not None and settings.admin_token.get_secret_value():
         return settings.admin_token.get_secret_value()
     path = settings.data_dir / DEV_TOKEN_FILE

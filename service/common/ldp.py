@@ -476,10 +476,40 @@ class CellCounts:
 @dataclass(frozen=True)
 class CategoryEstimate:
     category: str
-    estimate: float  # unbiased, so it may fall slightly outside [0, 1]
-    std_error: float
-    ci_low: float  # 95% normal interval, clipped to [0, 1] (which can only help coverage)
+    estimate: float  # consistent (Norm-Sub): non-negative, and a metric's estimates sum to one
+    std_error: float  # of the unbiased estimate
+    ci_low: float  # the unbiased estimate's 95% interval, clipped to [0, 1], widened to contain `estimate`
     ci_high: float
+    raw_estimate: float  # unbiased, so it may fall outside [0, 1]: for analysts who pool or re-weight
+
+
+def norm_sub(raw: np.ndarray) -> np.ndarray:
+    """Norm-Sub (Wang et al., "Locally Differentially Private Frequency Estimation with Consistency", NDSS
+    2020): add one constant delta to every estimate and floor at zero, with delta chosen so the result sums to
+    one, i.e. the Euclidean projection onto the probability simplex (sort-based, Duchi et al. 2008).
+
+    Hand-written because it is a dozen lines of numpy and none of our dependencies offers it; tests check it
+    against its definition (sum, non-negativity, one shared shift) and against a brute-force search."""
+    f = np.asarray(raw, dtype=np.float64)
+    if f.ndim != 1 or f.size == 0 or not np.all(np.isfinite(f)):
+        raise ValueError("norm_sub needs a non-empty, finite vector")
+    u = np.sort(f)[::-1]
+    css = np.cumsum(u)
+    j = np.arange(1, f.size + 1)
+    rho = int(np.nonzero(u + (1.0 - css) / j > 0)[0][-1]) + 1
+    delta = (1.0 - css[rho - 1]) / rho
+    return np.maximum(f + delta, 0.0)
+
+
+def consistent_interval(
+    raw: float, std_error: float, consistent: float, bounds: tuple[float, float] = (0.0, 1.0)
+) -> tuple[float, float]:
+    """The 95% normal interval of the unbiased estimate, clipped to `bounds` ([0, 1] for a frequency, [-1, 1]
+    for a difference of two), then widened (if need be) to contain the consistent estimate: it never covers
+    less than the unbiased interval, and never lies beside its own estimate."""
+    lo = float(np.clip(raw - Z_95 * std_error, *bounds))
+    hi = float(np.clip(raw + Z_95 * std_error, *bounds))
+    return min(lo, consistent), max(hi, consistent)
 
 
 def estimate_cell(cell: CellCounts) -> tuple[np.ndarray, np.ndarray]:
@@ -502,7 +532,9 @@ def estimate_metric(spec: MetricSpec, cells: Iterable[CellCounts]) -> list[Categ
     """Combine cells (different mechanisms or epsilons) into one estimate per category.
 
     Each cell estimates the frequency among its own reports; the fleet frequency is their n-weighted mean,
-    sum(n_c f_c) / N, with variance sum(n_c^2 Var_c) / N^2 (cells are independent).
+    sum(n_c f_c) / N, with variance sum(n_c^2 Var_c) / N^2 (cells are independent). That unbiased vector can
+    have negative entries and need not sum to one; what is shown is its Norm-Sub post-processing (free of
+    privacy cost: it reads only the released numbers), with the unbiased one kept beside it.
     """
     cells = [c for c in cells if c.n > 0]
     if not cells:
@@ -518,16 +550,21 @@ def estimate_metric(spec: MetricSpec, cells: Iterable[CellCounts]) -> list[Categ
         var += c.n**2 * v
     est /= total
     se = np.sqrt(var) / total
-    return [
-        CategoryEstimate(
-            category=cat,
-            estimate=float(est[i]),
-            std_error=float(se[i]),
-            ci_low=float(np.clip(est[i] - Z_95 * se[i], 0.0, 1.0)),
-            ci_high=float(np.clip(est[i] + Z_95 * se[i], 0.0, 1.0)),
+    fair = norm_sub(est)
+    out = []
+    for i, cat in enumerate(spec.categories):
+        lo, hi = consistent_interval(float(est[i]), float(se[i]), float(fair[i]))
+        out.append(
+            CategoryEstimate(
+                category=cat,
+                estimate=float(fair[i]),
+                std_error=float(se[i]),
+                ci_low=lo,
+                ci_high=hi,
+                raw_estimate=float(est[i]),
+            )
         )
-        for i, cat in enumerate(spec.categories)
-    ]
+    return out
 
 
 def counts_from_support(support_rows: np.ndarray) -> tuple[int, ...]:

@@ -123,7 +123,7 @@ def test_dev_mode_generates_secrets_once_and_logs_it(tmp_path: Path, caplog: pyt
     s = Settings(dev_mode=True, data_dir=tmp_path / "d")  # default store: sqlite under data_dir
     with caplog.at_level(logging.INFO), TestClient(create_app(s)) as client:
         public_key = client.get("/v1/signing-key").json()["public_key"]
-        admin = client.app.state.ctx.admin_token
+        admin = client.app.state.ctx.admin_token.current()
     assert "generated a new Ed25519 signing key" in caplog.text
     assert "generated an admin token" in caplog.text
     assert admin not in caplog.text  # the secret itself is never logged
@@ -134,5 +134,65 @@ def test_dev_mode_generates_secrets_once_and_logs_it(tmp_path: Path, caplog: pyt
     caplog.clear()
     with TestClient(create_app(s)) as client:  # a restart keeps the key devices pinned
         assert client.get("/v1/signing-key").json()["public_key"] == public_key
-        assert client.app.state.ctx.admin_token == admin
+        assert client.app.state.ctx.admin_token.current() == admin
     assert "generated a new" not in caplog.text and "generated an admin" not in caplog.text
+
+
+def _token_file_cloud(tmp_path: Path) -> Settings:
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "k.pem").write_bytes(private_key_to_pem(key))
+    return Settings(
+        admin_token_file=tmp_path / "admin-token",
+        signing_key_file=tmp_path / "k.pem",
+        data_dir=tmp_path / "d",
+        store_url=f"sqlite:///{tmp_path / 'c.db'}",
+    )
+
+
+def _replace(path: Path, text: str) -> None:
+    """As the compose stack's init writes it: a new file renamed over the old one."""
+    (path.parent / "tmp-token").write_text(text)
+    (path.parent / "tmp-token").replace(path)
+
+
+def test_the_admin_token_file_is_reread_when_it_changes(tmp_path: Path) -> None:
+    """Issue 13: a changed token on a later `up` must reach the running cloud, not leave it on the old one."""
+    token_file = tmp_path / "admin-token"
+    old, new = STRONG, "another-long-enough-admin-token-42"
+    token_file.write_text(old + "\n")
+    with TestClient(create_app(_token_file_cloud(tmp_path))) as client:
+
+        def issue(token: str):
+            return client.post(
+                "/v1/enrolment-tokens", json={"max_devices": 1}, headers={"Authorization": f"Bearer {token}"}
+            )
+
+        assert issue(old).status_code == 201
+        _replace(token_file, new)
+        assert issue(old).status_code == 403 and issue(new).status_code == 201
+        _replace(token_file, "a" * 32)  # weak: refused, with the reason, rather than kept or trusted
+        resp = issue("a" * 32)
+        assert resp.status_code == 403 and "too predictable" in resp.json()["message"]
+        assert issue(new).status_code == 403
+        token_file.unlink()
+        resp = issue(new)
+        assert resp.status_code == 403 and "cannot be read" in resp.json()["message"]
+        assert str(new) not in resp.text
+        _replace(token_file, new)
+        assert issue(new).status_code == 201
+
+
+def test_an_unusable_admin_token_file_refuses_to_start(tmp_path: Path) -> None:
+    with pytest.raises(EibertError, match="cannot be read"), TestClient(create_app(_token_file_cloud(tmp_path))):
+        pass
+    (tmp_path / "admin-token").write_text("short")
+    with pytest.raises(EibertError, match="shorter than"), TestClient(create_app(_token_file_cloud(tmp_path))):
+        pass
+    with pytest.raises(ValidationError, match="not both"):
+        Settings(admin_token=STRONG, admin_token_file=tmp_path / "admin-token", signing_key_file=tmp_path / "k")
+
+
+def test_the_token_file_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EIBERT_ADMIN_TOKEN_FILE", str(tmp_path / "admin-token"))
+    monkeypatch.setenv("EIBERT_CLOUD_SIGNING_KEY_FILE", str(tmp_path / "k.pem"))
+    assert Settings().admin_token_file == tmp_path / "admin-token"  # and no EIBERT_ADMIN_TOKEN is needed

@@ -191,7 +191,10 @@ def test_fleet_release_is_k_min_gated_and_matches_the_estimator(dev_cloud) -> No
     for e in expected:
         assert got[e.category]["estimate"] == pytest.approx(e.estimate, abs=1e-12)
         assert got[e.category]["std_error"] == pytest.approx(e.std_error, abs=1e-12)
-        assert 0.0 <= got[e.category]["ci_low"] <= got[e.category]["ci_high"] <= 1.0
+        assert got[e.category]["raw_estimate"] == pytest.approx(e.raw_estimate, abs=1e-12)  # for analysts
+        assert 0.0 <= got[e.category]["ci_low"] <= got[e.category]["estimate"] <= got[e.category]["ci_high"] <= 1.0
+    assert sum(e["estimate"] for e in item["estimates"]) == pytest.approx(1.0, abs=1e-9)  # consistent (Norm-Sub)
+    assert any(not 0.0 <= e["raw_estimate"] <= 1.0 for e in item["estimates"])  # 8 reports: raw ones stray
     assert client.get("/v1/fleet/metrics", params={"metric": "latency_bucket"}).json()["count"] == 0
     assert client.get("/v1/fleet/metrics", params={"day": "yesterday"}).status_code == 422
 

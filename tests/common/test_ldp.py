@@ -16,12 +16,14 @@ from service.common.ldp import (
     CellCounts,
     OLHPayload,
     TelemetryReport,
+    consistent_interval,
     counts_from_support,
     encode_report,
     estimate_cell,
     estimate_metric,
     latency_bucket_of,
     micro_epsilon,
+    norm_sub,
     olh_g,
     olh_hash,
     olh_perturb,
@@ -37,6 +39,7 @@ from service.common.ldp import (
 )
 
 EPSILONS = [0.1, 0.3, 1.0, 2.0]
+Z = 1.959963984540054
 
 
 def test_metric_catalogue() -> None:
@@ -139,6 +142,59 @@ def test_confidence_intervals_cover_the_truth() -> None:
             covered += e.ci_low <= f_true[i] <= e.ci_high
             total += 1
     assert 0.92 <= covered / total <= 0.98
+
+
+def test_norm_sub_is_one_shift_floored_at_zero_that_sums_to_one() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        raw = rng.normal(0.05, 0.2, size=int(rng.integers(2, 25)))
+        f = norm_sub(raw)
+        assert np.all(f >= 0) and f.sum() == pytest.approx(1.0, abs=1e-12)
+        kept = f > 0
+        shifts = f[kept] - raw[kept]
+        assert np.ptp(shifts) < 1e-12  # every kept category moved by the same delta
+        assert np.all(raw[~kept] + shifts[0] <= 1e-12)  # and the floored ones would have gone negative
+        # the projection onto the simplex: no point of a coarse grid on it is closer (d = 3 only)
+        if raw.size == 3:
+            grid = [(a / 50, b / 50, 1 - (a + b) / 50) for a in range(51) for b in range(51 - a)]
+            best = min(float(np.sum((np.array(g) - raw) ** 2)) for g in grid)
+            assert float(np.sum((f - raw) ** 2)) <= best + 1e-12
+    assert norm_sub(np.array([0.2, 0.3, 0.5])) == pytest.approx([0.2, 0.3, 0.5])  # already consistent: unchanged
+    assert norm_sub(np.array([1.377, -0.121])) == pytest.approx([1.0, 0.0])  # the figures of issue 13
+    for bad in (np.array([]), np.array([np.nan, 0.5]), np.zeros((2, 2))):
+        with pytest.raises(ValueError):
+            norm_sub(bad)
+
+
+def test_released_estimates_are_consistent_and_inside_their_intervals() -> None:
+    """Small cells (the demo's case): raw estimates fall below 0 and above 1, released ones never do."""
+    rng = np.random.default_rng(11)
+    raw_outside = 0
+    for metric, mechanism in [("top_item_clicked", "rr"), ("latency_bucket", "oue"), ("top_genre", "olh")]:
+        spec = METRICS[metric]
+        for _ in range(50):
+            truth = rng.choice(spec.d, size=60)
+            if mechanism == "rr":
+                sup = support_matrix_rr(rr_perturb(truth.astype(bool), 0.4, rng))
+            elif mechanism == "oue":
+                sup = oue_perturb(truth, spec.d, 0.3, rng)
+            else:
+                seeds, values = olh_perturb(truth, 0.3, rng)
+                sup = support_matrix_olh(seeds, values, spec.d, 0.3)
+            est = estimate_metric(spec, [CellCounts(mechanism, 0.3 if mechanism != "rr" else 0.4, 60,
+                                                    counts_from_support(sup))])  # fmt: skip
+            assert sum(e.estimate for e in est) == pytest.approx(1.0, abs=1e-9)
+            for e in est:
+                assert 0.0 <= e.ci_low <= e.estimate <= e.ci_high <= 1.0
+                raw_outside += not 0.0 <= e.raw_estimate <= 1.0
+    assert raw_outside > 0  # the case being guarded against does occur with these sizes
+
+
+def test_the_interval_only_widens_to_contain_the_consistent_estimate() -> None:
+    assert consistent_interval(0.5, 0.05, 0.5) == pytest.approx((0.5 - Z * 0.05, 0.5 + Z * 0.05))
+    assert consistent_interval(1.377, 0.1, 1.0) == (1.0, 1.0)  # clipped to [0, 1] first
+    assert consistent_interval(-0.121, 0.01, 0.0) == (0.0, 0.0)
+    assert consistent_interval(0.3, 0.01, 0.2) == pytest.approx((0.2, 0.3 + Z * 0.01))  # widened down to 0.2
 
 
 @pytest.mark.parametrize(

@@ -25,17 +25,26 @@ def test_simulate_flags_and_defaults() -> None:
     assert build_parser().parse_args(["simulate", "--cloud", "c", "--enrolment-token-file", "/t"]).enrolment_token_file
 
 
+def _simulate_argv(
+    cloud: Cloud, tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, devices: int
+) -> tuple[list[str], Path]:
+    """`eibert simulate` for one day against the test cloud, with an enrolment token file; (argv, summary)."""
+    cloud.rollout(cloud.publish(tiny_bundle), 100)
+    token_file = tmp_path / "enrolment-token"
+    body = {"max_devices": devices}
+    token_file.write_text(cloud.admin("POST", "/v1/enrolment-tokens", json=body).json()["token"])
+    monkeypatch.setenv("EIBERT_ADMIN_TOKEN", ADMIN_TOKEN)  # advances the (dev-mode) cloud's clock
+    out = tmp_path / "summary.json"
+    argv = ["simulate", "--cloud", cloud.url, "--bundle", str(tiny_bundle), "--devices", str(devices)]
+    argv += ["--days", "1", "--enrolment-token-file", str(token_file), "--summary-json", str(out)]
+    return argv, out
+
+
 def test_simulate_runs_a_fleet_and_writes_the_summary(
     cloud: Cloud, tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cloud.rollout(cloud.publish(tiny_bundle), 100)
-    token_file = tmp_path / "enrolment-token"
-    token_file.write_text(cloud.admin("POST", "/v1/enrolment-tokens", json={"max_devices": 5}).json()["token"])
-    monkeypatch.setenv("EIBERT_ADMIN_TOKEN", ADMIN_TOKEN)  # advances the (dev-mode) cloud's clock
-    out = tmp_path / "summary.json"
-    argv = ["simulate", "--cloud", cloud.url, "--bundle", str(tiny_bundle), "--devices", "5", "--days", "1"]
-    argv += ["--enrolment-token-file", str(token_file)]
-    argv += ["--faults", "drop:0.05,delay:0.05", "--summary-json", str(out), "--state-dir", str(tmp_path / "s")]
+    argv, out = _simulate_argv(cloud, tiny_bundle, tmp_path, monkeypatch, devices=5)
+    argv += ["--faults", "drop:0.05,delay:0.05", "--state-dir", str(tmp_path / "s")]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "[day 1 23:00] day done" in printed and "== fleet summary ==" in printed
@@ -64,3 +73,30 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert "demo passed" in proc.stdout
     assert summary.rollout.progress == 1.0 and summary.requests["rank"] > 0
     assert summary.rejected_downloads.get("sha256", 0) >= 1
+
+
+def test_simulate_exits_non_zero_on_unexplained_failures(
+    cloud: Cloud, tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Devices rank through an "edge node" that answers 404 to every rank call: no fault explains that."""
+    argv, out = _simulate_argv(cloud, tiny_bundle, tmp_path, monkeypatch, devices=3)
+    assert main([*argv, "--edge", cloud.url]) == 1
+    printed = capsys.readouterr().out
+    summary = FleetSummary.model_validate_json(out.read_text())
+    n = summary.failures.by_call["rank"]["unexplained"]
+    assert n > 0 and summary.failures.unexplained >= n
+    assert f"unexplained failures: {summary.failures.unexplained}" in printed
+    assert "check          FAIL  no unexplained failures" in printed and "HTTP 404 from the edge node" in printed
+
+
+def test_the_demo_cloud_lets_its_whole_fleet_enrol_at_once(tmp_path: Path) -> None:
+    """The fleet enrols from one address with one token in its first hour; the cloud's per-token limit (600 a
+    minute by default) answered 429 to a 1,500-device demo, failures now counted as unexplained."""
+    import argparse
+
+    from simulators.demo import Scenario
+
+    devices = 5000
+    env = Scenario(argparse.Namespace(devices=devices, days=1, seed=0), tmp_path, tmp_path).cloud.env
+    for limit in ("EIBERT_CLOUD_ENROL_RATE_PER_SOURCE", "EIBERT_CLOUD_ENROL_RATE_PER_TOKEN"):
+        assert int(env[limit]) >= devices, limit

@@ -14,7 +14,7 @@ from service.cloud.rollout import bucket
 from service.common.ldp import GENRES
 from simulators.faults import FaultSpec
 from simulators.fleet import Fleet, FleetConfig, ScheduledEvent
-from simulators.summary import FleetSummary
+from simulators.summary import FleetSummary, render
 from tests.simulators.conftest import ADMIN_TOKEN, Cloud
 
 DEVICES = 20
@@ -151,3 +151,35 @@ def test_summary_is_consistent_and_round_trips_as_json(run) -> None:
     assert again == summary
     days = [e for e in summary.timeline if e.text.startswith("day done")]
     assert len(days) == 2
+
+
+def test_every_failure_is_counted_and_explained_by_an_injected_fault(run) -> None:
+    _, summary, _, _, _ = run
+    f = summary.failures
+    injected = {r.kind: r.injected for r in summary.faults}
+    assert f.unexplained == 0 and not f.unexplained_examples, f
+    assert f.by_call["verify"] == {"bitflip": 1, "truncate": 1}  # each corrupted download, refused once
+    assert sum(c.get("drop", 0) for c in f.by_call.values()) == injected["drop"] > 0  # every drop, once
+    assert f.explained == sum(n for c in f.by_call.values() for n in c.values())
+
+
+def test_estimates_are_consistent_and_inside_their_intervals(run) -> None:
+    _, summary, _, _, _ = run
+    for m in summary.fleet_estimates:
+        for c in m.categories:
+            assert 0.0 <= c.ci_low <= c.estimate <= c.ci_high <= 1.0, c
+        if m.groups_released:
+            assert m.narrowest_interval is not None and 0.0 <= m.narrowest_interval <= 1.0
+    clicked = {c.category: c.estimate for m in summary.fleet_estimates if m.metric == "top_item_clicked"
+               for c in m.categories}  # fmt: skip
+    assert sum(clicked.values()) == pytest.approx(1.0, abs=2e-4)  # both categories shown, rounded to 4 places
+
+
+def test_the_ab_readout_compares_the_last_rollout_from_released_estimates(run) -> None:
+    _, summary, _, first, variant = run
+    ab = summary.ab
+    assert ab is not None and (ab.baseline, ab.candidate, ab.basis) == (first, variant, "last_rollout")
+    clicked = next(r for r in ab.rows if r.metric == "top_item_clicked" and r.category == "clicked")
+    assert clicked.baseline is not None and clicked.candidate is not None, clicked
+    assert clicked.ci_low <= clicked.difference <= clicked.ci_high
+    assert "a/b readout    " + variant in render(summary)

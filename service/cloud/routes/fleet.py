@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from service.cloud.ab_readout import ab_readout
 from service.cloud.deps import ContextDep
 from service.cloud.privacy import published
 from service.cloud.schemas import FleetMetricsPublic
@@ -24,10 +25,12 @@ async def fleet_metrics(
     day: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_GROUPS)] = 200,
 ) -> FleetMetricsPublic:
-    """Most recent days last; at most `limit` groups (the newest)."""
+    """Most recent days last; at most `limit` groups (the newest). `ab` compares the rollout's two versions
+    over the released groups of this response (service/cloud/ab_readout.py)."""
     aggregates = await ctx.store.fleet(metric=metric, model_version=model_version, day=day)
     s = ctx.settings
     items = await published(
         ctx.store, aggregates[-limit:], today=await ctx.clock.today(), window_days=s.report_window_days, k_min=s.k_min
     )
-    return FleetMetricsPublic(k_min=ctx.settings.k_min, data=items, count=len(items))
+    ab = ab_readout(items, await ctx.store.get_rollout())
+    return FleetMetricsPublic(k_min=ctx.settings.k_min, data=items, count=len(items), ab=ab)

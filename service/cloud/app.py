@@ -54,7 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
                 registry=registry,
                 metrics=metrics,
                 admin_token=load_admin_token(settings),
-                clock=CloudClock(store),
+                clock=CloudClock(store, advanceable=settings.dev_mode),
             )
             log.info("cloud ready: store %s (%s)", url.split("@")[-1], await store.durability())
             yield

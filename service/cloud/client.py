@@ -20,16 +20,13 @@ ADMIN_TIMEOUT_S = 30.0
 
 
 def _message(resp: httpx.Response) -> str:
-    """The error text of a refusal, whatever the body's shape ({"message"}, {"detail"} or plain text)."""
+    """The error text of a refusal: the `message` of the one error body both apps answer, else the raw text
+    (a proxy in between may answer anything)."""
     try:
-        body = resp.json()
-    except ValueError:
-        return resp.text[:500]
-    if isinstance(body, dict):
-        for key in ("message", "detail"):
-            if isinstance(body.get(key), str):
-                return body[key]
-    return resp.text[:500]
+        message = resp.json().get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return message if isinstance(message, str) else resp.text[:500]
 
 
 class CloudAdmin:

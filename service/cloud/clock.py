@@ -39,21 +39,34 @@ class ClockPublic(BaseModel):
 
 
 class CloudClock:
-    """Reads the offset from the store on every call (one small read), so replicas never disagree."""
+    """The offset comes from the store, so replicas never disagree. A dev-mode cloud (`advanceable`) reads it on
+    every call, since any replica may advance it; any other cloud can never move it, so it reads it once and
+    spares every telemetry batch that round trip."""
 
-    def __init__(self, store: Store, *, utc_today: Callable[[], dt.date] = real_utc_today) -> None:
+    def __init__(
+        self, store: Store, *, advanceable: bool = True, utc_today: Callable[[], dt.date] = real_utc_today
+    ) -> None:
         self.store = store
+        self.advanceable = advanceable
         self.utc_today = utc_today
+        self._fixed_offset: int | None = None
+
+    async def offset(self) -> int:
+        if self.advanceable:
+            return await self.store.clock_offset()
+        if self._fixed_offset is None:
+            self._fixed_offset = await self.store.clock_offset()
+        return self._fixed_offset
 
     async def today(self) -> dt.date:
-        return self.utc_today() + dt.timedelta(days=await self.store.clock_offset())
+        return self.utc_today() + dt.timedelta(days=await self.offset())
 
     async def advance(self, days: int) -> dt.date:
         offset = await self.store.advance_clock(days)
         return self.utc_today() + dt.timedelta(days=offset)
 
     async def public(self, *, report_window_days: int, advanceable: bool) -> ClockPublic:
-        offset = await self.store.clock_offset()
+        offset = await self.offset()
         utc = self.utc_today()
         return ClockPublic(
             today=(utc + dt.timedelta(days=offset)).isoformat(),

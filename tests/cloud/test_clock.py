@@ -39,3 +39,15 @@ def test_advance_needs_the_admin_token_and_moves_forward_only(settings: Settings
     # the offset lives in the store: a restarted (or another) cloud on it has the same day
     with TestClient(create_app(dev)) as again:
         assert again.get("/v1/clock").json()["offset_days"] == 2
+
+
+def test_a_production_cloud_keeps_the_offset_a_dev_run_left_in_its_store(settings: Settings) -> None:
+    """Outside dev mode nothing can move the offset, so the cloud reads it once: still the store's value."""
+    dev = settings.model_copy(update={"dev_mode": True})
+    with TestClient(create_app(dev)) as client:
+        assert client.post("/v1/clock", json={"advance_days": 3}, headers=ADMIN).status_code == 200
+    with TestClient(create_app(settings)) as prod:
+        for _ in range(2):
+            body = prod.get("/v1/clock").json()
+            assert body["offset_days"] == 3 and body["advanceable"] is False
+            assert body["today"] == (UTC_TODAY + dt.timedelta(days=3)).isoformat()

@@ -41,7 +41,8 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.cloud.schemas import ABReadoutPublic
+from service.cloud.pooling import pool_released
+from service.cloud.schemas import ABReadoutPublic, FleetMetricPublic
 from service.common.ldp import METRICS, consistent_interval
 from service.common.signing import public_key_from_b64
 from service.edge.telemetry import DEFAULT_DAILY_BUDGET
@@ -490,47 +491,37 @@ class Fleet:
         )
 
     def _compare(self, metric: str, groups: list[dict]) -> MetricComparison:
-        """Pool the released groups (weights = reports) and the simulation's truth over the same groups."""
+        """Pool the released groups (`service.cloud.pooling`) and the simulation's truth over the same groups."""
         spec = METRICS[metric]
-        released = [g for g in groups if g["status"] == "released"]
-        total = sum(g["reports"] for g in released)
-        est = np.zeros(spec.d)  # consistent: a mean of points on the simplex stays on it
-        raw = np.zeros(spec.d)
-        var = np.zeros(spec.d)
+        published = [FleetMetricPublic.model_validate(g) for g in groups]
+        released = [g for g in published if g.status == "released"]
+        pooled = pool_released(released)
         truth: Counter[str] = Counter()
         for g in released:
-            n = g["reports"]
-            for i, e in enumerate(g["estimates"]):
-                est[i] += n * e["estimate"]
-                raw[i] += n * (e["estimate"] if e.get("raw_estimate") is None else e["raw_estimate"])
-                var[i] += (n * e["std_error"]) ** 2
-            truth.update(self.stats.truth.get((metric, g["model_version"], g["day"]), Counter()))
+            truth.update(self.stats.truth.get((metric, g.model_version, g.day), Counter()))
         comparison = MetricComparison(
             metric=metric,
             groups_released=len(released),
-            groups_withheld=sum(g["status"] == "withheld" for g in groups),
-            reports=total,
-            narrowest_interval=min(
-                (e["ci_high"] - e["ci_low"] for g in released for e in g["estimates"]), default=None
-            ),
+            groups_withheld=sum(g.status == "withheld" for g in published),
+            reports=pooled.reports if pooled else 0,
+            narrowest_interval=min((e.ci_high - e.ci_low for g in released for e in g.estimates or ()), default=None),
         )
-        if not total:
+        if pooled is None:
             return comparison
-        est /= total
-        raw /= total
-        se = np.sqrt(var) / total
         n_truth = sum(truth.values()) or 1
         order = sorted(range(spec.d), key=lambda i: -truth[spec.categories[i]])[:SHOWN_CATEGORIES]
         for i in order:
-            lo, hi = consistent_interval(float(raw[i]), float(se[i]), float(est[i]))
+            category = spec.categories[i]
+            est, raw = pooled.estimate.get(category, 0.0), pooled.raw.get(category, 0.0)
+            lo, hi = consistent_interval(raw, pooled.std_error.get(category, 0.0), est)
             comparison.categories.append(
                 CategoryComparison(
-                    category=spec.categories[i],
-                    estimate=round(float(est[i]), 4),
+                    category=category,
+                    estimate=round(est, 4),
                     ci_low=_round_down(lo),
                     ci_high=_round_up(hi),
-                    truth=round(truth[spec.categories[i]] / n_truth, 4),
-                    raw_estimate=round(float(raw[i]), 4),
+                    truth=round(truth[category] / n_truth, 4),
+                    raw_estimate=round(raw, 4),
                 )
             )
         return comparison

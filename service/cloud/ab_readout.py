@@ -4,8 +4,7 @@ interval of their difference, computed only from released (k_min-gated, LDP) est
 Which two versions: during a canary, the candidate beside the stable version; once a version has gone to 100%,
 it (now stable) beside the stable it replaced (the top of the rollout history), so the readout of the last
 rollout stays visible after it completes. Each side pools its version's released groups in the response
-(weights = reports, as groups are disjoint sets of reports); the variance of a pooled estimate is
-sum(n_g^2 se_g^2) / N^2 and the two sides are independent, so the difference's standard error is
+(`service.cloud.pooling`); the two sides are independent, so the difference's standard error is
 sqrt(se_a^2 + se_b^2). The interval is built around the unbiased difference and widened to contain the
 difference of the consistent estimates that are shown (`service.common.ldp.consistent_interval`). Nothing here
 reads a report or an unreleased group: it is post-processing of what is already published.
@@ -16,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from service.cloud.pooling import pool_released
 from service.cloud.rollout import RolloutState
 from service.cloud.schemas import ABReadoutPublic, ABRowPublic, ABSidePublic, FleetMetricPublic
 from service.common.ldp import LATENCY_BUCKETS, consistent_interval
@@ -41,21 +41,17 @@ def _side(
     items: Sequence[FleetMetricPublic], metric: str, category: str, version: str
 ) -> tuple[ABSidePublic, float] | None:
     """The pooled side, and its unbiased pooled estimate (for the interval)."""
-    groups = [i for i in items if i.metric == metric and i.model_version == version and i.status == "released"]
-    total = sum(g.reports or 0 for g in groups)
-    if not total:
+    pooled = pool_released(i for i in items if i.metric == metric and i.model_version == version)
+    if pooled is None:
         return None
-    est = raw = var = 0.0
-    for g in groups:
-        n = g.reports or 0
-        e = next(x for x in g.estimates or () if x.category == category)
-        est += n * e.estimate
-        raw += n * (e.estimate if e.raw_estimate is None else e.raw_estimate)
-        var += (n * e.std_error) ** 2
     side = ABSidePublic(
-        version=version, estimate=est / total, std_error=math.sqrt(var) / total, reports=total, groups=len(groups)
+        version=version,
+        estimate=pooled.estimate[category],
+        std_error=pooled.std_error[category],
+        reports=pooled.reports,
+        groups=pooled.groups,
     )
-    return side, raw / total
+    return side, pooled.raw[category]
 
 
 def ab_readout(items: Sequence[FleetMetricPublic], state: RolloutState) -> ABReadoutPublic | None:

@@ -16,7 +16,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from service.common.schemas import MAX_TEXT_CHARS
+from service.edge.schemas import MAX_TEXT_CHARS
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ import httpx
 
 from model_store.benchmarks import machine_line, repo_path, time_call
 from service.common.manifest import verify_bundle
-from service.common.schemas import MAX_TEXT_CHARS
+from service.edge.schemas import MAX_TEXT_CHARS
 
 REPEATS = 300  # latency samples per figure
 RANK_REPEATS = 100

@@ -6,7 +6,7 @@ uses), so a ranker that learns from behaviour is rewarded only for generalising,
 News interests are two MIND categories drawn per persona, since the MIND sample has no users joinable to
 MovieLens. Devices beyond 500 reuse users with fresh news interests and activity.
 
-Item texts are cut to the edge's published per-text limit (`service.common.schemas.MAX_TEXT_CHARS`): a
+Item texts are cut to the edge's published per-text limit (`service.edge.schemas.MAX_TEXT_CHARS`): a
 MovieLens title with all its tags can run past it (m296 is 2,304 characters), and the edge answers such a text
 with a 422. The simulator respects the limit rather than the edge truncating for it; nothing is lost, since the
 tokenizer keeps only the first `max_seq_len` tokens, a few hundred characters. In-process devices see the same
@@ -26,7 +26,7 @@ import numpy as np
 from model_store.data import item_texts, load_movies, load_news, load_ratings, load_tags
 from model_store.data.paths import data_root
 from service.common.ldp import GENRES
-from service.common.schemas import MAX_TEXT_CHARS
+from service.edge.schemas import MAX_TEXT_CHARS
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from service.common.schemas import MAX_REQUEST_CHARS, MAX_TEXT_CHARS
 from service.edge import ranker
 from service.edge.encoder import OnnxEncoder
+from service.edge.schemas import MAX_REQUEST_CHARS, MAX_TEXT_CHARS
 from service.edge.update_protocol import VerifiedOffer, write_signed_manifest
 
 log = logging.getLogger(__name__)

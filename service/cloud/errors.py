@@ -1,21 +1,24 @@
-"""Cloud-specific refinements of `service.common.errors`, and the table that maps the tree to HTTP (the body
+"""The cloud's own errors, refinements of `service.common.errors`, and the table that maps the tree to HTTP (the body
 shape and the handlers are the shared ones of `service.common.http_errors`).
 
 EibertError
  ├── BundleError            422  the uploaded bundle is unsafe, inconsistent or does not load
  │    └── VersionConflictError  409  another bundle is already registered under that version
  ├── StoreError             503  the store is unreachable or failed
- ├── RolloutError           409  impossible rollout transition (e.g. nothing to roll back to)
- │    └── UnknownVersionError   404  the version is not registered / nothing released yet
- └── TelemetryError         422  a telemetry batch cannot be processed
+ └── RolloutError           409  impossible rollout transition (e.g. nothing to roll back to)
+      └── UnknownVersionError   404  the version is not registered / nothing released yet
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from service.common.errors import BundleError, EibertError, RolloutError, StoreError, TelemetryError
+from service.common.errors import BundleError, EibertError, StoreError
 from service.common.http_errors import install_error_handlers as install_shared_handlers
+
+
+class RolloutError(EibertError):
+    """A rollout operation is invalid (only the cloud holds rollout state)."""
 
 
 class VersionConflictError(BundleError):
@@ -33,7 +36,6 @@ STATUS: dict[type[Exception], tuple[int, str | None]] = {
     BundleError: (422, None),
     StoreError: (503, None),
     RolloutError: (409, None),
-    TelemetryError: (422, None),
     EibertError: (400, None),
 }
 

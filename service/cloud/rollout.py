@@ -27,8 +27,7 @@ import hashlib
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.cloud.errors import UnknownVersionError
-from service.common.errors import RolloutError
+from service.cloud.errors import RolloutError, UnknownVersionError
 
 MAX_HISTORY = 32  # previous stables kept for rollback; older ones fall off
 

@@ -1,4 +1,4 @@
-"""What the edge, the cloud and the pipeline share: the ONNX contract, the manifest, the error tree."""
+"""What the edge, the cloud and the pipeline share: the ONNX contract, the manifest, the error tree's root."""
 
 from service.common.contract import (
     ATTENTION_MASK,
@@ -8,7 +8,7 @@ from service.common.contract import (
     SENTENCE_EMBEDDING,
     TOKENIZER_FILE,
 )
-from service.common.errors import BundleError, EibertError, RolloutError, StoreError, TelemetryError
+from service.common.errors import BundleError, EibertError, StoreError
 from service.common.manifest import FileEntry, Manifest, file_entry, read_manifest, sha256_file, verify_bundle
 
 __all__ = [
@@ -22,9 +22,7 @@ __all__ = [
     "EibertError",
     "FileEntry",
     "Manifest",
-    "RolloutError",
     "StoreError",
-    "TelemetryError",
     "file_entry",
     "read_manifest",
     "sha256_file",

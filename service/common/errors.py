@@ -1,10 +1,9 @@
-"""One exception tree for eibert; each app maps it to an HTTP status in a single handler.
+"""The root of eibert's exception tree and the branches more than one part raises; each app maps it to an HTTP
+status in a single handler, and refines it with its own classes (`service.cloud.errors`).
 
 EibertError
  ├── BundleError      a bundle is missing files, fails its sha256, has a wrong schema or contract
- ├── StoreError       the cloud store cannot read or write
- ├── RolloutError     a rollout request names an unknown version or an impossible state
- └── TelemetryError   a report is malformed, over budget or repeated
+ └── StoreError       the cloud store cannot read or write
 """
 
 from __future__ import annotations
@@ -19,12 +18,7 @@ class BundleError(EibertError):
 
 
 class StoreError(EibertError):
-    """The cloud's store failed."""
+    """The cloud's store failed.
 
-
-class RolloutError(EibertError):
-    """A rollout operation is invalid."""
-
-
-class TelemetryError(EibertError):
-    """A telemetry report was refused."""
+    Cloud-only, yet kept here for now: every store backend (`service/cloud/store/`) imports it from this module,
+    and the store's split moves those imports; it joins `service.cloud.errors` then."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from service.common.embeddings_api import EmbeddingsRequest
 from service.common.openapi_docs import RouteDoc, document_responses
-from service.common.schemas import EncodeRequest, RankRequest
 from service.edge.deps import current_model
+from service.edge.embeddings_api import EmbeddingsRequest
+from service.edge.schemas import EncodeRequest, RankRequest
 
 PROMETHEUS_TEXT = "text/plain"  # the exposition format (CONTENT_TYPE_LATEST adds version and charset)
 

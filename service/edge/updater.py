@@ -49,8 +49,8 @@ from service.common.contract import MANIFEST_FILE, MODEL_FILE
 from service.common.device_api import DeviceEnrolResponse
 from service.common.errors import BundleError
 from service.common.manifest import Manifest
-from service.common.schemas import UpdateStatusPublic
 from service.edge.metrics import EdgeMetrics
+from service.edge.schemas import UpdateStatusPublic
 from service.edge.slot import LoadedModel, ModelSlot, utc_now
 from service.edge.update_protocol import (
     FileTrustStore,

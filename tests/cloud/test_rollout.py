@@ -7,9 +7,8 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from service.cloud.errors import UnknownVersionError
+from service.cloud.errors import RolloutError, UnknownVersionError
 from service.cloud.rollout import MAX_HISTORY, RolloutState, assign, bucket, rollback, set_rollout
-from service.common.errors import RolloutError
 from tests.cloud.conftest import ADMIN, enrol, open_offer_response, publish
 
 DEVICES = [f"dev-{i}" for i in range(2000)]

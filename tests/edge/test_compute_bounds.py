@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from service.common.schemas import MAX_REQUEST_CHARS, MAX_TEXT_CHARS
 from service.edge.app import create_app
+from service.edge.schemas import MAX_REQUEST_CHARS, MAX_TEXT_CHARS
 from tests.edge.running_app import serve
 
 pytestmark = pytest.mark.anyio

@@ -15,7 +15,7 @@ from loadtests.payloads import (
 )
 from loadtests.texts import fallback_sample
 from service.common.ldp import MAX_REPORTS_PER_BATCH, TelemetryBatch
-from service.common.schemas import EncodeRequest, RankRequest
+from service.edge.schemas import EncodeRequest, RankRequest
 
 
 def _sample():

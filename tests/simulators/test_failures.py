@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from service.common.schemas import MAX_REQUEST_CHARS, MAX_TEXT_CHARS
+from service.edge.schemas import MAX_REQUEST_CHARS, MAX_TEXT_CHARS
 from simulators.failures import MAX_EXAMPLES, MAX_EXAMPLES_PER_CALL, FailureLedger
 from simulators.faults import FaultInjector, FaultSpec, FaultyAsyncTransport, FaultyTransport
 from simulators.runtime import fit_texts

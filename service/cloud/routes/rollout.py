@@ -8,10 +8,10 @@ from collections.abc import Callable
 from fastapi import APIRouter
 
 from service.cloud.deps import AdminDep, RegistryDep, StoreDep
+from service.cloud.errors import RolloutError
 from service.cloud.rollout import RolloutState, rollback, set_rollout
 from service.cloud.schemas import RolloutPublic, RolloutUpdate
 from service.cloud.store import Store
-from service.common.errors import RolloutError
 
 router = APIRouter(prefix="/v1", tags=["rollout"])
 

@@ -1,4 +1,4 @@
-"""POST /v1/embeddings: the OpenAI Embeddings API (`service/common/embeddings_api.py`) on the edge node.
+"""POST /v1/embeddings: the OpenAI Embeddings API (`service/edge/embeddings_api.py`) on the edge node.
 
 Same rows as /v1/encode (same embedder: cache, admission control, batching), in OpenAI's envelope, so a tool
 written for that API only needs this node's URL. `model` must name what this node serves (its name, or its
@@ -15,8 +15,8 @@ import time
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from service.common.embeddings_api import EmbeddingsRequest, EmbeddingsResponse
 from service.edge.deps import serving_model, state_of
+from service.edge.embeddings_api import EmbeddingsRequest, EmbeddingsResponse
 from service.edge.hooks import EdgeEvent
 from service.edge.slot import LoadedModel
 from service.edge.wire import json_response, read_json, rows_as

@@ -10,9 +10,9 @@ import time
 
 from fastapi import APIRouter, Request, Response
 
-from service.common.schemas import EncodeRequest, EncodeResponse
 from service.edge.deps import serving_model, state_of
 from service.edge.hooks import EdgeEvent
+from service.edge.schemas import EncodeRequest, EncodeResponse
 from service.edge.wire import json_response, read_json, rows_as
 
 router = APIRouter(prefix="/v1", tags=["encode"])

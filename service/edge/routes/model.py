@@ -5,16 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.common.contract import MODEL_FILE
-from service.common.schemas import ModelVersionPublic
 from service.edge.deps import ModelDep, StateDep
+from service.edge.schemas import ServingModelPublic
 
 router = APIRouter(prefix="/v1", tags=["model"])
 
 
 @router.get("/model")
-async def model_info(model: ModelDep, state: StateDep) -> ModelVersionPublic:
+async def model_info(model: ModelDep, state: StateDep) -> ServingModelPublic:
     m = model.manifest
-    return ModelVersionPublic(
+    return ServingModelPublic(
         version=m.version,
         name=m.name,
         dim=m.dim,

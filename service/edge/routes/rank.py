@@ -12,10 +12,10 @@ from dataclasses import replace
 import numpy as np
 from fastapi import APIRouter, Request, Response
 
-from service.common.schemas import RankRequest, RankResponse
 from service.edge import ranker
 from service.edge.deps import serving_model, state_of
 from service.edge.hooks import EdgeEvent
+from service.edge.schemas import RankRequest, RankResponse
 from service.edge.wire import json_response, read_json
 
 router = APIRouter(prefix="/v1", tags=["rank"])

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.common.schemas import MAX_REQUEST_CHARS, MAX_TEXT_CHARS, MAX_TEXTS
 from service.edge.app import create_app
 from service.edge.encoder import OnnxEncoder
+from service.edge.schemas import MAX_REQUEST_CHARS, MAX_TEXT_CHARS, MAX_TEXTS
 from tests.conftest import TINY_DIM
 
 TEXTS = ["a man plays a guitar", "the quick brown fox jumps over the lazy dog", "x", "a man plays a guitar"]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.common.schemas import MAX_TEXT_CHARS, MAX_TEXTS
 from service.edge.encoder import OnnxEncoder
+from service.edge.schemas import MAX_TEXT_CHARS, MAX_TEXTS
 from tests.conftest import TINY_DIM
 from tests.edge.routes.conftest import metric
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.common.schemas import MAX_BEHAVIORS, MAX_CANDIDATES, MAX_TOP_K
 from service.edge.ranker import RankerConfig, score
+from service.edge.schemas import MAX_BEHAVIORS, MAX_CANDIDATES, MAX_TOP_K
 from service.edge.slot import LoadedModel
 
 BEHAVIORS = [

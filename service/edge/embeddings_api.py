@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from service.common.schemas import MAX_TEXTS, EncodingFormat, Text, check_request_chars
+from service.edge.schemas import MAX_TEXTS, EncodingFormat, Text, check_request_chars
 
 MAX_MODEL_CHARS = 128
 MAX_USER_CHARS = 256

@@ -124,7 +124,10 @@ class UpdateStatusPublic(BaseModel):
     metadata_expires: str | None = None
 
 
-class ModelVersionPublic(BaseModel):
+class ServingModelPublic(BaseModel):
+    """What `GET /v1/model` answers: the model this node serves now (not the cloud's `ModelVersionPublic`, which
+    describes a registered version: its signature, blob and registration)."""
+
     version: str  # the manifest's version; every /v1/encode and /v1/rank response names it
     name: str
     dim: int

@@ -15,12 +15,13 @@ from service.cloud.config import Settings
 from service.cloud.deps import CloudContext
 from service.cloud.errors import install_error_handlers
 from service.cloud.keys import load_admin_token, load_signing_key
-from service.cloud.limits import BodySizeLimit
-from service.cloud.metrics import CloudMetrics, RequestMetrics
+from service.cloud.metrics import CloudMetrics
 from service.cloud.registry import Registry
 from service.cloud.route_docs import document_cloud
 from service.cloud.routes import ROUTERS
 from service.cloud.store import make_store
+from service.common.body_limit import BodyLimit
+from service.common.request_metrics import RequestMetrics
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ def create_app(settings: Settings) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     document_cloud(app)  # every status a route can answer, in the shared error shape
-    app.add_middleware(BodySizeLimit, json_limit=settings.max_json_bytes, upload_limit=settings.max_upload_bytes)
-    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: counts 413s and errors too
+    # JSON bodies are small; only the bundle upload may be large
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_json_bytes, routes={("POST", "/v1/models"): settings.max_upload_bytes}
+    )
+    app.add_middleware(RequestMetrics, observe=metrics.observe_request)  # outermost: counts 413s and errors too
     return app

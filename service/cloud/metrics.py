@@ -1,21 +1,17 @@
 """Prometheus metrics on a per-app registry (no global default registry, so each `create_app` is independent).
 
-Request metrics are recorded by a pure ASGI middleware labelled with the route *template*, a standard method
-and a standard status code (`other` for anything else), so label cardinality is bounded whatever clients
-send. Rollout state and released estimates are refreshed from the store at scrape time, so every replica
-exports the shared truth, not what it happened to see.
+Request metrics are recorded by the shared middleware (`service.common.request_metrics`), labelled with the
+route *template*, a standard method and a standard status code (`other` for anything else), so label
+cardinality is bounded whatever clients send. Rollout state and released estimates are refreshed from the
+store at scrape time, so every replica exports the shared truth, not what it happened to see.
 """
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.cloud.rollout import RolloutState
 from service.cloud.schemas import FleetMetricPublic
-from service.common.http_labels import method_label, status_label
 
 
 class CloudMetrics:
@@ -48,6 +44,11 @@ class CloudMetrics:
         )
         self.fleet_groups = Gauge("eibert_cloud_fleet_groups", "Fleet metric groups by status", ["status"], registry=r)
 
+    def observe_request(self, route: str, method: str, status: str, seconds: float) -> None:
+        """What `service.common.request_metrics.RequestMetrics` reports of every HTTP request."""
+        self.requests.labels(method, route, status).inc()
+        self.latency.labels(route).observe(seconds)
+
     def set_rollout(self, state: RolloutState) -> None:
         self.rollout_percent.set(state.percent)
         self.rollout_generation.set(state.generation)
@@ -67,32 +68,3 @@ class CloudMetrics:
                     self.estimate.labels(item.metric, item.model_version, item.day, e.category, bound).set(value)
         for status, n in counts.items():
             self.fleet_groups.labels(status).set(n)
-
-
-class RequestMetrics:
-    """Counts and times every HTTP request by (method, route template, status)."""
-
-    def __init__(self, app: ASGIApp, *, metrics: CloudMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        start = time.perf_counter()
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(method_label(scope.get("method")), template, status_label(status)).inc()
-            self.metrics.latency.labels(template).observe(time.perf_counter() - start)

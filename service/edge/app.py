@@ -16,14 +16,15 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from service.common.body_limit import BodyLimit
+from service.common.request_metrics import RequestMetrics
 from service.edge.batching import MicroBatcher
-from service.edge.body_limit import BodyLimitMiddleware
 from service.edge.cache import EmbeddingCache
 from service.edge.config import EdgeSettings
 from service.edge.embedder import Embedder, encode_batch
 from service.edge.error_handlers import install_error_handlers
 from service.edge.hooks import TelemetryHook
-from service.edge.metrics import EdgeMetrics, RequestMetricsMiddleware
+from service.edge.metrics import EdgeMetrics
 from service.edge.route_docs import document_edge
 from service.edge.routes import embeddings, encode, health, model, rank
 from service.edge.slot import LoadedModel, ModelSlot, admitting, load_model
@@ -150,6 +151,6 @@ def create_app(
     for router in (encode.router, embeddings.router, rank.router, model.router, health.router):
         app.include_router(router)
     document_edge(app)  # every status a route can answer, in the shared error shape
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)  # added last = outermost: times everything
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, observe=metrics.observe_request)  # added last = outermost: times everything
     return app

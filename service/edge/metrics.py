@@ -1,26 +1,15 @@
 """Prometheus metrics of one edge app, in the app's own registry (two apps in one process never share counts).
 
-Request labels come from fixed sets (route templates such as `/v1/encode`, never raw paths; standard methods
-and status codes, else `other`), so a scanner cannot explode cardinality.
+Requests are timed by the shared middleware (`service.common.request_metrics`), whose labels come from fixed
+sets, into `request_seconds` here.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-
-from service.common.http_labels import method_label, status_label
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-UNMATCHED = "unmatched"
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
 
 class EdgeMetrics:
@@ -61,34 +50,9 @@ class EdgeMetrics:
         self.model_info.clear()
         self.model_info.labels(version=version, name=name, sha256=sha256[:12]).set(1)
 
+    def observe_request(self, route: str, method: str, status: str, seconds: float) -> None:
+        """What `service.common.request_metrics.RequestMetrics` reports of every HTTP request."""
+        self.request_seconds.labels(route=route, method=method, status=status).observe(seconds)
+
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-class RequestMetricsMiddleware:
-    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware): times every HTTP request by route template."""
-
-    def __init__(self, app: ASGIApp, metrics: EdgeMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or UNMATCHED
-            labels = {"route": path, "method": method_label(scope.get("method")), "status": status_label(status)}
-            self.metrics.request_seconds.labels(**labels).observe(time.perf_counter() - start)

@@ -21,7 +21,7 @@ from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from service.common.schemas import EncodingFormat
+from service.edge.schemas import EncodingFormat
 
 M = TypeVar("M", bound=BaseModel)
 JSON = "application/json"
@@ -42,7 +42,7 @@ async def read_json(request: Request, model: type[M]) -> M:
     content_type = request.headers.get("content-type")
     if content_type is not None and not is_json(content_type):
         raise HTTPException(status_code=415, detail="send the body as application/json")
-    body = await request.body()  # already bounded by BodyLimitMiddleware
+    body = await request.body()  # already bounded by the BodyLimit middleware (`service.common.body_limit`)
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:

@@ -6,6 +6,11 @@ takes token ids and an attention mask and returns one L2-normalised sentence emb
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
+from service.common.errors import BundleError
+
 INPUT_IDS = "input_ids"  # int64 (batch, seq)
 ATTENTION_MASK = "attention_mask"  # int64 (batch, seq), 1 for real tokens
 SENTENCE_EMBEDDING = "sentence_embedding"  # float32 (batch, dim)
@@ -19,3 +24,22 @@ MANIFEST_FILE = "manifest.json"
 BUNDLE_FILES = (MODEL_FILE, TOKENIZER_FILE)
 
 MANIFEST_SCHEMA_VERSION = 1
+
+
+def check_contract(inputs: Iterable[str], outputs: Iterable[str], *, where: str) -> None:
+    """Raise BundleError unless a graph takes exactly the contract's inputs and returns its embedding.
+
+    The one check of the names, for every reader of a graph: admission reads them from the ONNX file (`onnx`,
+    nothing executes), the edge's encoder from the onnxruntime session it opened."""
+    inputs, outputs = sorted(inputs), list(outputs)
+    if inputs != sorted(ONNX_INPUTS) or SENTENCE_EMBEDDING not in outputs:
+        raise BundleError(
+            f"{where} has inputs {inputs} and outputs {outputs}; the contract needs inputs "
+            f"{sorted(ONNX_INPUTS)} and output {SENTENCE_EMBEDDING!r}"
+        )
+
+
+def run_contract(session: Any, input_ids: Any, attention_mask: Any) -> Any:
+    """One onnxruntime run by the contract's names: (batch, seq) int64 ids and mask in, (batch, dim) out."""
+    (embedding,) = session.run([SENTENCE_EMBEDDING], {INPUT_IDS: input_ids, ATTENTION_MASK: attention_mask})
+    return embedding

@@ -32,14 +32,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.common.bounded_json import TOKENIZER_MAX_BYTES, load_bounded
-from service.common.contract import (
-    ATTENTION_MASK,
-    INPUT_IDS,
-    MODEL_FILE,
-    ONNX_INPUTS,
-    SENTENCE_EMBEDDING,
-    TOKENIZER_FILE,
-)
+from service.common.contract import MODEL_FILE, TOKENIZER_FILE, check_contract, run_contract
 from service.common.errors import BundleError
 from service.common.manifest import Manifest, verify_bundle
 
@@ -149,13 +142,8 @@ def check_graph(path: Path, limits: AdmissionLimits) -> None:
             f"{limits.max_initializer_bytes:,}"
         )
     initializers = {t.name for t in model.graph.initializer}
-    inputs = sorted(i.name for i in model.graph.input if i.name not in initializers)
-    outputs = [o.name for o in model.graph.output]
-    if inputs != sorted(ONNX_INPUTS) or SENTENCE_EMBEDDING not in outputs:
-        raise BundleError(
-            f"{MODEL_FILE} has inputs {inputs} and outputs {outputs}; the contract needs inputs "
-            f"{sorted(ONNX_INPUTS)} and output {SENTENCE_EMBEDDING!r}"
-        )
+    inputs = (i.name for i in model.graph.input if i.name not in initializers)
+    check_contract(inputs, (o.name for o in model.graph.output), where=MODEL_FILE)
 
 
 def tokenizer_vocab_size(tokenizer: Any) -> int:
@@ -228,8 +216,7 @@ def _trial(np: Any, ort: Any, model_path: str, dim: int, max_length: int, vocab_
     rows = []
     for batch, width in ((2, 4), (1, max_length)):
         ids = rng.integers(0, vocab_size, size=(batch, width), dtype=np.int64)
-        feeds = {INPUT_IDS: ids, ATTENTION_MASK: np.ones((batch, width), dtype=np.int64)}
-        (emb,) = session.run([SENTENCE_EMBEDDING], feeds)
+        emb = run_contract(session, ids, np.ones((batch, width), dtype=np.int64))
         if emb.shape != (batch, dim):
             raise ValueError(f"returns shape {emb.shape} for {batch} input(s) of {width} tokens; want ({batch}, {dim})")
         if not np.isfinite(emb).all():

@@ -15,14 +15,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from service.common.bounded_json import TOKENIZER_MAX_BYTES, loads_bounded, read_bounded
-from service.common.contract import (
-    ATTENTION_MASK,
-    INPUT_IDS,
-    MODEL_FILE,
-    ONNX_INPUTS,
-    SENTENCE_EMBEDDING,
-    TOKENIZER_FILE,
-)
+from service.common.contract import MODEL_FILE, TOKENIZER_FILE, check_contract, run_contract
 from service.common.errors import BundleError
 from service.common.manifest import Manifest, read_manifest, verify_bundle
 
@@ -88,10 +81,11 @@ class OnnxEncoder:
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors for corrupt graphs
             raise BundleError(f"{self.bundle_dir}: onnxruntime cannot load {MODEL_FILE}: {exc}") from exc
-        inputs = tuple(i.name for i in self.session.get_inputs())
-        outputs = tuple(o.name for o in self.session.get_outputs())
-        if set(inputs) != set(ONNX_INPUTS) or SENTENCE_EMBEDDING not in outputs:
-            raise BundleError(f"{self.bundle_dir}: graph has inputs {inputs} and outputs {outputs}, not the contract")
+        check_contract(
+            (i.name for i in self.session.get_inputs()),
+            (o.name for o in self.session.get_outputs()),
+            where=f"{self.bundle_dir}: {MODEL_FILE}",
+        )
 
     @property
     def model_sha256(self) -> str:
@@ -125,7 +119,7 @@ class OnnxEncoder:
         return l2_normalize(out)
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        (emb,) = self.session.run([SENTENCE_EMBEDDING], {INPUT_IDS: ids, ATTENTION_MASK: mask})
+        emb = run_contract(self.session, ids, mask)
         if emb.shape != (len(ids), self.dim):
             raise BundleError(f"{self.bundle_dir}: graph returned {emb.shape}, expected ({len(ids)}, {self.dim})")
         return emb

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from service.common.archive import pack_bundle
+from service.common.closing import Closing
 from service.common.errors import EibertError
 from service.common.manifest import verify_bundle
 
@@ -29,7 +30,7 @@ def _message(resp: httpx.Response) -> str:
     return message if isinstance(message, str) else resp.text[:500]
 
 
-class CloudAdmin:
+class CloudAdmin(Closing):
     """The admin endpoints of one cloud, authenticated with its admin token."""
 
     def __init__(self, cloud_url: str, token: str, *, client: httpx.Client | None = None) -> None:
@@ -43,12 +44,6 @@ class CloudAdmin:
     def close(self) -> None:
         if self._own:
             self.http.close()
-
-    def __enter__(self) -> CloudAdmin:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     def _call(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -2,17 +2,21 @@
 
 They are `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool, and a thread hop
 per dependency costs more than everything else a cached /v1/encode does. The hot routes (/v1/encode,
-/v1/embeddings, /v1/rank) skip dependency solving altogether and call `state_of` and `serving_model` directly.
+/v1/embeddings, /v1/rank) skip dependency solving altogether and start with `serving_request` instead.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request
+from pydantic import BaseModel
 
 from service.edge.slot import LoadedModel
 from service.edge.state import EdgeState
+from service.edge.wire import read_json
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def state_of(request: Request) -> EdgeState:
@@ -39,3 +43,10 @@ async def current_model(state: StateDep) -> LoadedModel:
 
 
 ModelDep = Annotated[LoadedModel, Depends(current_model)]
+
+
+async def serving_request(request: Request, schema: type[M]) -> tuple[M, EdgeState, LoadedModel]:
+    """How every hot route starts: its body parsed as `schema` (4xx first), the app's state, the serving model."""
+    req = await read_json(request, schema)
+    state = state_of(request)
+    return req, state, serving_model(state)

@@ -33,6 +33,7 @@ import httpx
 import numpy as np
 from pydantic import ValidationError
 
+from service.common.closing import Closing
 from service.common.ldp import (
     MAX_REPORTS_PER_BATCH,
     METRICS,
@@ -73,7 +74,7 @@ class FlushResult:
     error: str | None = None
 
 
-class TelemetryClient:
+class TelemetryClient(Closing):
     def __init__(
         self,
         *,
@@ -108,12 +109,6 @@ class TelemetryClient:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-    def __enter__(self) -> TelemetryClient:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     # budget ----------------------------------------------------------------------------------------------
     def spent(self, day: dt.date | None = None) -> float:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -57,6 +57,18 @@ class UpdateFailed(Exception):
     def __init__(self, stage: str, message: str) -> None:
         super().__init__(message)
         self.stage = stage
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], data: bytes | dict[str, Any], *, stage: str, what: str) -> M:
+    """`data` (JSON bytes or parsed JSON) as `model`, or UpdateFailed(stage) naming the first problem: what the
+    cloud sends is checked field by field before any of it is used."""
+    try:
+        return model.model_validate_json(data) if isinstance(data, bytes) else model.model_validate(data)
+    except ValidationError as exc:
+        raise UpdateFailed(stage, f"{what}: {exc.errors()[0]['msg']}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,10 +184,7 @@ def verify_offer(body: bytes, public_key: Ed25519PublicKey) -> VerifiedOffer:
         payload = open_offer(body, public_key)
     except OfferError as exc:
         raise UpdateFailed(exc.stage, str(exc)) from exc
-    try:
-        manifest = Manifest.model_validate(payload.manifest)
-    except ValidationError as exc:
-        raise UpdateFailed("manifest", f"signed manifest is invalid: {exc.errors()[0]['msg']}") from exc
+    manifest = validated(Manifest, payload.manifest, stage="manifest", what="signed manifest is invalid")
     if manifest.release_id != payload.version:
         raise UpdateFailed("manifest", f"offer names {payload.version} but its manifest is {manifest.release_id}")
     for name in BUNDLE_FILES:

@@ -43,7 +43,6 @@ from pathlib import Path
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import ValidationError
 
 from service.common.contract import MANIFEST_FILE, MODEL_FILE
 from service.common.device_api import DeviceEnrolResponse
@@ -62,6 +61,7 @@ from service.edge.update_protocol import (
     download_files,
     freshness,
     poll_offer,
+    validated,
     verify_offer,
     write_signed_manifest,
 )
@@ -294,10 +294,7 @@ class ModelUpdater:
             )
         if resp.status_code not in (200, 201):
             raise UpdateFailed("enrol", f"enrolment refused: HTTP {resp.status_code} {resp.text[:200]}")
-        try:
-            enrolled = DeviceEnrolResponse.model_validate_json(resp.content)
-        except ValidationError as exc:
-            raise UpdateFailed("enrol", f"malformed enrolment response: {exc.errors()[0]['msg']}") from exc
+        enrolled = validated(DeviceEnrolResponse, resp.content, stage="enrol", what="malformed enrolment response")
         if enrolled.device_id != self.device_id:
             raise UpdateFailed("enrol", f"cloud enrolled {enrolled.device_id!r}, not {self.device_id!r}")
         self.token = enrolled.token

@@ -12,15 +12,11 @@ from service.cloud.deps import ContextDep
 from service.cloud.privacy import published
 from service.common.errors import StoreError
 from service.common.http_errors import error_body
+from service.common.liveness import healthz
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
-
-
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    """Live: the process answers. Also the no-op baseline of the resolve-path benchmark."""
-    return {"status": "ok"}
+router.add_api_route("/healthz", healthz, methods=["GET"])
 
 
 @router.get("/readyz")

@@ -15,11 +15,11 @@ import time
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from service.edge.deps import serving_model, state_of
+from service.edge.deps import serving_request
 from service.edge.embeddings_api import EmbeddingsRequest, EmbeddingsResponse
 from service.edge.hooks import EdgeEvent
 from service.edge.slot import LoadedModel
-from service.edge.wire import json_response, read_json, rows_as
+from service.edge.wire import json_response, rows_as
 
 router = APIRouter(prefix="/v1", tags=["embeddings"])
 
@@ -53,9 +53,7 @@ async def count_tokens(model: LoadedModel, texts: list[str]) -> int:
 
 @router.post("/embeddings", response_model=EmbeddingsResponse)
 async def embeddings(request: Request) -> Response:
-    req = await read_json(request, EmbeddingsRequest)
-    state = state_of(request)
-    model = serving_model(state)
+    req, state, model = await serving_request(request, EmbeddingsRequest)
     check_model(req, model)
     texts = req.texts
     start = time.perf_counter()

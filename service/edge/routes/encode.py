@@ -10,19 +10,17 @@ import time
 
 from fastapi import APIRouter, Request, Response
 
-from service.edge.deps import serving_model, state_of
+from service.edge.deps import serving_request
 from service.edge.hooks import EdgeEvent
 from service.edge.schemas import EncodeRequest, EncodeResponse
-from service.edge.wire import json_response, read_json, rows_as
+from service.edge.wire import json_response, rows_as
 
 router = APIRouter(prefix="/v1", tags=["encode"])
 
 
 @router.post("/encode", response_model=EncodeResponse)
 async def encode(request: Request) -> Response:
-    req = await read_json(request, EncodeRequest)
-    state = state_of(request)
-    model = serving_model(state)
+    req, state, model = await serving_request(request, EncodeRequest)
     start = time.perf_counter()
     rows = await state.embedder.embed(model, req.texts)
     latency = time.perf_counter() - start

@@ -6,14 +6,11 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from service.common.http_errors import error_body
+from service.common.liveness import healthz
 from service.edge.deps import StateDep
 
 router = APIRouter(tags=["health"])
-
-
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+router.add_api_route("/healthz", healthz, methods=["GET"])
 
 
 @router.get("/readyz")

@@ -13,19 +13,17 @@ import numpy as np
 from fastapi import APIRouter, Request, Response
 
 from service.edge import ranker
-from service.edge.deps import serving_model, state_of
+from service.edge.deps import serving_request
 from service.edge.hooks import EdgeEvent
 from service.edge.schemas import RankRequest, RankResponse
-from service.edge.wire import json_response, read_json
+from service.edge.wire import json_response
 
 router = APIRouter(prefix="/v1", tags=["rank"])
 
 
 @router.post("/rank", response_model=RankResponse)
 async def rank(request: Request) -> Response:
-    req = await read_json(request, RankRequest)
-    state = state_of(request)
-    model = serving_model(state)
+    req, state, model = await serving_request(request, RankRequest)
     start = time.perf_counter()
     n = len(req.behaviors)
     rows = await state.embedder.embed(model, [b.text for b in req.behaviors] + [c.text for c in req.candidates])

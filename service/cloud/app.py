@@ -41,7 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
             key = load_signing_key(settings)
             registry = Registry(
                 store=store,
-                blobs=BlobStore(settings.data_dir / "blobs"),
+                blobs=BlobStore(store, settings.data_dir / "blobs"),  # only a cache: blobs live in the store
                 key=key,
                 max_model_bytes=settings.max_model_bytes,
                 offer_ttl_s=settings.offer_ttl_s,

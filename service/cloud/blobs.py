@@ -1,10 +1,14 @@
-"""Blobs on disk, content-addressed by sha256: `root/ab/abcdef…` (bundle archives and each bundle file).
+"""Blobs (bundle archives and each bundle file), content-addressed by sha256: kept in the `Store`, served from a
+local cache `root/ab/abcdef…`.
 
-Devices fetch a bundle's files from here by the sha256 their signed offer names (`GET /v1/blobs/{sha256}`);
-archives registered before files were stored one by one keep their legacy `….tar.gz` name.
+The store is the only source of truth: every replica on one store can serve every upload, and a replica's disk
+holds nothing that cannot be thrown away. The cache exists so downloads can be served as files (Range
+requests, 206/416, no blob bytes held in memory per request): a miss reads the store once, checks that the
+bytes hash to their name and writes them under it. Archives registered before blobs lived in the store keep
+their legacy `….tar.gz` cache name and are served from the cache of the replica that had them.
 
-Written to a temp file in the same directory, fsynced, then renamed: a reader (or a crash) sees either no
-blob or the whole blob, never a prefix. Equal bytes share one file, so re-uploads cost nothing.
+Cache files are written to a temp file in the same directory, fsynced, then renamed: a reader (or a crash)
+sees either no file or the whole blob, never a prefix. Equal bytes share one file, so re-uploads cost nothing.
 """
 
 from __future__ import annotations
@@ -14,24 +18,47 @@ import os
 import tempfile
 from pathlib import Path
 
+import anyio
+
+from service.cloud.store import Store
+from service.cloud.store.base import check_sha256
+from service.common.errors import StoreError
+
 
 class BlobStore:
-    def __init__(self, root: Path) -> None:
+    """The blobs of one `Store`, with a local cache under `root` that any replica may lose at any time."""
+
+    def __init__(self, store: Store, root: Path) -> None:
+        self.store = store
         self.root = Path(root)
 
-    def path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
-        path = self.root / sha256[:2] / sha256
+    def cache_path(self, sha256: str) -> Path:
+        path = self.root / check_sha256(sha256)[:2] / sha256
         legacy = path.with_name(f"{sha256}.tar.gz")
         return legacy if not path.exists() and legacy.exists() else path
 
-    def put(self, data: bytes) -> tuple[str, Path]:
-        """Store `data`; return its sha256 and path. Idempotent."""
-        sha = hashlib.sha256(data).hexdigest()
-        final = self.path(sha)
+    async def put(self, data: bytes) -> str:
+        """Store `data` (the store first: once this returns, every replica can serve it); return its sha256."""
+        sha = await self.store.put_blob(data)
+        await anyio.to_thread.run_sync(self._cache, sha, data)
+        return sha
+
+    async def path(self, sha256: str) -> Path | None:
+        """A local file holding the blob, fetched from the store on a cache miss; None if the store has none."""
+        cached = self.cache_path(sha256)
+        if cached.is_file():
+            return cached
+        data = await self.store.get_blob(sha256)
+        if data is None:
+            return None
+        if hashlib.sha256(data).hexdigest() != sha256:  # the store computed the name, so this is corruption
+            raise StoreError(f"blob {sha256} in the store does not hash to its name")
+        return await anyio.to_thread.run_sync(self._cache, sha256, data)
+
+    def _cache(self, sha256: str, data: bytes) -> Path:
+        final = self.cache_path(sha256)
         if final.is_file() and final.stat().st_size == len(data):
-            return sha, final
+            return final
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".upload-", suffix=".tmp")
         try:
@@ -48,7 +75,4 @@ class BlobStore:
             os.fsync(dir_fd)  # make the rename itself durable
         finally:
             os.close(dir_fd)
-        return sha, final
-
-    def has(self, sha256: str) -> bool:
-        return self.path(sha256).is_file()
+        return final

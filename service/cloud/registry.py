@@ -13,8 +13,8 @@ hostile upload can neither block honest ones behind a lock nor pile up children.
 check-and-insert of the version record.
 
 Registration order makes it crash-safe: the archive blob and one blob per bundle file (what devices fetch by
-content address) are written first (temp file + fsync + rename), the version's metadata last, in one atomic
-store operation. A crash in between leaves an unreferenced blob
+content address) are written to the store first (`service.cloud.blobs`: every replica on the store serves
+them), the version's metadata last, in one atomic store operation. A crash in between leaves an unreferenced blob
 (harmless, content-addressed) and no version. Versions are immutable, so each process caches them forever.
 
 Device offers (`service.common.offer`) are signed per (version, rollout generation, issue window): `issued`
@@ -142,8 +142,10 @@ class Registry:
             if existing is not None:
                 same = self._same_or_conflict(existing, inspected.raw_manifest)
                 await self._put_files(inspected)  # re-uploading a version registered before file blobs adds them
+                if hashlib.sha256(archive).hexdigest() == existing.bundle_sha256:  # and its archive, if still lacking
+                    await self.blobs.put(archive)
                 return same, False
-            sha, _ = await anyio.to_thread.run_sync(self.blobs.put, archive)
+            sha = await self.blobs.put(archive)
             await self._put_files(inspected)
             record = VersionRecord(
                 version=version,
@@ -166,7 +168,7 @@ class Registry:
     async def _put_files(self, inspected: InspectedBundle) -> None:
         """Each bundle file as its own blob: what devices fetch, by the sha256 the signed manifest pins."""
         for data in inspected.files.values():
-            await anyio.to_thread.run_sync(self.blobs.put, data)
+            await self.blobs.put(data)
 
     @staticmethod
     def _same_or_conflict(existing: VersionRecord, manifest: dict[str, Any]) -> VersionRecord:
@@ -187,8 +189,8 @@ class Registry:
                 self._cache[version] = record
         return record
 
-    def bundle_path(self, record: VersionRecord) -> Path:
-        return self.blobs.path(record.bundle_sha256)
+    async def bundle_path(self, record: VersionRecord) -> Path | None:
+        return await self.blobs.path(record.bundle_sha256)
 
     def device_body(self, record: VersionRecord, generation: int) -> tuple[bytes, str]:
         """The signed offer (body of GET /v1/devices/{id}/model) of this version at this rollout generation,

@@ -6,14 +6,17 @@ import hashlib
 import io
 import json
 import shutil
+import sqlite3
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from service.cloud import Settings, create_app
+from service.cloud.store.sqlite import sqlite_path
 from service.common.archive import pack_bundle
 from service.common.manifest import file_entry
 from service.common.signing import public_key_from_b64, verify_manifest_signature
@@ -185,14 +188,46 @@ def test_bundle_download_etag_and_ranges(client: TestClient, tiny_archive: bytes
     assert client.get("/v1/models/nope-1/bundle").status_code == 404
 
 
-def test_blob_is_content_addressed_on_disk(
+def stored_blob(client: TestClient, sha: str) -> bytes | None:
+    """The blob as the store holds it (the source of truth every replica reads), not this replica's cache."""
+    return client.portal.call(client.app.state.ctx.store.get_blob, sha)
+
+
+def drop_from_store(settings: Settings, sha: str) -> None:
+    """Delete a blob behind the store's back (the API never deletes one): the state of a blob stored before
+    blobs lived in the store."""
+    url = settings.resolved_store_url()
+    if url.startswith("redis://"):
+        r = redis.Redis.from_url(url)
+        r.delete(f"{settings.redis_prefix}blob:{sha}")
+        r.close()
+        return
+    conn = sqlite3.connect(sqlite_path(url))
+    with conn:
+        conn.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,))
+    conn.close()
+
+
+def test_blob_is_content_addressed_in_the_store_and_cached_on_disk(
     client: TestClient, settings: Settings, tiny_archive: bytes, tiny_bundle: Path
 ) -> None:
     publish(client, tiny_archive)
     for data in (tiny_archive, *((tiny_bundle / n).read_bytes() for n in ("model.onnx", "tokenizer.json"))):
         sha = hashlib.sha256(data).hexdigest()
-        assert (settings.data_dir / "blobs" / sha[:2] / sha).read_bytes() == data  # each file, as devices fetch it
+        assert stored_blob(client, sha) == data  # each file, as devices fetch it, from any replica
+        assert (settings.data_dir / "blobs" / sha[:2] / sha).read_bytes() == data  # the local cache
     assert not list((settings.data_dir / "blobs").rglob("*.tmp"))
+
+
+def test_a_lost_cache_is_refilled_from_the_store(
+    client: TestClient, settings: Settings, tiny_archive: bytes, tiny_bundle: Path
+) -> None:
+    version = publish(client, tiny_archive)
+    shutil.rmtree(settings.data_dir / "blobs")  # the cache is disposable: a fresh replica starts without one
+    model = (tiny_bundle / "model.onnx").read_bytes()
+    assert client.get(f"/v1/blobs/{hashlib.sha256(model).hexdigest()}").content == model
+    part = client.get(f"/v1/models/{version}/bundle", headers={"Range": "bytes=10-109"})
+    assert part.status_code == 206 and part.content == tiny_archive[10:110]
 
 
 def test_a_version_registered_before_file_blobs_gets_them_on_re_upload_and_keeps_its_archive(
@@ -201,15 +236,18 @@ def test_a_version_registered_before_file_blobs_gets_them_on_re_upload_and_keeps
     version = publish(client, tiny_archive)
     blobs = settings.data_dir / "blobs"
     sha = hashlib.sha256(tiny_archive).hexdigest()
+    drop_from_store(settings, sha)  # as if stored on local disk only, before blobs lived in the store
     (blobs / sha[:2] / sha).rename(blobs / sha[:2] / f"{sha}.tar.gz")  # the archive under its legacy name
     model_sha = hashlib.sha256((tiny_bundle / "model.onnx").read_bytes()).hexdigest()
-    (blobs / model_sha[:2] / model_sha).unlink()  # as if stored before files were blobs of their own
+    drop_from_store(settings, model_sha)  # as if stored before files were blobs of their own
+    (blobs / model_sha[:2] / model_sha).unlink()
     assert client.get(f"/v1/blobs/{model_sha}").status_code == 404
     assert client.get(f"/v1/models/{version}/bundle").content == tiny_archive  # legacy name still served
 
     assert client.post("/v1/models", content=tiny_archive, headers={**ADMIN, **GZIP}).status_code == 200
     blob = client.get(f"/v1/blobs/{model_sha}")
     assert blob.status_code == 200 and blob.content == (tiny_bundle / "model.onnx").read_bytes()
+    assert stored_blob(client, sha) == tiny_archive  # the same archive re-uploaded puts it in the store too
 
 
 def test_bad_version_path_is_a_clear_4xx(client: TestClient) -> None:

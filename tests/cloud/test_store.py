@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -39,6 +41,15 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def store(store_url: str) -> AsyncIterator[Store]:
+    s = make_store(store_url)
+    await s.open()
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def other(store_url: str, store: Store) -> AsyncIterator[Store]:
+    """A second instance on the same backend: what a second cloud replica holds."""
     s = make_store(store_url)
     await s.open()
     yield s
@@ -104,17 +115,25 @@ async def test_versions_are_insert_once(store: Store) -> None:
     assert (await store.get_version("m-2")) == record("m-2")
 
 
-async def test_concurrent_version_registration_has_one_winner(store_url: str, store: Store) -> None:
-    other = make_store(store_url)
-    await other.open()
-    try:
-        results = await asyncio.gather(
-            *[(store if i % 2 else other).put_version(record("race-1", sha=f"{i:x}" * 64)) for i in range(1, 9)]
-        )
-    finally:
-        await other.close()
+async def test_concurrent_version_registration_has_one_winner(store: Store, other: Store) -> None:
+    results = await asyncio.gather(
+        *[(store if i % 2 else other).put_version(record("race-1", sha=f"{i:x}" * 64)) for i in range(1, 9)]
+    )
     assert sum(created for _, created in results) == 1
     assert len({r.bundle_sha256 for r, _ in results}) == 1
+
+
+async def test_blobs_are_content_addressed_written_once_and_shared(store: Store, other: Store) -> None:
+    """Blob bytes live in the store, so a second replica reads what the first wrote; binary-safe, ~3 MB."""
+    data = os.urandom(3_000_000) + b"\x00\xff\r\n"
+    sha = await store.put_blob(data)
+    assert sha == hashlib.sha256(data).hexdigest()  # the store names it, a caller cannot
+    assert await other.get_blob(sha) == data
+    assert await other.put_blob(data) == sha and await store.get_blob(sha) == data  # equal bytes: no change
+    assert await store.get_blob("0" * 64) is None
+    for bad in ("../" + "0" * 61, "A" * 64, "0" * 63):
+        with pytest.raises(ValueError):
+            await store.get_blob(bad)
 
 
 async def test_rollout_compare_and_set(store: Store) -> None:
@@ -171,20 +190,12 @@ async def test_cells_are_kept_per_mechanism_and_epsilon(store: Store) -> None:
     assert cells["0.20"].n == 2 and cells["0.20"].counts == {1: 2, 0: 1}
 
 
-async def test_concurrent_ingest_never_overspends(store_url: str, store: Store) -> None:
+async def test_concurrent_ingest_never_overspends(store: Store, other: Store) -> None:
     """40 concurrent batches from one device through two store instances: exactly budget/cost accepted."""
-    other = make_store(store_url)
-    await other.open()
-    try:
-        batches = [[report(f"r{i}-{j}", cost=0.05) for j in range(3)] for i in range(40)]
-        outs = await asyncio.gather(
-            *[
-                (store if i % 2 else other).ingest("d1", b, budget_micro=BUDGET, ttl_days=8)
-                for i, b in enumerate(batches)
-            ]
-        )
-    finally:
-        await other.close()
+    batches = [[report(f"r{i}-{j}", cost=0.05) for j in range(3)] for i in range(40)]
+    outs = await asyncio.gather(
+        *[(store if i % 2 else other).ingest("d1", b, budget_micro=BUDGET, ttl_days=8) for i, b in enumerate(batches)]
+    )
     accepted = sum(o.count("accepted") for o in outs)
     assert accepted == 20
     assert await store.spent("d1", TODAY) == BUDGET
@@ -244,16 +255,11 @@ async def test_enrolment_tokens_quota_expiry_and_conflicts(store: Store) -> None
     assert await store.device_for_token("t4") is None
 
 
-async def test_concurrent_enrolment_never_exceeds_the_quota(store_url: str, store: Store) -> None:
+async def test_concurrent_enrolment_never_exceeds_the_quota(store: Store, other: Store) -> None:
     await store.create_enrolment_token(EnrolmentTokenRecord("e1", max_devices=5, expires_at=2e9, label=""))
-    other = make_store(store_url)
-    await other.open()
-    try:
-        outs = await asyncio.gather(
-            *[(store if i % 2 else other).enrol_device(f"d{i}", f"t{i}", "e1", now=1e9) for i in range(30)]
-        )
-    finally:
-        await other.close()
+    outs = await asyncio.gather(
+        *[(store if i % 2 else other).enrol_device(f"d{i}", f"t{i}", "e1", now=1e9) for i in range(30)]
+    )
     assert outs.count(EnrolOutcome.ENROLLED) == 5 and outs.count(EnrolOutcome.QUOTA_USED) == 25
 
 
@@ -265,17 +271,12 @@ async def test_rate_windows(store: Store) -> None:
     assert await store.hit_rate("k", limit=3, window_s=60, now=t + 60) is None  # a new window
 
 
-async def test_clock_only_moves_forward_and_is_shared(store_url: str, store: Store) -> None:
+async def test_clock_only_moves_forward_and_is_shared(store: Store, other: Store) -> None:
     assert await store.clock_offset() == 0
     assert await store.advance_clock(2) == 2
     with pytest.raises(StoreError):
         await store.advance_clock(0)
-    other = make_store(store_url)
-    await other.open()
-    try:
-        assert await other.clock_offset() == 2 and await other.advance_clock(1) == 3
-    finally:
-        await other.close()
+    assert await other.clock_offset() == 2 and await other.advance_clock(1) == 3
     assert await store.clock_offset() == 3
 
 

@@ -87,9 +87,9 @@ async def download_bundle(version: VersionPath, request: Request, registry: Regi
     headers = {"etag": etag, "cache-control": "public, max-age=31536000, immutable"}
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    path = registry.bundle_path(record)
-    if not path.is_file():
-        raise StoreError(f"bundle blob of {version} is missing from this replica's blob store")
+    path = await registry.bundle_path(record)
+    if path is None:
+        raise StoreError(f"bundle blob of {version} is missing from the store")
     return FileResponse(
         path,
         media_type="application/gzip",
@@ -105,8 +105,8 @@ async def download_blob(sha256: Sha256Path, request: Request, registry: Registry
     once they hash to what its signed offer names, so serving them to anyone discloses nothing new."""
     etag = f'"{sha256}"'
     headers = {"etag": etag, "cache-control": "public, max-age=31536000, immutable"}
-    path = registry.blobs.path(sha256)
-    if not path.is_file():
+    path = await registry.blobs.path(sha256)  # the store's blob, through this replica's cache
+    if path is None:
         raise HTTPException(404, f"no blob {sha256}")
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)

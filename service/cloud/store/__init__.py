@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from service.cloud.store.base import (
+from service.cloud.store.base import Store
+from service.cloud.store.records import (
     CellAggregate,
     DeviceAuth,
     EnrolmentTokenRecord,
@@ -11,7 +12,6 @@ from service.cloud.store.base import (
     GroupKey,
     IngestOutcome,
     PreparedReport,
-    Store,
     VersionRecord,
 )
 from service.common.errors import StoreError

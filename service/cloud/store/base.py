@@ -1,125 +1,32 @@
-"""The `Store` interface: everything the cloud keeps besides bundle bytes, behind one async base class.
+"""The `Store` interface: everything the cloud keeps, bundle bytes included, behind one async base class.
 
-Two real implementations (`sqlite.py`, `redis.py`) pass one shared test suite. Every method that changes
-more than one thing is atomic in the backend (one SQLite transaction, one Redis Lua script), and returns only
-after the backend has the change (SQLite: committed with synchronous=FULL; Redis: durable if the server runs
-with appendfsync always, which `durability()` reports).
+Two real implementations (`sqlite.py`, `redis.py`) pass one shared test suite. Blobs (bundle archives and each
+bundle file) live in the store too, content-addressed by sha256 and written once, so every replica on one store
+serves every upload and a replica keeps nothing of its own (its local blob directory is only a cache).
+Every method that changes more than one thing is atomic in the backend (one SQLite transaction, one Redis Lua
+script), and returns only after the backend has the change (SQLite: committed with synchronous=FULL; Redis:
+durable if the server runs with appendfsync always, which `durability()` reports).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import functools
-import hmac
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
 
 from service.cloud.rollout import RolloutState
-
-
-class VersionRecord(BaseModel):
-    """An immutable registered model version (its bundle bytes live in the blob store under bundle_sha256)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    version: str
-    name: str
-    manifest: dict[str, Any]  # manifest.json exactly as in the bundle; the signature covers its canonical JSON
-    signature: str
-    public_key: str  # base64 raw Ed25519 key that made `signature`
-    bundle_sha256: str
-    bundle_bytes: int
-    model_bytes: int
-    registered_at: str
-
-
-class DeviceAuth(enum.Enum):
-    OK = "ok"  # the token belongs to this device
-    OTHER_DEVICE = "other"  # a valid token, but of another device: 403
-    UNKNOWN = "unknown"  # no device has this token: 401
-
-    @classmethod
-    def judge(cls, stored_hash: str | None, token_hash: str, owner: str | None) -> DeviceAuth:
-        """One decision for every backend: `stored_hash` is this device's token hash, `owner` the device that
-        holds `token_hash` (if any). Constant-time comparison, so timing does not leak the stored hash."""
-        if stored_hash is not None and hmac.compare_digest(stored_hash, token_hash):
-            return cls.OK
-        return cls.UNKNOWN if owner is None else cls.OTHER_DEVICE
-
-
-@dataclass(frozen=True)
-class GroupKey:
-    """What aggregates are kept per, and what k_min counts distinct devices of."""
-
-    metric: str
-    model_version: str
-    day: str
-
-    def label(self) -> str:
-        return f"{self.metric}|{self.model_version}|{self.day}"
-
-
-@dataclass(frozen=True)
-class PreparedReport:
-    """A validated report reduced to what the store needs: no payload, just the categories it supports."""
-
-    report_id: str
-    group: GroupKey
-    mechanism: str
-    epsilon_label: str  # "0.30"
-    cost_micro: int  # epsilon in millionths
-    support: tuple[int, ...]
-
-    @property
-    def day(self) -> str:
-        return self.group.day
-
-    def cell_label(self) -> str:
-        return f"{self.group.label()}|{self.mechanism}|{self.epsilon_label}"
-
-
-IngestOutcome = Literal["accepted", "duplicate", "over_budget"]
-
-
-class EnrolOutcome(enum.Enum):
-    """What `Store.enrol_device` decided, in the order it checks (the route maps each to a status)."""
-
-    ENROLLED = "enrolled"  # 201: the device exists now and the token's use count went up by one
-    UNKNOWN_TOKEN = "unknown_token"  # 401: no enrolment token has this hash
-    EXPIRED = "expired"  # 401: the enrolment token is past its expiry
-    QUOTA_USED = "quota_used"  # 403: the token already enrolled max_devices devices
-    DEVICE_EXISTS = "device_exists"  # 409: the device id is taken (nothing changed, no quota used)
-
-
-@dataclass(frozen=True)
-class EnrolmentTokenRecord:
-    """An operator-issued enrolment credential; the store keeps only the sha256 of the token."""
-
-    token_hash: str
-    max_devices: int
-    expires_at: float  # unix seconds
-    label: str
-
-
-@dataclass(frozen=True)
-class CellAggregate:
-    group: GroupKey
-    mechanism: str
-    epsilon_label: str
-    n: int
-    counts: dict[int, int]
-
-
-@dataclass(frozen=True)
-class FleetAggregate:
-    group: GroupKey
-    devices: int  # distinct devices with at least one accepted report
-    cells: tuple[CellAggregate, ...]
+from service.cloud.store.records import (
+    DeviceAuth,
+    EnrolmentTokenRecord,
+    EnrolOutcome,
+    FleetAggregate,
+    IngestOutcome,
+    PreparedReport,
+    VersionRecord,
+    assemble_fleet,
+)
 
 
 @functools.lru_cache(maxsize=16)
@@ -142,9 +49,12 @@ def utc_today() -> str:
     return dt.datetime.now(dt.UTC).date().isoformat()
 
 
-def parse_cell_label(label: str) -> tuple[GroupKey, str, str]:
-    metric, version, day, mechanism, eps = label.split("|")
-    return GroupKey(metric, version, day), mechanism, eps
+def check_sha256(sha256: str) -> str:
+    """`sha256` if it is a lowercase hex sha256 digest (a blob's name), else ValueError: names reach the store
+    from URLs, and a backend must never see a key it did not make."""
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+    return sha256
 
 
 class Store(ABC):
@@ -197,9 +107,14 @@ class Store(ABC):
     async def advance_clock(self, days: int) -> int:
         """Add `days` (>= 1) to the offset atomically and return the new offset: it only moves forward."""
 
-    @abstractmethod
     async def device_view(self, device_id: str, token_hash: str) -> tuple[DeviceAuth, RolloutState]:
         """Authenticate a device and read the rollout state in one round trip (the hot polling path)."""
+        stored_hash, owner, state = await self._device_row(device_id, token_hash)
+        return DeviceAuth.judge(stored_hash, token_hash, owner), parse_rollout(state)
+
+    @abstractmethod
+    async def _device_row(self, device_id: str, token_hash: str) -> tuple[str | None, str | None, str | None]:
+        """In one read: this device's token hash, the device holding `token_hash`, the rollout state JSON."""
 
     # versions --------------------------------------------------------------------------------------------
     @abstractmethod
@@ -222,7 +137,6 @@ class Store(ABC):
         """Replace the rollout state iff its generation is still `expected_generation`."""
 
     # telemetry -------------------------------------------------------------------------------------------
-    @abstractmethod
     async def ingest(
         self,
         device_id: str,
@@ -240,6 +154,15 @@ class Store(ABC):
         (and not remembered, so a retry is judged again). Accepted reports charge both ledgers, count into
         their cell (the label picks the group) and add the device to their group. An id is kept `ttl_days`
         server days after it was accepted, then forgotten (see `privacy.py` for why that is long enough)."""
+        if not reports:
+            return []
+        return await self._ingest(device_id, reports, budget_micro, ttl_days, day or utc_today())
+
+    @abstractmethod
+    async def _ingest(
+        self, device_id: str, reports: Sequence[PreparedReport], budget_micro: int, ttl_days: int, server_day: str
+    ) -> list[IngestOutcome]:
+        """`ingest` of at least one report, on a settled server day: one transaction or script per backend."""
 
     @abstractmethod
     async def spent(self, device_id: str, day: str) -> int:
@@ -253,33 +176,32 @@ class Store(ABC):
     async def releases(self, group_labels: Sequence[str]) -> dict[str, str]:
         """The stored releases of these groups (group label -> body); groups without one are left out."""
 
-    @abstractmethod
     async def fleet(
         self, *, metric: str | None = None, model_version: str | None = None, day: str | None = None
     ) -> list[FleetAggregate]:
         """Aggregates with distinct-device counts, optionally filtered."""
+        cells, device_counts = await self._fleet_rows()
+        return assemble_fleet(cells, device_counts, metric=metric, model_version=model_version, day=day)
 
+    @abstractmethod
+    async def _fleet_rows(self) -> tuple[dict[str, tuple[int, dict[int, int]]], dict[str, int]]:
+        """Every cell (label -> (n, support counts)) and every group's distinct-device count, in one read."""
 
-def assemble_fleet(
-    cells: dict[str, tuple[int, dict[int, int]]],
-    device_counts: dict[str, int],
-    *,
-    metric: str | None,
-    model_version: str | None,
-    day: str | None,
-) -> list[FleetAggregate]:
-    """Group raw cells (label -> (n, support counts)) by (metric, version, day), filtered, oldest day first."""
-    groups: dict[GroupKey, list[CellAggregate]] = {}
-    for label, (n, counts) in cells.items():
-        group, mechanism, eps = parse_cell_label(label)
-        if metric is not None and group.metric != metric:
-            continue
-        if model_version is not None and group.model_version != model_version:
-            continue
-        if day is not None and group.day != day:
-            continue
-        groups.setdefault(group, []).append(CellAggregate(group, mechanism, eps, n, counts))
-    return [
-        FleetAggregate(group=g, devices=int(device_counts.get(g.label(), 0)), cells=tuple(cs))
-        for g, cs in sorted(groups.items(), key=lambda kv: (kv[0].day, kv[0].metric, kv[0].model_version))
-    ]
+    # blobs -----------------------------------------------------------------------------------------------
+    async def put_blob(self, data: bytes) -> str:
+        """Store `data` under its sha256 and return it. The name is computed here, never taken from a caller,
+        so a stored blob always hashes to its name; written once (equal bytes again change nothing)."""
+        sha = hashlib.sha256(data).hexdigest()
+        await self._put_blob(sha, data)
+        return sha
+
+    async def get_blob(self, sha256: str) -> bytes | None:
+        """The bytes stored under `sha256`, or None; ValueError if it is not a sha256 hex digest."""
+        return await self._get_blob(check_sha256(sha256))
+
+    @abstractmethod
+    async def _put_blob(self, sha256: str, data: bytes) -> None:
+        """Insert if absent (blobs are immutable); durable before it returns, like every other write."""
+
+    @abstractmethod
+    async def _get_blob(self, sha256: str) -> bytes | None: ...

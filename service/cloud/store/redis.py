@@ -13,6 +13,8 @@ Keys (all under a configurable prefix):
     cells (set of cell labels)        devs:{metric|version|day} (set of device ids)
     etok:{sha256} (hash: max, used, exp, label: an enrolment token)     rl:{key}|{window start} -> count
     clock -> offset days              releases (hash: group label -> release JSON)
+    blob:{sha256} -> the blob's bytes (SET NX: written once; a 32 MB upload cap keeps it far below Redis's
+    512 MB string limit)
 
 `seen:{dev}` is one sorted set per device, not per day, so an id is a duplicate whatever day a report carries
 (the same rule as SQLite's primary key); its score is the server day the id was accepted on, which is what
@@ -29,20 +31,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from service.cloud.rollout import RolloutState
-from service.cloud.store.base import (
-    DeviceAuth,
-    EnrolmentTokenRecord,
-    EnrolOutcome,
-    FleetAggregate,
-    IngestOutcome,
-    PreparedReport,
-    Store,
-    VersionRecord,
-    assemble_fleet,
-    day_number,
-    parse_rollout,
-    utc_today,
-)
+from service.cloud.store.base import Store, day_number, parse_rollout
+from service.cloud.store.records import EnrolmentTokenRecord, EnrolOutcome, IngestOutcome, PreparedReport, VersionRecord
 from service.common.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -152,6 +142,7 @@ class RedisStore(Store):
         self.prefix = prefix
         self.require_durable = require_durable
         self._r: aioredis.Redis | None = None
+        self._rb: aioredis.Redis | None = None  # the same server without decoding: blob bytes are not text
 
     @property
     def r(self) -> aioredis.Redis:
@@ -164,10 +155,11 @@ class RedisStore(Store):
 
     async def open(self) -> None:
         self._r = aioredis.Redis.from_url(self.url, decode_responses=True, health_check_interval=30)
+        self._rb = aioredis.Redis.from_url(self.url, decode_responses=False, health_check_interval=30)
         self._create_device = self._r.register_script(_CREATE_DEVICE)
         self._put_version = self._r.register_script(_PUT_VERSION)
         self._cas_rollout = self._r.register_script(_CAS_ROLLOUT)
-        self._ingest = self._r.register_script(_INGEST)
+        self._ingest_script = self._r.register_script(_INGEST)
         self._enrol = self._r.register_script(_ENROL)
         await self.ping()
         durable, text = await self._durability()
@@ -178,9 +170,10 @@ class RedisStore(Store):
             log.warning("redis may lose acknowledged writes on a crash: %s", text)
 
     async def close(self) -> None:
-        if self._r is not None:
-            await self._r.aclose()
-            self._r = None
+        for client in (self._r, self._rb):
+            if client is not None:
+                await client.aclose()
+        self._r = self._rb = None
 
     async def ping(self) -> None:
         async with _errors("ping"):
@@ -245,12 +238,12 @@ class RedisStore(Store):
         async with _errors("advance_clock"):
             return int(await self.r.incrby(self.k("clock"), days))
 
-    async def device_view(self, device_id: str, token_hash: str) -> tuple[DeviceAuth, RolloutState]:
+    async def _device_row(self, device_id: str, token_hash: str) -> tuple[str | None, str | None, str | None]:
         async with _errors("device_view"):
             stored, owner, state = await self.r.mget(
                 self.k("dev:", device_id), self.k("tok:", token_hash), self.k("rollout")
             )
-        return DeviceAuth.judge(stored, token_hash, owner), parse_rollout(state)
+        return stored, owner, state
 
     # versions --------------------------------------------------------------------------------------------
     async def put_version(self, record: VersionRecord) -> tuple[VersionRecord, bool]:
@@ -288,18 +281,9 @@ class RedisStore(Store):
         return bool(ok)
 
     # telemetry -------------------------------------------------------------------------------------------
-    async def ingest(
-        self,
-        device_id: str,
-        reports: Sequence[PreparedReport],
-        *,
-        budget_micro: int,
-        ttl_days: int,
-        day: str | None = None,
+    async def _ingest(
+        self, device_id: str, reports: Sequence[PreparedReport], budget_micro: int, ttl_days: int, server_day: str
     ) -> list[IngestOutcome]:
-        if not reports:
-            return []
-        server_day = day or utc_today()
         today = day_number(server_day)
         keys = [self.k("cells"), self.k("seen:", device_id), self.k("eps:", f"{device_id}|{server_day}")]
         ttl_s = max(1, ttl_days) * 86400 + 86400
@@ -309,7 +293,7 @@ class RedisStore(Store):
             keys += [self.k("cell:", label), self.k("devs:", r.group.label()), self.k("epsl:", f"{device_id}|{r.day}")]
             args += [r.report_id, r.cost_micro, label, len(r.support), *r.support]
         async with _errors("ingest"):
-            codes = await self._ingest(keys=keys, args=args)
+            codes = await self._ingest_script(keys=keys, args=args)
         return [_OUTCOMES[int(c)] for c in codes]
 
     async def spent(self, device_id: str, day: str) -> int:
@@ -332,9 +316,7 @@ class RedisStore(Store):
             bodies = await self.r.hmget(self.k("releases"), labels)
         return {g: b for g, b in zip(labels, bodies, strict=True) if b is not None}
 
-    async def fleet(
-        self, *, metric: str | None = None, model_version: str | None = None, day: str | None = None
-    ) -> list[FleetAggregate]:
+    async def _fleet_rows(self) -> tuple[dict[str, tuple[int, dict[int, int]]], dict[str, int]]:
         async with _errors("fleet"):
             labels = sorted(await self.r.smembers(self.k("cells")))
             groups = sorted({label.rsplit("|", 2)[0] for label in labels})
@@ -348,5 +330,19 @@ class RedisStore(Store):
         for label, h in zip(labels, replies[: len(labels)], strict=True):
             n = int(h.pop("n", 0))
             cells[label] = (n, {int(i): int(c) for i, c in h.items()})
-        devices = {g: int(c) for g, c in zip(groups, replies[len(labels) :], strict=True)}
-        return assemble_fleet(cells, devices, metric=metric, model_version=model_version, day=day)
+        return cells, {g: int(c) for g, c in zip(groups, replies[len(labels) :], strict=True)}
+
+    # blobs -----------------------------------------------------------------------------------------------
+    @property
+    def rb(self) -> aioredis.Redis:
+        if self._rb is None:
+            raise StoreError("store is not open")
+        return self._rb
+
+    async def _put_blob(self, sha256: str, data: bytes) -> None:
+        async with _errors("put_blob"):
+            await self.rb.set(self.k("blob:", sha256), data, nx=True)
+
+    async def _get_blob(self, sha256: str) -> bytes | None:
+        async with _errors("get_blob"):
+            return await self.rb.get(self.k("blob:", sha256))

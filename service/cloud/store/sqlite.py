@@ -17,19 +17,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from service.cloud.rollout import RolloutState
-from service.cloud.store.base import (
-    DeviceAuth,
-    EnrolmentTokenRecord,
-    EnrolOutcome,
-    FleetAggregate,
-    IngestOutcome,
-    PreparedReport,
-    Store,
-    VersionRecord,
-    assemble_fleet,
-    parse_rollout,
-    utc_today,
-)
+from service.cloud.store.base import Store, parse_rollout
+from service.cloud.store.records import EnrolmentTokenRecord, EnrolOutcome, IngestOutcome, PreparedReport, VersionRecord
 from service.common.errors import StoreError
 
 T = TypeVar("T")
@@ -59,6 +48,7 @@ CREATE TABLE IF NOT EXISTS rate_windows (
     key TEXT PRIMARY KEY, window_start REAL NOT NULL, count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS clock (id INTEGER PRIMARY KEY CHECK (id = 1), offset_days INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS releases (grp TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL);
 """
 N_INDEX = -1  # cells row holding the number of reports of a cell
 
@@ -122,6 +112,10 @@ class SqliteStore(Store):
     async def durability(self) -> str:
         return "sqlite WAL, synchronous=FULL: committed before acknowledged"
 
+    async def _run_tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn` in one BEGIN IMMEDIATE transaction on the store's thread: all of it commits, or none of it."""
+        return await self._run(lambda c: self._tx(c, lambda: fn(c)))
+
     @staticmethod
     def _tx(conn: sqlite3.Connection, fn: Callable[[], T]) -> T:
         conn.execute("BEGIN IMMEDIATE")
@@ -166,48 +160,42 @@ class SqliteStore(Store):
     ) -> EnrolOutcome:
         created = dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="seconds")
 
-        def run(c: sqlite3.Connection) -> EnrolOutcome:
-            def tx() -> EnrolOutcome:
-                row = c.execute(
-                    "SELECT max_devices, used, expires_at FROM enrolment_tokens WHERE token_hash = ?",
-                    (enrolment_token_hash,),
-                ).fetchone()
-                if row is None:
-                    return EnrolOutcome.UNKNOWN_TOKEN
-                max_devices, used, expires_at = int(row[0]), int(row[1]), float(row[2])
-                if now >= expires_at:
-                    return EnrolOutcome.EXPIRED
-                if used >= max_devices:
-                    return EnrolOutcome.QUOTA_USED
-                cur = c.execute(
-                    "INSERT OR IGNORE INTO devices (device_id, token_hash, created_at) VALUES (?, ?, ?)",
-                    (device_id, device_token_hash, created),
-                )
-                if cur.rowcount == 0:
-                    return EnrolOutcome.DEVICE_EXISTS
-                c.execute("UPDATE enrolment_tokens SET used = used + 1 WHERE token_hash = ?", (enrolment_token_hash,))
-                return EnrolOutcome.ENROLLED
+        def tx(c: sqlite3.Connection) -> EnrolOutcome:
+            row = c.execute(
+                "SELECT max_devices, used, expires_at FROM enrolment_tokens WHERE token_hash = ?",
+                (enrolment_token_hash,),
+            ).fetchone()
+            if row is None:
+                return EnrolOutcome.UNKNOWN_TOKEN
+            max_devices, used, expires_at = int(row[0]), int(row[1]), float(row[2])
+            if now >= expires_at:
+                return EnrolOutcome.EXPIRED
+            if used >= max_devices:
+                return EnrolOutcome.QUOTA_USED
+            cur = c.execute(
+                "INSERT OR IGNORE INTO devices (device_id, token_hash, created_at) VALUES (?, ?, ?)",
+                (device_id, device_token_hash, created),
+            )
+            if cur.rowcount == 0:
+                return EnrolOutcome.DEVICE_EXISTS
+            c.execute("UPDATE enrolment_tokens SET used = used + 1 WHERE token_hash = ?", (enrolment_token_hash,))
+            return EnrolOutcome.ENROLLED
 
-            return self._tx(c, tx)
-
-        return await self._run(run)
+        return await self._run_tx(tx)
 
     async def hit_rate(self, key: str, *, limit: int, window_s: int, now: float) -> float | None:
         start = now - now % window_s
 
-        def run(c: sqlite3.Connection) -> int:
-            def tx() -> int:
-                c.execute("DELETE FROM rate_windows WHERE window_start < ?", (start,))  # bounded: old windows go
-                row = c.execute(
-                    "INSERT INTO rate_windows (key, window_start, count) VALUES (?, ?, 1)"
-                    " ON CONFLICT (key) DO UPDATE SET count = count + 1 RETURNING count",
-                    (key, start),
-                ).fetchall()
-                return int(row[0][0])
+        def tx(c: sqlite3.Connection) -> int:
+            c.execute("DELETE FROM rate_windows WHERE window_start < ?", (start,))  # bounded: old windows go
+            row = c.execute(
+                "INSERT INTO rate_windows (key, window_start, count) VALUES (?, ?, 1)"
+                " ON CONFLICT (key) DO UPDATE SET count = count + 1 RETURNING count",
+                (key, start),
+            ).fetchall()
+            return int(row[0][0])
 
-            return self._tx(c, tx)
-
-        count = await self._run(run)
+        count = await self._run_tx(tx)
         return None if count <= limit else start + window_s - now
 
     async def clock_offset(self) -> int:
@@ -229,7 +217,7 @@ class SqliteStore(Store):
 
         return await self._run(run)
 
-    async def device_view(self, device_id: str, token_hash: str) -> tuple[DeviceAuth, RolloutState]:
+    async def _device_row(self, device_id: str, token_hash: str) -> tuple[str | None, str | None, str | None]:
         row = await self._run(
             lambda c: c.execute(
                 "SELECT (SELECT token_hash FROM devices WHERE device_id = ?),"
@@ -238,25 +226,20 @@ class SqliteStore(Store):
                 (device_id, token_hash),
             ).fetchone()
         )
-        stored_hash, owner, state = row
-        stored = None if stored_hash is None else str(stored_hash)
-        return DeviceAuth.judge(stored, token_hash, owner), parse_rollout(state)
+        return row[0], row[1], row[2]
 
     # versions --------------------------------------------------------------------------------------------
     async def put_version(self, record: VersionRecord) -> tuple[VersionRecord, bool]:
-        def run(c: sqlite3.Connection) -> tuple[VersionRecord, bool]:
-            def tx() -> tuple[VersionRecord, bool]:
-                row = c.execute("SELECT record FROM versions WHERE version = ?", (record.version,)).fetchone()
-                if row is not None:
-                    return VersionRecord.model_validate_json(row[0]), False
-                c.execute(
-                    "INSERT INTO versions (version, record) VALUES (?, ?)", (record.version, record.model_dump_json())
-                )
-                return record, True
+        def tx(c: sqlite3.Connection) -> tuple[VersionRecord, bool]:
+            row = c.execute("SELECT record FROM versions WHERE version = ?", (record.version,)).fetchone()
+            if row is not None:
+                return VersionRecord.model_validate_json(row[0]), False
+            c.execute(
+                "INSERT INTO versions (version, record) VALUES (?, ?)", (record.version, record.model_dump_json())
+            )
+            return record, True
 
-            return self._tx(c, tx)
-
-        return await self._run(run)
+        return await self._run_tx(tx)
 
     async def get_version(self, version: str) -> VersionRecord | None:
         row = await self._run(
@@ -278,98 +261,85 @@ class SqliteStore(Store):
         return parse_rollout(None if row is None else row[0])
 
     async def cas_rollout(self, expected_generation: int, state: RolloutState) -> bool:
-        def run(c: sqlite3.Connection) -> bool:
-            def tx() -> bool:
-                row = c.execute("SELECT generation FROM rollout WHERE id = 1").fetchone()
-                current = 0 if row is None else int(row[0])
-                if current != expected_generation:
-                    return False
-                c.execute(
-                    "INSERT INTO rollout (id, generation, state) VALUES (1, ?, ?)"
-                    " ON CONFLICT (id) DO UPDATE SET generation = excluded.generation, state = excluded.state",
-                    (state.generation, state.model_dump_json()),
-                )
-                return True
+        def tx(c: sqlite3.Connection) -> bool:
+            row = c.execute("SELECT generation FROM rollout WHERE id = 1").fetchone()
+            current = 0 if row is None else int(row[0])
+            if current != expected_generation:
+                return False
+            c.execute(
+                "INSERT INTO rollout (id, generation, state) VALUES (1, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET generation = excluded.generation, state = excluded.state",
+                (state.generation, state.model_dump_json()),
+            )
+            return True
 
-            return self._tx(c, tx)
-
-        return await self._run(run)
+        return await self._run_tx(tx)
 
     # telemetry -------------------------------------------------------------------------------------------
-    async def ingest(
-        self,
-        device_id: str,
-        reports: Sequence[PreparedReport],
-        *,
-        budget_micro: int,
-        ttl_days: int,
-        day: str | None = None,
+    async def _ingest(
+        self, device_id: str, reports: Sequence[PreparedReport], budget_micro: int, ttl_days: int, server_day: str
     ) -> list[IngestOutcome]:
-        server_day = day or utc_today()
         cutoff = (dt.date.fromisoformat(server_day) - dt.timedelta(days=ttl_days)).isoformat()
 
-        def run(c: sqlite3.Connection) -> list[IngestOutcome]:
-            def tx() -> list[IngestOutcome]:
-                # first expire what can no longer matter: ids and ledgers of server days before the retention
-                c.execute("DELETE FROM seen_reports WHERE device_id = ? AND day < ?", (device_id, cutoff))
-                c.execute("DELETE FROM ledger WHERE device_id = ? AND day < ?", (device_id, cutoff))
-                c.execute("DELETE FROM label_ledger WHERE device_id = ? AND day < ?", (device_id, cutoff))
-                out: list[IngestOutcome] = []
-                labelled: dict[str, int] = {}
-                row = c.execute(
-                    "SELECT spent_micro FROM ledger WHERE device_id = ? AND day = ?", (device_id, server_day)
-                ).fetchone()
-                spent = 0 if row is None else int(row[0])
-                for r in reports:
-                    # the primary key (device_id, report_id) leaves the label out: unique whatever the day
-                    cur = c.execute(
-                        "INSERT OR IGNORE INTO seen_reports (device_id, report_id, day) VALUES (?, ?, ?)",
-                        (device_id, r.report_id, server_day),
-                    )
-                    if cur.rowcount == 0:
-                        out.append("duplicate")
-                        continue
-                    if r.day not in labelled:
-                        row = c.execute(
-                            "SELECT spent_micro FROM label_ledger WHERE device_id = ? AND day = ?", (device_id, r.day)
-                        ).fetchone()
-                        labelled[r.day] = 0 if row is None else int(row[0])
-                    if spent + r.cost_micro > budget_micro or labelled[r.day] + r.cost_micro > budget_micro:
-                        # not counted, so not remembered: a retry is judged again (and refused again)
-                        c.execute(
-                            "DELETE FROM seen_reports WHERE device_id = ? AND report_id = ?", (device_id, r.report_id)
-                        )
-                        out.append("over_budget")
-                        continue
-                    spent += r.cost_micro
-                    labelled[r.day] += r.cost_micro
-                    cell = r.cell_label()
-                    rows = [(cell, N_INDEX)] + [(cell, i) for i in r.support]
-                    c.executemany(
-                        "INSERT INTO cells (cell, idx, count) VALUES (?, ?, 1)"
-                        " ON CONFLICT (cell, idx) DO UPDATE SET count = count + 1",
-                        rows,
-                    )
+        def tx(c: sqlite3.Connection) -> list[IngestOutcome]:
+            # first expire what can no longer matter: ids and ledgers of server days before the retention
+            c.execute("DELETE FROM seen_reports WHERE device_id = ? AND day < ?", (device_id, cutoff))
+            c.execute("DELETE FROM ledger WHERE device_id = ? AND day < ?", (device_id, cutoff))
+            c.execute("DELETE FROM label_ledger WHERE device_id = ? AND day < ?", (device_id, cutoff))
+            out: list[IngestOutcome] = []
+            labelled: dict[str, int] = {}
+            row = c.execute(
+                "SELECT spent_micro FROM ledger WHERE device_id = ? AND day = ?", (device_id, server_day)
+            ).fetchone()
+            spent = 0 if row is None else int(row[0])
+            for r in reports:
+                # the primary key (device_id, report_id) leaves the label out: unique whatever the day
+                cur = c.execute(
+                    "INSERT OR IGNORE INTO seen_reports (device_id, report_id, day) VALUES (?, ?, ?)",
+                    (device_id, r.report_id, server_day),
+                )
+                if cur.rowcount == 0:
+                    out.append("duplicate")
+                    continue
+                if r.day not in labelled:
+                    row = c.execute(
+                        "SELECT spent_micro FROM label_ledger WHERE device_id = ? AND day = ?", (device_id, r.day)
+                    ).fetchone()
+                    labelled[r.day] = 0 if row is None else int(row[0])
+                if spent + r.cost_micro > budget_micro or labelled[r.day] + r.cost_micro > budget_micro:
+                    # not counted, so not remembered: a retry is judged again (and refused again)
                     c.execute(
-                        "INSERT OR IGNORE INTO group_devices (grp, device_id) VALUES (?, ?)",
-                        (r.group.label(), device_id),
+                        "DELETE FROM seen_reports WHERE device_id = ? AND report_id = ?", (device_id, r.report_id)
                     )
-                    out.append("accepted")
-                c.execute(
-                    "INSERT INTO ledger (device_id, day, spent_micro) VALUES (?, ?, ?)"
-                    " ON CONFLICT (device_id, day) DO UPDATE SET spent_micro = excluded.spent_micro",
-                    (device_id, server_day, spent),
-                )
+                    out.append("over_budget")
+                    continue
+                spent += r.cost_micro
+                labelled[r.day] += r.cost_micro
+                cell = r.cell_label()
+                rows = [(cell, N_INDEX)] + [(cell, i) for i in r.support]
                 c.executemany(
-                    "INSERT INTO label_ledger (device_id, day, spent_micro) VALUES (?, ?, ?)"
-                    " ON CONFLICT (device_id, day) DO UPDATE SET spent_micro = excluded.spent_micro",
-                    [(device_id, day, v) for day, v in labelled.items()],
+                    "INSERT INTO cells (cell, idx, count) VALUES (?, ?, 1)"
+                    " ON CONFLICT (cell, idx) DO UPDATE SET count = count + 1",
+                    rows,
                 )
-                return out
+                c.execute(
+                    "INSERT OR IGNORE INTO group_devices (grp, device_id) VALUES (?, ?)",
+                    (r.group.label(), device_id),
+                )
+                out.append("accepted")
+            c.execute(
+                "INSERT INTO ledger (device_id, day, spent_micro) VALUES (?, ?, ?)"
+                " ON CONFLICT (device_id, day) DO UPDATE SET spent_micro = excluded.spent_micro",
+                (device_id, server_day, spent),
+            )
+            c.executemany(
+                "INSERT INTO label_ledger (device_id, day, spent_micro) VALUES (?, ?, ?)"
+                " ON CONFLICT (device_id, day) DO UPDATE SET spent_micro = excluded.spent_micro",
+                [(device_id, day, v) for day, v in labelled.items()],
+            )
+            return out
 
-            return self._tx(c, tx)
-
-        return await self._run(run)
+        return await self._run_tx(tx)
 
     async def spent(self, device_id: str, day: str) -> int:
         row = await self._run(
@@ -380,14 +350,11 @@ class SqliteStore(Store):
         return 0 if row is None else int(row[0])
 
     async def put_release(self, group_label: str, body: str) -> str:
-        def run(c: sqlite3.Connection) -> str:
-            def tx() -> str:
-                c.execute("INSERT OR IGNORE INTO releases (grp, body) VALUES (?, ?)", (group_label, body))
-                return str(c.execute("SELECT body FROM releases WHERE grp = ?", (group_label,)).fetchone()[0])
+        def tx(c: sqlite3.Connection) -> str:
+            c.execute("INSERT OR IGNORE INTO releases (grp, body) VALUES (?, ?)", (group_label, body))
+            return str(c.execute("SELECT body FROM releases WHERE grp = ?", (group_label,)).fetchone()[0])
 
-            return self._tx(c, tx)
-
-        return await self._run(run)
+        return await self._run_tx(tx)
 
     async def releases(self, group_labels: Sequence[str]) -> dict[str, str]:
         labels = list(dict.fromkeys(group_labels))
@@ -402,9 +369,7 @@ class SqliteStore(Store):
 
         return {str(g): str(b) for g, b in await self._run(run)}
 
-    async def fleet(
-        self, *, metric: str | None = None, model_version: str | None = None, day: str | None = None
-    ) -> list[FleetAggregate]:
+    async def _fleet_rows(self) -> tuple[dict[str, tuple[int, dict[int, int]]], dict[str, int]]:
         def run(c: sqlite3.Connection) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
             cells = c.execute("SELECT cell, idx, count FROM cells ORDER BY cell, idx").fetchall()
             devices = c.execute("SELECT grp, COUNT(*) FROM group_devices GROUP BY grp").fetchall()
@@ -419,4 +384,12 @@ class SqliteStore(Store):
             else:
                 counts[int(idx)] = int(count)
             cells[label] = (n, counts)
-        return assemble_fleet(cells, dict(device_rows), metric=metric, model_version=model_version, day=day)
+        return cells, {str(g): int(n) for g, n in device_rows}
+
+    # blobs -----------------------------------------------------------------------------------------------
+    async def _put_blob(self, sha256: str, data: bytes) -> None:
+        await self._run(lambda c: c.execute("INSERT OR IGNORE INTO blobs (sha256, data) VALUES (?, ?)", (sha256, data)))
+
+    async def _get_blob(self, sha256: str) -> bytes | None:
+        row = await self._run(lambda c: c.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone())
+        return None if row is None else bytes(row[0])

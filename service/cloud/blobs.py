@@ -20,9 +20,9 @@ from pathlib import Path
 
 import anyio
 
+from service.cloud.errors import StoreError
 from service.cloud.store import Store
 from service.cloud.store.base import check_sha256
-from service.common.errors import StoreError
 
 
 class BlobStore:

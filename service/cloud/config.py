@@ -26,7 +26,7 @@ class Settings(BaseSettings):
 
     # where state lives
     store_url: str | None = None  # redis://host:port/db or sqlite:///path (default: sqlite under data_dir)
-    data_dir: Path = Path("eibert-cloud-data")  # bundle blobs, temp uploads, dev-mode key material
+    data_dir: Path = Path("eibert-cloud-data")  # a cache of the store's blobs, temp uploads, dev-mode key material
     redis_prefix: str = Field(default="eibert:", pattern=r"^[A-Za-z0-9_:.-]{0,32}$")
     require_durable_redis: bool = False  # refuse to start unless Redis has appendonly yes + appendfsync always
 

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from service.common.errors import BundleError, EibertError, StoreError
+from service.common.errors import BundleError, EibertError
 from service.common.http_errors import install_error_handlers as install_shared_handlers
+
+
+class StoreError(EibertError):
+    """The cloud's store (SQLite or Redis, and the blobs it holds) cannot read or write."""
 
 
 class RolloutError(EibertError):

@@ -8,7 +8,7 @@ from service.common.contract import (
     SENTENCE_EMBEDDING,
     TOKENIZER_FILE,
 )
-from service.common.errors import BundleError, EibertError, StoreError
+from service.common.errors import BundleError, EibertError
 from service.common.manifest import FileEntry, Manifest, file_entry, read_manifest, sha256_file, verify_bundle
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "EibertError",
     "FileEntry",
     "Manifest",
-    "StoreError",
     "file_entry",
     "read_manifest",
     "sha256_file",

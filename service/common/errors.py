@@ -2,8 +2,7 @@
 status in a single handler, and refines it with its own classes (`service.cloud.errors`).
 
 EibertError
- ├── BundleError      a bundle is missing files, fails its sha256, has a wrong schema or contract
- └── StoreError       the cloud store cannot read or write
+ └── BundleError      a bundle is missing files, fails its sha256, has a wrong schema or contract
 """
 
 from __future__ import annotations
@@ -15,10 +14,3 @@ class EibertError(Exception):
 
 class BundleError(EibertError):
     """A model bundle cannot be trusted or opened."""
-
-
-class StoreError(EibertError):
-    """The cloud's store failed.
-
-    Cloud-only, yet kept here for now: every store backend (`service/cloud/store/`) imports it from this module,
-    and the store's split moves those imports; it joins `service.cloud.errors` then."""

@@ -24,9 +24,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.cloud import Settings, create_app
+from service.cloud.errors import StoreError
 from service.cloud.store import GroupKey, PreparedReport, make_store
 from service.cloud.store.redis import RedisStore
-from service.common.errors import StoreError
 from tests.cloud.conftest import ADMIN_TOKEN
 from tests.cloud.redis_server import RedisProcess
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from service.cloud.errors import StoreError
 from service.cloud.rollout import RolloutState
 from service.cloud.store import (
     DeviceAuth,
@@ -22,7 +23,6 @@ from service.cloud.store import (
     VersionRecord,
     make_store,
 )
-from service.common.errors import StoreError
 
 pytestmark = pytest.mark.anyio
 TODAY = dt.datetime.now(dt.UTC).date().isoformat()

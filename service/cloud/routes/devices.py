@@ -14,12 +14,11 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from service.cloud.auth import bearer, token_hash
 from service.cloud.deps import CloudContext, ContextDep, unauthorized
 from service.cloud.enrolment import enrol_device
-from service.cloud.errors import UnknownVersionError
+from service.cloud.errors import StoreError, UnknownVersionError
 from service.cloud.etags import etag_matches
 from service.cloud.rollout import assign
 from service.cloud.store import DeviceAuth
 from service.common.device_api import DEVICE_ID_PATTERN, DeviceEnrolRequest, DeviceEnrolResponse, DeviceModelResponse
-from service.common.errors import StoreError
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 

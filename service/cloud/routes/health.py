@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.cloud.deps import ContextDep
+from service.cloud.errors import StoreError
 from service.cloud.privacy import published
-from service.common.errors import StoreError
 from service.common.http_errors import error_body
 from service.common.liveness import healthz
 

@@ -9,12 +9,12 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
 from service.cloud.deps import AdminDep, ContextDep, RegistryDep, StoreDep
-from service.cloud.errors import UnknownVersionError
+from service.cloud.errors import StoreError, UnknownVersionError
 from service.cloud.etags import etag_matches
 from service.cloud.registry import AdmissionBusyError
 from service.cloud.schemas import VERSION_PATTERN, ModelVersionPublic, ModelVersionsPublic, SigningKeyPublic
 from service.cloud.store import VersionRecord
-from service.common.errors import BundleError, StoreError
+from service.common.errors import BundleError
 
 router = APIRouter(prefix="/v1", tags=["models"])
 

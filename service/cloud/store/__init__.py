@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from service.cloud.errors import StoreError
 from service.cloud.store.base import Store
 from service.cloud.store.records import (
     CellAggregate,
@@ -14,7 +15,6 @@ from service.cloud.store.records import (
     PreparedReport,
     VersionRecord,
 )
-from service.common.errors import StoreError
 
 
 def make_store(url: str, *, redis_prefix: str = "eibert:", require_durable_redis: bool = False) -> Store:

@@ -30,10 +30,10 @@ from collections.abc import AsyncIterator, Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from service.cloud.errors import StoreError
 from service.cloud.rollout import RolloutState
 from service.cloud.store.base import Store, day_number, parse_rollout
 from service.cloud.store.records import EnrolmentTokenRecord, EnrolOutcome, IngestOutcome, PreparedReport, VersionRecord
-from service.common.errors import StoreError
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from service.cloud.errors import StoreError
 from service.cloud.rollout import RolloutState
 from service.cloud.store.base import Store, parse_rollout
 from service.cloud.store.records import EnrolmentTokenRecord, EnrolOutcome, IngestOutcome, PreparedReport, VersionRecord
-from service.common.errors import StoreError
 
 T = TypeVar("T")
 

@@ -11,14 +11,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import loadtests.cli
 import model_store.cli
 import service.cloud.cli
 import service.edge.cli
 import simulators.cli
 from service.common.errors import EibertError
 
-# The order of `eibert --help`: pipeline first, then the services, then the tools that drive them.
-PARTS = (model_store.cli, service.edge.cli, service.cloud.cli, simulators.cli)
+# The order of `eibert --help`: pipeline first, then the services, then the tools that drive and measure them.
+PARTS = (model_store.cli, service.edge.cli, service.cloud.cli, simulators.cli, loadtests.cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

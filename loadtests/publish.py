@@ -1,8 +1,8 @@
 """`python -m loadtests.publish --bundle DIR --cloud URL [--percent N]`: upload a bundle, then roll it out.
 
 `eibert publish` only registers a version; a load test (and the docker compose stack) also needs devices to be
-assigned one, so this sends `PUT /v1/rollout` after the upload. The admin token comes from
-`EIBERT_ADMIN_TOKEN`, or from the file named by `--admin-token-file` (the compose stack generates one).
+assigned one, so this sets the rollout after the upload (both through `service.cloud.client`). The admin
+token comes from `EIBERT_ADMIN_TOKEN`, or from the file named by `--admin-token-file` (the compose stack generates one).
 With `--enrolment-token PATH:MAX_DEVICES` (repeatable) it also issues operator enrolment tokens, each written
 0600 to PATH, for the stack's devices (edge nodes, the simulator, locust) to enrol with.
 Prints one JSON line: the published version and the rollout state.
@@ -14,12 +14,12 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from service.cloud.client import publish_bundle
+from loadtests.stack import http_ok, wait_until
+from service.cloud.client import CloudAdmin
 from service.common.errors import EibertError
 
 ADMIN_ENV = "EIBERT_ADMIN_TOKEN"
@@ -35,16 +35,10 @@ def admin_token(token_file: str | None) -> str:
 
 
 def wait_ready(cloud: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if httpx.get(f"{cloud}/readyz", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"publish: the cloud at {cloud} was not ready within {timeout_s:.0f} s")
-        time.sleep(0.5)
+    try:
+        wait_until(http_ok(f"{cloud}/readyz"), f"the cloud at {cloud}", timeout_s=timeout_s)
+    except RuntimeError as exc:
+        raise SystemExit(f"publish: {exc}") from exc
 
 
 def issue_enrolment_token(cloud: str, token: str, max_devices: int, label: str = "") -> str:
@@ -74,16 +68,10 @@ def write_secret(path: Path, text: str) -> None:
 
 
 def publish_and_roll_out(bundle: Path, cloud: str, token: str, percent: int) -> dict:
-    cloud = cloud.rstrip("/")
-    published = publish_bundle(bundle, cloud, token)
-    resp = httpx.put(
-        f"{cloud}/v1/rollout",
-        json={"version": published["version"], "percent": percent},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30.0,
-    )
-    resp.raise_for_status()
-    return {"version": published["version"], "created": published["created"], "rollout": resp.json()}
+    with CloudAdmin(cloud, token) as admin:
+        published = admin.publish(bundle)
+        rollout = admin.set_rollout(published["version"], percent)
+    return {"version": published["version"], "created": published["created"], "rollout": rollout}
 
 
 def build_parser() -> argparse.ArgumentParser:

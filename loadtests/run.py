@@ -16,17 +16,13 @@ Durations and user counts: flags, else the environment (`LOAD_SECONDS`, `LOAD_ED
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import logging
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -34,18 +30,15 @@ import httpx
 from loadtests.payloads import ENROLMENT_TOKEN_ENV, max_wait_s
 from loadtests.publish import issue_enrolment_token, publish_and_roll_out
 from loadtests.report import LoadRun, distinct_warnings, read_failures, read_stats, render_section
+from loadtests.stack import SHIPPED_BUNDLE, free_port, service_process
 from loadtests.texts import SAMPLE_ENV, build_sample, fallback_sample, write_sample
 from service.common.errors import EibertError
 
 log = logging.getLogger("loadtests.run")
 
 ROOT = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"
-BUNDLE = ROOT / "model_store" / "bundles" / "eibert-0.3.0"
 REPORTS = ROOT / "loadtests" / "reports"
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
-STARTUP_S = 120.0
-STOP_S = 30.0
 DEFAULTS = {"LOAD_SECONDS": 30, "LOAD_EDGE_USERS": 8, "LOAD_CLOUD_USERS": 8}
 TARGETS = (("edge", "EdgeUser"), ("cloud", "CloudDeviceUser"))
 LOAD_ENROL_RATE = 1_000_000  # enrolment attempts per minute allowed from the load generator's one address
@@ -54,50 +47,6 @@ LOAD_ENROLMENT_QUOTA = 100_000  # devices the load run's enrolment token may enr
 
 def _env_int(name: str) -> int:
     return int(os.environ.get(name, DEFAULTS[name]))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log_file: Path) -> None:
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_file.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} during startup:\n{tail}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} was not ready within {STARTUP_S:.0f} s (log: {log_file})")
-
-
-@contextlib.contextmanager
-def server(name: str, args: list[str], env: dict[str, str], port: int, logs: Path) -> Iterator[str]:
-    """`python -m service.<name> <args>` (the flags of `eibert <name>`) in a subprocess, its output in
-    `logs/<name>.log`; yields the base URL once /readyz is 200."""
-    log_file = logs / f"{name}.log"
-    url = f"http://{HOST}:{port}"
-    with log_file.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", f"service.{name}", *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-        try:
-            wait_ready(url, proc, log_file)
-            log.info("%s ready at %s", name, url)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=STOP_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def server_log(name: str) -> str:
@@ -193,7 +142,9 @@ def measure(args: argparse.Namespace) -> tuple[list[LoadRun], str]:
         cloud_port = free_port()
         cloud_args = ["--dev", "--port", str(cloud_port), "--store", f"sqlite:///{cloud_data / 'cloud.db'}"]
         runs: list[LoadRun] = []
-        with server("cloud", cloud_args, cloud_env, cloud_port, REPORTS) as cloud:
+        with service_process("cloud", cloud_args, port=cloud_port, env=cloud_env, log_path=REPORTS / "cloud.log") as c:
+            cloud = c.url
+            log.info("cloud ready at %s", cloud)
             token = (cloud_data / "dev-admin-token").read_text().strip()
             published = publish_and_roll_out(args.bundle, cloud, token, 100)
             log.info("published %s, rollout %s", published["version"], published["rollout"])
@@ -204,7 +155,9 @@ def measure(args: argparse.Namespace) -> tuple[list[LoadRun], str]:
             edge_args += ["--cloud-public-key", dev_public_key(cloud_data), "--state-dir", str(tmp / "edge")]
             edge_args += ["--log-level", "warning"]
             edge_env = {**base_env, "EIBERT_EDGE_ENROLMENT_TOKEN": edge_token}
-            with server("edge", edge_args, edge_env, edge_port, REPORTS) as edge:
+            with service_process("edge", edge_args, port=edge_port, env=edge_env, log_path=REPORTS / "edge.log") as e:
+                edge = e.url
+                log.info("edge ready at %s", edge)
                 locust_env = {**base_env, SAMPLE_ENV: str(texts_file), ENROLMENT_TOKEN_ENV: device_token}
                 hosts = {"edge": edge, "cloud": cloud}
                 users = {"edge": args.edge_users, "cloud": args.cloud_users}
@@ -219,13 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=int, default=_env_int("LOAD_SECONDS"), help="per target (env LOAD_SECONDS)")
     p.add_argument("--edge-users", type=int, default=_env_int("LOAD_EDGE_USERS"))
     p.add_argument("--cloud-users", type=int, default=_env_int("LOAD_CLOUD_USERS"))
-    p.add_argument("--bundle", type=Path, default=BUNDLE)
+    p.add_argument("--bundle", type=Path, default=SHIPPED_BUNDLE)
     p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown file for the load section")
     p.add_argument("--no-write", action="store_true", help="report only; leave BENCHMARKS.md alone")
     args = p.parse_args(argv)
     args.bundle = args.bundle.resolve()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    from model_store.benchmarks import machine_line, write_section
+    from loadtests.bench_file import write_section
+    from model_store.benchmarks import machine_line
 
     REPORTS.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]

@@ -1,4 +1,5 @@
-"""`eibert bench`: measured figures written into BENCHMARKS.md, one replaceable section per benchmark.
+"""The model's `eibert bench` sections (teacher, shipped bundle) and the timing helpers every benchmark uses;
+the HTTP services' sections live in `loadtests/` (`eibert bench` itself is `loadtests/cli.py`).
 
 Every figure is measured in the run that writes it; speed targets are ratios against a baseline measured in
 the same run (wall-clock numbers from different runs or machines are not comparable).
@@ -9,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-import re
 import statistics
 import time
 from collections.abc import Callable
@@ -85,25 +85,6 @@ def repo_path(path: Path) -> str:
 
 def machine_line() -> str:
     return f"{platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
-
-
-def replace_section(doc: str, name: str, body: str) -> str:
-    """Swap the text between `<!-- bench:name -->` markers, appending the section if it is new."""
-    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    block = f"{start}\n{body.strip()}\n{end}"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
-    if pattern.search(doc):
-        return pattern.sub(lambda _m: block, doc)
-    return doc.rstrip() + "\n\n" + block + "\n"
-
-
-def write_section(out: Path, name: str, body: str) -> None:
-    header = (
-        "# eibert benchmarks\n\nWritten by `make bench` (`eibert bench`); every section records the command and"
-        " the machine that produced it. Do not edit by hand.\n"
-    )
-    doc = out.read_text() if out.exists() else header
-    out.write_text(replace_section(doc, name, body))
 
 
 def bench_teacher(sts_path: Path, cache_dir: Path, command: str) -> str:

@@ -1,4 +1,5 @@
-"""The model pipeline's subcommands: `eibert build`, `eibert eval {sts,rank}`, `eibert bench`.
+"""The model pipeline's subcommands: `eibert build`, `eibert eval {sts,rank}` (`eibert bench`, which also
+measures the HTTP services, is `loadtests/cli.py`).
 
 `add_parser(subparsers)` registers them on the root parser (`eibert/cli.py`). Handlers import the training
 stack (torch, transformers) only when they run, so building the root parser stays light.
@@ -8,14 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 from pathlib import Path
 
 from service.common.errors import EibertError
 
 DEFAULT_CACHE = Path(".cache")
-SHIPPED_BUNDLE = Path(__file__).resolve().parent / "bundles" / "eibert-0.3.0"
-BENCH_SECTIONS = ("teacher", "model", "edge", "cloud")
 
 
 class CliError(EibertError):
@@ -26,7 +24,8 @@ def missing_extra(exc: ImportError) -> CliError:
     return CliError(f"{exc.name or 'a training package'} is not installed: pip install 'eibert[train]'")
 
 
-def _default_sts_dev() -> Path:
+def default_sts_dev() -> Path:
+    """STS-B dev under the data root: the default data of `eval sts`, the build's scoring and `bench`."""
     from model_store.data.paths import data_file
 
     return data_file("stsb", "sts-dev.csv.gz")
@@ -38,7 +37,7 @@ def cmd_eval_sts(args: argparse.Namespace) -> int:
         from model_store.eval_sts import evaluate_sts_file
     except ImportError as exc:
         raise missing_extra(exc) from exc
-    data = Path(args.data) if args.data else _default_sts_dev()
+    data = Path(args.data) if args.data else default_sts_dev()
     encoder = load_encoder(args.bundle, threads=args.threads)
     result = evaluate_sts_file(encoder, data)
     print(json.dumps({"bundle": str(args.bundle), "data": str(data), **result.model_dump()}))
@@ -59,34 +58,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     return run_build(args)
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from model_store.benchmarks import bench_model, bench_teacher, write_section
-
-    data = Path(args.sts_data) if args.sts_data else _default_sts_dev()
-    command = "eibert " + " ".join(shlex.quote(a) for a in args.argv)
-    out = Path(args.out)
-    for section in args.sections:
-        if section == "teacher":
-            body = bench_teacher(data, Path(args.cache), command.strip())
-        elif section == "model":
-            body = bench_model(Path(args.bundle), data, Path(args.cache), command.strip())
-        elif section == "cloud":
-            from model_store.bench_cloud import bench_cloud
-
-            body = bench_cloud(command.strip())
-        elif section == "edge":
-            from model_store.bench_edge import bench_edge
-
-            body = bench_edge(Path(args.bundle), command.strip())
-        else:  # argparse restricts choices; kept for when sections are added
-            raise CliError(f"unknown bench section {section}")
-        write_section(out, section, body)
-        print(f"wrote section {section!r} to {out}")
-    return 0
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register build, eval and bench on the root parser."""
+    """Register build and eval on the root parser."""
     b = sub.add_parser("build", help="run the compression pipeline; writes a bundle and a report")
     b.add_argument("--config", required=True)
     b.add_argument("--out", required=True)
@@ -113,16 +86,3 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rank.add_argument("--tags")
     rank.add_argument("--threads", type=int, default=None, help="inference threads (default: library default)")
     rank.set_defaults(func=cmd_eval_rank)
-
-    be = sub.add_parser("bench", help="run benchmarks; writes BENCHMARKS.md sections")
-    be.add_argument("--out", default="BENCHMARKS.md")
-    be.add_argument(
-        "--sections",
-        nargs="+",
-        default=list(BENCH_SECTIONS),
-        choices=list(BENCH_SECTIONS),
-    )
-    be.add_argument("--bundle", default=str(SHIPPED_BUNDLE), help="bundle for the model section")
-    be.add_argument("--sts-data", help="STS-B file for the quality column (default: sts-dev)")
-    be.add_argument("--cache", default=str(DEFAULT_CACHE))
-    be.set_defaults(func=cmd_bench)

@@ -20,16 +20,17 @@ import json
 import logging
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
-from service.cloud.client import publish_bundle
+from loadtests.stack import HOST, ServerProcess, free_port, service_process
+from service.cloud.client import CloudAdmin, publish_bundle
 from service.common.contract import BUNDLE_FILES, MANIFEST_FILE
 from service.common.manifest import read_manifest
 from simulators.checks import demo_checks
@@ -39,6 +40,7 @@ from simulators.fleet import Fleet, FleetConfig, ScheduledEvent
 from simulators.summary import FleetSummary, render
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NEXT_BUNDLE = SHIPPED_BUNDLE.parent / "eibert-0.3.0"
 ROLLOUT_SUFFIX = "+rollout"
@@ -51,68 +53,9 @@ ADMIN_RETRY_S = 60.0
 STOP_TIMEOUT_S = 15.0
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _say(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
-
-
-class ServiceProcess:
-    """One service (`python -m service.cloud` or `python -m service.edge`, the flags of `eibert cloud` and
-    `eibert edge`) as a child process, with its output in a log file."""
-
-    def __init__(self, name: str, argv: list[str], *, env: dict[str, str], log_path: Path, url: str) -> None:
-        self.name = name  # "cloud" or "edge": the service package it runs
-        self.argv = argv
-        self.env = env
-        self.log_path = log_path
-        self.url = url
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log_file = self.log_path.open("ab")
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", f"service.{self.name}", *self.argv],
-                env=self.env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-        finally:
-            log_file.close()
-
-    async def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.proc is not None and self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}")
-                try:
-                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise RuntimeError(f"{self.name} not ready after {timeout_s:.0f} s; see {self.log_path}")
-
-    def stop(self) -> int | None:
-        """SIGTERM, wait, SIGKILL only if it will not stop; returns the exit status."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
 
 
 class Scenario:
@@ -120,8 +63,7 @@ class Scenario:
         self.args = args
         self.work = work
         self.logs = logs
-        self.cloud_url = f"http://127.0.0.1:{_free_port()}"
-        self.edge_url = f"http://127.0.0.1:{_free_port()}"
+        cloud_port, self.edge_port = free_port(), free_port()
         env = {
             **os.environ,
             "EIBERT_CLOUD_DATA_DIR": str(work / "cloud"),
@@ -131,14 +73,16 @@ class Scenario:
             "EIBERT_CLOUD_ENROL_RATE_PER_TOKEN": str(DEMO_ENROL_RATE),
         }
         env.pop("EIBERT_ADMIN_TOKEN", None)  # dev mode generates its own
-        self.cloud = ServiceProcess(
+        self.cloud = service_process(
             "cloud",
-            ["--dev", "--port", self.cloud_url.rsplit(":", 1)[1], "--store", f"sqlite:///{work / 'cloud.db'}"],
+            ["--dev", "--port", str(cloud_port), "--store", f"sqlite:///{work / 'cloud.db'}"],
+            port=cloud_port,
             env=env,
             log_path=logs / "cloud.log",
-            url=self.cloud_url,
         )
-        self.edge: ServiceProcess | None = None
+        self.cloud_url = self.cloud.url
+        self.edge_url = f"http://{HOST}:{self.edge_port}"
+        self.edge: ServerProcess | None = None
         self.admin_token = ""
         self.public_key = ""
         self.next_bundle = self._next_bundle()
@@ -159,34 +103,41 @@ class Scenario:
 
     # -- admin over HTTP, retried while the cloud restarts ----------------------------------------------------
 
-    async def _admin(self, method: str, path: str, body: dict) -> dict:
-        deadline = time.monotonic() + ADMIN_RETRY_S
-        async with httpx.AsyncClient(base_url=self.cloud_url, timeout=30.0) as client:
-            while True:
-                try:
-                    resp = await client.request(
-                        method, path, json=body, headers={"Authorization": f"Bearer {self.admin_token}"}
-                    )
-                    resp.raise_for_status()
-                    return resp.json()
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(0.5)
-
-    async def _publish(self, bundle: Path) -> str:
+    async def _retried(self, call: Callable[[], T], transient: Callable[[Exception], bool]) -> T:
+        """`call()` in a worker thread, again every 0.5 s while it fails with a `transient` error (the cloud
+        is restarting), for at most ADMIN_RETRY_S."""
         deadline = time.monotonic() + ADMIN_RETRY_S
         while True:
             try:
-                body = await asyncio.to_thread(publish_bundle, bundle, self.cloud_url, self.admin_token)
-                return str(body["version"])
-            except Exception:  # EibertError wraps the connection error while the cloud restarts
-                if time.monotonic() > deadline:
+                return await asyncio.to_thread(call)
+            except Exception as exc:
+                if not transient(exc) or time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.5)
 
+    async def _post_admin(self, path: str, body: dict) -> dict:
+        def call() -> dict:
+            headers = {"Authorization": f"Bearer {self.admin_token}"}
+            resp = httpx.post(f"{self.cloud_url}{path}", json=body, headers=headers, timeout=30.0)
+            resp.raise_for_status()
+            return resp.json()
+
+        return await self._retried(call, lambda exc: isinstance(exc, httpx.TransportError))
+
+    async def _publish(self, bundle: Path) -> str:
+        body = await self._retried(
+            lambda: publish_bundle(bundle, self.cloud_url, self.admin_token),
+            lambda _exc: True,  # EibertError wraps the connection error while the cloud restarts
+        )
+        return str(body["version"])
+
     async def rollout(self, version: str, percent: int) -> str:
-        state = await self._admin("PUT", "/v1/rollout", {"version": version, "percent": percent})
+        def call() -> dict:
+            with CloudAdmin(self.cloud_url, self.admin_token) as admin:
+                return admin.set_rollout(version, percent)
+
+        # the client wraps a connection error in EibertError; only that (not a refusal) is worth a retry
+        state = await self._retried(call, lambda exc: isinstance(exc.__cause__, httpx.TransportError))
         return f"rollout: {version} to {percent}% (stable {state['stable']}, candidate {state['candidate']})"
 
     async def publish_next_and_canary(self) -> str:
@@ -196,12 +147,12 @@ class Scenario:
     async def restart_cloud(self) -> str:
         """Stop the cloud now and bring it back in the background, so devices meet the outage."""
         t0 = time.monotonic()
-        await asyncio.to_thread(self.cloud.stop)
+        await asyncio.to_thread(self.cloud.stop, STOP_TIMEOUT_S)
 
         async def back() -> None:
             await asyncio.sleep(1.0)
             self.cloud.start()
-            await self.cloud.wait_ready()
+            await asyncio.to_thread(self.cloud.wait_ready, READY_TIMEOUT_S)
             self.restarts.append(time.monotonic() - t0)
             _say(f"           cloud back after {self.restarts[-1]:.1f} s (same SQLite store, same signing key)")
 
@@ -209,14 +160,14 @@ class Scenario:
         return "cloud process stopped (SIGTERM) and restarting in the background"
 
     async def _enrolment_token(self, max_devices: int, label: str) -> str:
-        body = await self._admin("POST", "/v1/enrolment-tokens", {"max_devices": max_devices, "label": label})
+        body = await self._post_admin("/v1/enrolment-tokens", {"max_devices": max_devices, "label": label})
         return str(body["token"])
 
     # -- the scenario ---------------------------------------------------------------------------------------
 
     async def run(self) -> FleetSummary:
         self.cloud.start()
-        await self.cloud.wait_ready()
+        await asyncio.to_thread(self.cloud.wait_ready, READY_TIMEOUT_S)
         self.admin_token = (self.work / "cloud" / "dev-admin-token").read_text().strip()
         async with httpx.AsyncClient(base_url=self.cloud_url, timeout=10.0) as client:
             self.public_key = (await client.get("/v1/signing-key")).json()["public_key"]
@@ -224,18 +175,17 @@ class Scenario:
         first = await self._publish(SHIPPED_BUNDLE)
         _say(f"published {first}; " + await self.rollout(first, 100))
 
-        edge_port = self.edge_url.rsplit(":", 1)[1]
-        self.edge = ServiceProcess(
+        self.edge = service_process(
             "edge",
             ["--bundle", str(SHIPPED_BUNDLE), "--cloud", self.cloud_url, "--cloud-public-key", self.public_key,
-             "--poll-interval", "1", "--port", edge_port, "--state-dir", str(self.work / "edge"),
+             "--poll-interval", "1", "--port", str(self.edge_port), "--state-dir", str(self.work / "edge"),
              "--device-id", "demo-edge-1"],
             env={**os.environ, "EIBERT_EDGE_ENROLMENT_TOKEN": await self._enrolment_token(1, "demo-edge")},
+            port=self.edge_port,
             log_path=self.logs / "edge.log",
-            url=self.edge_url,
         )  # fmt: skip
         self.edge.start()
-        await self.edge.wait_ready()
+        await asyncio.to_thread(self.edge.wait_ready, READY_TIMEOUT_S)
         _say(f"edge node ready at {self.edge_url}")
 
         hours = self.args.days * 24
@@ -298,7 +248,7 @@ class Scenario:
         codes = {}
         for proc in (self.edge, self.cloud):
             if proc is not None:
-                codes[proc.name] = proc.stop()
+                codes[proc.name] = proc.stop(STOP_TIMEOUT_S)
         return codes
 
 

@@ -14,9 +14,8 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto, helper
 
+from loadtests.stand_in import contract_model
 from service.common.manifest import file_entry
-
-OPSET = 17
 
 
 def _embedding_of(value: str, dim: int) -> list[onnx.NodeProto]:
@@ -33,16 +32,7 @@ def _embedding_of(value: str, dim: int) -> list[onnx.NodeProto]:
 
 
 def _model(nodes: list[onnx.NodeProto], dim: int) -> onnx.ModelProto:
-    graph = helper.make_graph(
-        nodes,
-        "bomb",
-        [
-            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
-            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"]),
-        ],
-        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", dim])],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+    return contract_model(nodes, dim, name="bomb")
 
 
 def memory_bomb(path: Path, dim: int, elements: int = 500_000_000, fill: float = 1.0) -> Path:

@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from loadtests.stack import ServerProcess, free_port, http_ok
 from service.common.errors import BundleError
 from service.edge.cli import add_edge_arguments, cmd_edge, settings_from_args
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+STARTUP_S = 60.0
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -52,12 +46,12 @@ def test_a_bad_bundle_is_an_error_before_serving(tiny_bundle: Path, tmp_path: Pa
     shutil.copytree(tiny_bundle, bad)
     (bad / "tokenizer.json").write_text("{}")
     with pytest.raises(BundleError, match=r"tokenizer\.json"):
-        cmd_edge(_args("--bundle", str(bad), "--port", str(_free_port())))
+        cmd_edge(_args("--bundle", str(bad), "--port", str(free_port())))
 
 
 def test_serves_over_http_and_never_imports_torch(tiny_bundle: Path, tmp_path: Path) -> None:
     """The standalone entry point serves; the edge process never loads torch, transformers or model_store."""
-    port = _free_port()
+    port, state = free_port(), tmp_path / "state"
     probe = (
         "import sys, threading, service.edge.cli as c\n"
         "def report():\n"
@@ -65,32 +59,24 @@ def test_serves_over_http_and_never_imports_torch(tiny_bundle: Path, tmp_path: P
         "    bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'model_store'))\n"
         "    print('FORBIDDEN', bad, flush=True)\n"
         "threading.Thread(target=report, daemon=True).start()\n"
-        f"sys.exit(c.main(['--bundle', {str(tiny_bundle)!r}, '--port', '{port}', '--state-dir', {str(tmp_path)!r}]))\n"
+        f"sys.exit(c.main(['--bundle', {str(tiny_bundle)!r}, '--port', '{port}', '--state-dir', {str(state)!r}]))\n"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", probe], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    base = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "edge.log"
+    server = ServerProcess("edge", [sys.executable, "-c", probe], probe=http_ok(f"{base}/readyz"), log_path=log_path)
+    server.start()
     try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(600):  # bounded wait for startup (model load + warm-up), not a timing assertion
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)
+        server.wait_ready(STARTUP_S)  # a bounded wait for startup (model load + warm-up), not a timing assertion
         r = httpx.post(f"{base}/v1/encode", json={"texts": ["hello world"]}, timeout=10)
         assert r.status_code == 200 and r.json()["model_version"] == "0.0.1"
         r = httpx.post(f"{base}/v1/rank", json={"candidates": [{"id": "a", "text": "b"}], "top_k": 3}, timeout=10)
         assert r.status_code == 200 and r.json()["items"] == [{"id": "a", "score": 0.0}]
         assert "eibert_edge_request_seconds_bucket" in httpx.get(f"{base}/metrics", timeout=10).text
     finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=30)
+        returncode = server.stop()
+    out = log_path.read_text()
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal: exit by SIGTERM, not a crash.
-    assert proc.returncode in (0, -15) and "Application shutdown complete" in out, out
+    assert returncode in (0, -15) and "Application shutdown complete" in out, out
     forbidden = [line for line in out.splitlines() if line.startswith("FORBIDDEN")]
     assert forbidden == ["FORBIDDEN []"], out
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,17 +16,12 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
+from loadtests.stack import free_port, wait_until
 from service.cloud import Settings, create_app
 from service.common.signing import private_key_to_pem, public_key_to_b64
 
 ADMIN_TOKEN = "sim-test-admin-token-0123456789"
 VARIANT_VERSION = "0.0.2"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -43,11 +36,9 @@ def serve(app: FastAPI) -> Served:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
+    wait_until(lambda: server.started or not thread.is_alive(), "uvicorn", timeout_s=30)
+    if not server.started:
+        raise RuntimeError("uvicorn did not start")
     return Served(f"http://127.0.0.1:{port}", server, thread)
 
 

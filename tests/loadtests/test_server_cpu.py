@@ -1,12 +1,12 @@
-"""The edge benchmark's server-CPU meter: reads a real process's CPU time, and splits it per request."""
+"""The benchmarks' server-CPU meter: reads a real process's CPU time, and splits it per request."""
 
 from __future__ import annotations
 
 import os
 import time
 
-from model_store import bench_edge
-from model_store.bench_edge import cpu_per_request, process_cpu_s
+from loadtests import server_cpu
+from loadtests.server_cpu import cpu_per_request, process_cpu_s
 
 
 def burn(seconds: float) -> None:
@@ -25,8 +25,8 @@ def test_process_cpu_counts_this_process_working_not_sleeping() -> None:
 
 
 def test_cpu_per_request_divides_by_the_requests_made(monkeypatch) -> None:
-    monkeypatch.setattr(bench_edge, "WARMUP", 1)
-    monkeypatch.setattr(bench_edge, "CPU_ROUNDS", 4)
+    monkeypatch.setattr(server_cpu, "WARMUP", 1)
+    monkeypatch.setattr(server_cpu, "CPU_ROUNDS", 4)
     counts = {"cheap": 0, "dear": 0}
 
     def call(name: str, seconds: float):

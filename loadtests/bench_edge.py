@@ -1,7 +1,8 @@
 """`eibert bench` edge section: the edge node measured over real HTTP, against baselines from the same run.
 
-Each server is `python -m service.edge.cli` (uvicorn) in its own process on 127.0.0.1, and the client is this
-process, so client and server never share a GIL. Every loop is bounded by a request count. Figures:
+Each server is `python -m service.edge` (uvicorn) in its own process on 127.0.0.1, started by
+`loadtests.stack`, and the client is this process, so client and server never share a GIL. Every loop is
+bounded by a request count. Figures:
 
 - server CPU time per request (user + sys of the server process from /proc/<pid>/stat, over many sequential
   keep-alive requests): /v1/encode with one short text (cache off) and /v1/rank 50 x 100 (warm cache), each
@@ -22,234 +23,36 @@ process, so client and server never share a GIL. Every loop is bounded by a requ
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from loadtests.edge_workloads import (
+    CONCURRENCY,
+    N_BEHAVIORS,
+    N_CANDIDATES,
+    THROUGHPUT_REQUESTS,
+    bench_texts,
+    edge_server,
+    get_ok,
+    model_cpu_ms,
+    post_ok,
+    rank_body,
+    rss_added,
+    throughput,
+)
+from loadtests.server_cpu import CPU_ROUNDS, cpu_per_request
 from model_store.benchmarks import machine_line, repo_path, time_call
 from service.common.manifest import verify_bundle
-from service.edge.schemas import MAX_TEXT_CHARS
 
 REPEATS = 300  # latency samples per figure
 RANK_REPEATS = 100
-WARMUP = 10
-CONCURRENCY = 32
-THROUGHPUT_REQUESTS = 600
-N_BEHAVIORS = 50
-N_CANDIDATES = 100
-STARTUP_POLLS = 1200  # x 50 ms: how long a server may take to load (the fp32 teacher takes seconds)
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CPU_REQUESTS = 2000  # sequential requests per CPU figure (healthz and encode), in CPU_ROUNDS interleaved rounds
 RANK_CPU_REQUESTS = 400
-CPU_ROUNDS = 20  # short rounds taking turns: drift in the machine's load is shared by both figures
-
-
-def bench_texts() -> list[str]:
-    """Real item texts (MovieLens title + genres + tags) when the data is there, else synthetic ones."""
-    try:
-        from model_store.data import data_file, item_texts, load_movies, load_tags
-
-        movies = load_movies(data_file("movielens", "movies.csv.gz"))
-        texts = item_texts(movies, load_tags(data_file("movielens", "tags.csv.gz")))
-        return [texts[k][:MAX_TEXT_CHARS] for k in sorted(texts)]  # one movie's tags run past the request limit
-    except (FileNotFoundError, ValueError):
-        return [f"movie number {i} (19{i % 100:02d}). Drama, Comedy. tag{i % 37}" for i in range(2000)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class EdgeServer:
-    url: str
-    pid: int
-
-
-@contextlib.contextmanager
-def edge_server(bundle_dir: Path, state_dir: Path, *flags: str) -> Iterator[EdgeServer]:
-    """A real `eibert edge` process, ready (/readyz answered 200); stopped afterwards."""
-    port = _free_port()
-    cmd = [sys.executable, "-m", "service.edge.cli", "--bundle", str(bundle_dir), "--port", str(port)]
-    cmd += ["--state-dir", str(state_dir), "--log-level", "warning", *flags]
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(STARTUP_POLLS):
-            if proc.poll() is not None:
-                raise RuntimeError(f"edge server exited during startup: {proc.stderr.read()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("edge server did not become ready")
-        yield EdgeServer(base, proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-_RSS_PROBE = """
-import ctypes, json, sys
-def mem():
-    out = {}
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "RssAnon", "RssFile"):
-                out[key] = int(value.split()[0]) / 1024
-    return out
-def grew(a, b):
-    return {k: b[k] - a[k] for k in a}
-import numpy, onnxruntime, tokenizers, httpx, fastapi
-from pathlib import Path
-from service.edge.encoder import load_tokenizer
-from service.edge.slot import load_model, release_freed_heap
-bundle, text, long_text, part = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-m0 = mem()
-if part == "tokenizer":  # the tokenizer alone (its own fresh process), to split the first load in two
-    tok = load_tokenizer(bundle / "tokenizer.json", 128)
-    release_freed_heap()
-    print(json.dumps({"tokenizer": grew(m0, mem())}))
-    sys.exit(0)
-first = load_model(bundle, threads=1, warm_up=True)
-first.encoder.encode([text])
-m1 = mem()
-second = load_model(bundle, threads=1, warm_up=True)
-second.encoder.encode([text])
-m2 = mem()
-first.encoder.encode([long_text] * 32)  # the largest micro-batch at full width: onnxruntime's arena grows
-release_freed_heap()
-m3 = mem()
-print(json.dumps({"first": grew(m0, m1), "second": grew(m1, m2), "batch": grew(m2, m3)}))
-"""
-
-
-def rss_added(bundle_dir: Path, text: str, long_text: str) -> dict[str, dict[str, float]]:
-    """MB of resident memory added by loading (and warming) the bundle, in a fresh interpreter (Linux /proc):
-    VmRSS in total, RssAnon (private heap: weights, vocabulary, buffers) and RssFile (library code paged in);
-    also what the tokenizer alone adds, and what one full-width batch of 32 adds after the loads."""
-    out = {}
-    for part in ("model", "tokenizer"):
-        proc = subprocess.run(
-            [sys.executable, "-c", _RSS_PROBE, str(bundle_dir), text, long_text, part],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=True,
-        )  # fmt: skip
-        out.update(json.loads(proc.stdout.strip().splitlines()[-1]))
-    return out
-
-
-@dataclass(frozen=True)
-class Throughput:
-    per_s: float  # requests per second, as this client saw them
-    cpu_ms: float  # server CPU per request meanwhile: 1000 / cpu_ms is what one core of the server sustains
-
-    @property
-    def capacity(self) -> float:
-        return 1000.0 / self.cpu_ms
-
-
-async def _throughput(srv: EdgeServer, texts: list[str]) -> Throughput:
-    """THROUGHPUT_REQUESTS one-text /v1/encode calls, CONCURRENCY in flight: requests per second, and the
-    server's CPU per request meanwhile (the client is Python too and may be the bottleneck, the CPU is not)."""
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=srv.url, limits=limits, timeout=60.0) as client:
-        next_i = 0
-
-        async def worker() -> None:
-            nonlocal next_i
-            while next_i < THROUGHPUT_REQUESTS:
-                i = next_i
-                next_i += 1
-                r = await client.post("/v1/encode", json={"texts": [texts[i % len(texts)]]})
-                r.raise_for_status()
-
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))  # warm the connections and the server
-        next_i = 0
-        t0, cpu0 = time.perf_counter(), process_cpu_s(srv.pid)
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        cpu_ms = 1000.0 * (process_cpu_s(srv.pid) - cpu0) / THROUGHPUT_REQUESTS
-        return Throughput(THROUGHPUT_REQUESTS / (time.perf_counter() - t0), cpu_ms)
-
-
-def _rank_body(texts: list[str]) -> dict:
-    behaviors = [{"text": t, "ts": 1_600_000_000.0 + 3600.0 * i, "kind": "view"} for i, t in enumerate(texts[:50])]
-    cands = [{"id": f"c{i}", "text": t} for i, t in enumerate(texts[N_BEHAVIORS : N_BEHAVIORS + N_CANDIDATES])]
-    return {"behaviors": behaviors, "candidates": cands, "top_k": 10}
-
-
-def _post_ok(client: httpx.Client, path: str, body: dict) -> Callable[[], None]:
-    def call() -> None:
-        r = client.post(path, json=body)
-        if r.status_code != 200:
-            raise RuntimeError(f"{path}: HTTP {r.status_code} {r.text[:200]}")
-
-    return call
-
-
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process `pid`, all its threads (Linux /proc)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()  # the command name may hold spaces; it ends at the last ")"
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
-
-
-def cpu_per_request(pid: int, calls: dict[str, tuple[Callable[[], None], int]]) -> dict[str, float]:
-    """Server CPU ms per request for each named call (call, total requests), measured in CPU_ROUNDS rounds
-    that take turns, so that drift in the machine's load is shared by every figure."""
-    spent = dict.fromkeys(calls, 0.0)
-    for call, _ in calls.values():
-        for _ in range(WARMUP):
-            call()
-    for _ in range(CPU_ROUNDS):
-        for name, (call, n) in calls.items():
-            before = process_cpu_s(pid)
-            for _ in range(n // CPU_ROUNDS):
-                call()
-            spent[name] += process_cpu_s(pid) - before
-    return {name: 1000.0 * spent[name] / (n // CPU_ROUNDS * CPU_ROUNDS) for name, (_, n) in calls.items()}
-
-
-def model_cpu_ms(bundle_dir: Path, text: str, n: int = CPU_REQUESTS) -> float:
-    """CPU ms of one `encode([text])` in this process, in a hot loop (weights and code stay in the caches):
-    the floor under /v1/encode's server CPU, whatever the HTTP path costs."""
-    from service.edge.encoder import OnnxEncoder
-
-    encoder = OnnxEncoder(bundle_dir, threads=1)
-    for _ in range(WARMUP):
-        encoder.encode([text])
-    t0 = time.process_time()
-    for _ in range(n):
-        encoder.encode([text])
-    return 1000.0 * (time.process_time() - t0) / n
-
-
-def _get_ok(client: httpx.Client, path: str) -> Callable[[], None]:
-    def call() -> None:
-        if client.get(path).status_code != 200:
-            raise RuntimeError(f"{path} failed")
-
-    return call
 
 
 def bench_edge(bundle_dir: Path, command: str) -> str:
@@ -259,7 +62,7 @@ def bench_edge(bundle_dir: Path, command: str) -> str:
     texts = bench_texts()
     short = min(texts[:500], key=len)  # a real, short item text
     rank_texts = texts[500 : 500 + N_BEHAVIORS + N_CANDIDATES]
-    rank_body = _rank_body(rank_texts)
+    rank_request = rank_body(rank_texts)
     model_ms = model_cpu_ms(bundle_dir, short)
     mem = rss_added(bundle_dir, short, max(texts, key=len))
     first, second, tok_mem, batch_mem = mem["first"], mem["second"], mem["tokenizer"], mem["batch"]
@@ -267,36 +70,36 @@ def bench_edge(bundle_dir: Path, command: str) -> str:
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:
         tmp_path = Path(tmp)
         with edge_server(bundle_dir, tmp_path / "a") as srv, httpx.Client(base_url=srv.url, timeout=60.0) as c:
-            health_cached = time_call(_get_ok(c, "/healthz"), REPEATS)
-            encode_hit = time_call(_post_ok(c, "/v1/encode", {"texts": [short]}), REPEATS)
-            rank_warm = time_call(_post_ok(c, "/v1/rank", rank_body), RANK_REPEATS)
+            health_cached = time_call(get_ok(c, "/healthz"), REPEATS)
+            encode_hit = time_call(post_ok(c, "/v1/encode", {"texts": [short]}), REPEATS)
+            rank_warm = time_call(post_ok(c, "/v1/rank", rank_request), RANK_REPEATS)
             cpu_warm = cpu_per_request(
                 srv.pid,
                 {
-                    "healthz": (_get_ok(c, "/healthz"), CPU_REQUESTS),
-                    "rank": (_post_ok(c, "/v1/rank", rank_body), RANK_CPU_REQUESTS),
+                    "healthz": (get_ok(c, "/healthz"), CPU_REQUESTS),
+                    "rank": (post_ok(c, "/v1/rank", rank_request), RANK_CPU_REQUESTS),
                 },
             )
         cold = edge_server(bundle_dir, tmp_path / "b", "--cache-size", "0")
         with cold as srv, httpx.Client(base_url=srv.url, timeout=60.0) as c:
-            health = time_call(_get_ok(c, "/healthz"), REPEATS)
-            encode_miss = time_call(_post_ok(c, "/v1/encode", {"texts": [short]}), REPEATS)
-            rank_cold = time_call(_post_ok(c, "/v1/rank", rank_body), RANK_REPEATS, warmup=3)
+            health = time_call(get_ok(c, "/healthz"), REPEATS)
+            encode_miss = time_call(post_ok(c, "/v1/encode", {"texts": [short]}), REPEATS)
+            rank_cold = time_call(post_ok(c, "/v1/rank", rank_request), RANK_REPEATS, warmup=3)
             cpu_cold = cpu_per_request(
                 srv.pid,
                 {
-                    "healthz": (_get_ok(c, "/healthz"), CPU_REQUESTS),
-                    "encode": (_post_ok(c, "/v1/encode", {"texts": [short]}), CPU_REQUESTS),
+                    "healthz": (get_ok(c, "/healthz"), CPU_REQUESTS),
+                    "encode": (post_ok(c, "/v1/encode", {"texts": [short]}), CPU_REQUESTS),
                 },
             )
         with edge_server(bundle_dir, tmp_path / "c", "--cache-size", "0", "--batching") as srv:
-            batched = asyncio.run(_throughput(srv, texts))
+            batched = asyncio.run(throughput(srv, texts))
         cores = str(os.cpu_count() or 1)
         batching_n = ("--cache-size", "0", "--batching", "--batch-workers", cores)
         with edge_server(bundle_dir, tmp_path / "c2", *batching_n) as srv:
-            batched_n = asyncio.run(_throughput(srv, texts))
+            batched_n = asyncio.run(throughput(srv, texts))
         with edge_server(bundle_dir, tmp_path / "d", "--cache-size", "0", "--no-batching") as srv:
-            unbatched = asyncio.run(_throughput(srv, texts))
+            unbatched = asyncio.run(throughput(srv, texts))
 
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) + f" (1/5/15 min, {os.cpu_count()} CPUs)"
@@ -425,5 +228,5 @@ is on by default only if it raises that capacity by >= 20% over no batching (iss
 """
 
 
-if __name__ == "__main__":  # pragma: no cover - manual runs: python -m model_store.bench_edge BUNDLE
-    print(bench_edge(Path(sys.argv[1]), "python -m model_store.bench_edge " + sys.argv[1]))
+if __name__ == "__main__":  # pragma: no cover - manual runs: python -m loadtests.bench_edge BUNDLE
+    print(bench_edge(Path(sys.argv[1]), "python -m loadtests.bench_edge " + sys.argv[1]))

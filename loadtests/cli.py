@@ -11,7 +11,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from loadtests.stack import SHIPPED_BUNDLE
+from model_store.shipped import SHIPPED_BUNDLE
 from service.common.errors import EibertError
 
 BENCH_SECTIONS = ("teacher", "model", "edge", "cloud")

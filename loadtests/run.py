@@ -2,7 +2,7 @@
 
 1. Starts `eibert cloud --dev` (SQLite, dev signing key and admin token generated in a temporary directory)
    on a free port, publishes the shipped bundle and rolls it out to 100%.
-2. Starts one `eibert edge --bundle model_store/bundles/eibert-0.3.0` on a free port, pinned to that cloud's
+2. Starts one `eibert edge --bundle <the shipped bundle, model_store.shipped>` on a free port, pinned to that cloud's
    key and polling it (so the edge's own enrolment and update checks run during the test too).
 3. Runs `locust --headless` twice for a bounded time, `EdgeUser` against the edge and `CloudDeviceUser`
    against the cloud, with CSV and HTML reports in `loadtests/reports/`.
@@ -30,8 +30,9 @@ import httpx
 from loadtests.payloads import ENROLMENT_TOKEN_ENV, max_wait_s
 from loadtests.publish import issue_enrolment_token, publish_and_roll_out
 from loadtests.report import LoadRun, distinct_warnings, read_failures, read_stats, render_section
-from loadtests.stack import SHIPPED_BUNDLE, free_port, service_process
+from loadtests.stack import free_port, service_process
 from loadtests.texts import SAMPLE_ENV, build_sample, fallback_sample, write_sample
+from model_store.shipped import SHIPPED_BUNDLE
 from service.common.errors import EibertError
 
 log = logging.getLogger("loadtests.run")

@@ -25,7 +25,6 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
-SHIPPED_BUNDLE = ROOT / "model_store" / "bundles" / "eibert-0.3.0"  # what the stack serves unless told
 STARTUP_S = 120.0  # how long a server may take to be ready (the fp32 teacher bundle loads in seconds)
 STOP_S = 30.0  # how long a server may take to stop on SIGTERM before it is killed
 POLL_S = 0.05

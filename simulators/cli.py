@@ -15,9 +15,7 @@ from pathlib import Path
 
 from simulators.cli_args import add_simulate_arguments
 
-__all__ = ["SHIPPED_BUNDLE", "add_parser", "add_simulate_arguments", "cmd_demo", "cmd_simulate", "write_summary"]
-
-SHIPPED_BUNDLE = Path(__file__).resolve().parents[1] / "model_store" / "bundles" / "eibert-0.1.0"
+__all__ = ["add_parser", "add_simulate_arguments", "cmd_demo", "cmd_simulate", "write_summary"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -60,6 +58,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """Exit 0 when the fleet's own checks pass (enrolment, ranking, every corrupted download rejected), else 1."""
     import asyncio
 
+    from model_store.shipped import SHIPPED_BUNDLE
     from simulators.faults import parse_faults
     from simulators.fleet import Fleet, FleetConfig
     from simulators.summary import render

@@ -7,8 +7,8 @@ the run: publish a second bundle and roll it out 10% -> 100%, corrupt one bundle
 verification must reject while the old model keeps serving), and restart the cloud process. Then: check that
 the edge node switched too, print the summary, stop both processes and exit 0 only if every check held.
 
-The second bundle is `model_store/bundles/eibert-0.3.0` when it exists, else the shipped bundle's files under a
-new manifest version (`0.1.0+rollout`): same weights, a distinct, signed, immutable version to roll out.
+The fleet starts on the previous bundle (`model_store.shipped.PREVIOUS_BUNDLE`) and the rollout moves it to the
+shipped one (`SHIPPED_BUNDLE`): real new weights, a distinct, signed, immutable version.
 Logs of the two processes and the JSON summary are kept under `<--cache>/demo/`.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import shutil
@@ -30,11 +29,11 @@ from typing import TypeVar
 import httpx
 
 from loadtests.stack import HOST, ServerProcess, free_port, service_process
+from model_store.shipped import PREVIOUS_BUNDLE, SHIPPED_BUNDLE
 from service.cloud.client import CloudAdmin, publish_bundle
-from service.common.contract import BUNDLE_FILES, MANIFEST_FILE
 from service.common.manifest import read_manifest
 from simulators.checks import demo_checks
-from simulators.cli import SHIPPED_BUNDLE, write_summary
+from simulators.cli import write_summary
 from simulators.faults import FaultSpec
 from simulators.fleet import Fleet, FleetConfig, ScheduledEvent
 from simulators.summary import FleetSummary, render
@@ -42,8 +41,6 @@ from simulators.summary import FleetSummary, render
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-NEXT_BUNDLE = SHIPPED_BUNDLE.parent / "eibert-0.3.0"
-ROLLOUT_SUFFIX = "+rollout"
 DEMO_ENROL_RATE = 100_000
 DEMO_K_MIN = 50  # the cloud's default is 100; a 300-device demo fleet splits across versions and days
 EDGE_DEVICES = 10
@@ -85,21 +82,9 @@ class Scenario:
         self.edge: ServerProcess | None = None
         self.admin_token = ""
         self.public_key = ""
-        self.next_bundle = self._next_bundle()
+        self.next_bundle = SHIPPED_BUNDLE
         self.next_version = read_manifest(self.next_bundle).release_id
         self.restarts: list[float] = []
-
-    def _next_bundle(self) -> Path:
-        if NEXT_BUNDLE.is_dir():
-            return NEXT_BUNDLE
-        out = self.work / "next-bundle"
-        out.mkdir()
-        for name in BUNDLE_FILES:
-            shutil.copy2(SHIPPED_BUNDLE / name, out / name)
-        manifest = json.loads((SHIPPED_BUNDLE / MANIFEST_FILE).read_text(encoding="utf-8"))
-        manifest["version"] = f"{manifest['version']}{ROLLOUT_SUFFIX}"  # files and their hashes unchanged
-        (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        return out
 
     # -- admin over HTTP, retried while the cloud restarts ----------------------------------------------------
 
@@ -172,12 +157,12 @@ class Scenario:
         async with httpx.AsyncClient(base_url=self.cloud_url, timeout=10.0) as client:
             self.public_key = (await client.get("/v1/signing-key")).json()["public_key"]
         _say(f"cloud ready at {self.cloud_url} (SQLite in {self.work}); signing key {self.public_key}")
-        first = await self._publish(SHIPPED_BUNDLE)
+        first = await self._publish(PREVIOUS_BUNDLE)
         _say(f"published {first}; " + await self.rollout(first, 100))
 
         self.edge = service_process(
             "edge",
-            ["--bundle", str(SHIPPED_BUNDLE), "--cloud", self.cloud_url, "--cloud-public-key", self.public_key,
+            ["--bundle", str(PREVIOUS_BUNDLE), "--cloud", self.cloud_url, "--cloud-public-key", self.public_key,
              "--poll-interval", "1", "--port", str(self.edge_port), "--state-dir", str(self.work / "edge"),
              "--device-id", "demo-edge-1"],
             env={**os.environ, "EIBERT_EDGE_ENROLMENT_TOKEN": await self._enrolment_token(1, "demo-edge")},
@@ -193,7 +178,7 @@ class Scenario:
         full_at = max(canary_at + 4, int(hours * 0.6))
         config = FleetConfig(
             cloud_url=self.cloud_url,
-            bundle=SHIPPED_BUNDLE,
+            bundle=PREVIOUS_BUNDLE,
             edge_urls=[self.edge_url],
             edge_devices=min(EDGE_DEVICES, max(1, self.args.devices // 10)),
             devices=self.args.devices,

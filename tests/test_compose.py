@@ -21,6 +21,8 @@ import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from model_store.shipped import SHIPPED_BUNDLE
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
@@ -545,11 +547,16 @@ def _edge_cmd(dockerfile_text: str) -> list[str]:
     return json.loads(re.search(r"^CMD (\[.*\])$", dockerfile_text, re.MULTILINE).group(1))
 
 
-def edge_default_problems(compose: dict[str, Any], dockerfile_text: str) -> list[str]:
+SHIPPED = str(SHIPPED_BUNDLE.relative_to(ROOT))  # the one name of the shipped bundle (model_store/shipped.py)
+
+
+def edge_default_problems(compose: dict[str, Any], dockerfile_text: str, shipped: str = SHIPPED) -> list[str]:
     bundle = flag(_edge_cmd(dockerfile_text), "--bundle")
-    shipped = {flag(svc["command"], "--bundle") for svc in compose["services"].values() if svc.get("command")
-               and svc["command"][:2] == ["eibert", "edge"]}  # fmt: skip
-    out = [] if shipped == {bundle} else [f"the edge image serves {bundle}, the stack {shipped}"]
+    named = {flag(svc["command"], "--bundle") for svc in compose["services"].values() if svc.get("command")
+             and svc["command"][:2] in (["eibert", "edge"], ["eibert", "simulate"])}  # fmt: skip
+    out = (
+        [] if named == {bundle} == {shipped} else [f"the edge image serves {bundle}, the stack {named}, not {shipped}"]
+    )
     if not (ROOT / str(bundle) / "manifest.json").is_file():
         out.append(f"{bundle} is not a shipped bundle")
     return out
@@ -567,7 +574,6 @@ def test_the_compose_file_has_none_of_the_findings_of_issue_13() -> None:
     assert data_mount_problems(COMPOSE) == []
     assert admin_token_problems(COMPOSE) == []
     assert edge_default_problems(COMPOSE, EDGE_DOCKERFILE) == []
-    assert "model_store/bundles/eibert-0.3.0" in EDGE_DOCKERFILE
     from service.cloud.config import Settings as CloudSettings
 
     assert "EIBERT_ADMIN_TOKEN_FILE" in CloudSettings.model_fields["admin_token_file"].validation_alias.choices
@@ -608,8 +614,9 @@ def test_each_check_finds_its_finding_put_back(finding: str) -> None:
 def test_the_syntax_and_edge_default_checks_find_theirs() -> None:
     assert syntax_problems("# syntax=docker/dockerfile:1\nFROM python\n")
     assert not syntax_problems("# the syntax of this file is plain\nFROM python\n")
-    stale = EDGE_DOCKERFILE.replace("eibert-0.3.0", "eibert-0.1.0")
+    stale = EDGE_DOCKERFILE.replace(SHIPPED, "model_store/bundles/eibert-0.1.0")
     assert edge_default_problems(COMPOSE, stale)
+    assert edge_default_problems(COMPOSE, EDGE_DOCKERFILE, shipped="model_store/bundles/eibert-0.2.0")
 
 
 def test_the_readme_says_compose_v2_and_where_the_data_comes_from() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from eibert.cli import build_parser
 from loadtests.cli import BENCH_SECTIONS, DEFAULT_CACHE, cmd_bench
-from loadtests.stack import SHIPPED_BUNDLE
+from model_store.shipped import SHIPPED_BUNDLE
 
 
 def test_bench_flags_and_defaults() -> None:

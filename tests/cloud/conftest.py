@@ -19,9 +19,18 @@ from service.common.offer import OfferPayload, open_offer
 from service.common.signing import private_key_to_pem, public_key_from_b64
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
-# The shared local Redis; EIBERT_TEST_REDIS_URL picks another database (two test runs at once must not share one:
-# every test flushes it).
-REDIS_URL = os.environ.get("EIBERT_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def _test_redis_url() -> str:
+    """The shared local Redis; EIBERT_TEST_REDIS_URL picks another database. Two runs at once must not share one
+    (every test flushes it), and neither may two pytest-xdist workers of one run: worker gwN adds N to the db."""
+    url = os.environ.get("EIBERT_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    base, _, db = url.rpartition("/")
+    return f"{base}/{(int(db or 0) + int(worker.removeprefix('gw'))) % 16}"
+
+
+REDIS_URL = _test_redis_url()
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 GZIP = {"Content-Type": "application/gzip"}
 

@@ -64,6 +64,7 @@ def test_weak_or_unpresentable_admin_token_refuses_to_start(
 @pytest.mark.parametrize(
     "token",
     [STRONG, "test-admin-token-0123456789abcdef", secrets.token_urlsafe(32), secrets.token_hex(MAX_TOKEN_CHARS // 2)],
+    ids=["strong", "fixture", "urlsafe-32", "hex-longest"],  # stable ids: pytest-xdist workers must collect alike
 )
 def test_good_admin_tokens_are_accepted_and_presentable(token: str, tmp_path: Path) -> None:
     assert admin_token_problem(token) is None

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from loadtests.run import free_port, server
+from loadtests.stack import free_port, service_process
 from service.cloud.client import CloudAdmin, publish_bundle
 from service.common.device_api import blob_path
 from service.common.ldp import encode_report
@@ -54,8 +54,9 @@ def replica(name: str, store_url: str, key: Path, root: Path) -> Iterator[str]:
     }
     (root / name).mkdir(parents=True, exist_ok=True)
     port = free_port()
-    with server("cloud", ["--store", store_url, "--port", str(port)], env, port, root / name) as url:
-        yield url
+    args = ["--store", store_url, "--port", str(port)]
+    with service_process("cloud", args, port=port, env=env, log_path=root / name / "cloud.log") as cloud:
+        yield cloud.url
 
 
 @pytest.fixture(scope="module")

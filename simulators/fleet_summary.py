@@ -32,7 +32,6 @@ from simulators.summary import (
     LatencySummary,
     MetricComparison,
     RolloutSummary,
-    TelemetrySummary,
 )
 
 if TYPE_CHECKING:  # only for the annotation: simulators.fleet imports this module
@@ -218,14 +217,7 @@ async def summarize(
         rollout=rollout,
         fleet_estimates=estimates,
         ab=ab,
-        telemetry=TelemetrySummary(
-            recorded=s.recorded,
-            skipped_budget=s.skipped_budget,
-            accepted=s.accepted,
-            duplicate=s.duplicate,
-            refused=s.refused,
-            pending=pending,
-        ),
+        telemetry=s.telemetry.model_copy(update={"pending": pending}),
         epsilon=EpsilonSummary(
             daily_budget=DEFAULT_DAILY_BUDGET,
             per_device_day_max=round(day_max, 4),

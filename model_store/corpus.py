@@ -73,8 +73,8 @@ def catalogue_sources(cfg: CorpusConfig) -> dict[str, list[str]]:
 
 def catalogue_indices(cfg: CorpusConfig, corpus: Corpus) -> list[int]:
     """Indices into `corpus.train` of catalogue texts (after the same cleaning and deduplication)."""
-    index = {_key(t): i for i, t in enumerate(corpus.train)}
-    keys = {_key(_clean(t, cfg.max_chars)) for texts in catalogue_sources(cfg).values() for t in texts}
+    index = {text_key(t): i for i, t in enumerate(corpus.train)}
+    keys = {text_key(_clean(t, cfg.max_chars)) for texts in catalogue_sources(cfg).values() for t in texts}
     return sorted(index[k] for k in keys if k in index)
 
 
@@ -90,13 +90,13 @@ def collect(cfg: CorpusConfig) -> Corpus:
     sources |= catalogue_sources(cfg)
 
     dev = load_sts(data_file("stsb", "sts-dev.csv.gz"))
-    banned = {_key(s) for p in dev for s in (p.sentence1, p.sentence2)}
+    banned = {text_key(s) for p in dev for s in (p.sentence1, p.sentence2)}
     seen: set[str] = set()
     texts: list[str] = []
     for name in sorted(sources):
         for raw in sources[name]:
             text = _clean(raw, cfg.max_chars)
-            key = _key(text)
+            key = text_key(text)
             if text and key not in seen and key not in banned:
                 seen.add(key)
                 texts.append(text)
@@ -107,7 +107,8 @@ def collect(cfg: CorpusConfig) -> Corpus:
     return Corpus(train=texts[n_held:], heldout=texts[:n_held], sources={k: len(v) for k, v in sources.items()})
 
 
-def _key(text: str) -> str:
+def text_key(text: str) -> str:
+    """The form texts are deduplicated and matched by (spacing collapsed, lower case): the build uses it too."""
     return _SPACE.sub(" ", text).strip().lower()
 
 

@@ -16,8 +16,16 @@ LABELS = {
 }
 
 
+def _save(plt: Any, fig: Any, path: Path) -> str:
+    """Write one figure beside the bundle, free its memory, and return the file name the report links."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
 def _plots(out: Path, results: dict, teacher_sts: float, teacher_bytes: int) -> list[str]:
-    import matplotlib
+    import matplotlib  # lazy: only a finished build draws, and matplotlib costs ~1 s to import
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -27,27 +35,18 @@ def _plots(out: Path, results: dict, teacher_sts: float, teacher_bytes: int) -> 
     fig, ax = plt.subplots(figsize=(6, 3.2))
     groups = list(shipped.module_bytes)
     ax.barh(groups, [shipped.module_bytes[g] / 1e6 for g in groups], color="#4c72b0")
-    ax.set_xlabel("estimated int8 MB")
-    ax.set_title("Shipped student: bytes per module")
-    fig.tight_layout()
-    fig.savefig(out / "report-size-breakdown.png", dpi=110)
-    names.append("report-size-breakdown.png")
-    plt.close(fig)
+    ax.set(xlabel="estimated int8 MB", title="Shipped student: bytes per module")
+    names.append(_save(plt, fig, out / "report-size-breakdown.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, r in results.items():
         ax.scatter(r.int8_bytes / 1e6, r.sts_int8, label=f"{name} int8")
         ax.scatter(r.fp32_bytes / 1e6, r.sts_fp32, marker="x", color="grey")
     ax.scatter(teacher_bytes / 1e6, teacher_sts, marker="*", s=150, color="black", label="teacher fp32")
-    ax.set_xscale("log")
-    ax.set_xlabel("model.onnx MB (log)")
-    ax.set_ylabel("STS-B dev Spearman x100")
+    ax.set(xscale="log", xlabel="model.onnx MB (log)", ylabel="STS-B dev Spearman x100")
     ax.set_title("Quality vs size (x = fp32 export of each student)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "report-quality-vs-size.png", dpi=110)
-    names.append("report-quality-vs-size.png")
-    plt.close(fig)
+    names.append(_save(plt, fig, out / "report-quality-vs-size.png"))
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
     for name, r in results.items():
@@ -56,15 +55,10 @@ def _plots(out: Path, results: dict, teacher_sts: float, teacher_bytes: int) -> 
         held = [(h["step"], h["heldout_cos"]) for h in r.history if "heldout_cos" in h]
         if held:
             a2.plot(*zip(*held, strict=True), marker="o", label=name)
-    a1.set_title("train: 1 - cos(student, teacher)")
-    a1.set_xlabel("step")
-    a2.set_title("held-out cos(student, teacher)")
-    a2.set_xlabel("step")
+    a1.set(title="train: 1 - cos(student, teacher)", xlabel="step")
+    a2.set(title="held-out cos(student, teacher)", xlabel="step")
     a1.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "report-training.png", dpi=110)
-    names.append("report-training.png")
-    plt.close(fig)
+    names.append(_save(plt, fig, out / "report-training.png"))
     return names
 
 

@@ -27,6 +27,7 @@ from service.edge.telemetry import TelemetryClient
 from simulators.failures import FailureLedger
 from simulators.personas import Catalog, Persona, relevance
 from simulators.runtime import Behaviour, EdgeRanker
+from simulators.summary import TelemetrySummary
 from simulators.updates import DeviceUpdater
 
 log = logging.getLogger(__name__)
@@ -98,12 +99,9 @@ class FleetStats:
     corrupt_kept: Counter[str] = field(default_factory=Counter)  # version still serving after a rejection
     # ground truth of the telemetry: (metric, model version, day) -> category -> count of recorded raw values
     truth: dict[tuple[str, str, str], Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
-    recorded: int = 0
-    skipped_budget: int = 0
-    skipped_version: int = 0
-    accepted: int = 0
-    duplicate: int = 0
-    refused: int = 0
+    # the outboxes' tallies, kept in the summary's own model (its `pending` is filled in after the final flush)
+    telemetry: TelemetrySummary = field(default_factory=TelemetrySummary)
+    skipped_version: int = 0  # values not recorded: the device's version was unknown
     flush_errors: int = 0
     ledger: FailureLedger = field(default_factory=FailureLedger)  # every failed call, by cause
     lock: threading.Lock = field(default_factory=threading.Lock)  # for the counters worker threads update
@@ -334,8 +332,8 @@ class SimDevice:
             if self.telemetry.record(metric, value, model_version=version, day=day) is not None:
                 recorded.append((metric, value))
         with self.stats.lock:
-            self.stats.recorded += len(recorded)
-            self.stats.skipped_budget += len(values) - len(recorded)
+            self.stats.telemetry.recorded += len(recorded)
+            self.stats.telemetry.skipped_budget += len(values) - len(recorded)
         self.spent[label] = self.telemetry.spent(day)
         self.flush()
         return recorded
@@ -354,8 +352,8 @@ class SimDevice:
         for _ in range(result.dropped):
             ledger.add("telemetry-malformed", None, "the cloud rejected a report as malformed")
         with self.stats.lock:
-            self.stats.accepted += result.accepted
-            self.stats.duplicate += result.duplicate
-            self.stats.refused += result.refused
+            self.stats.telemetry.accepted += result.accepted
+            self.stats.telemetry.duplicate += result.duplicate
+            self.stats.telemetry.refused += result.refused
             self.stats.flush_errors += result.error is not None
         return result.remaining

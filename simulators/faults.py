@@ -13,12 +13,13 @@ telemetry outbox sends from worker threads through the synchronous twin of the t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -159,7 +160,34 @@ def _replaced(response: httpx.Response, body: bytes, request: httpx.Request) -> 
     return httpx.Response(response.status_code, headers=headers, content=body, request=request)
 
 
-class FaultyAsyncTransport(httpx.AsyncBaseTransport):
+class _FaultSteps:
+    """What both transports do around the real request; only the I/O (sleep, send, read, close) differs."""
+
+    injector: FaultInjector
+    observer: Observer | None
+
+    def _admit(self, request: httpx.Request, drop: bool) -> None:
+        """Drop the request (as a connection error) or let the observer see it go out."""
+        if drop:
+            raise _dropped(request)
+        if self.observer is not None:
+            self.observer(request)
+
+    @contextlib.contextmanager
+    def _recording_failures(self, request: httpx.Request) -> Iterator[None]:
+        try:
+            yield
+        except httpx.TransportError as exc:
+            self.injector.failed(request, exc)
+            raise
+
+    def _fault_for(self, request: httpx.Request, response: httpx.Response) -> str | None:
+        """Record the answer; the corruption to apply to its body, if this download draws one."""
+        self.injector.answered(request, response)
+        return self.injector.download_fault(request) if response.status_code == 200 else None
+
+
+class FaultyAsyncTransport(_FaultSteps, httpx.AsyncBaseTransport):
     """Wraps the real transport of the devices' async cloud client."""
 
     def __init__(
@@ -173,19 +201,12 @@ class FaultyAsyncTransport(httpx.AsyncBaseTransport):
         drop, delay = self.injector.network(request)
         if delay:
             await asyncio.sleep(delay)
-        if drop:
-            raise _dropped(request)
-        if self.observer is not None:
-            self.observer(request)
-        try:
+        self._admit(request, drop)
+        with self._recording_failures(request):
             response = await self.inner.handle_async_request(request)
             if response.status_code >= 400:
                 await response.aread()
-        except httpx.TransportError as exc:
-            self.injector.failed(request, exc)
-            raise
-        self.injector.answered(request, response)
-        kind = self.injector.download_fault(request) if response.status_code == 200 else None
+        kind = self._fault_for(request, response)
         if kind is None:
             return response
         try:
@@ -198,7 +219,7 @@ class FaultyAsyncTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-class FaultyTransport(httpx.BaseTransport):
+class FaultyTransport(_FaultSteps, httpx.BaseTransport):
     """The synchronous twin, for the telemetry outbox (which sends from worker threads)."""
 
     def __init__(self, inner: httpx.BaseTransport, injector: FaultInjector, observer: Observer | None = None) -> None:
@@ -210,19 +231,12 @@ class FaultyTransport(httpx.BaseTransport):
         drop, delay = self.injector.network(request)
         if delay:
             time.sleep(delay)
-        if drop:
-            raise _dropped(request)
-        if self.observer is not None:
-            self.observer(request)
-        try:
+        self._admit(request, drop)
+        with self._recording_failures(request):
             response = self.inner.handle_request(request)
             if response.status_code >= 400:
                 response.read()
-        except httpx.TransportError as exc:
-            self.injector.failed(request, exc)
-            raise
-        self.injector.answered(request, response)
-        kind = self.injector.download_fault(request) if response.status_code == 200 else None
+        kind = self._fault_for(request, response)
         if kind is None:
             return response
         try:

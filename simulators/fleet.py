@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import math
 import shutil
 import tempfile
 import time
@@ -41,28 +40,13 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.cloud.pooling import pool_released
-from service.cloud.schemas import ABReadoutPublic, FleetMetricPublic
-from service.common.ldp import METRICS, consistent_interval
 from service.common.signing import public_key_from_b64
-from service.edge.telemetry import DEFAULT_DAILY_BUDGET
-from simulators.checks import fleet_checks
 from simulators.device import FleetStats, SimClock, SimDevice, VersionNames
 from simulators.faults import FaultInjector, FaultSpec, FaultyAsyncTransport, FaultyTransport, Observer
+from simulators.fleet_summary import read_edge_status, summarize
 from simulators.personas import load_catalog_and_personas
 from simulators.runtime import EdgeRanker, ModelLibrary
-from simulators.summary import (
-    CategoryComparison,
-    EdgeNodeSummary,
-    EpsilonSummary,
-    FaultReport,
-    FleetSummary,
-    LatencySummary,
-    MetricComparison,
-    RolloutSummary,
-    TelemetrySummary,
-    TimelineEntry,
-)
+from simulators.summary import EdgeNodeSummary, FleetSummary, TimelineEntry
 from simulators.updates import DeviceUpdater
 
 log = logging.getLogger(__name__)
@@ -117,23 +101,6 @@ class ScheduledEvent:
 
 
 Timeline = Callable[[str], None]
-
-
-def _round_down(x: float) -> float:
-    """Interval ends are rounded outwards (4 places), so a rounded estimate never falls outside them."""
-    return math.floor(x * 1e4) / 1e4
-
-
-def _round_up(x: float) -> float:
-    return math.ceil(x * 1e4) / 1e4
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    return float(np.percentile(np.asarray(values), q)) if values else None
-
-
-def _latency(values: Sequence[float]) -> LatencySummary:
-    return LatencySummary(calls=len(values), p50_ms=_percentile(values, 50), p99_ms=_percentile(values, 99))
 
 
 class Fleet:
@@ -396,173 +363,10 @@ class Fleet:
             log.info("final flush %d: %d reports still pending", attempt + 1, pending)
         return pending
 
-    # -- summary --------------------------------------------------------------------------------------------
+    # -- summary (built in simulators.fleet_summary) -------------------------------------------------------
 
     async def _summary(self, plain: httpx.AsyncClient, wall_s: float, pending: int, following: int) -> FleetSummary:
-        cfg = self.config
-        s = self.stats
-        rollout = RolloutSummary(devices_following=following)
-        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-            r = (await plain.get("/v1/rollout")).json()
-            rollout.stable, rollout.candidate, rollout.percent = r["stable"], r["candidate"], r["percent"]
-        followers = [d for d in self.devices if d.edge is None]
-        offered = Counter(d.updater.offered for d in followers if d.updater.offered)
-        rollout.target_version = offered.most_common(1)[0][0] if offered else None
-        rollout.devices_on_target = sum(
-            1 for d in followers if d.updater.offered and d.updater.model.version == d.updater.offered
-        )
-        rollout.progress = rollout.devices_on_target / following if following else 0.0
-
-        estimates: list[MetricComparison] = []
-        ab = None
-        try:
-            body = (await plain.get("/v1/fleet/metrics", params={"limit": 1000})).json()
-            fleet = body["data"]
-            ab = ABReadoutPublic.model_validate(body["ab"]) if body.get("ab") else None
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
-            self.notes.append(f"could not read /v1/fleet/metrics: {exc}")
-            fleet = []
-        for metric in METRICS:
-            estimates.append(self._compare(metric, [g for g in fleet if g["metric"] == metric]))
-
-        edge_nodes = [await self.edge_status(plain, url) for url in cfg.edge_urls]
-        spent_totals = [sum(d.spent.values()) for d in self.devices]
-        day_max = max((v for d in self.devices for v in d.spent.values()), default=0.0)
-        requests = {k: v for k, v in self.injector.requests.items()}
-        requests["rank"] = s.sessions
-        latency = {
-            "all": _latency(s.latencies["in_process"] + s.latencies["http"]),
-            "in_process": _latency(s.latencies["in_process"]),
-            "http": _latency(s.latencies["http"]),
-        }
-        summary = FleetSummary(
-            devices=len(self.devices),
-            in_process_devices=following,
-            http_devices=len(self.devices) - following,
-            enrolled=sum(d.updater.token is not None for d in self.devices),
-            simulated_days=cfg.days,
-            wall_s=round(wall_s, 2),
-            requests=dict(sorted(requests.items())),
-            sessions=s.sessions,
-            clicks=s.clicks,
-            top_click_rate=s.top_clicks / s.sessions if s.sessions else 0.0,
-            latency=latency,
-            versions=self.versions_now(),
-            rollout=rollout,
-            fleet_estimates=estimates,
-            ab=ab,
-            telemetry=TelemetrySummary(
-                recorded=s.recorded,
-                skipped_budget=s.skipped_budget,
-                accepted=s.accepted,
-                duplicate=s.duplicate,
-                refused=s.refused,
-                pending=pending,
-            ),
-            epsilon=EpsilonSummary(
-                daily_budget=DEFAULT_DAILY_BUDGET,
-                per_device_day_max=round(day_max, 4),
-                per_device_total_mean=round(float(np.mean(spent_totals)), 4) if spent_totals else 0.0,
-                per_device_total_max=round(max(spent_totals, default=0.0), 4),
-            ),
-            faults=self._fault_reports(pending),
-            failures=s.ledger.summary(),
-            rejected_downloads={k: v for k, v in s.failures.items() if k in ("sha256", "unpack", "manifest")},
-            edge_nodes=edge_nodes,
-            timeline=self.timeline,
-            notes=self.notes,
-        )
-        summary.checks = fleet_checks(summary)
-        if s.skipped_version:
-            self.notes.append(f"{s.skipped_version} telemetry values not recorded: the device's version was unknown")
-        return summary
+        return await summarize(self, plain, wall_s=wall_s, pending=pending, following=following)
 
     async def edge_status(self, client: httpx.AsyncClient, url: str) -> EdgeNodeSummary:
-        try:
-            body = (await client.get(f"{url.rstrip('/')}/v1/model")).json()
-        except (httpx.HTTPError, ValueError) as exc:
-            return EdgeNodeSummary(url=url, last_error=f"unreachable: {exc}")
-        update = body.get("update") or {}
-        return EdgeNodeSummary(
-            url=url,
-            model_version=body.get("version"),
-            update_state=update.get("state"),
-            last_error=update.get("last_error"),
-        )
-
-    def _compare(self, metric: str, groups: list[dict]) -> MetricComparison:
-        """Pool the released groups (`service.cloud.pooling`) and the simulation's truth over the same groups."""
-        spec = METRICS[metric]
-        published = [FleetMetricPublic.model_validate(g) for g in groups]
-        released = [g for g in published if g.status == "released"]
-        pooled = pool_released(released)
-        truth: Counter[str] = Counter()
-        for g in released:
-            truth.update(self.stats.truth.get((metric, g.model_version, g.day), Counter()))
-        comparison = MetricComparison(
-            metric=metric,
-            groups_released=len(released),
-            groups_withheld=sum(g.status == "withheld" for g in published),
-            reports=pooled.reports if pooled else 0,
-            narrowest_interval=min((e.ci_high - e.ci_low for g in released for e in g.estimates or ()), default=None),
-        )
-        if pooled is None:
-            return comparison
-        n_truth = sum(truth.values()) or 1
-        order = sorted(range(spec.d), key=lambda i: -truth[spec.categories[i]])[:SHOWN_CATEGORIES]
-        for i in order:
-            category = spec.categories[i]
-            est, raw = pooled.estimate.get(category, 0.0), pooled.raw.get(category, 0.0)
-            lo, hi = consistent_interval(raw, pooled.std_error.get(category, 0.0), est)
-            comparison.categories.append(
-                CategoryComparison(
-                    category=category,
-                    estimate=round(est, 4),
-                    ci_low=_round_down(lo),
-                    ci_high=_round_up(hi),
-                    truth=round(truth[category] / n_truth, 4),
-                    raw_estimate=round(raw, 4),
-                )
-            )
-        return comparison
-
-    def _fault_reports(self, pending: int) -> list[FaultReport]:
-        spec, inj, s = self.config.faults, self.injector.injected, self.stats
-        reports = []
-        dropped = s.ledger.count(cause="drop")
-        if spec.drop:
-            reports.append(
-                FaultReport(
-                    kind="drop",
-                    injected=inj["drop"],
-                    handled=f"{dropped} failed calls caused by it: update checks were retried the next simulated "
-                    f"hour and telemetry flushes ({s.flush_errors} stopped early, by any cause) kept their reports "
-                    f"queued in the outbox ({pending} still pending after the final flush)",
-                )
-            )
-        if spec.delay:
-            reports.append(
-                FaultReport(kind="delay", injected=inj["delay"], handled="requests completed late; none timed out")
-            )
-        for kind in ("bitflip", "truncate"):
-            if getattr(spec, kind):
-                kept = ", ".join(f"{v} x {k}" for k, v in s.corrupt_kept.items()) or "n/a"
-                reports.append(
-                    FaultReport(
-                        kind=kind,
-                        injected=inj[kind],
-                        handled=f"rejected by verification ({s.corrupt_rejected} corrupted downloads rejected in "
-                        f"all, stages {dict((k, v) for k, v in s.failures.items() if k in ('sha256', 'unpack'))}); "
-                        f"the old model kept serving ({kept}); {s.corrupt_recovered} devices installed the "
-                        "version at a later retry",
-                    )
-                )
-        if spec.cloud_restart:
-            reports.append(
-                FaultReport(
-                    kind="cloud-restart",
-                    injected=int(self.restart_report is not None),
-                    handled=self.restart_report or "skipped: the simulator does not own the cloud process",
-                )
-            )
-        return reports
+        return await read_edge_status(client, url)

@@ -3,6 +3,8 @@ with fixed seeds, interval coverage, the production (CSPRNG / OpenDP) path, and 
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import math
 
 import numpy as np
@@ -254,3 +256,18 @@ def test_wire_validation() -> None:
         TelemetryReport.model_validate(
             {**good, "mechanism": "olh", "payload": OLHPayload(seed=1, value=olh_g(0.3)).model_dump()}
         )
+
+
+@pytest.mark.parametrize("seam", ["catalogue", "mechanisms", "wire", "estimators"])
+def test_each_seam_exports_what_it_defines(seam: str) -> None:
+    """`service.common.ldp` re-exports each module's `__all__`: a public function or class left out of it would
+    silently vanish from the package's surface."""
+    module = importlib.import_module(f"service.common.ldp.{seam}")
+    defined = {
+        n
+        for n, v in vars(module).items()
+        if not n.startswith("_") and (inspect.isfunction(v) or inspect.isclass(v)) and v.__module__ == module.__name__
+    }
+    assert defined <= set(module.__all__)
+    package = importlib.import_module("service.common.ldp")
+    assert all(getattr(package, n) is getattr(module, n) for n in module.__all__)

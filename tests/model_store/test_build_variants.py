@@ -1,0 +1,38 @@
+"""The build's variants without a build: every ablation fits the shipped student's byte budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from model_store.build_config import BuildConfig
+from model_store.build_variants import SHIPPED, teacher_vocab_size, variants
+from model_store.student import Student
+
+CONFIG = Path(__file__).resolve().parents[2] / "model_store" / "configs" / "eibert-1.9m.toml"
+
+
+def test_the_teacher_vocabulary_is_read_from_its_tokenizer() -> None:
+    assert teacher_vocab_size() == 30522  # all-MiniLM-L6-v2's WordPiece vocabulary
+
+
+def test_every_ablation_fits_the_shipped_byte_budget() -> None:
+    cfg = BuildConfig.from_toml(CONFIG).model_copy(
+        update={"ablations": ("oneway", "interplay", "static", "no_pruning")}
+    )
+    vocab = teacher_vocab_size()
+    found = variants(cfg, teacher_vocab=vocab)
+    assert found[0].name == SHIPPED and len(found) == 5
+    target = Student(cfg.student, cfg.prune.vocab_size).estimated_int8_bytes()
+    for v in found:
+        v_vocab = vocab if not v.prune.enabled else v.prune.vocab_size
+        assert Student(v.student, v_vocab).estimated_int8_bytes() <= target, v.name
+    by_name = {v.name: v for v in found}
+    assert by_name["static"].student.kind == "static" and not by_name["no_pruning"].prune.enabled
+
+
+def test_an_unknown_ablation_is_refused() -> None:
+    cfg = BuildConfig.from_toml(CONFIG).model_copy(update={"ablations": ("nonsense",)})
+    with pytest.raises(ValueError, match="unknown ablation"):
+        variants(cfg, teacher_vocab=teacher_vocab_size())

@@ -16,12 +16,13 @@ output row per input) and a failure is delivered to every caller of that batch: 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Generic, TypeVar
+
+from service.edge.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -42,38 +43,34 @@ class _Pending(Generic[K, T]):
     future: asyncio.Future
 
 
+@dataclass(eq=False)
 class MicroBatcher(Generic[K, T]):
-    """Merges concurrently submitted items into batches of at most `max_batch_size`, per key."""
+    """Merges concurrently submitted items into batches of at most `max_batch_size`, per key.
 
-    def __init__(
-        self,
-        fn: BatchFn,
-        *,
-        max_batch_size: int,
-        max_wait_s: float,
-        on_batch: Callable[[int], None] | None = None,
-        inline: Callable[[Any, list[T]], bool] | None = None,
-        workers: int = 1,
-        name: str = "batcher",
-    ) -> None:
-        if not isinstance(max_batch_size, int) or max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be an int >= 1, got {max_batch_size!r}")
-        if not isinstance(max_wait_s, int | float) or not 0.0 <= max_wait_s <= 1.0:
-            raise ValueError(f"max_wait_s must be in [0, 1] seconds, got {max_wait_s!r}")
-        if not isinstance(workers, int) or not 1 <= workers <= 64:
-            raise ValueError(f"workers must be an int in [1, 64], got {workers!r}")
-        self.fn = fn
-        self.max_batch_size = max_batch_size
-        self.max_wait_s = float(max_wait_s)
-        self.on_batch = on_batch
-        self.inline = inline
-        self.workers = workers
-        self.name = name
-        self._queue: asyncio.Queue[_Pending[K, T]] | None = None
-        self._task: asyncio.Task | None = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._slots: asyncio.Semaphore | None = None  # one per worker: batches in flight
-        self._in_flight: set[asyncio.Task] = set()
+    The two knobs are checked up front (a bad one raises at construction, never at the first request)."""
+
+    fn: BatchFn
+    _: KW_ONLY
+    max_batch_size: int
+    max_wait_s: float
+    on_batch: Callable[[int], None] | None = None
+    inline: Callable[[Any, list[T]], bool] | None = None
+    workers: int = 1
+    name: str = "batcher"
+    _queue: asyncio.Queue[_Pending[K, T]] | None = field(default=None, init=False, repr=False)
+    _task: asyncio.Task | None = field(default=None, init=False, repr=False)
+    _executor: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    _slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)  # one per worker: in flight
+    _in_flight: set[asyncio.Task] = field(default_factory=set, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_batch_size, int) or self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be an int >= 1, got {self.max_batch_size!r}")
+        if not isinstance(self.max_wait_s, int | float) or not 0.0 <= self.max_wait_s <= 1.0:
+            raise ValueError(f"max_wait_s must be in [0, 1] seconds, got {self.max_wait_s!r}")
+        if not isinstance(self.workers, int) or not 1 <= self.workers <= 64:
+            raise ValueError(f"workers must be an int in [1, 64], got {self.workers!r}")
+        self.max_wait_s = float(self.max_wait_s)
 
     @property
     def running(self) -> bool:
@@ -98,10 +95,7 @@ class MicroBatcher(Generic[K, T]):
     async def stop(self) -> None:
         """Stop collecting; every caller still waiting gets BatcherStopped."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         for running in list(self._in_flight):
             running.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)

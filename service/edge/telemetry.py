@@ -16,7 +16,6 @@ Blocking (sqlite3 + a sync httpx client); an async service calls it from a worke
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -44,6 +43,7 @@ from service.common.ldp import (
     micro_epsilon,
 )
 from service.edge.hooks import EdgeEvent
+from service.edge.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -307,11 +307,8 @@ class LatencyTelemetry:
         self._task = asyncio.create_task(self._loop(), name="telemetry-flush")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         try:
             await anyio.to_thread.run_sync(self.report_and_flush)
         except Exception as exc:  # shutdown must not fail on telemetry

@@ -28,7 +28,6 @@ next poll rather than silenced by a 304.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -51,6 +50,7 @@ from service.common.manifest import Manifest
 from service.edge.metrics import EdgeMetrics
 from service.edge.schemas import UpdateStatusPublic
 from service.edge.slot import LoadedModel, ModelSlot, utc_now
+from service.edge.tasks import cancel_and_wait
 from service.edge.update_protocol import (
     FileTrustStore,
     Freshness,
@@ -182,10 +182,7 @@ class ModelUpdater:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _loop(self) -> None:
         while True:

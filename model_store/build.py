@@ -25,7 +25,7 @@ from model_store.export import write_bundle
 from model_store.quantize import modulewise
 from model_store.report import write_report
 from model_store.stage_cache import StageDir, input_hash
-from model_store.teacher import TEACHER_NAME, TeacherEncoder
+from model_store.teacher import TEACHER_NAME
 from service.common.archive import pack_bundle
 
 log = logging.getLogger("eibert.build")
@@ -87,11 +87,7 @@ class Builder:
         )
         add_time(self.timings, "quantize", t0)
 
-        t0 = time.perf_counter()
-        teacher = TeacherEncoder(threads=self.cfg.distill.threads)
-        teacher_sts = self.evaluator.sts(teacher)
-        teacher_rank = self.evaluator.rank_result(teacher)
-        add_time(self.timings, "teacher-eval", t0)
+        teacher_sts, teacher_rank = self.evaluator.teacher_scores(self.cache)
         t0 = time.perf_counter()
         shipped_rank = self.evaluator.rank_result(self.evaluator.onnx_encoder(final, tok, v))
         add_time(self.timings, "rank-eval", t0)

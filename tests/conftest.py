@@ -61,3 +61,10 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_torch_module) -> 
         build={"command": "tests/conftest.py::tiny_bundle"},
     )
     return out
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding `slow` tests run first. Under pytest-xdist (`make test` runs two workers, one file per worker
+    at a time) the quick build then starts at once instead of last, when the other worker would sit idle."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: order within each group is kept

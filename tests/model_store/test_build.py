@@ -15,6 +15,7 @@ from service.edge.encoder import OnnxEncoder
 from tests.model_store.test_eval_rank import write_fixture
 
 CONFIG = Path(__file__).resolve().parents[2] / "model_store" / "configs" / "eibert-1.9m.toml"
+pytestmark = pytest.mark.slow  # the quick build trains five variants against the real teacher
 
 
 @pytest.fixture(scope="session")
@@ -86,6 +87,8 @@ def test_rerun_reuses_the_cache_and_refuses_to_overwrite(quick_build, tmp_path: 
         text=True,
     )
     assert refused.returncode == 1 and "immutable" in refused.stderr
+    (teacher_eval,) = cache.glob("teacher-eval-*/summary.json")
+    written = teacher_eval.stat().st_mtime_ns
     again = tmp_path / "again"
     proc = subprocess.run(
         [str(exe), "build", "--config", str(CONFIG), "--out", str(again), "--quick", "--cache", str(cache)],
@@ -96,3 +99,7 @@ def test_rerun_reuses_the_cache_and_refuses_to_overwrite(quick_build, tmp_path: 
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "teacher targets" not in proc.stderr and "distill shipped" not in proc.stderr  # cached stages skipped
     assert (again / "tokenizer.json").read_bytes() == (out / "tokenizer.json").read_bytes()
+    # The teacher's scores on the same data come from the cache: not encoded again, and the same figure.
+    assert teacher_eval.stat().st_mtime_ns == written
+    metrics = [verify_bundle(b).metrics for b in (out, again)]
+    assert metrics[0]["teacher_sts_dev_spearman"] == metrics[1]["teacher_sts_dev_spearman"]

@@ -64,7 +64,9 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_torch_module) -> 
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files holding `slow` tests run first. Under pytest-xdist (`make test` runs two workers, one file per worker
-    at a time) the quick build then starts at once instead of last, when the other worker would sit idle."""
+    """The costliest files run first: the quick build's (minutes), then those holding `slow` tests. Under
+    pytest-xdist (`make test` runs two workers, a file at a time each) the build then starts at once instead of
+    late, while the other worker works through the rest."""
+    build_files = {item.path for item in items if "quick_build" in getattr(item, "fixturenames", ())}
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)  # stable: order within each group is kept
+    items.sort(key=lambda item: (item.path not in build_files, item.path not in slow_files))  # stable sort

@@ -3,7 +3,8 @@
 Every command parses with the parser of the program it runs; every `EIBERT_*` variable is one that program
 reads; every port and URL names a port the target really listens on; healthy-dependencies have healthchecks;
 Prometheus scrapes every service with /metrics; the Grafana dashboard only asks for metrics the code registers;
-the images build from Dockerfiles that exist, and the edge image never installs torch.
+every image builds from its own target of service/Dockerfile (tests/test_dockerfile.py checks what each target
+installs: the edge never installs torch).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from model_store.shipped import SHIPPED_BUNDLE
+from tests.dockerfile import DOCKERFILE, TARGETS, default_command, stages
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -171,14 +173,6 @@ def test_every_program_is_known_and_the_stack_is_complete() -> None:
         assert (ROOT / flag(cmd, "--bundle") / "manifest.json").is_file()
     sim = SERVICES["simulator"]["command"]
     assert [sim[i + 1] for i, a in enumerate(sim) if a == "--edge"] == ["http://edge-1:8080", "http://edge-2:8080"]
-
-
-@pytest.mark.parametrize("dockerfile", ["service/edge/Dockerfile", "service/cloud/Dockerfile"])
-def test_dockerfile_default_commands_parse(dockerfile: str) -> None:
-    text = (ROOT / dockerfile).read_text()
-    cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.MULTILINE).group(1))
-    assert cmd[0] == "eibert"
-    _eibert_parse(cmd)
 
 
 # ---------------------------------------------------------------------------------------------------- env vars
@@ -406,22 +400,22 @@ def test_dashboard_uses_the_provisioned_datasource() -> None:
 # ---------------------------------------------------------------------------------------------------- images
 
 
-def _built_images() -> dict[str, Path]:
-    """Image tag -> the Dockerfile of the one service that builds it."""
-    out: dict[str, Path] = {}
+def _built_images() -> dict[str, tuple[Path, str]]:
+    """Image tag -> (Dockerfile, target) of the one service that builds it."""
+    out: dict[str, tuple[Path, str]] = {}
     for name, svc in SERVICES.items():
         build = svc.get("build")
         if build:
             assert build["context"] == "."
             assert svc["image"] not in out, f"{name}: {svc['image']} is built by a second service"
-            out[svc["image"]] = ROOT / build["dockerfile"]
+            out[svc["image"]] = (ROOT / build["dockerfile"], build.get("target", ""))
     return out
 
 
-def _dockerfiles() -> dict[str, Path]:
-    """Service -> the Dockerfile of the image it runs (built by itself or by another service)."""
+def _targets() -> dict[str, str]:
+    """Service -> the Dockerfile target of the image it runs (built by itself or by another service)."""
     images = _built_images()
-    return {name: images[svc["image"]] for name, svc in SERVICES.items() if svc.get("image") in images}
+    return {name: images[svc["image"]][1] for name, svc in SERVICES.items() if svc.get("image") in images}
 
 
 def _mount(vol: str | dict[str, Any]) -> tuple[str, str, bool]:
@@ -433,10 +427,11 @@ def _mount(vol: str | dict[str, Any]) -> tuple[str, str, bool]:
 
 
 def test_referenced_dockerfiles_and_mounts_exist() -> None:
-    files = _dockerfiles()
-    assert set(files) >= {"cloud", "edge-1", "edge-2", "simulator", "locust", "init", "publisher"}
-    for name, path in files.items():
-        assert path.is_file(), f"{name}: {path} is missing"
+    targets = _targets()
+    assert set(targets) >= {"cloud", "edge-1", "edge-2", "simulator", "locust", "init", "publisher"}
+    for path, target in _built_images().values():
+        assert path.is_file(), f"{path} is missing"
+        assert target in stages(path.read_text()), f"{path} has no target {target!r}"
         ignore = path.with_name(path.name + ".dockerignore")
         assert ignore.is_file() and ".venv" in ignore.read_text().split(), f"{ignore} must keep .venv out"
     for name, svc in SERVICES.items():
@@ -468,6 +463,24 @@ def build_problems(compose: dict[str, Any]) -> list[str]:
                 out.append(f"{name} runs {image}, which no service builds")
             elif not svc.get("build") and svc.get("pull_policy") != "never":
                 out.append(f"{name}: {image} is local, set pull_policy: never")
+    return out
+
+
+IMAGE_TARGETS = {"eibert-cloud": "cloud", "eibert-edge": "edge", "eibert-tools": "tools"}
+
+
+def dockerfile_problems(compose: dict[str, Any]) -> list[str]:
+    """Three Dockerfiles repeated each other: every image is one target of the one Dockerfile."""
+    out = []
+    for name, svc in compose["services"].items():
+        build = svc.get("build")
+        if not build:
+            continue
+        if build.get("dockerfile") != str(DOCKERFILE.relative_to(ROOT)):
+            out.append(f"{name} builds from {build.get('dockerfile')}, not {DOCKERFILE.relative_to(ROOT)}")
+        want = IMAGE_TARGETS.get(svc.get("image", "").split(":")[0])
+        if build.get("target") != want or want not in TARGETS:
+            out.append(f"{name}: {svc.get('image')} is target {want}, not {build.get('target')}")
     return out
 
 
@@ -544,7 +557,7 @@ def admin_token_problems(compose: dict[str, Any]) -> list[str]:
 
 
 def _edge_cmd(dockerfile_text: str) -> list[str]:
-    return json.loads(re.search(r"^CMD (\[.*\])$", dockerfile_text, re.MULTILINE).group(1))
+    return default_command(stages(dockerfile_text), "edge")
 
 
 SHIPPED = str(SHIPPED_BUNDLE.relative_to(ROOT))  # the one name of the shipped bundle (model_store/shipped.py)
@@ -562,13 +575,15 @@ def edge_default_problems(compose: dict[str, Any], dockerfile_text: str, shipped
     return out
 
 
-EDGE_DOCKERFILE = (ROOT / "service" / "edge" / "Dockerfile").read_text()
+EDGE_DOCKERFILE = DOCKERFILE.read_text()  # the edge is one target of it
 
 
 def test_the_compose_file_has_none_of_the_findings_of_issue_13() -> None:
     assert build_problems(COMPOSE) == []
     assert set(_built_images()) == {"eibert-cloud:0.1.0", "eibert-edge:0.1.0", "eibert-tools:0.1.0"}
-    for path in set(_built_images().values()):
+    assert dockerfile_problems(COMPOSE) == []
+    assert {_targets()["edge-1"], _targets()["edge-2"]} == {"edge"}
+    for path, _ in set(_built_images().values()):
         assert syntax_problems(path.read_text()) == [], path
     assert volume_problems(COMPOSE) == []
     assert data_mount_problems(COMPOSE) == []
@@ -592,6 +607,12 @@ def _short_data_mount(services: dict[str, Any]) -> None:
 FINDINGS = {
     "a build per service": (build_problems, lambda s: s["init"].update(build=dict(s["cloud"]["build"]))),
     "a local image pulled": (build_problems, lambda s: s["edge-2"].pop("pull_policy")),
+    "a Dockerfile per image": (
+        dockerfile_problems,
+        lambda s: s["cloud"]["build"].update(dockerfile="service/cloud/Dockerfile"),
+    ),
+    "no build target": (dockerfile_problems, lambda s: s["simulator"]["build"].pop("target")),
+    "the wrong target": (dockerfile_problems, lambda s: s["edge-1"]["build"].update(target="tools")),
     "Prometheus without a volume": (volume_problems, lambda s: s["prometheus"]["volumes"].pop()),
     "Grafana without a volume": (volume_problems, lambda s: s["grafana"]["volumes"].pop(0)),
     "a writable bind": (volume_problems, lambda s: s["grafana"]["volumes"].append("./loadtests:/x")),
@@ -624,32 +645,3 @@ def test_the_readme_says_compose_v2_and_where_the_data_comes_from() -> None:
     assert "Compose v2" in readme
     assert "EIBERT_DATA_HOST" in readme and "../shared/data" in readme and "create_host_path: false" in readme
     assert "Compose v2" in (ROOT / "docker-compose.yml").read_text()
-
-
-def _instructions(path: Path) -> str:
-    """The Dockerfile without its comments (which may well say "no torch")."""
-    return "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
-
-
-def _pip_extras(path: Path) -> set[str]:
-    text = _instructions(path)
-    extras = set()
-    for group in re.findall(r"pip install [^\n]*?\"?\.\[([a-z,]+)\]", text):
-        extras.update(group.split(","))
-    return extras
-
-
-def test_edge_image_is_slim() -> None:
-    edge = ROOT / "service" / "edge" / "Dockerfile"
-    text = _instructions(edge).lower()
-    assert "torch" not in text and "[train" not in text and "requirements" not in text
-    assert _pip_extras(edge) == {"edge"}
-    assert {_dockerfiles()["edge-1"], _dockerfiles()["edge-2"]} == {edge}
-
-
-def test_no_image_installs_the_training_stack() -> None:
-    for path in set(_dockerfiles().values()):
-        extras = _pip_extras(path)
-        assert extras and "train" not in extras and "dev" not in extras, f"{path}: {extras}"
-        assert "torch" not in _instructions(path).lower()
-    assert _pip_extras(ROOT / "service" / "cloud" / "Dockerfile") == {"cloud"}

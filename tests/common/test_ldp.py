@@ -1,5 +1,6 @@
 """LDP mechanisms: privacy (likelihood ratios, OpenDP's certificate), unbiasedness and variance against theory
-with fixed seeds, interval coverage, the production (CSPRNG / OpenDP) path, and the wire format."""
+with fixed seeds, interval coverage, the production (CSPRNG) path, the devices' randomized response against
+OpenDP's, and the wire format."""
 
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ from service.common.ldp import (
     olh_hash,
     olh_perturb,
     opendp_rr_certified_epsilon,
+    opendp_rr_measurement,
     oue_perturb,
     probabilities,
+    rr_keep_probability,
     rr_perturb,
     support,
     support_matrix_olh,
@@ -65,9 +68,29 @@ def test_worst_case_likelihood_ratio_is_e_to_the_epsilon(mechanism: str, epsilon
     assert worst_case_ratio(mechanism, epsilon) == pytest.approx(math.exp(epsilon), rel=1e-12)
 
 
-@pytest.mark.parametrize("epsilon", EPSILONS)
+RR_EPSILONS = sorted({*EPSILONS, 0.0, 0.01, 0.05, 5.0, 10.0, *(m.default_epsilon for m in METRICS.values())})
+
+
+@pytest.mark.parametrize("epsilon", RR_EPSILONS)
 def test_opendp_certifies_the_randomized_response(epsilon: float) -> None:
+    """OpenDP's privacy map, applied to the keep probability devices sample (without OpenDP), certifies eps."""
     assert opendp_rr_certified_epsilon(epsilon) <= epsilon
+    p = rr_keep_probability(epsilon)
+    assert (p * 2**53).is_integer()  # what `random() < p` samples exactly from a 53-bit uniform
+    assert 0 <= probabilities("rr", epsilon)[0] - p < 1e-9  # the estimator's p is unaffected
+
+
+@pytest.mark.parametrize("epsilon", [0.3, 1.0])
+def test_devices_randomized_response_is_opendps(epsilon: float) -> None:
+    """Same mechanism: the devices' numpy sampler (OS CSPRNG) and OpenDP's sampler, at the same certified keep
+    probability, both keep each input bit at that rate (5 sigma: false alarm < 1e-6 per comparison)."""
+    n, p = 20_000, rr_keep_probability(epsilon)
+    meas = opendp_rr_measurement(epsilon)
+    bound = 5 * math.sqrt(p * (1 - p) / n)
+    for bit in (True, False):
+        ours = float(np.mean(rr_perturb(np.full(n, bit), epsilon) == bit))
+        theirs = float(np.mean([meas(bit) == bit for _ in range(n)]))
+        assert abs(ours - p) < bound and abs(theirs - p) < bound, (bit, ours, theirs, p)
 
 
 def test_olh_hash_collides_with_probability_one_over_g() -> None:
@@ -203,7 +226,7 @@ def test_the_interval_only_widens_to_contain_the_consistent_estimate() -> None:
     ("metric", "mechanism"), [("top_item_clicked", "rr"), ("latency_bucket", "oue"), ("top_genre", "olh")]
 )
 def test_production_randomness_is_unbiased(metric: str, mechanism: str) -> None:
-    """No seed: OpenDP's sampler (rr) or the OS CSPRNG (oue, olh). Bounds are 5 sigma (false alarm < 1e-6)."""
+    """No seed: the OS CSPRNG, as on devices. Bounds are 5 sigma (false alarm < 1e-6)."""
     spec = METRICS[metric]
     n, eps = 4000, 1.0
     value = spec.categories[1]

@@ -15,7 +15,10 @@ and the plug-in estimate of that variance (s_v := C_v / n) gives the 95% interva
 
 Mechanisms:
 - ``rr``  randomized response (Warner 1965) for binary metrics: keep the true bit with p = e^eps / (1 + e^eps).
-  Sampled by OpenDP's ``make_randomized_response_bool``, whose privacy map certifies eps.
+  Devices sample it with numpy (no OpenDP on the edge: 265 MB); the keep probability is a multiple of 2^-53,
+  so a 53-bit uniform draw samples it exactly, set just below e^eps / (1 + e^eps) so that float rounding never
+  lets it exceed eps. The tests certify that probability with OpenDP's ``make_randomized_response_bool`` privacy
+  map and check that OpenDP's sampler and ours draw the same distribution (``opendp_rr_measurement``).
 - ``oue`` optimized unary encoding: one bit per category; the true category's bit is 1 with p = 1/2, every
   other bit is 1 with q = 1 / (e^eps + 1). Hand-written: OpenDP (0.16) offers only the *symmetric* bit-vector
   randomized response (basic RAPPOR), whose variance is worse; OUE's asymmetric flip is what makes it optimal.
@@ -23,7 +26,7 @@ Mechanisms:
   pairwise-independent hash, then randomized response over the g buckets (p = e^eps / (e^eps + g - 1),
   q = 1/g). Hand-written: OpenDP has no local-hashing frequency oracle.
 
-Randomness: with ``rng=None`` (devices) draws come from the OS CSPRNG (``os.urandom``) or OpenDP; passing a
+Randomness: with ``rng=None`` (devices) draws come from the OS CSPRNG (``os.urandom``); passing a
 seeded ``numpy.random.Generator`` is for simulations and tests only, where reproducibility is the point.
 """
 
@@ -45,8 +48,10 @@ __all__ = [
     "olh_hash",
     "olh_perturb",
     "opendp_rr_certified_epsilon",
+    "opendp_rr_measurement",
     "oue_perturb",
     "probabilities",
+    "rr_keep_probability",
     "rr_perturb",
     "worst_case_ratio",
 ]
@@ -55,6 +60,9 @@ __all__ = [
 # Pairwise independent up to O(1/P) ~ 5e-10, far below any sampling error here.
 OLH_PRIME = (1 << 31) - 1
 OLH_SEED_BITS = 62
+# rr keeps the true bit with a probability whose log-odds are eps (1 - RR_EPSILON_MARGIN): float rounding in the
+# log-odds (~1e-16) can then never push it past eps. The estimator's p moves by ~1e-10, far below sampling error.
+RR_EPSILON_MARGIN = 1e-9
 
 
 def olh_g(epsilon: float) -> int:
@@ -123,40 +131,38 @@ def _rng(rng: np.random.Generator | None) -> Randomness:
 
 
 @functools.lru_cache(maxsize=64)
-def _opendp_rr(epsilon: float):  # -> opendp Measurement
-    """OpenDP's randomized response on a bool, with its privacy map checked to be <= epsilon.
+def rr_keep_probability(epsilon: float) -> float:
+    """The probability rr keeps the true bit at `epsilon`: k / 2^53 (what `random() < p` samples exactly from a
+    53-bit uniform), at most the value whose log-odds are eps (1 - RR_EPSILON_MARGIN). The check leaves half the
+    margin to the rounding of the computed log-odds."""
+    target = epsilon * (1 - RR_EPSILON_MARGIN)
+    p = math.floor(math.exp(target) / (1 + math.exp(target)) * 2.0**53) / 2.0**53
+    if not (epsilon >= 0 and 0.5 <= p < 1 and math.log(p) - math.log1p(-p) <= epsilon * (1 - RR_EPSILON_MARGIN / 2)):
+        raise ValueError(f"no randomized response at epsilon={epsilon}")
+    return p
 
-    The map rounds up conservatively, so p = e^eps/(1+e^eps) can certify eps + 1 ulp; step p down until it
-    certifies eps. The step is ~1e-16, so the estimator's p is unaffected.
-    """
+
+def opendp_rr_measurement(epsilon: float):  # -> opendp Measurement
+    """OpenDP's randomized response on a bool at the devices' keep probability: its privacy map certifies
+    what devices run, and its sampler is the reference the tests compare ours with. Needs OpenDP (cloud, tests)."""
     import opendp.prelude as dp
 
     dp.enable_features("contrib")
-    prob = math.exp(epsilon) / (1 + math.exp(epsilon))
-    for _ in range(64):
-        meas = dp.m.make_randomized_response_bool(prob)
-        if meas.map(1) <= epsilon:
-            return meas
-        prob = math.nextafter(prob, 0.5)
-    raise ValueError(f"OpenDP cannot certify randomized response at epsilon={epsilon}")
+    return dp.m.make_randomized_response_bool(rr_keep_probability(epsilon))
 
 
 def opendp_rr_certified_epsilon(epsilon: float) -> float:
-    """The epsilon OpenDP's privacy map certifies for the measurement used at `epsilon`."""
-    return float(_opendp_rr(epsilon).map(1))
+    """The epsilon OpenDP's privacy map certifies for the randomized response devices run at `epsilon`."""
+    return float(opendp_rr_measurement(epsilon).map(1))
 
 
 # ---------------------------------------------------------------------------------------------- encoders
 
 
 def rr_perturb(bits: np.ndarray, epsilon: float, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Randomized response on an array of bools: keep each bit with p = e^eps/(1+e^eps)."""
+    """Randomized response on an array of bools: keep each bit with `rr_keep_probability` (~ e^eps/(1+e^eps))."""
     bits = np.asarray(bits, dtype=bool)
-    if rng is None:
-        meas = _opendp_rr(epsilon)
-        return np.array([bool(meas(bool(b))) for b in bits.tolist()], dtype=bool)
-    p, _ = probabilities("rr", epsilon)
-    keep = rng.random(bits.shape) < p
+    keep = _rng(rng).random(bits.shape) < rr_keep_probability(epsilon)
     return np.where(keep, bits, ~bits)
 
 

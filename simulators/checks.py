@@ -11,6 +11,7 @@ from simulators.summary import FleetSummary
 
 CORRUPTING_FAULTS = ("bitflip", "truncate")
 EPSILON_SLACK = 1e-9
+NARROW_INTERVAL = 0.2  # the demo's fleet must release, per metric, at least one 95% interval narrower than this
 
 
 def injected(summary: FleetSummary, kind: str) -> int:
@@ -29,14 +30,21 @@ def fleet_checks(summary: FleetSummary) -> dict[str, bool]:
         "per-device daily epsilon within the budget": summary.epsilon.per_device_day_max
         <= summary.epsilon.daily_budget + EPSILON_SLACK,
         "every telemetry report delivered": summary.telemetry.pending == 0,
+        "released estimates in [0, 1], inside their intervals, summing to 1": not any(
+            m.coverage.inconsistent for m in summary.fleet_estimates
+        ),
     }
 
 
-def demo_checks(summary: FleetSummary, *, next_version: str, edge_want: str, restarts: int) -> dict[str, bool]:
-    """What the demo's scenario must show on top: the rollout, the rejected bit flip, the restart, the edge."""
+def demo_checks(
+    summary: FleetSummary, *, next_version: str, edge_want: str, restarts: int, narrow: float | None = None
+) -> dict[str, bool]:
+    """What the demo's scenario must show on top: the rollout, the rejected bit flip, the restart, the edge;
+    with `narrow`, also that every metric released an interval narrower than it (a fleet large enough to say
+    something: the demo asks it of its default fleet size, not of the tests' tiny fleets)."""
     r = summary.rollout
     bitflips = injected(summary, "bitflip")
-    return {
+    checks = {
         f"rollout of {next_version} reached 100% of in-process devices": r.stable == next_version
         and summary.versions.get(next_version, 0) >= r.devices_following,
         "a bit-flipped download was injected and rejected": bitflips >= 1
@@ -45,3 +53,8 @@ def demo_checks(summary: FleetSummary, *, next_version: str, edge_want: str, res
         f"the edge node switched to {edge_want}": bool(summary.edge_nodes)
         and summary.edge_nodes[0].model_version == edge_want,
     }
+    if narrow is not None:
+        checks[f"every metric released a 95% interval narrower than {narrow:g}"] = bool(
+            summary.fleet_estimates
+        ) and all(m.narrowest_interval is not None and m.narrowest_interval < narrow for m in summary.fleet_estimates)
+    return checks

@@ -13,9 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-from simulators.cli_args import add_simulate_arguments
+from simulators.cli_args import DEMO_DAYS, DEMO_DEVICES, add_simulate_arguments
 
-__all__ = ["add_parser", "add_simulate_arguments", "cmd_demo", "cmd_simulate", "write_summary"]
+__all__ = ["add_parser", "add_simulate_arguments", "cmd_bench_fleet", "cmd_demo", "cmd_simulate", "write_summary"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,10 +26,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     d = sub.add_parser("demo", help="everything on one machine, no Docker, then a summary")
     d.add_argument("--cache", default=".cache", help="where the demo keeps its logs and summary.json")
-    d.add_argument("--devices", type=int, default=300, help="simulated devices (default 300)")
-    d.add_argument("--days", type=int, default=4, help="simulated days (default 4)")
+    d.add_argument("--devices", type=int, default=DEMO_DEVICES, help=f"simulated devices (default {DEMO_DEVICES})")
+    d.add_argument("--days", type=int, default=DEMO_DAYS, help=f"simulated days (default {DEMO_DAYS})")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_demo)
+
+    b = sub.add_parser(
+        "bench-fleet", help="a fleet at scale against a local cloud; writes the BENCHMARKS.md fleet section"
+    )
+    b.add_argument("--devices", type=int, default=10_000, help="simulated devices (default 10000; 10 over HTTP)")
+    b.add_argument("--days", type=int, default=2, help="simulated days (default 2)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--out", default="BENCHMARKS.md", help="file to write the section into ('' : print only)")
+    b.add_argument("--profile", default=None, help="also write cProfile stats of the fleet process here")
+    b.set_defaults(func=cmd_bench_fleet)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -37,6 +47,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from simulators.demo import cmd_demo as run_demo
 
     return run_demo(args)
+
+
+def cmd_bench_fleet(args: argparse.Namespace) -> int:
+    """The fleet benchmark (simulators/bench.py); exit 0 iff the run's checks held."""
+    from simulators.bench import cmd_bench_fleet as run_bench
+
+    return run_bench(args)
 
 
 def _out(line: str) -> None:

@@ -28,12 +28,14 @@ from typing import TypeVar
 
 import httpx
 
-from loadtests.stack import HOST, ServerProcess, free_port, service_process
+from loadtests.publish import issue_enrolment_token
+from loadtests.stack import ServerProcess, free_port, service_process
 from model_store.shipped import PREVIOUS_BUNDLE, SHIPPED_BUNDLE
 from service.cloud.client import CloudAdmin, publish_bundle
 from service.common.manifest import read_manifest
-from simulators.checks import demo_checks
+from simulators.checks import NARROW_INTERVAL, demo_checks
 from simulators.cli import write_summary
+from simulators.cli_args import DEMO_DEVICES
 from simulators.faults import FaultSpec
 from simulators.fleet import Fleet, FleetConfig, ScheduledEvent
 from simulators.summary import FleetSummary, render
@@ -42,7 +44,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEMO_ENROL_RATE = 100_000
-DEMO_K_MIN = 50  # the cloud's default is 100; a 300-device demo fleet splits across versions and days
+DEMO_K_MIN = 50  # the cloud's default is 100; a demo fleet splits across versions and days (and may be small)
 EDGE_DEVICES = 10
 READY_TIMEOUT_S = 60.0
 EDGE_SWITCH_TIMEOUT_S = 20.0
@@ -55,30 +57,45 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
+def demo_cloud(work: Path, logs: Path, *, k_min: int | None) -> ServerProcess:
+    """`eibert cloud --dev` on SQLite under `work` on a free port, not started; `k_min` None: the cloud's own.
+
+    The whole fleet enrols from 127.0.0.1 with one enrolment token in its first simulated hour, so the
+    enrolment rate limits are raised; dev mode writes its admin token to `work/cloud/dev-admin-token`."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "EIBERT_CLOUD_DATA_DIR": str(work / "cloud"),
+        "EIBERT_CLOUD_ENROL_RATE_PER_SOURCE": str(DEMO_ENROL_RATE),
+        "EIBERT_CLOUD_ENROL_RATE_PER_TOKEN": str(DEMO_ENROL_RATE),
+    }
+    if k_min is not None:
+        env["EIBERT_CLOUD_K_MIN"] = str(k_min)
+    env.pop("EIBERT_ADMIN_TOKEN", None)  # dev mode generates its own
+    args = ["--dev", "--port", str(port), "--store", f"sqlite:///{work / 'cloud.db'}"]
+    return service_process("cloud", args, port=port, env=env, log_path=logs / "cloud.log")
+
+
+def demo_edge(bundle: Path, cloud_url: str, public_key: str, token: str, work: Path, logs: Path) -> ServerProcess:
+    """`eibert edge` on a free port, starting on `bundle` and polling the cloud every second; not started."""
+    port = free_port()
+    return service_process(
+        "edge",
+        ["--bundle", str(bundle), "--cloud", cloud_url, "--cloud-public-key", public_key, "--poll-interval", "1",
+         "--port", str(port), "--state-dir", str(work / "edge"), "--device-id", "demo-edge-1"],
+        env={**os.environ, "EIBERT_EDGE_ENROLMENT_TOKEN": token},
+        port=port,
+        log_path=logs / "edge.log",
+    )  # fmt: skip
+
+
 class Scenario:
     def __init__(self, args: argparse.Namespace, work: Path, logs: Path) -> None:
         self.args = args
         self.work = work
         self.logs = logs
-        cloud_port, self.edge_port = free_port(), free_port()
-        env = {
-            **os.environ,
-            "EIBERT_CLOUD_DATA_DIR": str(work / "cloud"),
-            "EIBERT_CLOUD_K_MIN": str(DEMO_K_MIN),
-            # the whole demo fleet enrols from 127.0.0.1, with one enrolment token, in its first simulated hour
-            "EIBERT_CLOUD_ENROL_RATE_PER_SOURCE": str(DEMO_ENROL_RATE),
-            "EIBERT_CLOUD_ENROL_RATE_PER_TOKEN": str(DEMO_ENROL_RATE),
-        }
-        env.pop("EIBERT_ADMIN_TOKEN", None)  # dev mode generates its own
-        self.cloud = service_process(
-            "cloud",
-            ["--dev", "--port", str(cloud_port), "--store", f"sqlite:///{work / 'cloud.db'}"],
-            port=cloud_port,
-            env=env,
-            log_path=logs / "cloud.log",
-        )
+        self.cloud = demo_cloud(work, logs, k_min=DEMO_K_MIN)
         self.cloud_url = self.cloud.url
-        self.edge_url = f"http://{HOST}:{self.edge_port}"
         self.edge: ServerProcess | None = None
         self.admin_token = ""
         self.public_key = ""
@@ -99,15 +116,6 @@ class Scenario:
                 if not transient(exc) or time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.5)
-
-    async def _post_admin(self, path: str, body: dict) -> dict:
-        def call() -> dict:
-            headers = {"Authorization": f"Bearer {self.admin_token}"}
-            resp = httpx.post(f"{self.cloud_url}{path}", json=body, headers=headers, timeout=30.0)
-            resp.raise_for_status()
-            return resp.json()
-
-        return await self._retried(call, lambda exc: isinstance(exc, httpx.TransportError))
 
     async def _publish(self, bundle: Path) -> str:
         body = await self._retried(
@@ -144,10 +152,6 @@ class Scenario:
         self._restart_task = asyncio.get_running_loop().create_task(back())
         return "cloud process stopped (SIGTERM) and restarting in the background"
 
-    async def _enrolment_token(self, max_devices: int, label: str) -> str:
-        body = await self._post_admin("/v1/enrolment-tokens", {"max_devices": max_devices, "label": label})
-        return str(body["token"])
-
     # -- the scenario ---------------------------------------------------------------------------------------
 
     async def run(self) -> FleetSummary:
@@ -160,17 +164,11 @@ class Scenario:
         first = await self._publish(PREVIOUS_BUNDLE)
         _say(f"published {first}; " + await self.rollout(first, 100))
 
-        self.edge = service_process(
-            "edge",
-            ["--bundle", str(PREVIOUS_BUNDLE), "--cloud", self.cloud_url, "--cloud-public-key", self.public_key,
-             "--poll-interval", "1", "--port", str(self.edge_port), "--state-dir", str(self.work / "edge"),
-             "--device-id", "demo-edge-1"],
-            env={**os.environ, "EIBERT_EDGE_ENROLMENT_TOKEN": await self._enrolment_token(1, "demo-edge")},
-            port=self.edge_port,
-            log_path=self.logs / "edge.log",
-        )  # fmt: skip
+        token = await asyncio.to_thread(issue_enrolment_token, self.cloud_url, self.admin_token, 1, "demo-edge")
+        self.edge = demo_edge(PREVIOUS_BUNDLE, self.cloud_url, self.public_key, token, self.work, self.logs)
         self.edge.start()
         await asyncio.to_thread(self.edge.wait_ready, READY_TIMEOUT_S)
+        self.edge_url = self.edge.url
         _say(f"edge node ready at {self.edge_url}")
 
         hours = self.args.days * 24
@@ -226,6 +224,7 @@ class Scenario:
                 next_version=self.next_version,
                 edge_want=read_manifest(self.next_bundle).version,
                 restarts=len(self.restarts),
+                narrow=NARROW_INTERVAL if self.args.devices >= DEMO_DEVICES else None,
             )
         )
 

@@ -219,13 +219,6 @@ class SimDevice:
             if not enrolled:  # the cloud is unreachable: try again next hour (nothing works without a token)
                 self.stats.ledger.step_failed(seen, "enrol", "enrolment failed with no failed request")
                 return
-        if self.telemetry is None:
-            self.telemetry = TelemetryClient(
-                outbox=self.outbox,
-                cloud=self.telemetry_http,
-                token=self.updater.token or "",
-                rng=np.random.default_rng(int(self.rng.integers(1 << 62))),  # seeded: simulations only
-            )
         if self.follows_rollout and (self.retry_update or hour % self.poll_hours == self.poll_phase):
             await self._check_update()
         local = (hour + self.persona.tz_offset_h) % 24
@@ -313,7 +306,7 @@ class SimDevice:
             values.append(("latency_bucket", latency_bucket_of(statistics.median(self._day_latencies))))
         self._day_latencies, self._day_sessions, self._day_top_click = [], 0, False
         version = self.version
-        if version is None or self.telemetry is None:
+        if version is None or self.updater.token is None:
             self.stats.skipped_version += len(values)
             return
         recorded = await asyncio.to_thread(self._record_and_flush, values, version, label)
@@ -325,7 +318,7 @@ class SimDevice:
         self, values: list[tuple[str, str | bool]], version: str, label: str
     ) -> list[tuple[str, str | bool]]:
         """Blocking (SQLite, HTTP): runs in a worker thread. Only LDP reports leave; raw values stay here."""
-        assert self.telemetry is not None
+        self.telemetry = self.telemetry or self._open_outbox()
         day = dt.date.fromisoformat(label)
         recorded = []
         for metric, value in values:
@@ -338,8 +331,21 @@ class SimDevice:
         self.flush()
         return recorded
 
+    def _open_outbox(self) -> TelemetryClient:
+        """The device's outbox, opened for one end of day: kept open only while reports are pending.
+
+        A SQLite outbox in WAL mode holds three file descriptors; 10,000 devices holding theirs open for the
+        whole run would pass the process's limit (commonly 20,000 or less). The outbox and its budget ledger
+        are durable, so reopening it is the device's state exactly as it was left."""
+        return TelemetryClient(
+            outbox=self.outbox,
+            cloud=self.telemetry_http,
+            token=self.updater.token or "",
+            rng=np.random.default_rng(int(self.rng.integers(1 << 62))),  # seeded: simulations only
+        )
+
     def flush(self) -> int:
-        """Send the outbox; returns what is still pending. Blocking."""
+        """Send the outbox; returns what is still pending, and closes it once nothing is. Blocking."""
         if self.telemetry is None:
             return 0
         ledger = self.stats.ledger
@@ -356,4 +362,7 @@ class SimDevice:
             self.stats.telemetry.duplicate += result.duplicate
             self.stats.telemetry.refused += result.refused
             self.stats.flush_errors += result.error is not None
+        if result.remaining == 0:
+            self.telemetry.close()
+            self.telemetry = None
         return result.remaining

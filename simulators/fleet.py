@@ -42,7 +42,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.common.signing import public_key_from_b64
 from simulators.device import FleetStats, SimClock, SimDevice, VersionNames
-from simulators.faults import FaultInjector, FaultSpec, FaultyAsyncTransport, FaultyTransport, Observer
+from simulators.faults import (
+    BoundedAsyncTransport,
+    FaultInjector,
+    FaultSpec,
+    FaultyAsyncTransport,
+    FaultyTransport,
+    Observer,
+)
 from simulators.fleet_summary import read_edge_status, summarize
 from simulators.personas import load_catalog_and_personas
 from simulators.runtime import EdgeRanker, ModelLibrary
@@ -63,6 +70,7 @@ def client_limits(max_connections: int | None = None) -> httpx.Limits:
     return httpx.Limits(max_connections=max_connections, keepalive_expiry=KEEPALIVE_EXPIRY_S)
 
 
+CLOUD_CONNECTIONS = 32  # the devices' async client: one cloud process answers; more only queue in the pool
 ENROLMENT_TOKEN_TTL_S = 86400
 CLOCK_RETRY_S = 120.0  # how long advancing the cloud's clock is retried while the cloud restarts
 FINAL_FLUSH_ATTEMPTS = 3
@@ -163,7 +171,11 @@ class Fleet:
                     base_url=cfg.cloud_url,
                     timeout=HTTP_TIMEOUT_S,
                     transport=FaultyAsyncTransport(
-                        httpx.AsyncHTTPTransport(limits=client_limits(64)), self.injector, self.observer
+                        BoundedAsyncTransport(
+                            httpx.AsyncHTTPTransport(limits=client_limits(CLOUD_CONNECTIONS)), CLOUD_CONNECTIONS
+                        ),
+                        self.injector,
+                        self.observer,
                     ),
                 )
             )

@@ -29,6 +29,7 @@ from simulators.summary import (
     EpsilonSummary,
     FaultReport,
     FleetSummary,
+    IntervalCoverage,
     LatencySummary,
     MetricComparison,
     RolloutSummary,
@@ -89,6 +90,34 @@ async def read_rollout(plain: httpx.AsyncClient, devices: Sequence[SimDevice], f
     return rollout
 
 
+SUM_TOLERANCE = 1e-6  # a released group's consistent estimates sum to 1 up to float rounding
+
+
+def narrowest_interval(released: Sequence[FleetMetricPublic]) -> float | None:
+    """The narrowest 95% interval of any released estimate, leaving out zero-width ones: an unbiased interval
+    lying wholly below 0 is clipped to [0, 0], which says nothing about how much the fleet's reports pin down."""
+    widths = (e.ci_high - e.ci_low for g in released for e in g.estimates or ())
+    return min((w for w in widths if w > 0), default=None)
+
+
+def interval_coverage(metric: str, released: Sequence[FleetMetricPublic], truth: Truth) -> IntervalCoverage:
+    """Per released group and category: the interval against that group's true share, and the release's
+    consistency (what the cloud promises of every released group, checked here at whatever scale was run)."""
+    coverage = IntervalCoverage()
+    for g in released:
+        counts = truth.get((metric, g.model_version, g.day), Counter())
+        n = sum(counts.values())
+        estimates = g.estimates or []
+        if abs(sum(e.estimate for e in estimates) - 1.0) > SUM_TOLERANCE:
+            coverage.inconsistent += 1
+        for e in estimates:
+            coverage.inconsistent += not (0.0 <= e.estimate <= 1.0 and e.ci_low <= e.estimate <= e.ci_high)
+            if n:
+                coverage.intervals += 1
+                coverage.covered += e.ci_low <= counts[e.category] / n <= e.ci_high
+    return coverage
+
+
 def compare_metric(metric: str, groups: list[dict], truth: Truth) -> MetricComparison:
     """Pool the released groups (`service.cloud.pooling`) and the simulation's truth over the same groups."""
     spec = METRICS[metric]
@@ -103,7 +132,8 @@ def compare_metric(metric: str, groups: list[dict], truth: Truth) -> MetricCompa
         groups_released=len(released),
         groups_withheld=sum(g.status == "withheld" for g in published),
         reports=pooled.reports if pooled else 0,
-        narrowest_interval=min((e.ci_high - e.ci_low for g in released for e in g.estimates or ()), default=None),
+        narrowest_interval=narrowest_interval(released),
+        coverage=interval_coverage(metric, released, truth),
     )
     if pooled is None:
         return comparison

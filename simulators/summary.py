@@ -33,13 +33,27 @@ class CategoryComparison(BaseModel):
     raw_estimate: float | None = None  # pooled unbiased estimate (may fall outside [0, 1])
 
 
+class IntervalCoverage(BaseModel):
+    """Every category of every released group: does its 95% interval hold that group's true share, and is the
+    release consistent (each estimate in [0, 1] and inside its interval, the group's estimates summing to 1)?"""
+
+    intervals: int = 0
+    covered: int = 0  # intervals holding the share among the raw values the devices privatised in that group
+    inconsistent: int = 0  # released estimates outside their interval or [0, 1], plus groups not summing to 1
+
+    @property
+    def share(self) -> float | None:
+        return self.covered / self.intervals if self.intervals else None
+
+
 class MetricComparison(BaseModel):
     metric: str
     groups_released: int
     groups_withheld: int
     reports: int  # in the released groups
-    narrowest_interval: float | None = None  # the narrowest 95% interval of any released group's estimate
+    narrowest_interval: float | None = None  # narrowest 95% interval of any released estimate (zero-width left out)
     categories: list[CategoryComparison] = Field(default_factory=list)
+    coverage: IntervalCoverage = Field(default_factory=IntervalCoverage)
 
 
 class TelemetrySummary(BaseModel):
@@ -155,6 +169,12 @@ def render(s: FleetSummary) -> str:
             f"fleet metric   {m.metric}: {m.groups_released} groups released ({m.reports} reports), "
             f"{m.groups_withheld} withheld"
             + ("" if m.narrowest_interval is None else f"; narrowest released interval {m.narrowest_interval:.3f}")
+            + (
+                ""
+                if m.coverage.share is None
+                else f"; intervals covering the truth {_pct(m.coverage.share).strip()} "
+                f"({m.coverage.covered}/{m.coverage.intervals}), inconsistent {m.coverage.inconsistent}"
+            )
         )
         for c in m.categories:
             lines.append(

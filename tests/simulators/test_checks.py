@@ -7,14 +7,16 @@ from collections.abc import Callable
 
 import pytest
 
-from simulators.checks import demo_checks, fleet_checks
+from simulators.checks import NARROW_INTERVAL, demo_checks, fleet_checks
 from simulators.failures import FailureSummary
 from simulators.summary import (
     EdgeNodeSummary,
     EpsilonSummary,
     FaultReport,
     FleetSummary,
+    IntervalCoverage,
     LatencySummary,
+    MetricComparison,
     RolloutSummary,
     TelemetrySummary,
     render,
@@ -39,7 +41,10 @@ def passing() -> FleetSummary:
         latency={"all": LatencySummary(calls=40, p50_ms=1.0, p99_ms=2.0)},
         versions={NEXT: 8, "eibert-0.1.0": 2},
         rollout=RolloutSummary(stable=NEXT, percent=100, devices_following=8, devices_on_target=8, progress=1.0),
-        fleet_estimates=[],
+        fleet_estimates=[
+            MetricComparison(metric=m, groups_released=1, groups_withheld=0, reports=3000, narrowest_interval=0.1)
+            for m in ("top_item_clicked", "latency_bucket", "top_genre")
+        ],
         telemetry=TelemetrySummary(recorded=20, accepted=20),
         epsilon=EpsilonSummary(
             daily_budget=4.0, per_device_day_max=4.0, per_device_total_mean=3.0, per_device_total_max=4.0
@@ -55,7 +60,8 @@ def passing() -> FleetSummary:
 
 
 def _all(s: FleetSummary, restarts: int = 1) -> dict[str, bool]:
-    return {**fleet_checks(s), **demo_checks(s, next_version=NEXT, edge_want=EDGE_WANT, restarts=restarts)}
+    demo = demo_checks(s, next_version=NEXT, edge_want=EDGE_WANT, restarts=restarts, narrow=NARROW_INTERVAL)
+    return {**fleet_checks(s), **demo}
 
 
 def _rank_422(s: FleetSummary) -> None:
@@ -80,6 +86,14 @@ MUTATIONS: dict[str, Callable[[FleetSummary], None]] = {
     "versions account for every device": lambda s: s.versions.update({"unknown": 1}),
     "per-device daily epsilon within the budget": lambda s: setattr(s.epsilon, "per_device_day_max", 4.01),
     "every telemetry report delivered": lambda s: setattr(s.telemetry, "pending", 1),
+    # one released estimate outside its interval (or negative, or a group not summing to 1)
+    "released estimates in [0, 1], inside their intervals, summing to 1": lambda s: setattr(
+        s.fleet_estimates[1], "coverage", IntervalCoverage(intervals=5, covered=5, inconsistent=1)
+    ),
+    # one metric whose narrowest released interval is too wide (or that released nothing)
+    f"every metric released a 95% interval narrower than {NARROW_INTERVAL:g}": lambda s: setattr(
+        s.fleet_estimates[2], "narrowest_interval", 0.25
+    ),
     f"rollout of {NEXT} reached 100% of in-process devices": lambda s: setattr(s.rollout, "stable", "eibert-0.1.0"),
     # refused, but not by its sha256 (the stage a flipped bit must fail at)
     "a bit-flipped download was injected and rejected": lambda s: setattr(s, "rejected_downloads", {"unpack": 1}),
@@ -108,6 +122,14 @@ def test_a_rank_failure_fails_both_rank_and_unexplained_checks() -> None:
     _rank_422(s)
     checks = fleet_checks(s)
     assert not checks["every rank request served"] and not checks["no unexplained failures"]
+
+
+def test_the_interval_width_check_fails_when_a_metric_released_nothing_and_is_absent_without_narrow() -> None:
+    s = passing()
+    s.fleet_estimates[0].narrowest_interval = None
+    name = f"every metric released a 95% interval narrower than {NARROW_INTERVAL:g}"
+    assert _all(s)[name] is False
+    assert name not in demo_checks(s, next_version=NEXT, edge_want=EDGE_WANT, restarts=1)  # a tiny fleet's demo
 
 
 def test_the_restart_check_fails_without_exactly_one_restart() -> None:

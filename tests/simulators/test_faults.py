@@ -7,7 +7,15 @@ import asyncio
 import httpx
 import pytest
 
-from simulators.faults import FaultInjector, FaultSpec, FaultyAsyncTransport, FaultyTransport, parse_faults, route_of
+from simulators.faults import (
+    BoundedAsyncTransport,
+    FaultInjector,
+    FaultSpec,
+    FaultyAsyncTransport,
+    FaultyTransport,
+    parse_faults,
+    route_of,
+)
 
 ARCHIVE = bytes(range(256)) * 64
 
@@ -63,3 +71,27 @@ def test_a_dropped_connection_is_a_connect_error_and_never_reaches_the_wire() ->
     with httpx.Client(transport=transport) as client, pytest.raises(httpx.ConnectError, match="injected"):
         client.post("http://cloud/v1/telemetry", json={"reports": []})
     assert injector.injected == {"drop": 1} and not seen and not injector.requests
+
+
+def test_the_bounded_transport_keeps_at_most_limit_requests_in_the_pool() -> None:
+    """Thousands of devices polling in one simulated hour wait on a semaphore, not in httpcore's queue (which
+    it rescans against every connection on each request: the fleet's CPU grew with its size squared)."""
+    in_flight, peak = 0, 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.001)
+        in_flight -= 1
+        return httpx.Response(200, json={"ok": True})
+
+    async def main() -> list[int]:
+        transport = BoundedAsyncTransport(httpx.MockTransport(handler), limit=3)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cloud") as client:
+            return [r.status_code for r in await asyncio.gather(*(client.get("/v1/x") for _ in range(50)))]
+
+    assert asyncio.run(main()) == [200] * 50
+    assert peak == 3
+    with pytest.raises(ValueError):
+        BoundedAsyncTransport(httpx.MockTransport(handler), limit=0)

@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 EXTRAS := edge,cloud,train,load,dev
 STAMP  := $(VENV)/.eibert-installed
 
-.PHONY: venv test lint demo bench load clean
+.PHONY: venv test lint demo bench bench-fleet load clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/eibert bench --out BENCHMARKS.md
+
+# 10,000 simulated devices over 2 days against a local cloud (about 6 minutes on 2 cores); the fleet section.
+bench-fleet: $(STAMP)
+	$(BIN)/eibert bench-fleet --devices 10000 --days 2 --out BENCHMARKS.md
 
 # locust against a real cloud + edge node (LOAD_SECONDS per target, default 30); writes the load section.
 load: $(STAMP)

@@ -1,7 +1,7 @@
 """The bundles this repository ships, named once.
 
 Every Python caller (the bench, `make load`, `eibert simulate`, the demo) takes its default bundle from here.
-Files Python does not read (`docker-compose.yml`, `service/edge/Dockerfile`) name the same directory, and
+Files Python does not read (`docker-compose.yml`, `service/Dockerfile`) name the same directory, and
 `tests/test_compose.py` fails when they drift from `SHIPPED_BUNDLE`. The pipeline writes new versions with
 `eibert build --out model_store/bundles/<name>`; shipping one means changing `SHIPPED_NAME` here.
 """

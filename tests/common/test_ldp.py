@@ -217,8 +217,11 @@ def test_released_estimates_are_consistent_and_inside_their_intervals() -> None:
 
 def test_the_interval_only_widens_to_contain_the_consistent_estimate() -> None:
     assert consistent_interval(0.5, 0.05, 0.5) == pytest.approx((0.5 - Z * 0.05, 0.5 + Z * 0.05))
-    assert consistent_interval(1.377, 0.1, 1.0) == (1.0, 1.0)  # clipped to [0, 1] first
-    assert consistent_interval(-0.121, 0.01, 0.0) == (0.0, 0.0)
+    assert consistent_interval(0.9, 0.1, 0.9) == pytest.approx((0.9 - Z * 0.1, 1.0))  # clipped to [0, 1]
+    # Wholly outside the bounds: not a point ([1, 1] or [0, 0] would claim certainty) but the same width at the bound.
+    assert consistent_interval(1.377, 0.1, 1.0) == pytest.approx((1.0 - 2 * Z * 0.1, 1.0))
+    assert consistent_interval(-0.121, 0.01, 0.0) == pytest.approx((0.0, 2 * Z * 0.01))
+    assert consistent_interval(-3.0, 1.0, 0.0) == (0.0, 1.0)  # and never beyond the other bound
     assert consistent_interval(0.3, 0.01, 0.2) == pytest.approx((0.2, 0.3 + Z * 0.01))  # widened down to 0.2
 
 

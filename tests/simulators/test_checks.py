@@ -7,27 +7,17 @@ from collections.abc import Callable
 
 import pytest
 
+from simulators import summary as sm
 from simulators.checks import NARROW_INTERVAL, demo_checks, fleet_checks
 from simulators.failures import FailureSummary
-from simulators.summary import (
-    EdgeNodeSummary,
-    EpsilonSummary,
-    FaultReport,
-    FleetSummary,
-    IntervalCoverage,
-    LatencySummary,
-    MetricComparison,
-    RolloutSummary,
-    TelemetrySummary,
-    render,
-)
+from simulators.summary import render
 
 NEXT = "eibert-0.3.0"
 EDGE_WANT = "0.3.0"
 
 
-def passing() -> FleetSummary:
-    return FleetSummary(
+def passing() -> sm.FleetSummary:
+    return sm.FleetSummary(
         devices=10,
         in_process_devices=8,
         http_devices=2,
@@ -38,47 +28,47 @@ def passing() -> FleetSummary:
         sessions=40,
         clicks=12,
         top_click_rate=0.2,
-        latency={"all": LatencySummary(calls=40, p50_ms=1.0, p99_ms=2.0)},
+        latency={"all": sm.LatencySummary(calls=40, p50_ms=1.0, p99_ms=2.0)},
         versions={NEXT: 8, "eibert-0.1.0": 2},
-        rollout=RolloutSummary(stable=NEXT, percent=100, devices_following=8, devices_on_target=8, progress=1.0),
+        rollout=sm.RolloutSummary(stable=NEXT, percent=100, devices_following=8, devices_on_target=8, progress=1.0),
         fleet_estimates=[
-            MetricComparison(metric=m, groups_released=1, groups_withheld=0, reports=3000, narrowest_interval=0.1)
+            sm.MetricComparison(metric=m, groups_released=1, groups_withheld=0, reports=3000, narrowest_interval=0.1)
             for m in ("top_item_clicked", "latency_bucket", "top_genre")
         ],
-        telemetry=TelemetrySummary(recorded=20, accepted=20),
-        epsilon=EpsilonSummary(
+        telemetry=sm.TelemetrySummary(recorded=20, accepted=20),
+        epsilon=sm.EpsilonSummary(
             daily_budget=4.0, per_device_day_max=4.0, per_device_total_mean=3.0, per_device_total_max=4.0
         ),
         faults=[
-            FaultReport(kind="bitflip", injected=1, handled="rejected"),
-            FaultReport(kind="drop", injected=3, handled=""),
+            sm.FaultReport(kind="bitflip", injected=1, handled="rejected"),
+            sm.FaultReport(kind="drop", injected=3, handled=""),
         ],
         failures=FailureSummary(by_call={"poll": {"drop": 3}, "verify": {"bitflip": 1}}, explained=4),
         rejected_downloads={"sha256": 1},
-        edge_nodes=[EdgeNodeSummary(url="http://e", model_version=EDGE_WANT)],
+        edge_nodes=[sm.EdgeNodeSummary(url="http://e", model_version=EDGE_WANT)],
     )
 
 
-def _all(s: FleetSummary, restarts: int = 1) -> dict[str, bool]:
+def _all(s: sm.FleetSummary, restarts: int = 1) -> dict[str, bool]:
     demo = demo_checks(s, next_version=NEXT, edge_want=EDGE_WANT, restarts=restarts, narrow=NARROW_INTERVAL)
     return {**fleet_checks(s), **demo}
 
 
-def _rank_422(s: FleetSummary) -> None:
+def _rank_422(s: sm.FleetSummary) -> None:
     s.failures.by_call["rank"] = {"unexplained": 1}
     s.failures.unexplained = 1
 
 
-def _unexplained_poll(s: FleetSummary) -> None:
+def _unexplained_poll(s: sm.FleetSummary) -> None:
     s.failures.by_call["poll"]["unexplained"] = 2
     s.failures.unexplained = 2
 
 
-def _unrejected(s: FleetSummary) -> None:
-    s.faults.append(FaultReport(kind="truncate", injected=1, handled=""))
+def _unrejected(s: sm.FleetSummary) -> None:
+    s.faults.append(sm.FaultReport(kind="truncate", injected=1, handled=""))
 
 
-MUTATIONS: dict[str, Callable[[FleetSummary], None]] = {
+MUTATIONS: dict[str, Callable[[sm.FleetSummary], None]] = {
     "every device enrolled": lambda s: setattr(s, "enrolled", 9),
     "every rank request served": lambda s: setattr(s, "sessions", 0),
     "no unexplained failures": _unexplained_poll,
@@ -88,7 +78,7 @@ MUTATIONS: dict[str, Callable[[FleetSummary], None]] = {
     "every telemetry report delivered": lambda s: setattr(s.telemetry, "pending", 1),
     # one released estimate outside its interval (or negative, or a group not summing to 1)
     "released estimates in [0, 1], inside their intervals, summing to 1": lambda s: setattr(
-        s.fleet_estimates[1], "coverage", IntervalCoverage(intervals=5, covered=5, inconsistent=1)
+        s.fleet_estimates[1], "coverage", sm.IntervalCoverage(intervals=5, covered=5, inconsistent=1)
     ),
     # one metric whose narrowest released interval is too wide (or that released nothing)
     f"every metric released a 95% interval narrower than {NARROW_INTERVAL:g}": lambda s: setattr(

@@ -99,9 +99,19 @@ def consistent_interval(
 ) -> tuple[float, float]:
     """The 95% normal interval of the unbiased estimate, clipped to `bounds` ([0, 1] for a frequency, [-1, 1]
     for a difference of two), then widened (if need be) to contain the consistent estimate: it never covers
-    less than the unbiased interval, and never lies beside its own estimate."""
-    lo = float(np.clip(raw - Z_95 * std_error, *bounds))
-    hi = float(np.clip(raw + Z_95 * std_error, *bounds))
+    less than the unbiased interval, and never lies beside its own estimate.
+
+    When the unbiased interval lies wholly outside the bounds (a raw estimate of -0.121 +- 0.02 for a
+    frequency), clipping would leave a point, [0, 0], which claims a certainty the reports do not give; the
+    interval keeps its width instead, anchored at the bound it crossed ([0, 0.039])."""
+    lo_bound, hi_bound = bounds
+    half = Z_95 * std_error
+    lo, hi = raw - half, raw + half
+    if hi < lo_bound:
+        lo, hi = lo_bound, lo_bound + 2 * half
+    elif lo > hi_bound:
+        lo, hi = hi_bound - 2 * half, hi_bound
+    lo, hi = float(np.clip(lo, *bounds)), float(np.clip(hi, *bounds))
     return min(lo, consistent), max(hi, consistent)
 
 

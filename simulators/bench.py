@@ -160,7 +160,7 @@ def section(run: FleetRun, command: str) -> str:
         ("requests", ", ".join(f"{k} {v}" for k, v in sorted(s.requests.items()))),
         ("sessions / clicks", f"{s.sessions} / {s.clicks}"),
         ("rank p50 / p99, in-process", _latency(s, "in_process")),
-        ("rank p50 / p99, HTTP (timed in the fleet's busy event loop)", _latency(s, "http")),
+        ("rank p50 / p99, HTTP (timed on the client's own threads)", _latency(s, "http")),
         ("rank mean, the edge node's own (its /metrics)", "n/a" if edge is None else f"{edge:.1f} ms"),
         ("telemetry reports", f"recorded {s.telemetry.recorded}, accepted {s.telemetry.accepted}"),
         ("95% intervals covering the truth", f"{covered / total:.1%} ({covered}/{total})" if total else "n/a"),

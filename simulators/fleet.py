@@ -188,9 +188,7 @@ class Fleet:
                     ),
                 )
             )
-            edge_client = await stack.enter_async_context(
-                httpx.AsyncClient(timeout=HTTP_TIMEOUT_S, limits=client_limits())
-            )
+            edge_client = stack.enter_context(httpx.Client(timeout=HTTP_TIMEOUT_S, limits=client_limits()))
             key_b64 = cfg.cloud_public_key or await self._fetch_public_key(plain)
             public_key = public_key_from_b64(key_b64)
             models = ModelLibrary(state_dir / "models")
@@ -202,6 +200,8 @@ class Fleet:
                 cfg.edge_urls
             )
             edge = EdgeRanker(edge_client, cfg.edge_urls) if cfg.edge_urls else None
+            if edge is not None:
+                stack.callback(edge.close)
             await self._read_clock(plain)
             enrolment_token = cfg.enrolment_token or await self._issue_enrolment_token(plain)
 

@@ -141,7 +141,7 @@ def bundle_gzip_bytes(bundle: Path) -> int:
     return len(pack_bundle(bundle))
 
 
-def cmd_build(args) -> int:
+def run_build(args) -> int:
     cfg = BuildConfig.from_toml(args.config)
     if args.quick:
         cfg = cfg.quick()

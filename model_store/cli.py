@@ -45,14 +45,14 @@ def cmd_eval_sts(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_rank(args: argparse.Namespace) -> int:
-    from model_store.eval_rank import cmd_eval_rank as run_eval_rank
+    from model_store.eval_rank import run_eval_rank
 
     return run_eval_rank(args)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     try:
-        from model_store.build import cmd_build as run_build
+        from model_store.build import run_build
     except ImportError as exc:
         raise missing_extra(exc) from exc
     return run_build(args)

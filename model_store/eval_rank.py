@@ -218,7 +218,7 @@ def evaluate_rank(
     )
 
 
-def cmd_eval_rank(args: argparse.Namespace) -> int:
+def run_eval_rank(args: argparse.Namespace) -> int:
     """`eibert eval rank --bundle teacher|DIR --movies F --ratings F [--tags F]`: one JSON line on stdout."""
     from model_store.encoders import load_encoder
 

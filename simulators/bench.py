@@ -189,7 +189,7 @@ def section(run: FleetRun, command: str) -> str:
     return "\n".join(lines)
 
 
-def cmd_bench_fleet(args: argparse.Namespace) -> int:
+def run_bench_fleet(args: argparse.Namespace) -> int:
     """Run the fleet, print its summary, write the section; exit 0 iff every check held."""
     import shlex
 

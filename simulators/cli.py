@@ -44,16 +44,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Cloud, an edge node and a device fleet on one machine (simulators/demo.py); exit 0 iff its checks held."""
-    from simulators.demo import cmd_demo as run_demo
+    from simulators.demo import run_demo
 
     return run_demo(args)
 
 
 def cmd_bench_fleet(args: argparse.Namespace) -> int:
     """The fleet benchmark (simulators/bench.py); exit 0 iff the run's checks held."""
-    from simulators.bench import cmd_bench_fleet as run_bench
+    from simulators.bench import run_bench_fleet
 
-    return run_bench(args)
+    return run_bench_fleet(args)
 
 
 def _out(line: str) -> None:

@@ -15,10 +15,10 @@ from model_store.data.movielens import Rating
 from model_store.eval_rank import (
     NEGATIVES,
     build_cases,
-    cmd_eval_rank,
     evaluate_rank,
     hit_and_ndcg,
     popularity_counts,
+    run_eval_rank,
 )
 
 SAGA = range(1, 11)  # "Saga Part k": the one interest of the qualifying user
@@ -113,7 +113,7 @@ def test_known_answer_ranker_finds_the_saga_popularity_does_not(tmp_path: Path) 
 def test_cli_handler_prints_one_json_line(tmp_path: Path, tiny_bundle: Path, capsys) -> None:
     movies, ratings, tags = write_fixture(tmp_path)
     args = argparse.Namespace(bundle=str(tiny_bundle), movies=str(movies), ratings=str(ratings), tags=str(tags))
-    assert cmd_eval_rank(args) == 0
+    assert run_eval_rank(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     out = json.loads(lines[0])

@@ -5,10 +5,14 @@ capacity by stepping the rate. The servers are tiny in-test asyncio servers, nev
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
 
 from loadtests.open_loop import (
     GeneratorProcess,
@@ -16,8 +20,10 @@ from loadtests.open_loop import (
     OpenLoopResult,
     capacity,
     open_loop,
+    pin,
     read_response,
     request,
+    split_cpus,
 )
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
@@ -147,14 +153,17 @@ def fake(rate: float, limit: float, lag_ms: float = 0.1) -> OpenLoopResult:
     return OpenLoopResult(rate, n, n, 0, 0, (lat,) * n, (0,) * n, (n - 1) / rate, lag_ms)
 
 
-def test_capacity_doubles_then_bisects_and_measures_half_that_rate() -> None:
-    seen: list[float] = []
-
+def recording(limit: float, seen: list[float]) -> Callable[[float], OpenLoopResult]:
     def probe(rate: float) -> OpenLoopResult:
         seen.append(rate)
-        return fake(rate, limit=1000)
+        return fake(rate, limit=limit)
 
-    cap = capacity(probe, start=100, precision=0.05, tries=1)
+    return probe
+
+
+def test_capacity_doubles_then_bisects_and_measures_half_that_rate() -> None:
+    seen: list[float] = []
+    cap = capacity(recording(1000, seen), start=100, precision=0.05, tries=1)
     assert cap.limited_by == "server" and 1000 / 1.05 <= cap.rate <= 1000
     assert seen[:5] == [100, 200, 400, 800, 1600] and seen[-1] == cap.rate / 2
     assert cap.half is not None and cap.half.target_rate == cap.rate / 2 and cap.at_rate is not None
@@ -162,12 +171,7 @@ def test_capacity_doubles_then_bisects_and_measures_half_that_rate() -> None:
 
 def test_capacity_steps_down_when_the_first_rate_fails_and_retries_a_failing_rate() -> None:
     calls: list[float] = []
-
-    def probe(rate: float) -> OpenLoopResult:
-        calls.append(rate)
-        return fake(rate, limit=30)
-
-    cap = capacity(probe, start=100, precision=0.1, tries=2)
+    cap = capacity(recording(30, calls), start=100, precision=0.1, tries=2)
     assert cap.limited_by == "server" and 30 / 1.1 <= cap.rate <= 30
     assert calls[:2] == [100, 100]  # a failing rate is run twice before it counts as failed
 
@@ -178,3 +182,20 @@ def test_a_lagging_generator_is_not_reported_as_the_servers_capacity() -> None:
 
     cap = capacity(probe, start=100, tries=1)
     assert cap.limited_by == "generator" and cap.rate == 200
+
+
+def test_pin_moves_every_thread_of_a_process() -> None:
+    before = os.sched_getaffinity(0)
+    server, generator = split_cpus()
+    if server is None:
+        pytest.skip("one CPU: nothing to keep apart")
+    assert server.isdisjoint(generator) and server | generator <= before
+    worker = threading.Thread(target=time.sleep, args=(0.5,))
+    worker.start()
+    try:
+        pin(os.getpid(), generator)
+        tids = [int(p.name) for p in Path(f"/proc/{os.getpid()}/task").iterdir()]
+        assert all(os.sched_getaffinity(t) == generator for t in tids) and len(tids) >= 2
+    finally:
+        pin(os.getpid(), before)
+        worker.join()

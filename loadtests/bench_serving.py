@@ -31,6 +31,7 @@ from pathlib import Path
 from loadtests.bench_cloud import cloud_stack, not_modified_requests
 from loadtests.edge_workloads import bench_texts, edge_server, rank_body
 from loadtests.open_loop import (
+    HOST,
     P99_LIMIT_MS,
     Capacity,
     GeneratorProcess,
@@ -41,7 +42,9 @@ from loadtests.open_loop import (
     pin,
     request,
     split_cpus,
+    why_failed,
 )
+from loadtests.stack import ServerProcess, free_port, http_ok
 from model_store.benchmarks import machine_line, repo_path
 
 SHORT_CHARS = 48  # "short texts": item texts up to this many characters
@@ -55,6 +58,30 @@ JSON = {"Content-Type": "application/json"}
 # other jobs' load a pinned process waits for its one CPU (measured at load average 5-7 on 2 CPUs: generator lag
 # p99 19-41 ms at 100 req/s pinned, 4-30 ms left to the scheduler), which is worse than sharing both.
 PIN_BELOW_SPARE = 0.5
+
+
+# The generator's ceiling: a server that answers every request with a fixed 200 and does nothing else.
+_NOOP_SERVER = """
+import asyncio, sys
+OK = b"HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\n\\r\\nok"
+async def handle(reader, writer):
+    try:
+        while await reader.readuntil(b"\\r\\n\\r\\n"):
+            writer.write(OK)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]))
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+def noop_server() -> ServerProcess:
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    argv = [sys.executable, "-c", _NOOP_SERVER, str(port)]
+    return ServerProcess("noop", argv, probe=http_ok(url + "/"), url=url, port=port)
 
 
 def _post(path: str, body: dict) -> bytes:
@@ -114,18 +141,21 @@ def bench_serving(bundle_dir: Path, command: str) -> str:
             cloud["GET /healthz"] = _capacity(gen, srv.port, workloads["GET /healthz"])
             polls = not_modified_requests(srv.port, prefix="serving")
             cloud["GET /v1/devices/{id}/model + If-None-Match (304)"] = _capacity(gen, srv.port, polls, 304)
-    return _render(command, bundle_dir, edge, cloud, mix, mix_encodes, load_before, server_cpus, gen_cpus)
+        with noop_server() as srv:
+            pin(srv.pid, server_cpus)
+            noop = _capacity(gen, srv.port, workloads["GET /healthz"])
+    return _render(command, bundle_dir, edge, cloud, noop, mix, mix_encodes, load_before, server_cpus, gen_cpus)
 
 
-def _row(server: str, name: str, cap: Capacity, base: Capacity, target: str) -> str:
-    share = cap.rate / base.rate if base.rate else 0.0
+def _row(server: str, name: str, cap: Capacity, base: Capacity | None, target: str = "") -> str:
+    """One table row; `base` is the same server's /healthz (None: this row has no baseline)."""
+    share = "-" if base is None else "baseline" if cap is base else f"{cap.rate / base.rate:.0%}" if base.rate else "0%"
     half = f"{cap.half.p50_ms:.2f} / {cap.half.p99_ms:.2f}" if cap.half else "-"
-    at = cap.at_rate
-    gen = f"{at.generator_rate:,.0f} / {at.target_rate:,.0f}, lag p99 {at.generator_lag_p99_ms:.1f} ms" if at else "-"
-    is_base = cap is base
+    at, above = cap.at_rate, cap.failed_above
+    gen = f"{at.generator_rate:,.0f}/{at.target_rate:,.0f}, lag p99 {at.generator_lag_p99_ms:.1f} ms" if at else "-"
+    stop = why_failed(above) if above else "-"
     return (
-        f"| {server} | {name} | **{cap.rate:,.0f}** ({cap.limited_by}) | {'baseline' if is_base else f'{share:.0%}'}"
-        f" | {half} | {gen} | {target if not is_base else ''} |"
+        f"| {server} | {name} | **{cap.rate:,.0f}** ({cap.limited_by}) | {share} | {half} | {gen} | {stop} | {target} |"
     )
 
 
@@ -134,6 +164,7 @@ def _render(
     bundle_dir: Path,
     edge: dict[str, dict[str, Capacity]],
     cloud: dict[str, Capacity],
+    noop: Capacity,
     mix: OpenLoopResult,
     mix_encodes: set[int],
     load_before: tuple[float, float, float],
@@ -148,10 +179,11 @@ def _render(
         for name, cap in caps.items():
             share = cap.rate / base.rate if base.rate else 0.0
             ok = "met" if share >= ENCODE_SHARE_TARGET else "**missed**"
-            rows.append(_row(f"edge, batching {label}", name, cap, base, f">= 50%: {ok}"))
+            rows.append(_row(f"edge, batching {label}", name, cap, base, "" if cap is base else f">= 50%: {ok}"))
     base = cloud["GET /healthz"]
     for name, cap in cloud.items():
-        rows.append(_row("cloud (Redis)", name, cap, base, ""))
+        rows.append(_row("cloud (Redis)", name, cap, base))
+    rows.append(_row("no-op (a raw asyncio server)", "any request", noop, None, "the generator's ceiling"))
     gains = {
         name: edge["on"][name].rate / edge["off"][name].rate if edge["off"][name].rate else 0.0
         for name in edge["off"]
@@ -185,10 +217,12 @@ Capacity: the highest rate with p99 <= {P99_LIMIT_MS:.0f} ms, no failure and not
 100 req/s, then bisection to 10%; a failing rate is run twice, since one descheduling by another job fails a
 20 ms p99; runs of >= 2 s and >= 400 requests). "(server)": a higher rate failed on the server's side;
 "(generator)": the generator could not keep a higher rate, so the figure is a floor. Edge servers: cache off,
-every encode runs the model. Shares are against GET /healthz on the same server in the same run.
+every encode runs the model. Shares are against GET /healthz on the same server in the same run. "stopped by":
+the lowest rate above capacity that failed, and how. The last row is the generator against a server that does
+nothing (its own ceiling here): a server figure near it is a floor, not the server's capacity.
 
-| server | endpoint | capacity req/s | vs healthz | half rate p50 / p99 ms | generator: sent / target, lag | target |
-|---|---|---|---|---|---|---|
+| server | endpoint | capacity/s | vs healthz | p50/p99 ms at half | generator sent/target, lag | stopped by | target |
+|---|---|---|---|---|---|---|---|
 {table}
 
 Batching (capacity on / off, same run): {gain_text}; on by default only at >= {BATCHING_GAIN:.1f}x for both:

@@ -261,7 +261,7 @@ MIN_SAMPLES = 400  # per run: at low rates the run lasts longer, so a p99 rests 
 @dataclass(frozen=True)
 class Capacity:
     rate: float  # highest rate that passed (0: none did)
-    limited_by: str  # "server" | "generator" (could not load the server harder) | "ceiling"
+    limited_by: str  # "server" | "generator" (could not send a higher rate: a floor) | "ceiling"
     steps: tuple[OpenLoopResult, ...]
     half: OpenLoopResult | None  # a run at rate / 2
 
@@ -269,6 +269,24 @@ class Capacity:
     def at_rate(self) -> OpenLoopResult | None:
         """The passing run at `rate`, for the generator's own figures at capacity."""
         return next((s for s in reversed(self.steps) if s.target_rate == self.rate and passes(s)), None)
+
+    @property
+    def failed_above(self) -> OpenLoopResult | None:
+        """The failing run at the lowest rate above `rate`: what stopped the search."""
+        above = [s for s in self.steps if s.target_rate > self.rate and not passes(s)]
+        return min(above, key=lambda s: s.target_rate) if above else None
+
+
+def why_failed(r: OpenLoopResult, p99_limit_ms: float = P99_LIMIT_MS) -> str:
+    """What made a run miss, in a few words: the table's "stopped by" column."""
+    parts = [f"p99 {r.p99_ms:,.0f} ms"] if r.p99_ms > p99_limit_ms else []
+    parts += [f"{r.overloaded} overloaded"] if r.overloaded else []
+    parts += [f"{r.failed} failed"] if r.failed else []
+    if r.generator_rate < GENERATOR_RATE_SHARE * r.target_rate:
+        parts.append(f"generator sent {r.generator_rate:,.0f}/s")
+    if r.generator_lag_p99_ms > GENERATOR_LAG_MS:
+        parts.append(f"generator lag {r.generator_lag_p99_ms:.0f} ms")
+    return f"{r.target_rate:,.0f}/s: " + ", ".join(parts)
 
 
 def passes(r: OpenLoopResult, p99_limit_ms: float = P99_LIMIT_MS) -> bool:
@@ -290,7 +308,9 @@ def capacity(
 ) -> Capacity:
     """The highest rate `probe(rate)` sustains with p99 <= `p99_limit_ms`, no failure, nothing overloaded and
     the generator on schedule: doubling from `start` until a rate fails, then geometric bisection; then one run
-    at half that rate. A failure while the generator itself lagged stops the search as generator-limited."""
+    at half that rate. A rate the generator could not dispatch at stops the search as generator-limited; a run
+    where it dispatched on time but lagged (> GENERATOR_LAG_MS, e.g. sharing a core with a saturated server)
+    fails that rate without being passed off as either side's limit: its latencies include the lag."""
     steps: list[OpenLoopResult] = []
     generator_limited = False
 
@@ -301,7 +321,7 @@ def capacity(
             steps.append(r)
             if passes(r, p99_limit_ms):
                 return True
-            if not r.generator_ok:
+            if r.generator_rate < GENERATOR_RATE_SHARE * r.target_rate:  # it could not send at this rate
                 generator_limited = True
                 return False
         return False

@@ -146,11 +146,12 @@ def test_the_generator_runs_in_its_own_process() -> None:
     assert (r.scheduled, r.ok) == (100, 100)
 
 
-def fake(rate: float, limit: float, lag_ms: float = 0.1) -> OpenLoopResult:
-    """A run that meets the 20 ms p99 below `limit` req/s and misses it above."""
+def fake(rate: float, limit: float, lag_ms: float = 0.1, sent_share: float = 1.0) -> OpenLoopResult:
+    """A run that meets the 20 ms p99 below `limit` req/s and misses it above; the generator dispatched at
+    `sent_share` of the target rate, `lag_ms` late at p99."""
     lat = 2.0 if rate <= limit else 80.0
     n = 200
-    return OpenLoopResult(rate, n, n, 0, 0, (lat,) * n, (0,) * n, (n - 1) / rate, lag_ms)
+    return OpenLoopResult(rate, n, n, 0, 0, (lat,) * n, (0,) * n, (n - 1) / (rate * sent_share), lag_ms)
 
 
 def recording(limit: float, seen: list[float]) -> Callable[[float], OpenLoopResult]:
@@ -176,18 +177,26 @@ def test_capacity_steps_down_when_the_first_rate_fails_and_retries_a_failing_rat
     assert calls[:2] == [100, 100]  # a failing rate is run twice before it counts as failed
 
 
-def test_a_lagging_generator_is_not_reported_as_the_servers_capacity() -> None:
+def test_a_generator_that_cannot_send_the_rate_is_not_reported_as_the_servers_capacity() -> None:
     def probe(rate: float) -> OpenLoopResult:
-        return fake(rate, limit=1000, lag_ms=0.1 if rate < 400 else 30.0)
+        return fake(rate, limit=1000, sent_share=1.0 if rate < 400 else 0.5)
 
     cap = capacity(probe, start=100, tries=1)
     assert cap.limited_by == "generator" and cap.rate == 200
 
 
+def test_a_lagging_but_punctual_generator_fails_the_rate_and_the_search_goes_on() -> None:
+    def probe(rate: float) -> OpenLoopResult:
+        return fake(rate, limit=10_000, lag_ms=0.1 if rate < 700 else 30.0)  # latencies fine, lag not
+
+    cap = capacity(probe, start=100, tries=1)
+    assert cap.limited_by == "server" and 700 / 1.1 <= cap.rate < 700
+
+
 def test_pin_moves_every_thread_of_a_process() -> None:
     before = os.sched_getaffinity(0)
     server, generator = split_cpus()
-    if server is None:
+    if server is None or generator is None:
         pytest.skip("one CPU: nothing to keep apart")
     assert server.isdisjoint(generator) and server | generator <= before
     worker = threading.Thread(target=time.sleep, args=(0.5,))

@@ -25,7 +25,8 @@ import statistics
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -33,7 +34,6 @@ import numpy as np
 
 from loadtests.cloud_workloads import (
     CONNECTIONS,
-    HOST,
     SEED,
     default_epsilons,
     device_reports,
@@ -41,11 +41,11 @@ from loadtests.cloud_workloads import (
     encode_all,
     estimates,
     ground_truth,
-    request,
     true_freqs,
 )
+from loadtests.open_loop import HOST, request
 from loadtests.server_cpu import process_cpu_s
-from loadtests.stack import free_port, redis_process, service_process
+from loadtests.stack import ServerProcess, free_port, redis_process, service_process
 from loadtests.stand_in import stand_in_bundle
 from model_store.benchmarks import machine_line
 from service.cloud.client import CloudAdmin
@@ -79,13 +79,19 @@ def _enrol(port: int, ids: Sequence[str]) -> dict[str, str]:
     return {d: json.loads(b)["token"] for d, b in zip(ids, res.bodies, strict=True)}
 
 
-def _bench_resolve(port: int, server_pid: int) -> dict[str, float]:
-    tokens = _enrol(port, [f"resolve-{i}" for i in range(RESOLVE_DEVICES)])
+def not_modified_requests(port: int, devices: int = RESOLVE_DEVICES, prefix: str = "resolve") -> list[bytes]:
+    """`devices` enrolled devices' model polls with the ETag they were just served: each answers 304."""
+    tokens = _enrol(port, [f"{prefix}-{i}" for i in range(devices)])
     reqs_304 = []
     for d, tok in tokens.items():
         auth = {"Authorization": f"Bearer {tok}"}
         etag = httpx.get(f"http://{HOST}:{port}/v1/devices/{d}/model", headers=auth).headers["etag"]
         reqs_304.append(request("GET", f"/v1/devices/{d}/model", {**auth, "If-None-Match": etag}))
+    return reqs_304
+
+
+def _bench_resolve(port: int, server_pid: int) -> dict[str, float]:
+    reqs_304 = not_modified_requests(port)
     reqs_304 = [reqs_304[i % len(reqs_304)] for i in range(RESOLVE_REQUESTS)]
     reqs_noop = [request("GET", "/healthz")] * RESOLVE_REQUESTS
     drive(port, reqs_noop[:500])  # warm-up both paths
@@ -234,25 +240,35 @@ def _cloud_env(data_dir: Path) -> dict[str, str]:
     }
 
 
+@contextmanager
+def cloud_stack(tmp_path: Path, *extra: str) -> Iterator[tuple[ServerProcess, ServerProcess, list[str]]]:
+    """A private durable redis-server and the cloud on it (dev mode, see `_cloud_env`), with a stand-in
+    bundle published and rolled out to 100% (and stand-ins of the `extra` versions published, not rolled
+    out): yields (cloud, redis, the published versions, rolled-out first)."""
+    redis_log, cloud_log = tmp_path / "redis.log", tmp_path / "cloud.log"
+    with redis_process(tmp_path / "redis", durable=True, appendfsync="always", log_path=redis_log) as store:
+        port = free_port()
+        cloud_args = ["--port", str(port), "--store", store.url, "--host", HOST]
+        env = _cloud_env(tmp_path / "cloud")
+        with service_process("cloud", cloud_args, port=port, env=env, log_path=cloud_log) as cloud:
+            with CloudAdmin(cloud.url, ADMIN) as admin:
+                versions = [admin.publish(stand_in_bundle(tmp_path / "bundle"))["version"]]
+                for v in extra:
+                    versions.append(admin.publish(stand_in_bundle(tmp_path / f"bundle-{v}", version=v))["version"])
+                admin.set_rollout(versions[0], 100)
+            yield cloud, store, versions
+
+
 def bench_cloud(command: str) -> str:
     """Run everything once and return the BENCHMARKS.md section body (markdown)."""
     day = dt.datetime.now(dt.UTC).date().isoformat()
     with tempfile.TemporaryDirectory(prefix="eibert-bench-cloud-") as tmp:
         tmp_path = Path(tmp)
-        redis_log, cloud_log = tmp_path / "redis.log", tmp_path / "cloud.log"
-        with redis_process(tmp_path / "redis", durable=True, appendfsync="always", log_path=redis_log) as store:
-            port = free_port()
-            cloud_args = ["--port", str(port), "--store", store.url, "--host", HOST]
-            env = _cloud_env(tmp_path / "cloud")
-            with service_process("cloud", cloud_args, port=port, env=env, log_path=cloud_log) as cloud:
-                with CloudAdmin(cloud.url, ADMIN) as admin:
-                    version = admin.publish(stand_in_bundle(tmp_path / "bundle"))["version"]
-                    # the LDP trial reports against its own version, so its aggregates hold only its own reports
-                    ldp_version = admin.publish(stand_in_bundle(tmp_path / "bundle-ldp", version="1.0.1-ldp"))
-                    admin.set_rollout(version, 100)
-                resolve = _bench_resolve(port, cloud.pid)
-                ingest = _bench_ingest(port, version, day)
-                ldp = _bench_ldp(port, ldp_version["version"], day, store.port)
+        # the LDP trial reports against its own version, so its aggregates hold only its own reports
+        with cloud_stack(tmp_path, "1.0.1-ldp") as (cloud, store, (version, ldp_version)):
+            resolve = _bench_resolve(cloud.port, cloud.pid)
+            ingest = _bench_ingest(cloud.port, version, day)
+            ldp = _bench_ldp(cloud.port, ldp_version, day, store.port)
         redis_version = (
             subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False)
             .stdout.split()[2]

@@ -1,7 +1,7 @@
 """`eibert bench`: measured figures written into BENCHMARKS.md, one replaceable section per benchmark.
 
 The model's sections (teacher, model) come from `model_store.benchmarks`; the HTTP services' sections (edge,
-cloud) from this package, which starts the servers it measures. `add_parser(subparsers)` registers the
+cloud, serving) from this package, which starts the servers it measures. `add_parser(subparsers)` registers the
 command on the root parser (`eibert/cli.py`); the handler imports each section's stack only when it runs.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from model_store.shipped import SHIPPED_BUNDLE
 from service.common.errors import EibertError
 
-BENCH_SECTIONS = ("teacher", "model", "edge", "cloud")
+BENCH_SECTIONS = ("teacher", "model", "edge", "cloud", "serving")
 DEFAULT_CACHE = Path(".cache")  # the teacher's ONNX export, reused across runs
 
 
@@ -48,6 +48,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             from loadtests.bench_edge import bench_edge
 
             body = bench_edge(Path(args.bundle), command)
+        elif section == "serving":
+            from loadtests.bench_serving import bench_serving
+
+            body = bench_serving(Path(args.bundle), command)
         else:  # argparse restricts choices; kept for when sections are added
             raise EibertError(f"unknown bench section {section}")
         write_section(out, section, body)

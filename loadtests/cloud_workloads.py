@@ -1,5 +1,6 @@
 """What the cloud benchmark (`loadtests/bench_cloud.py`) sends: a small asyncio HTTP/1.1 keep-alive client
-that replays pre-built requests (so the client costs little and the server is what is measured), and the LDP
+that replays pre-built requests (so the client costs little and the server is what is measured; the request
+builder and response reader are the open-loop generator's, `loadtests/open_loop.py`), and the LDP
 simulation's ground truth, encoded reports and in-process estimates (the same encoders and estimator a device
 and the cloud use).
 """
@@ -7,7 +8,6 @@ and the cloud use).
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-HOST = "127.0.0.1"
+from loadtests.open_loop import HOST, read_response
+
 CONNECTIONS = 16
 SEED = 20240605
 
@@ -34,17 +35,6 @@ class LoadResult:
         return len(self.statuses) / self.seconds
 
 
-def request(method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"") -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    if body or method in ("POST", "PUT"):
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
-
-
 async def _drive(port: int, requests: Sequence[bytes], connections: int, keep_bodies: bool) -> LoadResult:
     """Send every request once over `connections` keep-alive connections; no pipelining."""
     statuses = [0] * len(requests)
@@ -56,10 +46,7 @@ async def _drive(port: int, requests: Sequence[bytes], connections: int, keep_bo
         try:
             for i in order:
                 writer.write(requests[i])
-                head = await reader.readuntil(b"\r\n\r\n")
-                statuses[i] = int(head[9:12])
-                m = _CONTENT_LENGTH.search(head)
-                body = await reader.readexactly(int(m.group(1))) if m else b""
+                statuses[i], body = await read_response(reader)
                 if keep_bodies:
                     bodies[i] = body
         finally:

@@ -294,7 +294,7 @@ def _render(command: str, now: str, redis_version: str, resolve: dict, ingest: d
             f"{resolve['r304_rps']:,.0f}",
             "",
         ),
-        ("304 path as a share of the no-op", f"{resolve['ratio']:.0%}", f">= 50%: {_met(resolve['ratio'] >= 0.5)}"),
+        ("304 path as a share of the no-op", f"{resolve['ratio']:.1%}", f">= 50%: {_met(resolve['ratio'] >= 0.5)}"),
         (
             "server CPU per request, no-op / 304",
             f"{resolve['noop_cpu_us']:.0f} µs / {resolve['r304_cpu_us']:.0f} µs",

@@ -20,7 +20,9 @@ from model_store.build_config import BuildConfig
 from model_store.build_evaluation import Evaluator, VariantResult, rank_metrics
 from model_store.build_stages import Stages, add_time
 from model_store.build_variants import SHIPPED, teacher_vocab_size, variants
-from model_store.data import data_file
+from model_store.corpus_files import record_paths
+from model_store.data import data_file, data_root
+from model_store.data.paths import portable_path, repo_relative
 from model_store.export import write_bundle
 from model_store.quantize import modulewise
 from model_store.report import write_report
@@ -44,11 +46,12 @@ class Builder:
         *,
         resume: bool = True,
         rank_data: Path | None = None,
+        device: str = "cpu",
     ) -> None:
         self.cfg, self.out, self.cache, self.command, self.sts_dev = cfg, out, cache, command, sts_dev
-        self.rank_data = rank_data
+        self.rank_data, self.device = rank_data, device
         self.timings: dict[str, float] = {}
-        self.stages = Stages(cfg, cache, resume=resume, timings=self.timings)
+        self.stages = Stages(cfg, cache, resume=resume, timings=self.timings, device=device)
         self.evaluator = Evaluator(cfg, sts_dev, rank_data=rank_data, timings=self.timings)
 
     def run(self) -> dict[str, Any]:
@@ -111,7 +114,7 @@ class Builder:
                 "max_abs_diff": results[SHIPPED].export_max_abs_diff,
                 "min_cosine": results[SHIPPED].export_min_cosine,
             },
-            "eval_data": str(self.sts_dev),
+            "eval_data": portable_path(self.sts_dev),
             "timings_s": self.timings,
         }
         manifest = write_bundle(
@@ -127,7 +130,8 @@ class Builder:
                 "command": self.command,
                 "config": self.cfg.model_dump(mode="json"),
                 "corpus": corpus_st.summary(),
-                "data_root": str(data_file()),
+                "data_root": repo_relative(data_root()),
+                "device": self.device,
                 "student": {"params": results[SHIPPED].params, "module_bytes": results[SHIPPED].module_bytes},
             },
             metrics=metrics,
@@ -141,7 +145,26 @@ def bundle_gzip_bytes(bundle: Path) -> int:
     return len(pack_bundle(bundle))
 
 
+def portable_arg(arg: str) -> str:
+    """A command-line word as the manifest records it: absolute paths (also `--opt=/path`) become relative to the
+    repository, so the recorded command names no machine's directories and reruns from the checkout."""
+    opt, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+    return f"{opt}{eq}{repo_relative(value)}" if Path(value).is_absolute() else arg
+
+
+def resolve_device(choice: str) -> str:
+    """`--device`: `auto` is CUDA when torch sees it, else the CPU (the reference path of the shipped bundles)."""
+    import torch
+
+    if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device cuda: torch {torch.__version__} sees no CUDA device; use --device cpu or auto")
+    return "cuda"
+
+
 def run_build(args) -> int:
+    device = resolve_device(args.device)  # before anything else: a wrong flag costs nothing
     cfg = BuildConfig.from_toml(args.config)
     if args.quick:
         cfg = cfg.quick()
@@ -151,7 +174,9 @@ def run_build(args) -> int:
     cache = Path(args.cache)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise FileExistsError(f"{out} exists and is not empty; bundles are immutable (use a new version or --force)")
-    command = "eibert " + " ".join(shlex.quote(a) for a in args.argv)
+    if cfg.corpus.files:  # recorded relative to the repository: the manifest names no machine's directories
+        cfg = cfg.model_copy(update={"corpus": cfg.corpus.model_copy(update={"files": record_paths(cfg.corpus.files)})})
+    command = "eibert " + " ".join(shlex.quote(portable_arg(a)) for a in args.argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     log.setLevel(logging.INFO)
     sts_dev = Path(args.sts_data) if args.sts_data else data_file("stsb", "sts-dev.csv.gz")
@@ -163,7 +188,8 @@ def run_build(args) -> int:
     missing = [n for n in ("movies", "ratings", "tags") if rank_data and not (rank_data / f"{n}.csv.gz").is_file()]
     if missing:  # fail before hours of training, not after
         raise FileNotFoundError(f"--rank-data {rank_data}: no {', '.join(f'{n}.csv.gz' for n in missing)}")
-    metrics = Builder(cfg, out, cache, command, sts_dev, resume=args.resume, rank_data=rank_data).run()
+    builder = Builder(cfg, out, cache, command, sts_dev, resume=args.resume, rank_data=rank_data, device=device)
+    metrics = builder.run()
     keys = ("sts_dev_spearman", "teacher_sts_dev_spearman", "sts_retention", "rank_ndcg_retention")
     summary = {k: metrics[k] for k in keys if k in metrics}
     print(json.dumps({"bundle": str(out), **summary, "model_onnx_bytes": metrics["model_onnx_bytes"]}))

@@ -26,6 +26,15 @@ class CorpusConfig(_Section):
     heldout_fraction: float = 0.02  # kept out of training: pruning statistics and validation loss
     limit: int | None = None  # take at most this many sentences (the quick preset)
     seed: int = 0
+    # Your own distillation text: plain text (one sentence per line) or JSONL with a "text" field (.jsonl,
+    # .ndjson), optionally gzipped. Relative paths are read from the working directory; the build records them
+    # relative to the repository. Deduplicated with the other sources; their content keys the corpus stage.
+    files: tuple[str, ...] = ()
+
+    def __repr_args__(self):
+        # The stage cache keys a section by this text form: an empty `files` is left out, so configs without
+        # it keep the cache keys (and the cached stages) of builds made before the field existed.
+        return [(k, v) for k, v in super().__repr_args__() if k != "files" or v]
 
 
 class TargetsConfig(_Section):

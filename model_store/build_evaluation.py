@@ -17,6 +17,7 @@ from model_store.build_config import BuildConfig
 from model_store.build_stages import add_time, tokenize
 from model_store.build_variants import Variant
 from model_store.data import load_sts
+from model_store.data.paths import portable_path
 from model_store.distill import pad
 from model_store.encoders import Encoder
 from model_store.eval_rank import RankEvalResult, TopKMetrics, evaluate_rank
@@ -168,5 +169,5 @@ def rank_metrics(student: RankEvalResult | None, teacher: RankEvalResult | None,
         "rank": student.to_json_dict(),
         "teacher_rank": teacher.to_json_dict(),
         "rank_ndcg_retention": round(student.ranker.ndcg / teacher.ranker.ndcg, 4) if teacher.ranker.ndcg else None,
-        "rank_eval_data": str(data),
+        "rank_eval_data": portable_path(data) if data else None,
     }

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from model_store import corpus as corpus_mod
-from model_store import prune
+from model_store import corpus_files, prune
 from model_store.build_config import BuildConfig, PruneConfig
 from model_store.build_variants import Variant
 from model_store.corpus import text_key
@@ -77,29 +77,37 @@ def related_pairs(index: dict[str, int], ids: list[np.ndarray]) -> list[tuple[in
 class Stages:
     """Runs (or loads from the cache) each stage; `timings` collects the seconds spent per stage."""
 
-    def __init__(self, cfg: BuildConfig, cache: Path, *, resume: bool, timings: dict[str, float]) -> None:
-        self.cfg, self.cache, self.resume, self.timings = cfg, cache, resume, timings
+    def __init__(
+        self, cfg: BuildConfig, cache: Path, *, resume: bool, timings: dict[str, float], device: str = "cpu"
+    ) -> None:
+        self.cfg, self.cache, self.resume, self.timings, self.device = cfg, cache, resume, timings, device
+        # Stages computed on another device differ within noise, not bit for bit: they get keys of their own.
+        # The CPU keeps the keys it always had, so its cached stages (and the shipped bundles') stay valid.
+        self._device_key = () if device == "cpu" else (device,)
 
     def corpus(self) -> tuple[StageDir, corpus_mod.Corpus]:
         t0 = time.perf_counter()
-        st = StageDir(self.cache, "corpus", input_hash(self.cfg.corpus))
+        files = self.cfg.corpus.files
+        key = input_hash(self.cfg.corpus, corpus_files.digests(files)) if files else input_hash(self.cfg.corpus)
+        st = StageDir(self.cache, "corpus", key)
         if not st.done:
             c = corpus_mod.collect(self.cfg.corpus)
             corpus_mod.save(c, st.path / "corpus.json")
             tok = load_tokenizer(teacher_dir() / "tokenizer.json", 100_000)
             tok.no_padding()
             n_tokens = sum(len(e.ids) for e in tok.encode_batch(c.train))
-            st.finish({"train": len(c.train), "heldout": len(c.heldout), "tokens": n_tokens, "sources": c.sources})
+            summary = {"train": len(c.train), "heldout": len(c.heldout), "tokens": n_tokens, "sources": c.sources}
+            st.finish(summary | {"files": [f.model_dump() for f in c.files]})
         add_time(self.timings, "corpus", t0)
         return st, corpus_mod.load(st.path / "corpus.json")
 
     def targets(self, corpus_st: StageDir, c: corpus_mod.Corpus) -> StageDir:
         t0 = time.perf_counter()
-        st = StageDir(self.cache, "targets", input_hash(corpus_st.key, self.cfg.targets))
+        st = StageDir(self.cache, "targets", input_hash(corpus_st.key, self.cfg.targets, *self._device_key))
         if not st.done:
             compute_targets(
                 c.train + c.heldout, self.cfg.targets, st.path,
-                threads=self.cfg.distill.threads, workers=self.cfg.workers,
+                threads=self.cfg.distill.threads, workers=self.cfg.workers, device=self.device,
             )  # fmt: skip
             st.finish({"sentences": len(c.train) + len(c.heldout), "dtype": "float16"})
         add_time(self.timings, "targets", t0)
@@ -124,7 +132,8 @@ class Stages:
         self, v: Variant, targets_st: StageDir, prune_st: StageDir, c: corpus_mod.Corpus
     ) -> tuple[StageDir, Student, dict[str, Any]]:
         """Distil one variant (resuming its checkpoint unless told not to); its initial weights are kept too."""
-        st = StageDir(self.cache, f"train-{v.name}", input_hash(targets_st.key, prune_st.key, v.student, v.distill))
+        key = input_hash(targets_st.key, prune_st.key, v.student, v.distill, *self._device_key)
+        st = StageDir(self.cache, f"train-{v.name}", key)
         tok = prune_st.path / "tokenizer.json"
         static = np.load(prune_st.path / "static.npy")
         student = Student(v.student, len(static))
@@ -155,7 +164,7 @@ class Stages:
             pairs=pairs,
             domain=domain,
         )
-        history = train(student, data, v.distill, st.path, desc=f"distill {v.name}")
+        history = train(student, data, v.distill, st.path, desc=f"distill {v.name}", device=self.device)
         write_history(history, st.path / "history.json")
         seconds = time.perf_counter() - t0
         st.finish({"train_seconds": round(seconds, 1), **init_info})
@@ -166,15 +175,15 @@ class Stages:
         """Train the variants in `workers` processes; results land in the stage cache for the caller to load."""
         t0 = time.perf_counter()
         with ProcessPoolExecutor(self.cfg.workers, mp_context=mp.get_context("spawn")) as pool:
-            jobs = [pool.submit(_train_one, self.cfg, self.cache, self.resume, v) for v in todo]
+            jobs = [pool.submit(_train_one, self.cfg, self.cache, self.resume, v, self.device) for v in todo]
             for job in jobs:
                 job.result()
         add_time(self.timings, "train:parallel", t0)
 
 
-def _train_one(cfg: BuildConfig, cache: Path, resume: bool, v: Variant) -> None:
+def _train_one(cfg: BuildConfig, cache: Path, resume: bool, v: Variant, device: str) -> None:
     """One variant's training in a worker process: earlier stages are cached, so they only load here."""
-    stages = Stages(cfg, cache, resume=resume, timings={})
+    stages = Stages(cfg, cache, resume=resume, timings={}, device=device)
     corpus_st, c = stages.corpus()
     targets_st = stages.targets(corpus_st, c)
     stages.train(v, targets_st, stages.prune(targets_st, c, v.prune), c)

@@ -70,6 +70,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--cache", default=str(DEFAULT_CACHE / "build"), help="stage cache directory")
     b.add_argument("--sts-data", help="STS-B file used to score candidates (default: sts-dev)")
     b.add_argument("--rank-data", help="MovieLens directory for the rank evaluation (default: the shared data)")
+    b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the teacher targets and training run (auto: CUDA when torch sees it)")  # fmt: skip
     b.set_defaults(func=cmd_build)
 
     e = sub.add_parser("eval", help="evaluate the teacher or a bundle")

@@ -1,4 +1,4 @@
-"""Distillation text from the shared data: GLUE, STS-B train, QQP, MovieLens items, MIND news.
+"""Distillation text from the shared data (GLUE, STS-B train, QQP, MovieLens items, MIND news) and users' files.
 
 Never STS-B dev (it scores the student) or test (held back), never MovieLens ratings. Deduplicated on a
 whitespace- and case-normalised key, shuffled with a fixed seed, and split into train and a held-out slice.
@@ -13,7 +13,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from model_store import corpus_files
 from model_store.build_config import CorpusConfig
+from model_store.corpus_files import FileSource
 from model_store.data import (
     data_file,
     item_texts,
@@ -33,6 +35,7 @@ class Corpus(BaseModel):
     train: list[str]
     heldout: list[str]
     sources: dict[str, int]  # sentences contributed per source, before deduplication
+    files: list[FileSource] = []  # `[corpus] files`: size, sentences, and how many survived deduplication
 
 
 def _clean(text: str, max_chars: int) -> str:
@@ -88,11 +91,16 @@ def collect(cfg: CorpusConfig) -> Corpus:
         pairs = load_sts(data_file("stsb", "sts-train.csv.gz"))
         sources["stsb/train"] = [s for p in pairs for s in (p.sentence1, p.sentence2)]
     sources |= catalogue_sources(cfg)
+    files = []
+    for path in cfg.files:
+        sources[corpus_files.source_name(path)] = texts = corpus_files.read_texts(path)
+        files.append(corpus_files.describe(path, texts))
 
     dev = load_sts(data_file("stsb", "sts-dev.csv.gz"))
     banned = {text_key(s) for p in dev for s in (p.sentence1, p.sentence2)}
     seen: set[str] = set()
     texts: list[str] = []
+    kept: dict[str, int] = {}
     for name in sorted(sources):
         for raw in sources[name]:
             text = _clean(raw, cfg.max_chars)
@@ -100,11 +108,15 @@ def collect(cfg: CorpusConfig) -> Corpus:
             if text and key not in seen and key not in banned:
                 seen.add(key)
                 texts.append(text)
+                kept[name] = kept.get(name, 0) + 1
+    for f in files:
+        f.kept = kept.get(corpus_files.source_name(f.path), 0)
     random.Random(cfg.seed).shuffle(texts)
     if cfg.limit is not None:
         texts = texts[: cfg.limit]
     n_held = max(1, int(len(texts) * cfg.heldout_fraction))
-    return Corpus(train=texts[n_held:], heldout=texts[:n_held], sources={k: len(v) for k, v in sources.items()})
+    sizes = {k: len(v) for k, v in sources.items()}
+    return Corpus(train=texts[n_held:], heldout=texts[:n_held], sources=sizes, files=files)
 
 
 def text_key(text: str) -> str:

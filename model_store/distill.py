@@ -7,6 +7,8 @@ keeps training at a small rate on its own objective (stay near the original embe
 plus a pull toward the student's current embeddings; the student learns toward the adapted targets. We adapt
 only the teacher's top because its lower layers are CPU-bound here: targets are computed once and cached.
 Checkpoints store model args, step and config beside the weights, so resume and export never guess.
+Training runs on `device` (`eibert build --device`); the student comes back to the CPU for export, and
+checkpoints load onto the CPU, so a GPU-trained run resumes and exports anywhere.
 """
 
 from __future__ import annotations
@@ -78,12 +80,12 @@ def cosent_loss(a: torch.Tensor, b: torch.Tensor, scores: torch.Tensor) -> torch
     cos = (a * b).sum(-1) * COSENT_SCALE  # (P,)
     diff = cos[None, :] - cos[:, None]  # diff[i, j] = cos_j - cos_i, penalised where score_i > score_j
     diff = diff - (scores[:, None] <= scores[None, :]).to(diff.dtype) * 1e12
-    return torch.logsumexp(torch.cat([torch.zeros(1), diff.flatten()]), dim=0)
+    return torch.logsumexp(torch.cat([diff.new_zeros(1), diff.flatten()]), dim=0)
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     logits = a @ b.T / NCE_TEMPERATURE
-    labels = torch.arange(len(a))
+    labels = torch.arange(len(a), device=a.device)
     return 0.5 * (nn.functional.cross_entropy(logits, labels) + nn.functional.cross_entropy(logits.T, labels))
 
 
@@ -94,33 +96,49 @@ def lr_at(step: int, cfg: DistillConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
+def to_device(batch: list[np.ndarray], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """`pad`, built on the CPU and copied once (a no-op on the CPU)."""
+    ids, mask = pad(batch)
+    return ids.to(device), mask.to(device)
+
+
 @torch.no_grad()
-def heldout_cosine(student: Student, data: TrainData, limit: int = 1000) -> float:
+def heldout_cosine(student: Student, data: TrainData, limit: int = 1000, device: str = "cpu") -> float:
     student.eval()
     sims = []
+    targets = data.heldout_targets.to(device)
     for start in range(0, min(limit, len(data.heldout_ids)), 128):
-        ids, mask = pad(data.heldout_ids[start : start + 128])
-        sims.append((student(ids, mask) * data.heldout_targets[start : start + len(ids)]).sum(-1))
+        ids, mask = to_device(data.heldout_ids[start : start + 128], device)
+        sims.append((student(ids, mask) * targets[start : start + len(ids)]).sum(-1))
     student.train()
     return float(torch.cat(sims).mean()) if sims else float("nan")
 
 
 def train(
-    student: Student, data: TrainData, cfg: DistillConfig, run_dir: Path, *, desc: str = "distill"
+    student: Student,
+    data: TrainData,
+    cfg: DistillConfig,
+    run_dir: Path,
+    *,
+    desc: str = "distill",
+    device: str = "cpu",
 ) -> list[dict[str, float]]:
-    """Train in place; resumes from `run_dir/ckpt.pt`; returns the logged history."""
+    """Train in place on `device`; resumes from `run_dir/ckpt.pt`; returns the logged history."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     teacher_top = nn.Linear(384, 384, bias=False)
     nn.init.eye_(teacher_top.weight)
+    student.to(device)
+    teacher_top.to(device)
+    targets = data.targets.to(device)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     opt_t = torch.optim.Adam(teacher_top.parameters(), lr=cfg.teacher_lr)
     history: list[dict[str, float]] = []
     step = 0
     ckpt_path = run_dir / CKPT
     if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, weights_only=False)
+        ckpt = torch.load(ckpt_path, weights_only=False, map_location="cpu")  # the RNG state must stay a CPU tensor
         student.load_state_dict(ckpt["model"])
         teacher_top.load_state_dict(ckpt["teacher_top"])
         opt.load_state_dict(ckpt["opt"])
@@ -147,15 +165,15 @@ def train(
             idx = idx[: len(idx) - len(dom_idx)]
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        ids, mask = pad([data.ids[i] for i in idx])
+        ids, mask = to_device([data.ids[i] for i in idx], device)
         s = student(ids, mask)
         # Pairs and catalogue texts get forwards of their own: padded to their own width, not widening the
         # length-bucketed part. Layout of s: [random batch | pairs a0 b0 a1 b1 ... | catalogue texts].
         for extra in (pair_idx, dom_idx):
             if extra:
-                s = torch.cat([s, student(*pad([data.ids[i] for i in extra]))])
+                s = torch.cat([s, student(*to_device([data.ids[i] for i in extra], device))])
                 idx = idx + extra
-        t_raw = data.targets[idx]
+        t_raw = targets[idx]
         t = nn.functional.normalize(teacher_top(t_raw), dim=-1) if cfg.interplay else t_raw
         t_fixed = t.detach()
         loss_cos = cos_loss(s, t_fixed)
@@ -178,13 +196,13 @@ def train(
         sts_batch = None
         if cfg.labelled and step % cfg.labelled_every == 0 and data.sts:
             sts_batch = rng.sample(data.sts, min(cfg.labelled_batch, len(data.sts)))
-            a_ids, a_mask = pad([p[0] for p in sts_batch])
-            b_ids, b_mask = pad([p[1] for p in sts_batch])
-            scores = torch.tensor([p[2] for p in sts_batch])
+            a_ids, a_mask = to_device([p[0] for p in sts_batch], device)
+            b_ids, b_mask = to_device([p[1] for p in sts_batch], device)
+            scores = torch.tensor([p[2] for p in sts_batch], device=device)
             l_cosent = cosent_loss(student(a_ids, a_mask), student(b_ids, b_mask), scores)
             para = rng.sample(data.para, min(cfg.labelled_batch, len(data.para)))
-            pa, pa_mask = pad([p[0] for p in para])
-            pb, pb_mask = pad([p[1] for p in para])
+            pa, pa_mask = to_device([p[0] for p in para], device)
+            pb, pb_mask = to_device([p[1] for p in para], device)
             l_nce = info_nce(student(pa, pa_mask), student(pb, pb_mask))
             loss = loss + cfg.w_cosent * l_cosent + cfg.w_nce * l_nce
             log |= {"cosent": float(l_cosent), "nce": float(l_nce)}
@@ -200,9 +218,10 @@ def train(
             if sts_batch is not None:
                 known = [p for p in sts_batch if p[3] >= 0 and p[4] >= 0]
                 if len(known) > 1:
-                    ta = nn.functional.normalize(teacher_top(data.targets[[p[3] for p in known]]), dim=-1)
-                    tb = nn.functional.normalize(teacher_top(data.targets[[p[4] for p in known]]), dim=-1)
-                    loss_t = loss_t + cfg.w_cosent * cosent_loss(ta, tb, torch.tensor([p[2] for p in known]))
+                    ta = nn.functional.normalize(teacher_top(targets[[p[3] for p in known]]), dim=-1)
+                    tb = nn.functional.normalize(teacher_top(targets[[p[4] for p in known]]), dim=-1)
+                    known_scores = torch.tensor([p[2] for p in known], device=device)
+                    loss_t = loss_t + cfg.w_cosent * cosent_loss(ta, tb, known_scores)
             opt_t.zero_grad(set_to_none=True)
             loss_t.backward()
             opt_t.step()
@@ -211,13 +230,13 @@ def train(
         bar.update(1)
         if step % 20 == 0 or step == cfg.steps:
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                log["heldout_cos"] = heldout_cosine(student, data)
+                log["heldout_cos"] = heldout_cosine(student, data, device=device)
             history.append(log)
             bar.set_postfix(cos=f"{log['cos']:.4f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             _save(ckpt_path, student, teacher_top, opt, opt_t, step, history, rng, cfg)
     bar.close()
-    student.eval()
+    student.to("cpu").eval()  # export and evaluation run on the CPU, as devices do
     return history
 
 
@@ -242,7 +261,7 @@ def _save(path: Path, student, teacher_top, opt, opt_t, step, history, rng, cfg:
 
 
 def load_student(path: Path) -> Student:
-    ckpt = torch.load(path, weights_only=False)
+    ckpt = torch.load(path, weights_only=False, map_location="cpu")
     args = ckpt["model_args"]
     model = Student(StudentConfig.model_validate(args["config"]), args["vocab_size"])
     model.load_state_dict(ckpt["model"])

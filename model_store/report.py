@@ -83,6 +83,15 @@ def _rank_section(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
+def _files_section(corpus: dict[str, Any]) -> list[str]:
+    """Your own distillation files (`[corpus] files`), when the config names any."""
+    files = corpus.get("files") or []  # absent in corpus stages cached before the field existed
+    if not files:
+        return []
+    rows = [f"| `{f['path']}` | {f['bytes']:,} | {f['sentences']:,} | {f['kept']:,} |" for f in files]
+    return ["| own file | bytes | sentences | new after deduplication |", "|---|---|---|---|", *rows, ""]
+
+
 def write_report(
     out: Path,
     manifest: dict[str, Any],
@@ -102,7 +111,8 @@ def write_report(
         f"# Build report: {manifest['name']}-{manifest['version']}",
         "",
         f"Command: `{manifest['build']['command']}`  ",
-        f"Evaluation data: `{metrics['eval_data']}` (STS-B dev, Spearman x100 of cosine vs gold).  ",
+        f"Evaluation data: `{metrics['eval_data']}` (STS-B dev, Spearman x100 of cosine vs gold; data paths are "
+        f"relative to the data root `{manifest['build']['data_root']}`, others to the repository).  ",
         "Every figure below was measured in this build run; rerun the command to reproduce it.",
         "",
         "## Result",
@@ -166,6 +176,7 @@ def write_report(
         + ", ".join(f"{k} {v:,}" for k, v in sorted(corpus["sources"].items()))
         + ".",
         "",
+        *_files_section(corpus),
         "## Plots",
         "",
         *[f"![{p}]({p})" for p in plots],

@@ -20,9 +20,10 @@ IMPORTANCE_FILE = "importance.npy"
 
 
 def compute_targets(
-    texts: list[str], cfg: TargetsConfig, out: Path, *, threads: int = 1, workers: int = 1
+    texts: list[str], cfg: TargetsConfig, out: Path, *, threads: int = 1, workers: int = 1, device: str = "cpu"
 ) -> tuple[Path, Path]:
-    """Targets for `texts`, in resumable chunks; `workers` processes share the chunks (round robin)."""
+    """Targets for `texts`, in resumable chunks; `workers` processes share the chunks (round robin); the teacher
+    runs on `device` (results come back to the CPU, so the files do not depend on where they were made)."""
     if (out / TARGETS_FILE).is_file() and (out / IMPORTANCE_FILE).is_file():
         return out / TARGETS_FILE, out / IMPORTANCE_FILE
     n_chunks = (len(texts) + cfg.chunk - 1) // cfg.chunk
@@ -31,11 +32,11 @@ def compute_targets(
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            jobs = [pool.submit(_compute_chunks, texts, cfg, out, threads, k, workers) for k in range(workers)]
+            jobs = [pool.submit(_compute_chunks, texts, cfg, out, threads, k, workers, device) for k in range(workers)]
             for job in jobs:
                 job.result()
     else:
-        _compute_chunks(texts, cfg, out, threads, 0, 1)
+        _compute_chunks(texts, cfg, out, threads, 0, 1, device)
     embs = [np.load(out / f"emb-{c:05d}.npy") for c in range(n_chunks)]
     imp = sum(np.load(out / f"imp-{c:05d}.npy") for c in range(n_chunks))
     dim = embs[0].shape[1] if embs else 384
@@ -47,7 +48,9 @@ def compute_targets(
     return out / TARGETS_FILE, out / IMPORTANCE_FILE
 
 
-def _compute_chunks(texts: list[str], cfg: TargetsConfig, out: Path, threads: int, worker: int, workers: int) -> None:
+def _compute_chunks(
+    texts: list[str], cfg: TargetsConfig, out: Path, threads: int, worker: int, workers: int, device: str = "cpu"
+) -> None:
     """This worker's chunks (`c % workers == worker`); finished chunk files are skipped, so a rerun resumes."""
     import torch
 
@@ -56,7 +59,7 @@ def _compute_chunks(texts: list[str], cfg: TargetsConfig, out: Path, threads: in
 
     n_chunks = (len(texts) + cfg.chunk - 1) // cfg.chunk
     mine = [c for c in range(n_chunks) if c % workers == worker]
-    teacher = TeacherEncoder(threads=threads, max_length=cfg.max_length, attn_implementation="eager")
+    teacher = TeacherEncoder(threads=threads, max_length=cfg.max_length, attn_implementation="eager", device=device)
     vocab = teacher.model.config.vocab_size
     for c in tqdm(mine, desc=f"teacher targets [{worker + 1}/{workers}]", unit="chunk", position=worker):
         emb_path, imp_path = out / f"emb-{c:05d}.npy", out / f"imp-{c:05d}.npy"
@@ -66,13 +69,13 @@ def _compute_chunks(texts: list[str], cfg: TargetsConfig, out: Path, threads: in
         lengths = np.array([len(e.ids) for e in teacher.tokenizer.encode_batch(chunk)])
         order = np.argsort(-lengths, kind="stable")
         emb = np.empty((len(chunk), teacher.dim), dtype=np.float16)
-        importance = torch.zeros(vocab, dtype=torch.float64)
+        importance = torch.zeros(vocab, dtype=torch.float64, device=device)
         with torch.inference_mode():
             for start in range(0, len(chunk), cfg.batch_size):
                 idx = order[start : start + cfg.batch_size]
-                ids, mask = teacher.tokenize([chunk[i] for i in idx])
+                ids, mask = (t.to(device) for t in teacher.tokenize([chunk[i] for i in idx]))
                 out_t = teacher.model(input_ids=ids, attention_mask=mask, output_attentions=True)
-                emb[idx] = mean_pool_normalize(out_t.last_hidden_state, mask).numpy().astype(np.float16)
+                emb[idx] = mean_pool_normalize(out_t.last_hidden_state, mask).cpu().numpy().astype(np.float16)
                 fmask = mask.to(torch.float32)
                 received = torch.zeros_like(fmask)  # (B, T)
                 for att in out_t.attentions:  # (B, heads, T_query, T_key)
@@ -80,7 +83,7 @@ def _compute_chunks(texts: list[str], cfg: TargetsConfig, out: Path, threads: in
                 received *= fmask
                 importance.index_add_(0, ids.flatten(), received.flatten().to(torch.float64))
         _atomic_save(emb_path, emb)
-        _atomic_save(imp_path, importance.numpy())
+        _atomic_save(imp_path, importance.cpu().numpy())
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:

@@ -49,7 +49,12 @@ class TeacherEncoder:
     """The fp32 PyTorch teacher behind the same `encode` interface as a bundle."""
 
     def __init__(
-        self, *, threads: int | None = None, max_length: int | None = None, attn_implementation: str = "sdpa"
+        self,
+        *,
+        threads: int | None = None,
+        max_length: int | None = None,
+        attn_implementation: str = "sdpa",
+        device: str = "cpu",
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -74,6 +79,8 @@ class TeacherEncoder:
             str(self.dir), local_files_only=True, add_pooling_layer=False, attn_implementation=attn_implementation
         )
         self.model.eval()
+        self.device = device  # inputs from `tokenize` stay on the CPU: callers move them here
+        self.model.to(device)
 
     def facts(self) -> TeacherFacts:
         return TeacherFacts(
@@ -104,9 +111,9 @@ class TeacherEncoder:
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 idx = order[start : start + batch_size]
-                ids, mask = self.tokenize([texts[i] for i in idx])
+                ids, mask = (t.to(self.device) for t in self.tokenize([texts[i] for i in idx]))
                 hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, 384)
-                out[idx] = mean_pool_normalize(hidden, mask).numpy()
+                out[idx] = mean_pool_normalize(hidden, mask).cpu().numpy()
         return out
 
 

@@ -33,3 +33,20 @@ def data_root() -> Path:
 def data_file(*parts: str) -> Path:
     """A file under the data root, e.g. ``data_file("stsb", "sts-dev.csv.gz")``."""
     return data_root().joinpath(*parts)
+
+
+def repo_relative(path: str | Path) -> str:
+    """`path` relative to the repository (with `..` where it lies outside): how commands and configs are recorded,
+    so a manifest names no machine's directories and rerunning from the checkout finds the same files."""
+    return Path(os.path.relpath(Path(path).expanduser().resolve(), REPO_ROOT.resolve())).as_posix()
+
+
+def portable_path(path: str | Path) -> str:
+    """A data file as manifests and reports record it: relative to the data root (`stsb/sts-dev.csv.gz`) when it
+    lies under it, else relative to the repository (`repo_relative`). Never an absolute path of the builder."""
+    p = Path(path).expanduser().resolve()
+    try:
+        root = data_root().resolve()
+    except FileNotFoundError:
+        return repo_relative(p)
+    return p.relative_to(root).as_posix() if p.is_relative_to(root) else repo_relative(p)

@@ -7,35 +7,52 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from service.common.manifest import verify_bundle
 from service.edge.encoder import OnnxEncoder
+from tests.model_store.data.test_paths import absolute_paths
 from tests.model_store.test_eval_rank import write_fixture
 
 CONFIG = Path(__file__).resolve().parents[2] / "model_store" / "configs" / "eibert-1.9m.toml"
 pytestmark = pytest.mark.slow  # the quick build trains five variants against the real teacher
 
 
+# Your own distillation text, read by the one quick build: a sentence repeated with other spacing is kept once.
+OWN_SENTENCES = ["My own distillation sentence about lighthouses.", "my own  distillation sentence about lighthouses."]
+
+
+class QuickBuild(NamedTuple):
+    out: Path
+    cache: Path
+    stdout: str
+    config: Path  # the committed config plus `[corpus] files`
+
+
 @pytest.fixture(scope="session")
-def quick_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+def quick_build(tmp_path_factory: pytest.TempPathFactory) -> QuickBuild:
     root = tmp_path_factory.mktemp("quick-build")
     out, cache, rank_data = root / "bundle", root / "cache", root / "movielens"
     rank_data.mkdir()
     for plain in write_fixture(rank_data):  # the build reads the shared data's .csv.gz layout
         (rank_data / f"{plain.name}.gz").write_bytes(gzip.compress(plain.read_bytes()))
         plain.unlink()
+    own = root / "own.jsonl"
+    own.write_text("".join(json.dumps({"text": t}) + "\n" for t in OWN_SENTENCES))
+    config = root / "eibert-own-text.toml"
+    config.write_text(CONFIG.read_text().replace("[corpus]\n", f"[corpus]\nfiles = [{json.dumps(str(own))}]\n", 1))
     exe = Path(sys.executable).parent / "eibert"
-    cmd = [str(exe), "build", "--config", str(CONFIG), "--out", str(out), "--quick", "--cache", str(cache)]
+    cmd = [str(exe), "build", "--config", str(config), "--out", str(out), "--quick", "--cache", str(cache)]
     cmd += ["--rank-data", str(rank_data)]  # the quick preset skips rank evaluation unless given data
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, cache, proc.stdout
+    return QuickBuild(out, cache, proc.stdout, config)
 
 
 def test_bundle_is_complete_and_loads(quick_build) -> None:
-    out, _, stdout = quick_build
+    out, _, stdout, _ = quick_build
     manifest = verify_bundle(out)
     assert manifest.version.endswith("-quick") and manifest.dim == 384
     assert (out / "model.onnx").stat().st_size <= manifest.metrics["size_budget_bytes"]
@@ -49,7 +66,7 @@ def test_bundle_is_complete_and_loads(quick_build) -> None:
 
 
 def test_manifest_records_every_stage(quick_build) -> None:
-    out, _, _ = quick_build
+    out = quick_build.out
     m = verify_bundle(out).metrics
     assert set(m["ablations"]) == {"shipped", "oneway", "with_interplay", "static", "no_pruning"}
     assert {row["group"] for row in m["quantization"]["table"]} == {"embeddings", "attention", "ffn", "head"}
@@ -69,7 +86,7 @@ def test_manifest_records_every_stage(quick_build) -> None:
 
 
 def test_report_and_plots_exist(quick_build) -> None:
-    out, _, _ = quick_build
+    out = quick_build.out
     report = (out / "report.md").read_text()
     needles = ("## Ablations", "## Module-wise int8", "## Hard token pruning", "teacher all-MiniLM-L6-v2", "NDCG@10")
     for needle in needles:
@@ -79,10 +96,10 @@ def test_report_and_plots_exist(quick_build) -> None:
 
 
 def test_rerun_reuses_the_cache_and_refuses_to_overwrite(quick_build, tmp_path: Path) -> None:
-    out, cache, _ = quick_build
+    out, cache, _, config = quick_build
     exe = Path(sys.executable).parent / "eibert"
     refused = subprocess.run(
-        [str(exe), "build", "--config", str(CONFIG), "--out", str(out), "--quick", "--cache", str(cache)],
+        [str(exe), "build", "--config", str(config), "--out", str(out), "--quick", "--cache", str(cache)],
         capture_output=True,
         text=True,
     )
@@ -91,7 +108,7 @@ def test_rerun_reuses_the_cache_and_refuses_to_overwrite(quick_build, tmp_path: 
     written = teacher_eval.stat().st_mtime_ns
     again = tmp_path / "again"
     proc = subprocess.run(
-        [str(exe), "build", "--config", str(CONFIG), "--out", str(again), "--quick", "--cache", str(cache)],
+        [str(exe), "build", "--config", str(config), "--out", str(again), "--quick", "--cache", str(cache)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -103,3 +120,29 @@ def test_rerun_reuses_the_cache_and_refuses_to_overwrite(quick_build, tmp_path: 
     assert teacher_eval.stat().st_mtime_ns == written
     metrics = [verify_bundle(b).metrics for b in (out, again)]
     assert metrics[0]["teacher_sts_dev_spearman"] == metrics[1]["teacher_sts_dev_spearman"]
+
+
+def test_own_corpus_file_is_read_deduplicated_and_reported(quick_build) -> None:
+    manifest = verify_bundle(quick_build.out)
+    (recorded,) = manifest.build["config"]["corpus"]["files"]
+    assert recorded.endswith("own.jsonl") and not Path(recorded).is_absolute()
+    (own,) = manifest.build["corpus"]["files"]
+    assert own == {"path": recorded, "bytes": own["bytes"], "sentences": 2, "kept": 1} and own["bytes"] > 0
+    assert manifest.build["corpus"]["sources"][f"files/{recorded}"] == 2
+    report = (quick_build.out / "report.md").read_text()
+    assert f"| `{recorded}` | {own['bytes']:,} | 2 | 1 |" in report
+
+
+def test_manifest_and_report_record_no_absolute_path(quick_build) -> None:
+    manifest = verify_bundle(quick_build.out)
+    assert not Path(manifest.build["data_root"]).is_absolute()  # "../shared/data" beside the checkout
+    assert manifest.metrics["eval_data"] == "stsb/sts-dev.csv.gz"
+    assert not Path(manifest.metrics["rank_eval_data"]).is_absolute()
+    for name in ("manifest.json", "report.md"):
+        assert absolute_paths((quick_build.out / name).read_text()) == [], name
+
+
+def test_manifest_records_the_device(quick_build) -> None:
+    import torch
+
+    assert verify_bundle(quick_build.out).build["device"] == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from eibert.cli import main
+from eibert.cli import build_parser, main
 from tests.conftest import FIXTURES
+from tests.model_store.data.test_paths import absolute_paths
 
 
 def test_eval_rank_with_missing_files_is_one_clear_line(tiny_bundle: Path, tmp_path: Path, capsys) -> None:
@@ -56,3 +58,25 @@ def test_eval_sts_teacher_through_the_console_script(data_dir: Path, tmp_path: P
     expected = evaluate_sts_file(TeacherEncoder(threads=2), head)
     assert result["pairs"] == expected.pairs == 300
     assert result["spearman"] == pytest.approx(expected.spearman, abs=0.01) and result["spearman"] > 75.0
+
+
+def test_build_device_defaults_to_auto() -> None:
+    args = build_parser().parse_args(["build", "--config", "c.toml", "--out", "o"])
+    assert args.device == "auto"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the error is for machines without CUDA")
+def test_build_on_cuda_without_cuda_is_one_clear_line(tmp_path: Path, capsys) -> None:
+    argv = ["build", "--config", str(tmp_path / "unread.toml"), "--out", str(tmp_path / "b"), "--device", "cuda"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--device cuda" in err and "no CUDA device" in err and "Traceback" not in err
+    assert not (tmp_path / "b").exists()  # refused before reading the config or writing anything
+
+
+def test_recorded_command_has_no_absolute_paths(tmp_path: Path) -> None:
+    from model_store.build import portable_arg
+
+    assert portable_arg("--quick") == "--quick" and portable_arg("model_store/x.toml") == "model_store/x.toml"
+    for arg in (str(tmp_path / "out"), f"--out={tmp_path / 'out'}"):
+        assert not absolute_paths(portable_arg(arg)) and portable_arg(arg).endswith("out")

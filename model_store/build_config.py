@@ -29,7 +29,8 @@ class CorpusConfig(_Section):
     # Your own distillation text: plain text (one sentence per line) or JSONL with a "text" field (.jsonl,
     # .ndjson), optionally gzipped. Relative paths are read from the working directory; the build records them
     # relative to the repository. Deduplicated with the other sources; their content keys the corpus stage.
-    files: tuple[str, ...] = ()
+    # Left out of dumps when empty, so a manifest written before the field existed still equals its config.
+    files: tuple[str, ...] = Field(default=(), exclude_if=lambda files: not files)
 
     def __repr_args__(self):
         # The stage cache keys a section by this text form: an empty `files` is left out, so configs without

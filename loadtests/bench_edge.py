@@ -46,7 +46,8 @@ from loadtests.edge_workloads import (
     throughput,
 )
 from loadtests.server_cpu import CPU_ROUNDS, cpu_per_request
-from model_store.benchmarks import machine_line, repo_path, time_call
+from model_store.benchmarks import machine_line, time_call
+from model_store.data.paths import repo_relative
 from service.common.manifest import verify_bundle
 
 REPEATS = 300  # latency samples per figure
@@ -197,10 +198,10 @@ def bench_edge(bundle_dir: Path, command: str) -> str:
     return f"""
 ## Edge node: {manifest.name} {manifest.version} (dim {manifest.dim})
 
-`{command}` on {now}; {machine_line()}; bundle `{repo_path(bundle_dir)}` (model.onnx {model_bytes:,} B, tokenizer.json
-{tok_bytes:,} B). Servers: `python -m service.edge.cli` (uvicorn, 1 onnxruntime thread) on 127.0.0.1, client
-httpx with keep-alive in another process. Load average at the end of the run (other jobs are not controlled):
-{load}.
+`{command}` on {now}; {machine_line()}; bundle `{repo_relative(bundle_dir)}` (model.onnx {model_bytes:,} B,
+tokenizer.json {tok_bytes:,} B). Servers: `python -m service.edge.cli` (uvicorn, 1 onnxruntime thread) on
+127.0.0.1, client httpx with keep-alive in another process. Load average at the end of the run (other jobs are
+not controlled): {load}.
 
 | figure | value | target |
 |---|---|---|

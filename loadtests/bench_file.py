@@ -5,7 +5,9 @@ rerun without touching the figures the others measured.
 
 from __future__ import annotations
 
+import argparse
 import re
+import shlex
 from pathlib import Path
 
 HEADER = (
@@ -27,3 +29,8 @@ def replace_section(doc: str, name: str, body: str) -> str:
 def write_section(out: Path, name: str, body: str) -> None:
     doc = out.read_text() if out.exists() else HEADER
     out.write_text(replace_section(doc, name, body))
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command a section was measured with, as the user typed it (`eibert/cli.py` sets `args.argv`)."""
+    return ("eibert " + " ".join(shlex.quote(a) for a in args.argv)).strip()

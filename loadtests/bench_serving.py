@@ -45,7 +45,8 @@ from loadtests.open_loop import (
     why_failed,
 )
 from loadtests.stack import ServerProcess, free_port, http_ok
-from model_store.benchmarks import machine_line, repo_path
+from model_store.benchmarks import machine_line
+from model_store.data.paths import repo_relative
 
 SHORT_CHARS = 48  # "short texts": item texts up to this many characters
 DISTINCT = 400  # distinct pre-built requests per endpoint, replayed in turn
@@ -219,7 +220,7 @@ def _render(
     return f"""
 ## Serving: capacity and tail under an open-loop load
 
-`{command}` on {now}; {machine_line()}; bundle `{repo_path(bundle_dir)}`. Load average (1/5/15 min) before
+`{command}` on {now}; {machine_line()}; bundle `{repo_relative(bundle_dir)}`. Load average (1/5/15 min) before
 the run {fmt(load_before)}, after it {fmt(load_after)}: other jobs share these CPUs and are not controlled.
 Generator: `loadtests/open_loop.py`, a raw asyncio HTTP/1.1 keep-alive client in its own process, requests at a
 fixed rate, latency from each request's scheduled send time, at most 256 outstanding; {pinned}.

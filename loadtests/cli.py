@@ -8,7 +8,6 @@ command on the root parser (`eibert/cli.py`); the handler imports each section's
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
 
 from model_store.shipped import SHIPPED_BUNDLE
@@ -26,10 +25,10 @@ def sts_dev() -> Path:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from loadtests.bench_file import write_section
+    from loadtests.bench_file import command_line, write_section
 
     data = Path(args.sts_data) if args.sts_data else sts_dev()
-    command = ("eibert " + " ".join(shlex.quote(a) for a in args.argv)).strip()
+    command = command_line(args)
     out = Path(args.out)
     for section in args.sections:
         if section == "teacher":

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from loadtests.open_loop import HOST, read_response
+from loadtests.open_loop import CONNECTIONS, HOST, read_response
 
-CONNECTIONS = 16
 SEED = 20240605
 
 

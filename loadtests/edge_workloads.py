@@ -132,7 +132,9 @@ async def throughput(srv: ServerProcess, texts: list[str]) -> Throughput:
 
 
 def rank_body(texts: list[str]) -> dict:
-    behaviors = [{"text": t, "ts": 1_600_000_000.0 + 3600.0 * i, "kind": "view"} for i, t in enumerate(texts[:50])]
+    behaviors = [
+        {"text": t, "ts": 1_600_000_000.0 + 3600.0 * i, "kind": "view"} for i, t in enumerate(texts[:N_BEHAVIORS])
+    ]
     cands = [{"id": f"c{i}", "text": t} for i, t in enumerate(texts[N_BEHAVIORS : N_BEHAVIORS + N_CANDIDATES])]
     return {"behaviors": behaviors, "candidates": cands, "top_k": 10}
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from model_store.data.paths import repo_relative
 from model_store.data.stsb import load_sts
 from model_store.encoders import Encoder
 from model_store.eval_sts import evaluate_sts
@@ -71,16 +72,6 @@ def _pp(lat: Latency) -> str:
 
 def _speedup(base: Latency, new: Latency) -> str:
     return f"{base.p50_ms / new.p50_ms:.1f}x faster (p50)"
-
-
-def repo_path(path: Path) -> str:
-    """`path` relative to the repository when it lies inside it: what a report records (never a machine's
-    absolute checkout path)."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        return str(Path(path).resolve().relative_to(root))
-    except ValueError:
-        return str(path)
 
 
 def machine_line() -> str:
@@ -148,7 +139,7 @@ def bench_model(bundle: Path, sts_path: Path, cache_dir: Path, command: str) -> 
     return f"""
 ## Shipped bundle vs teacher (onnxruntime, 1 thread)
 
-`{command}` on {now}; {machine_line()}; bundle `{repo_path(bundle)}`; data `{sts_path.name}` ({len(pairs)} pairs).
+`{command}` on {now}; {machine_line()}; bundle `{repo_relative(bundle)}`; data `{sts_path.name}` ({len(pairs)} pairs).
 
 | figure | student `{student.name}` | teacher fp32 ONNX | ratio |
 |---|---|---|---|

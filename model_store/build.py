@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from model_store.build_config import BuildConfig
-from model_store.build_evaluation import Evaluator, VariantResult, rank_metrics
+from model_store.build_evaluation import RANK_FILES, Evaluator, VariantResult, rank_metrics
 from model_store.build_stages import Stages, add_time
 from model_store.build_variants import SHIPPED, teacher_vocab_size, variants
 from model_store.corpus_files import record_paths
@@ -185,9 +185,9 @@ def run_build(args) -> int:
         rank_data = Path(args.rank_data)
     elif cfg.rank_eval:
         rank_data = data_file("movielens")
-    missing = [n for n in ("movies", "ratings", "tags") if rank_data and not (rank_data / f"{n}.csv.gz").is_file()]
+    missing = [n for n in RANK_FILES if rank_data and not (rank_data / n).is_file()]
     if missing:  # fail before hours of training, not after
-        raise FileNotFoundError(f"--rank-data {rank_data}: no {', '.join(f'{n}.csv.gz' for n in missing)}")
+        raise FileNotFoundError(f"--rank-data {rank_data}: no {', '.join(missing)}")
     builder = Builder(cfg, out, cache, command, sts_dev, resume=args.resume, rank_data=rank_data, device=device)
     metrics = builder.run()
     keys = ("sts_dev_spearman", "teacher_sts_dev_spearman", "sts_retention", "rank_ndcg_retention")

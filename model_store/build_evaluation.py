@@ -79,7 +79,7 @@ class Evaluator:
         files = [self.sts_dev]
         if self.rank_data is not None:
             files += [self.rank_data / name for name in RANK_FILES]
-        key = input_hash(TEACHER_NAME, metadata.version(TEACHER_PACKAGE), [sha256_file(f) for f in files if f.exists()])
+        key = input_hash(TEACHER_NAME, metadata.version(TEACHER_PACKAGE), [sha256_file(f) for f in files])
         st = StageDir(cache, "teacher-eval", key)
         if st.done:
             saved = st.summary()

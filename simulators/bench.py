@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import cProfile
 import os
-import platform
 import resource
 import shutil
 import tempfile
@@ -24,9 +23,10 @@ from pathlib import Path
 
 import httpx
 
-from loadtests.bench_file import write_section
+from loadtests.bench_file import command_line, write_section
 from loadtests.publish import issue_enrolment_token
 from loadtests.server_cpu import process_cpu_s
+from model_store.benchmarks import machine_line
 from model_store.shipped import SHIPPED_BUNDLE
 from service.common.manifest import read_manifest
 from simulators.demo import demo_cloud, demo_edge
@@ -42,7 +42,7 @@ DEFAULT_DAYS = 2
 @dataclass(frozen=True)
 class FleetRun:
     summary: FleetSummary
-    wall_s: float  # this process, from the cloud's start to the summary
+    wall_s: float  # this process, from before the cloud starts to after the stack is stopped and cleaned up
     fleet_cpu_s: float  # this process: the fleet and its in-process devices
     cloud_cpu_s: float
     max_rss_mib: float  # this process's peak resident memory
@@ -177,7 +177,7 @@ def section(run: FleetRun, command: str) -> str:
     lines = [
         "## Fleet at scale",
         "",
-        f"Command: `{command}`. Machine: {platform.machine()}, {os.cpu_count()} cores, shared; {load}.",
+        f"Command: `{command}`. Machine: {machine_line()}, shared; {load}.",
         f"Bundle {read_manifest(SHIPPED_BUNDLE).release_id} at 100%, no faults injected. Coverage counts every "
         "category of every released group: its 95% interval against the share among the raw values the "
         "simulated devices privatised in that group.",
@@ -191,11 +191,9 @@ def section(run: FleetRun, command: str) -> str:
 
 def run_bench_fleet(args: argparse.Namespace) -> int:
     """Run the fleet, print its summary, write the section; exit 0 iff every check held."""
-    import shlex
-
     run = run_fleet(args.devices, args.days, args.seed, Path(args.profile) if args.profile else None)
     print(render(run.summary))
-    command = ("eibert " + " ".join(shlex.quote(a) for a in getattr(args, "argv", []))).strip()
+    command = command_line(args)
     if args.out:
         write_section(Path(args.out), SECTION, section(run, command))
         print(f"wrote section {SECTION!r} to {args.out}")

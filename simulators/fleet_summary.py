@@ -231,6 +231,8 @@ async def summarize(
         "in_process": _latency(s.latencies["in_process"]),
         "http": _latency(s.latencies["http"]),
     }
+    if s.skipped_version:  # before the summary is built: it copies the notes
+        fleet.notes.append(f"{s.skipped_version} telemetry values not recorded: the device's version was unknown")
     summary = FleetSummary(
         devices=len(fleet.devices),
         in_process_devices=following,
@@ -262,6 +264,4 @@ async def summarize(
         notes=fleet.notes,
     )
     summary.checks = fleet_checks(summary)
-    if s.skipped_version:
-        fleet.notes.append(f"{s.skipped_version} telemetry values not recorded: the device's version was unknown")
     return summary

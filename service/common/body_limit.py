@@ -42,11 +42,10 @@ class BodyLimit:
         limit = self.limit_for(scope)
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
+                if not value.isdigit():  # int() would also take "-5", "+12", " 12 " and "1_000"
                     await _reply(scope, receive, send, 400, "Content-Length is not a number")
                     return
+                declared = int(value)
                 if declared > limit:
                     await _reply(scope, receive, send, 413, f"request body is {declared} bytes; the limit is {limit}")
                     return

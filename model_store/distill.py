@@ -2,7 +2,7 @@
 
 Losses (method.md): 1 - cos(student, teacher) per sentence, MSE between the in-batch cosine matrices
 (relational term), and on labelled pairs CoSENT (STS-B train scores) and InfoNCE (QQP/MRPC paraphrases).
-Mutual interplay: teacher targets pass through the teacher's top, a 384 x 384 map initialised to identity that
+Mutual interplay: teacher targets pass through the teacher's top, a d x d map (d: the teacher's width) initialised to identity that
 keeps training at a small rate on its own objective (stay near the original embeddings, the labelled losses)
 plus a pull toward the student's current embeddings; the student learns toward the adapted targets. We adapt
 only the teacher's top because its lower layers are CPU-bound here: targets are computed once and cached.
@@ -127,7 +127,8 @@ def train(
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    teacher_top = nn.Linear(384, 384, bias=False)
+    dim = student.cfg.out_dim  # the teacher's width
+    teacher_top = nn.Linear(dim, dim, bias=False)
     nn.init.eye_(teacher_top.weight)
     student.to(device)
     teacher_top.to(device)

@@ -51,7 +51,40 @@ def export_onnx(module, path: Path, *, vocab_size: int, opset: int = ONNX_OPSET)
             opset_version=opset,
             dynamo=False,
         )
+    fold_weight_identities(path)
     return path
+
+
+def fold_weight_identities(path: Path) -> int:
+    """Rewire `Identity(initializer)` outputs to the initializer itself; returns how many were folded.
+
+    The TorchScript exporter feeds a parameter used more than once (parameter recurrence: one block applied
+    twice) through Identity nodes. `quantize_dynamic` takes those for activations: it leaves the fp32 weights
+    in the file and quantizes them again on every run, so a recurrent student came out at twice its int8 bytes.
+    Folded, both MatMuls read one initializer and share one int8 copy. onnx's own optimizer passes are not in
+    the `onnx` wheel any more, hence this small pass; the build's export check compares the result with PyTorch.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    weights = {i.name for i in graph.initializer}
+    outputs = {o.name for o in graph.output}
+    alias = {
+        n.output[0]: n.input[0]
+        for n in graph.node
+        if n.op_type == "Identity" and n.input[0] in weights and n.output[0] not in outputs
+    }
+    if not alias:
+        return 0
+    kept = [n for n in graph.node if not (n.op_type == "Identity" and n.output[0] in alias)]
+    for node in kept:
+        for i, name in enumerate(node.input):
+            node.input[i] = alias.get(name, name)
+    del graph.node[:]
+    graph.node.extend(kept)
+    onnx.save(model, str(path))
+    return len(alias)
 
 
 def library_versions() -> dict[str, str]:

@@ -13,6 +13,10 @@ LABELS = {
     "with_interplay": "with mutual interplay (the teacher's top keeps learning)",
     "static": "static student (no transformer layers, Model2Vec-style)",
     "no_pruning": "no pruning (full 30,522 vocabulary, same bytes)",
+    "recurrence": "with parameter recurrence (the unique layers applied twice, same bytes)",
+    "no_recurrence": "no parameter recurrence (the unique layers applied once, same bytes)",
+    "bottleneck": "bottleneck embedding (E = H/2, the bytes spent on a larger vocabulary)",
+    "no_bottleneck": "no bottleneck embedding (E = H, a smaller vocabulary at the same bytes)",
 }
 
 
@@ -101,9 +105,10 @@ def write_report(
     corpus: dict[str, Any],
     metrics: dict[str, Any],
 ) -> Path:
-    from model_store.teacher import teacher_dir
+    from model_store.teacher import load_teacher
 
-    teacher_bytes = (teacher_dir() / "model.safetensors").stat().st_size
+    teacher = load_teacher(manifest["build"]["config"].get("teacher", {}).get("path"))
+    teacher_bytes = teacher.weights.stat().st_size
     plots = _plots(out, results, teacher_sts, teacher_bytes)
     shipped = results["shipped"]
     prune = metrics["prune"]
@@ -119,7 +124,7 @@ def write_report(
         "",
         "| model | model.onnx bytes | STS-B dev | retention vs teacher |",
         "|---|---|---|---|",
-        f"| teacher all-MiniLM-L6-v2 fp32 (PyTorch) | {teacher_bytes:,} (safetensors) | {teacher_sts:.2f} | 100% |",
+        f"| teacher {teacher.name.rsplit('/', 1)[-1]} fp32 (PyTorch) | {teacher_bytes:,} (weights) | {teacher_sts:.2f} | 100% |",
         f"| **shipped int8** | **{qres.bytes:,}** | **{qres.sts:.2f}** | **{100 * qres.sts / teacher_sts:.1f}%** |",
         f"| shipped fp32 | {qres.fp32_bytes:,} | {qres.fp32_sts:.2f} | {100 * qres.fp32_sts / teacher_sts:.1f}% |",
         "",

@@ -1,4 +1,4 @@
-"""The student: a small pre-LayerNorm BERT-style encoder that lands in the teacher's 384-d space.
+"""The student: a small pre-LayerNorm BERT-style encoder that lands in the teacher's space.
 
 Built bottom-up (attention, FFN, block, encoder), taking only `StudentConfig`. Choices, each measured in
 the build report: a factorised embedding (V x E, then E -> H) when E < H; parameter recurrence (`unique_layers`
@@ -150,21 +150,22 @@ def module_bytes(model: Student) -> dict[str, int]:
 
 
 @torch.no_grad()
-def teacher_static_vectors(old_ids: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-    """Each token alone through the teacher (`[CLS] tok [SEP]`), the token's output row: (len(old_ids), 384).
+def teacher_static_vectors(old_ids: np.ndarray, teacher=None, *, batch_size: int = 256) -> np.ndarray:
+    """Each token alone through the teacher (`[CLS] tok [SEP]`), the token's output row: (len(old_ids), dim).
 
-    For [CLS]/[SEP]/[PAD] themselves the row is the teacher's output at their own position.
+    For [CLS]/[SEP]/[PAD] themselves the row is the teacher's output at their own position. `teacher` is a
+    `model_store.teacher.Teacher` (default: the packaged one).
     """
     from model_store.teacher import TeacherEncoder
 
-    teacher = TeacherEncoder()
-    cls_id = teacher.tokenizer.token_to_id("[CLS]")
-    sep_id = teacher.tokenizer.token_to_id("[SEP]")
-    out = np.empty((len(old_ids), 384), dtype=np.float32)
+    encoder = TeacherEncoder(teacher=teacher)
+    cls_id = encoder.tokenizer.token_to_id("[CLS]")
+    sep_id = encoder.tokenizer.token_to_id("[SEP]")
+    out = np.empty((len(old_ids), encoder.dim), dtype=np.float32)
     for start in range(0, len(old_ids), batch_size):
         chunk = torch.from_numpy(np.asarray(old_ids[start : start + batch_size], dtype=np.int64))
         ids = torch.stack([torch.full_like(chunk, cls_id), chunk, torch.full_like(chunk, sep_id)], dim=1)  # (b, 3)
-        hidden = teacher.model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state  # (b, 3, 384)
+        hidden = encoder.model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state  # (b, 3, dim)
         rows = hidden[:, 1].clone()
         rows[chunk == cls_id] = hidden[chunk == cls_id, 0]
         rows[chunk == sep_id] = hidden[chunk == sep_id, 2]

@@ -32,6 +32,32 @@ def test_every_ablation_fits_the_shipped_byte_budget() -> None:
     assert by_name["static"].student.kind == "static" and not by_name["no_pruning"].prune.enabled
 
 
+def test_recurrence_and_bottleneck_rows_toggle_one_technique_at_equal_bytes() -> None:
+    cfg = BuildConfig.from_toml(CONFIG)
+    assert cfg.student.repeats == 2 and cfg.student.embed_dim == cfg.student.hidden  # the shipped recipe
+    cfg = cfg.model_copy(update={"ablations": ("no_recurrence", "bottleneck")})
+    target = Student(cfg.student, cfg.prune.vocab_size).estimated_int8_bytes()
+    shipped, flat, narrow = variants(cfg, teacher_vocab=teacher_vocab_size())
+    assert (flat.student.repeats, flat.student.unique_layers) == (1, shipped.student.unique_layers)
+    assert flat.student.model_copy(update={"repeats": 2}) == shipped.student and flat.prune == shipped.prune
+    assert narrow.student.embed_dim == cfg.student.hidden // 2 and narrow.student.repeats == 2
+    # The narrower embedding buys vocabulary: as much as fits, and 100 more would not.
+    bytes_of = lambda vocab: Student(narrow.student, vocab).estimated_int8_bytes()  # noqa: E731
+    assert narrow.prune.vocab_size > 1.8 * cfg.prune.vocab_size
+    assert bytes_of(narrow.prune.vocab_size) <= target < bytes_of(narrow.prune.vocab_size + 100)
+
+
+def test_a_toggle_that_names_the_shipped_recipe_is_refused() -> None:
+    cfg = BuildConfig.from_toml(CONFIG)
+    for wrong in ("recurrence", "no_bottleneck"):  # the shipped student already recurs and has E = H
+        with pytest.raises(ValueError, match=wrong):
+            variants(cfg.model_copy(update={"ablations": (wrong,)}), teacher_vocab=teacher_vocab_size())
+    once = cfg.model_copy(
+        update={"student": cfg.student.model_copy(update={"repeats": 1}), "ablations": ("recurrence",)}
+    )
+    assert variants(once, teacher_vocab=teacher_vocab_size())[1].student.repeats == 2
+
+
 def test_an_unknown_ablation_is_refused() -> None:
     cfg = BuildConfig.from_toml(CONFIG).model_copy(update={"ablations": ("nonsense",)})
     with pytest.raises(ValueError, match="unknown ablation"):

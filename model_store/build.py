@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from model_store.anchors import cpu_ms_per_sentence, latency_texts, measure_anchors
 from model_store.build_config import BuildConfig
 from model_store.build_evaluation import RANK_FILES, Evaluator, VariantResult, rank_metrics
 from model_store.build_stages import Stages, add_time
@@ -93,6 +94,15 @@ class Builder:
 
         teacher_sts, teacher_rank = self.evaluator.teacher_scores(self.cache)
         t0 = time.perf_counter()
+        anchors = measure_anchors(
+            self.cfg.anchors, self.teacher, self.cfg.size_budget_bytes, self.sts_dev, self.evaluator.dev_pairs,
+            self.cache, threads=1,
+        )  # fmt: skip
+        shipped_ms = cpu_ms_per_sentence(
+            self.evaluator.onnx_encoder(final, tok, v), latency_texts(self.evaluator.dev_pairs)
+        )
+        add_time(self.timings, "anchors", t0)
+        t0 = time.perf_counter()
         shipped_rank = self.evaluator.rank_result(self.evaluator.onnx_encoder(final, tok, v))
         add_time(self.timings, "rank-eval", t0)
 
@@ -106,6 +116,8 @@ class Builder:
             "model_onnx_bytes": qres.bytes,
             "size_budget_bytes": self.cfg.size_budget_bytes,
             "params": results[SHIPPED].params,
+            "ms_per_sentence": shipped_ms,
+            "anchors": [a.model_dump() for a in anchors],
             "quantization": qres.model_dump(),
             "prune": prune_st.summary(),
             "ablations": {
@@ -185,6 +197,8 @@ def run_build(args) -> int:
         cfg = cfg.quick()
     if args.skip_ablations:  # the shipped variant's cache key does not depend on the ablation list
         cfg = cfg.model_copy(update={"ablations": ()})
+    if args.skip_anchors:
+        cfg = cfg.model_copy(update={"anchors": ()})
     out = Path(args.out)
     cache = Path(args.cache)
     if out.exists() and any(out.iterdir()) and not args.force:

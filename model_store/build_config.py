@@ -130,6 +130,10 @@ class BuildConfig(_Section):
     # `eibert eval rank` (MovieLens, `--rank-data`) on every variant and the teacher inside the build, so the
     # report's ablation table shows what each technique does to the ranker, not only to STS.
     rank_eval: bool = True
+    # Public alternatives measured in the same run from the same teacher (`model_store/anchors.py`): "model2vec"
+    # (the Model2Vec library's distill, PCA to the byte budget, int8) and "int8_teacher" (onnxruntime's dynamic
+    # int8 of the teacher). Left out of dumps when empty, so older manifests still equal their configs.
+    anchors: tuple[str, ...] = Field(default=(), exclude_if=lambda anchors: not anchors)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> BuildConfig:

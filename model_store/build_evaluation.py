@@ -81,8 +81,8 @@ class Evaluator:
 
     def teacher_scores(self, cache: Path) -> tuple[float, RankEvalResult | None]:
         """The teacher's STS-B dev score and ranker result, cached by the bytes of the evaluation data and the
-        teacher's version (its wheel's, or your directory's content digest): the teacher is fixed, so a rerun (or the other config, on the same data) never
-        encodes the dev set and the catalogue with it again."""
+        teacher's version (its wheel's, or your directory's content digest): the teacher is fixed, so a rerun (or
+        the other config, on the same data) never encodes the dev set and the catalogue with it again."""
         files = [self.sts_dev]
         if self.rank_data is not None:
             files += [self.rank_data / name for name in RANK_FILES]

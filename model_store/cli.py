@@ -67,6 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--resume", action="store_true", help="continue interrupted training from its checkpoint")
     b.add_argument("--force", action="store_true", help="write into a non-empty --out")
     b.add_argument("--skip-ablations", action="store_true", help="train only the shipped variant (fast iteration)")
+    b.add_argument("--skip-anchors", action="store_true", help="leave out the config's anchor rows (Model2Vec, ...)")
     b.add_argument("--cache", default=str(DEFAULT_CACHE / "build"), help="stage cache directory")
     b.add_argument("--sts-data", help="STS-B file used to score candidates (default: sts-dev)")
     b.add_argument("--rank-data", help="MovieLens directory for the rank evaluation (default: the shared data)")

@@ -2,10 +2,10 @@
 
 Losses (method.md): 1 - cos(student, teacher) per sentence, MSE between the in-batch cosine matrices
 (relational term), and on labelled pairs CoSENT (STS-B train scores) and InfoNCE (QQP/MRPC paraphrases).
-Mutual interplay: teacher targets pass through the teacher's top, a d x d map (d: the teacher's width) initialised to identity that
-keeps training at a small rate on its own objective (stay near the original embeddings, the labelled losses)
-plus a pull toward the student's current embeddings; the student learns toward the adapted targets. We adapt
-only the teacher's top because its lower layers are CPU-bound here: targets are computed once and cached.
+Mutual interplay: teacher targets pass through the teacher's top, a d x d map (d: the teacher's width) initialised
+to identity that keeps training at a small rate on its own objective (stay near the original embeddings, the
+labelled losses) plus a pull toward the student's current embeddings; the student learns toward the adapted targets.
+We adapt only the teacher's top because its lower layers are CPU-bound here: targets are computed once and cached.
 Checkpoints store model args, step and config beside the weights, so resume and export never guess.
 Training runs on `device` (`eibert build --device`); the student comes back to the CPU for export, and
 checkpoints load onto the CPU, so a GPU-trained run resumes and exports anywhere.

@@ -96,6 +96,33 @@ def _files_section(corpus: dict[str, Any]) -> list[str]:
     return ["| own file | bytes | sentences | new after deduplication |", "|---|---|---|---|", *rows, ""]
 
 
+def _anchors_section(metrics: dict[str, Any], teacher_sts: float) -> list[str]:
+    """What a user would try instead, from the same teacher in the same run (`model_store/anchors.py`)."""
+    anchors = metrics.get("anchors") or []
+    if not anchors:
+        return []
+    lines = [
+        "## Anchors: the obvious alternatives, same teacher, same run",
+        "",
+        "CPU milliseconds per sentence: process CPU time, one onnxruntime (or numpy) thread, batches of 32, the "
+        "same 512 dev sentences for every row.",
+        "",
+        "| model | model file bytes | STS-B dev | retention vs teacher | CPU ms / sentence | detail |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a in anchors:
+        lines.append(
+            f"| {a['label']} | {a['bytes']:,} | {a['sts']:.2f} | {100 * a['sts'] / teacher_sts:.1f}% | "
+            f"{a['ms_per_sentence']:.3f} | {a['detail']} |"
+        )
+    sts = metrics["sts_dev_spearman"]
+    lines.append(
+        f"| **shipped int8 (this bundle)** | **{metrics['model_onnx_bytes']:,}** | **{sts:.2f}** | "
+        f"**{100 * sts / teacher_sts:.1f}%** | {metrics['ms_per_sentence']:.3f} | |"
+    )
+    return [*lines, ""]
+
+
 def write_report(
     out: Path,
     manifest: dict[str, Any],
@@ -124,7 +151,8 @@ def write_report(
         "",
         "| model | model.onnx bytes | STS-B dev | retention vs teacher |",
         "|---|---|---|---|",
-        f"| teacher {teacher.name.rsplit('/', 1)[-1]} fp32 (PyTorch) | {teacher_bytes:,} (weights) | {teacher_sts:.2f} | 100% |",
+        f"| teacher {teacher.name.rsplit('/', 1)[-1]} fp32 (PyTorch) | {teacher_bytes:,} (weights) | "
+        f"{teacher_sts:.2f} | 100% |",
         f"| **shipped int8** | **{qres.bytes:,}** | **{qres.sts:.2f}** | **{100 * qres.sts / teacher_sts:.1f}%** |",
         f"| shipped fp32 | {qres.fp32_bytes:,} | {qres.fp32_sts:.2f} | {100 * qres.fp32_sts / teacher_sts:.1f}% |",
         "",
@@ -149,6 +177,7 @@ def write_report(
         "",
         "fp32 vs int8 is the difference between the two STS columns of each row; module-wise figures follow.",
         "",
+        *_anchors_section(metrics, teacher_sts),
         "## Module-wise int8 quantization (onnxruntime `quantize_dynamic`, QInt8 weights, per-channel)",
         "",
         f"fp32 export: {qres.fp32_sts:.2f} STS, {qres.fp32_bytes:,} bytes.",

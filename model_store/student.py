@@ -104,21 +104,28 @@ class Student(nn.Module):
 
         `static` is (V, 384): each kept token's teacher output in isolation. Since the head is linear (so it commutes
         with mean pooling) and the blocks start as identity, the untrained student is mean pooling of those
-        static vectors (up to the PCA's lost variance).
+        static vectors (up to the PCA's lost variance). A teacher narrower than E (your own small one) fills its
+        components first; the other token columns start as small noise with zero head weights, so the untrained
+        student is unchanged and gradients still reach them.
         """
         assert static.shape == (self.vocab_size, self.cfg.out_dim), f"static {static.shape} != (V, out_dim)"
         mean = static.mean(axis=0)
         _, s, vt = np.linalg.svd(static - mean, full_matrices=False)
         e = self.cfg.embed_dim
-        comps = vt[:e]  # (E, 384)
+        k = min(e, len(vt))
+        comps = np.zeros((e, vt.shape[1]), dtype=vt.dtype)  # (E, D)
+        comps[:k] = vt[:k]
         coords = (static - mean) @ comps.T  # (V, E)
+        if k < e:
+            noise = np.random.default_rng(0).standard_normal((len(static), e - k))
+            coords[:, k:] = 0.01 * coords[:, :k].std() * noise
         self.tok.weight.copy_(torch.from_numpy(coords.astype(np.float32)))
-        head_in = comps.T  # (384, E)
+        head_in = comps.T  # (D, E)
         if self.proj is not None and self.cfg.kind == "transformer":
             # Embeddings go E -> H through `proj`; make proj an isometric lift and the head undo it.
             q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((self.cfg.hidden, e)))  # (H, E)
             self.proj.weight.copy_(torch.from_numpy(q.astype(np.float32)))
-            head_in = comps.T @ q.T  # (384, H)
+            head_in = comps.T @ q.T  # (D, H)
         self.head.weight.copy_(torch.from_numpy(head_in.astype(np.float32)))
         self.head.bias.copy_(torch.from_numpy(mean.astype(np.float32)))
         if self.pos is not None:

@@ -40,7 +40,10 @@ def compute_targets(
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            jobs = [pool.submit(_compute_chunks, texts, cfg, out, threads, k, workers, device, teacher) for k in range(workers)]
+            jobs = [
+                pool.submit(_compute_chunks, texts, cfg, out, threads, k, workers, device, teacher)
+                for k in range(workers)
+            ]
             for job in jobs:
                 job.result()
     else:

@@ -240,9 +240,7 @@ class TeacherEncoder:
         return out
 
 
-def export_teacher_bundle(
-    out_dir: Path, encoder: TeacherEncoder | None = None, teacher: Teacher | None = None
-) -> Path:
+def export_teacher_bundle(out_dir: Path, encoder: TeacherEncoder | None = None, teacher: Teacher | None = None) -> Path:
     """The fp32 teacher as an ONNX bundle: the baseline every runtime speed ratio is measured against, and what
     the build's int8-teacher anchor quantizes.
 

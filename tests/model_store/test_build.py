@@ -42,7 +42,10 @@ def quick_build(tmp_path_factory: pytest.TempPathFactory) -> QuickBuild:
     own = root / "own.jsonl"
     own.write_text("".join(json.dumps({"text": t}) + "\n" for t in OWN_SENTENCES))
     config = root / "eibert-own-text.toml"
-    config.write_text(CONFIG.read_text().replace("[corpus]\n", f"[corpus]\nfiles = [{json.dumps(str(own))}]\n", 1))
+    text = CONFIG.read_text().replace("[corpus]\n", f"[corpus]\nfiles = [{json.dumps(str(own))}]\n", 1)
+    # The anchors (Model2Vec's distill of the real teacher alone takes minutes) are measured by the own-teacher
+    # quick build, whose teacher is tiny (tests/model_store/test_build_own_teacher.py).
+    config.write_text(text.replace('\nanchors = ["model2vec", "int8_teacher"]', "\nanchors = []", 1))
     exe = Path(sys.executable).parent / "eibert"
     cmd = [str(exe), "build", "--config", str(config), "--out", str(out), "--quick", "--cache", str(cache)]
     cmd += ["--rank-data", str(rank_data)]  # the quick preset skips rank evaluation unless given data

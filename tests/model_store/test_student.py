@@ -39,6 +39,22 @@ def test_untrained_student_is_mean_pooling_of_static_vectors(cfg: StudentConfig)
         assert float(got[row] @ expected) > 0.9999
 
 
+def test_a_teacher_narrower_than_the_embedding_still_initialises_exactly() -> None:
+    """Your own teacher may be narrower (32) than the student's embedding (48): its components come first and the
+    spare columns start as noise the zero head ignores, so the untrained student is still mean pooling."""
+    rng = np.random.default_rng(1)
+    cfg = StudentConfig(embed_dim=48, hidden=48, heads=4, ffn=96, max_length=16, out_dim=32)
+    static = rng.standard_normal((64, 32)).astype(np.float32)
+    model = Student(cfg, 64)
+    assert model.init_from_teacher(static)["pca_variance_kept"] == pytest.approx(1.0, abs=1e-5)
+    assert float(model.tok.weight[:, 32:].abs().max()) > 0  # the spare columns can learn
+    ids, mask = torch.tensor([[1, 5, 7, 0]]), torch.tensor([[1, 1, 1, 0]])
+    with torch.no_grad():
+        got = model(ids, mask).numpy()[0]
+    expected = static[[1, 5, 7]].mean(axis=0)
+    assert float(got @ (expected / np.linalg.norm(expected))) > 0.9999
+
+
 def test_padding_does_not_change_the_embedding() -> None:
     model = Student(StudentConfig(embed_dim=32, hidden=32, heads=2, ffn=64, max_length=16), 30).eval()
     with torch.no_grad():

@@ -43,7 +43,8 @@ DEFAULT_ALLOWED_OPS = frozenset(
         "Add", "Cast", "Clip", "Concat", "Constant", "DequantizeLinear", "Div", "DynamicQuantizeLinear", "Erf",
         "Expand", "Gather", "LayerNormalization", "MatMul", "MatMulInteger", "Mul", "Range", "ReduceL2",
         "ReduceSum", "Reshape", "Shape", "Softmax", "Split", "Squeeze", "Sub", "Transpose", "Unsqueeze",
-        # the float tiny test bundle adds these
+        # the float tiny test bundle adds these (and Identity: exports made before `model_store.export` folded
+        # weight-feeding Identity nodes carry it; a pass-through)
         "And", "ConstantOfShape", "Equal", "Flatten", "GatherElements", "GreaterOrEqual", "Identity", "IsNaN",
         "Slice", "Where",
     }

@@ -45,6 +45,7 @@ def test_the_tiny_test_bundle_is_admitted(tiny_bundle: Path) -> None:
 
 def test_the_default_allow_list_is_the_operators_of_the_shipped_and_test_bundles(tiny_bundle: Path) -> None:
     used = set().union(*(_ops(b / "model.onnx") for b in [*SHIPPED, tiny_bundle]))
+    used.add("Identity")  # exports made before the exporter folded weight-feeding Identity nodes still load
     assert used == DEFAULT_ALLOWED_OPS, (used - DEFAULT_ALLOWED_OPS, DEFAULT_ALLOWED_OPS - used)
     assert not {"Loop", "Scan", "If"} & DEFAULT_ALLOWED_OPS
 

@@ -17,7 +17,11 @@ from tests.model_store.data.test_paths import absolute_paths
 from tests.model_store.test_eval_rank import write_fixture
 
 CONFIG = Path(__file__).resolve().parents[2] / "model_store" / "configs" / "eibert-1.9m.toml"
-pytestmark = pytest.mark.slow  # the quick build trains four variants against the real teacher
+ABLATIONS_0_3_0 = (
+    '\nablations = ["oneway", "interplay", "static", "no_pruning"]  # "interplay": the recipe with it switched on\n'
+)
+ABLATIONS = ["oneway", "interplay", "static", "no_pruning", "recurrence", "bottleneck"]
+pytestmark = pytest.mark.slow  # the quick build trains seven variants against the real teacher
 
 
 # Your own distillation text, read by the one quick build: a sentence repeated with other spacing is kept once.
@@ -43,15 +47,12 @@ def quick_build(tmp_path_factory: pytest.TempPathFactory) -> QuickBuild:
     own.write_text("".join(json.dumps({"text": t}) + "\n" for t in OWN_SENTENCES))
     config = root / "eibert-own-text.toml"
     text = CONFIG.read_text().replace("[corpus]\n", f"[corpus]\nfiles = [{json.dumps(str(own))}]\n", 1)
-    # The anchors (Model2Vec's distill of the real teacher alone takes minutes) are measured by the own-teacher
-    # quick build, whose teacher is tiny (tests/model_store/test_build_own_teacher.py).
-    text = text.replace('\nanchors = ["model2vec", "int8_teacher"]', "\nanchors = []", 1)
-    # ... and the bottleneck row, which the committed config leaves out for time, is built here end to end.
-    bottleneck = text.replace(
-        '\nablations = ["no_recurrence", "static"]', '\nablations = ["no_recurrence", "bottleneck", "static"]'
-    )
-    assert bottleneck != text
-    config.write_text(bottleneck)
+    # No anchors here (Model2Vec's distill of the real teacher alone takes minutes): the own-teacher quick build,
+    # whose teacher is tiny, measures them (tests/model_store/test_build_own_teacher.py).
+    # Every ablation the pipeline knows, end to end: the config's own and the recurrence and bottleneck rows.
+    more = text.replace(ABLATIONS_0_3_0, f"\nablations = {json.dumps(ABLATIONS)}\n", 1)
+    assert more != text
+    config.write_text(more)
     exe = Path(sys.executable).parent / "eibert"
     cmd = [str(exe), "build", "--config", str(config), "--out", str(out), "--quick", "--cache", str(cache)]
     cmd += ["--rank-data", str(rank_data)]  # the quick preset skips rank evaluation unless given data
@@ -77,7 +78,15 @@ def test_bundle_is_complete_and_loads(quick_build) -> None:
 def test_manifest_records_every_stage(quick_build) -> None:
     out = quick_build.out
     m = verify_bundle(out).metrics
-    assert set(m["ablations"]) == {"shipped", "no_recurrence", "bottleneck", "static"}
+    assert set(m["ablations"]) == {
+        "shipped",
+        "oneway",
+        "with_interplay",
+        "recurrence",
+        "bottleneck",
+        "static",
+        "no_pruning",
+    }
     assert {row["group"] for row in m["quantization"]["table"]} == {"embeddings", "attention", "ffn", "head"}
     assert m["export_check"]["min_cosine"] > 0.9999
     assert m["prune"]["kept_vocab"] == 2500 and m["prune"]["unk_rate_pruned"] <= m["prune"]["unk_rate_teacher"]
@@ -90,7 +99,7 @@ def test_manifest_records_every_stage(quick_build) -> None:
     assert all(0.0 <= a["rank"]["ndcg"] <= 1.0 for a in m["ablations"].values())
     # Ablations were trained at the byte budget of the shipped student.
     shipped = m["ablations"]["shipped"]["est_int8_bytes"]
-    for name in ("static", "no_recurrence", "bottleneck"):
+    for name in ("static", "no_pruning", "recurrence", "bottleneck"):
         assert m["ablations"][name]["est_int8_bytes"] <= shipped
 
 

@@ -11,6 +11,7 @@ from model_store.build_variants import SHIPPED, teacher_vocab_size, variants
 from model_store.student import Student
 
 CONFIG = Path(__file__).resolve().parents[2] / "model_store" / "configs" / "eibert-1.9m.toml"
+RECURRENT = CONFIG.parent / "experiments" / "eibert-1.9m-recurrence.toml"
 
 
 def test_the_teacher_vocabulary_is_read_from_its_tokenizer() -> None:
@@ -33,8 +34,8 @@ def test_every_ablation_fits_the_shipped_byte_budget() -> None:
 
 
 def test_recurrence_and_bottleneck_rows_toggle_one_technique_at_equal_bytes() -> None:
-    cfg = BuildConfig.from_toml(CONFIG)
-    assert cfg.student.repeats == 2 and cfg.student.embed_dim == cfg.student.hidden  # the shipped recipe
+    cfg = BuildConfig.from_toml(RECURRENT)
+    assert cfg.student.repeats == 2 and cfg.student.embed_dim == cfg.student.hidden  # the experiment's recipe
     cfg = cfg.model_copy(update={"ablations": ("no_recurrence", "bottleneck")})
     target = Student(cfg.student, cfg.prune.vocab_size).estimated_int8_bytes()
     shipped, flat, narrow = variants(cfg, teacher_vocab=teacher_vocab_size())
@@ -48,7 +49,7 @@ def test_recurrence_and_bottleneck_rows_toggle_one_technique_at_equal_bytes() ->
 
 
 def test_a_toggle_that_names_the_shipped_recipe_is_refused() -> None:
-    cfg = BuildConfig.from_toml(CONFIG)
+    cfg = BuildConfig.from_toml(RECURRENT)
     for wrong in ("recurrence", "no_bottleneck"):  # the shipped student already recurs and has E = H
         with pytest.raises(ValueError, match=wrong):
             variants(cfg.model_copy(update={"ablations": (wrong,)}), teacher_vocab=teacher_vocab_size())

@@ -73,6 +73,16 @@ def test_an_own_teacher_is_read_from_its_directory(tiny) -> None:
     assert load_teacher().key() == ()  # the packaged teacher keeps the keys it always had
 
 
+def test_other_weights_or_pooling_give_another_cache_key(tiny, tmp_path) -> None:
+    from model_store.teacher import load_teacher
+    from tests.model_store.tiny_teacher import make_tiny_teacher
+
+    other_weights = load_teacher(make_tiny_teacher(tmp_path / "seed1", seed=1))
+    mean_pooled = load_teacher(make_tiny_teacher(tmp_path / "mean", pooling="mean"))
+    keys = {load_teacher(tiny).key(), other_weights.key(), mean_pooled.key()}
+    assert len(keys) == 3  # cached targets of one teacher are never read for another
+
+
 def test_an_own_teacher_encodes_with_its_own_pooling(tiny) -> None:
     import torch
     from transformers import BertModel

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from model_store.data.paths import REPO_ROOT, repo_relative
+from model_store.data.paths import from_repo, repo_relative
 from service.common.manifest import sha256_file
 
 MAX_LINE_CHARS = 100_000
@@ -36,10 +36,7 @@ def source_name(path: str) -> str:
     return f"files/{path}"
 
 
-def resolve(path: str) -> Path:
-    """A recorded path (relative to the repository, or absolute) as a file to open."""
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else REPO_ROOT / p
+resolve = from_repo  # a recorded path (relative to the repository, or absolute) as a file to open
 
 
 def record_paths(files: tuple[str, ...]) -> tuple[str, ...]:

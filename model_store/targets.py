@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from model_store.build_config import TargetsConfig
-from model_store.teacher import Teacher
+from model_store.teacher import TEACHER_DIM, Teacher
 
 TARGETS_FILE = "targets.f16.npy"
 IMPORTANCE_FILE = "importance.npy"
@@ -50,7 +50,7 @@ def compute_targets(
         _compute_chunks(texts, cfg, out, threads, 0, 1, device, teacher)
     embs = [np.load(out / f"emb-{c:05d}.npy") for c in range(n_chunks)]
     imp = sum(np.load(out / f"imp-{c:05d}.npy") for c in range(n_chunks))
-    dim = embs[0].shape[1] if embs else (teacher.dim if teacher else 384)
+    dim = embs[0].shape[1] if embs else (teacher.dim if teacher else TEACHER_DIM)
     _atomic_save(out / TARGETS_FILE, np.concatenate(embs) if embs else np.zeros((0, dim), np.float16))
     _atomic_save(out / IMPORTANCE_FILE, np.asarray(imp, dtype=np.float64))
     for c in range(n_chunks):

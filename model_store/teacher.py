@@ -41,10 +41,6 @@ def teacher_dir() -> Path:
     return path
 
 
-def teacher_max_length() -> int:
-    return int(json.loads((teacher_dir() / "sentence_bert_config.json").read_text())["max_seq_length"])
-
-
 class TeacherError(ValueError):
     """A `[teacher] path` that cannot serve as a teacher; the message says which file or field is wrong."""
 
@@ -86,11 +82,10 @@ class Teacher:
 
 def load_teacher(path: str | Path | None = None) -> Teacher:
     """The packaged teacher (`None`) or the model directory at `path`, checked before any stage runs."""
-    from model_store.data.paths import REPO_ROOT
+    from model_store.data.paths import from_repo
 
     packaged = path is None
-    d = teacher_dir() if path is None else Path(path).expanduser()
-    d = d if d.is_absolute() else REPO_ROOT / d  # as configs record it: relative to the repository
+    d = teacher_dir() if path is None else from_repo(path)  # as configs record it: relative to the repository
     if not d.is_dir():
         raise TeacherError(f"[teacher] path {path}: not a directory")
     config = _read_json(d / "config.json", "the Hugging Face model config")

@@ -41,6 +41,12 @@ def repo_relative(path: str | Path) -> str:
     return Path(os.path.relpath(Path(path).expanduser().resolve(), REPO_ROOT.resolve())).as_posix()
 
 
+def from_repo(path: str | Path) -> Path:
+    """A recorded path (relative to the repository, or absolute) as one to open: the inverse of `repo_relative`."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else REPO_ROOT / p
+
+
 def portable_path(path: str | Path) -> str:
     """A data file as manifests and reports record it: relative to the data root (`stsb/sts-dev.csv.gz`) when it
     lies under it, else relative to the repository (`repo_relative`). Never an absolute path of the builder."""

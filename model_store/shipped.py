@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"
-SHIPPED_NAME = "eibert-0.3.0"  # the best bundle within the 1.91 MB budget: what everything serves unless told
+SHIPPED_NAME = "eibert-0.4.0"  # the best bundle within the 1.91 MB budget: what everything serves unless told
 SHIPPED_BUNDLE = BUNDLES_DIR / SHIPPED_NAME
 # The demo's starting version: it rolls the shipped bundle out over this one, so a rollout changes real weights.
 PREVIOUS_BUNDLE = BUNDLES_DIR / "eibert-0.1.0"

@@ -69,13 +69,18 @@ def test_the_readme_examples_are_what_the_shipped_bundle_answers(shipped_edge: T
     assert problems(shipped_edge) == []
 
 
+VERSION = SHIPPED_BUNDLE.name.removeprefix("eibert-")  # what the README's answers must name, e.g. "0.4.0"
+FIRST_SCORE = re.search(r'"score":[0-9.]+', example("rank")[1]).group(0)
+
+
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        ('"model_version":"0.3.0","dim"', '"model_version":"0.1.0","dim"'),  # a stale version
-        ('"score":0.816408', '"score":0.956262'),  # a stale score
-        ("# eibert-0.3.0 384 17", "# eibert-0.1.0 384 17"),  # a stale model name
+        (f'"model_version":"{VERSION}","dim"', '"model_version":"0.1.0","dim"'),  # a stale version
+        (FIRST_SCORE, '"score":0.956262'),  # a stale score
+        (f"# {SHIPPED_BUNDLE.name} ", "# eibert-0.1.0 "),  # a stale model name
     ],
+    ids=["version", "score", "model-name"],
 )
 def test_a_stale_example_is_found(shipped_edge: TestClient, old: str, new: str) -> None:
     assert old in README

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,9 +19,6 @@ from tests.model_store.data.test_paths import absolute_paths
 from tests.model_store.test_eval_rank import write_fixture
 
 CONFIG = Path(__file__).resolve().parents[2] / "model_store" / "configs" / "eibert-1.9m.toml"
-ABLATIONS_0_3_0 = (
-    '\nablations = ["oneway", "interplay", "static", "no_pruning"]  # "interplay": the recipe with it switched on\n'
-)
 ABLATIONS = ["oneway", "interplay", "static", "no_pruning", "recurrence", "bottleneck"]
 pytestmark = pytest.mark.slow  # the quick build trains seven variants against the real teacher
 
@@ -50,8 +49,9 @@ def quick_build(tmp_path_factory: pytest.TempPathFactory) -> QuickBuild:
     # No anchors here (Model2Vec's distill of the real teacher alone takes minutes): the own-teacher quick build,
     # whose teacher is tiny, measures them (tests/model_store/test_build_own_teacher.py).
     # Every ablation the pipeline knows, end to end: the config's own and the recurrence and bottleneck rows.
-    more = text.replace(ABLATIONS_0_3_0, f"\nablations = {json.dumps(ABLATIONS)}\n", 1)
-    assert more != text
+    more, n = re.subn(r"^ablations = .*$", f"ablations = {json.dumps(ABLATIONS)}", text, count=1, flags=re.M)
+    more = re.sub(r"^anchors = .*$", "", more, flags=re.M)
+    assert n == 1 and "anchors" not in tomllib.loads(more)
     config.write_text(more)
     exe = Path(sys.executable).parent / "eibert"
     cmd = [str(exe), "build", "--config", str(config), "--out", str(out), "--quick", "--cache", str(cache)]

@@ -7,6 +7,7 @@ relative to the repository, and the anchor rows (Model2Vec's distill, the int8 t
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,8 +31,8 @@ def build(config: Path, out: Path, cache: Path, *extra: str) -> subprocess.Compl
 
 
 def own_teacher_config(root: Path, teacher: Path) -> Path:
-    text = CONFIG.read_text()
-    assert "\nanchors" not in text and "\n[corpus]\n" in text
+    text = re.sub(r"^anchors = .*$", "", CONFIG.read_text(), flags=re.M)  # set below, whatever the config says
+    assert "\n[corpus]\n" in text
     own = f'anchors = ["model2vec", "int8_teacher"]\n\n[teacher]\npath = {json.dumps(str(teacher))}\n\n[corpus]\n'
     config = root / "own-teacher.toml"
     config.write_text(text.replace("\n[corpus]\n", "\n" + own, 1))

@@ -9,9 +9,18 @@ import pytest
 from model_store.build_config import BuildConfig
 from service.common.manifest import verify_bundle
 from service.edge.encoder import OnnxEncoder
+from tests.model_store.data.test_paths import absolute_paths
 
 ROOT = Path(__file__).resolve().parents[2] / "model_store"
 CONFIGS = sorted((ROOT / "configs").glob("*.toml"))
+
+
+RECORDS = sorted(
+    p
+    for d in ("bundles", "configs/experiments")
+    for p in (ROOT / d).glob("*/*")
+    if p.name in ("manifest.json", "report.md")
+)
 
 
 def test_there_are_configs() -> None:
@@ -32,3 +41,10 @@ def test_config_matches_its_shipped_bundle(config: Path) -> None:
     assert (bundle / "report.md").is_file()
     emb = OnnxEncoder(bundle).encode(["Toy Story (1995). Adventure, Animation, Children, Comedy, Fantasy"])
     assert emb.shape == (1, manifest.dim)
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_committed_records_name_no_machine_paths(record: Path) -> None:
+    """What a builder's machine called its data root means nothing on the next one (`absolute_paths` is made to fail
+    on planted paths in tests/model_store/data/test_paths.py)."""
+    assert absolute_paths(record.read_text()) == []

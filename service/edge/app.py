@@ -120,6 +120,7 @@ def create_app(
                 max_bundle_bytes=settings.max_bundle_bytes,
                 max_metadata_age_s=settings.max_metadata_age_s,
                 download_timeout_s=settings.download_timeout_s,
+                reset_trust=settings.reset_trust,
             )
             state.updater.start()
         hook = telemetry

@@ -65,6 +65,9 @@ class EdgeSettings(BaseSettings):
     # re-signs every EIBERT_CLOUD_OFFER_TTL_S / 2 (12 h by default), so this must exceed that plus a poll.
     max_metadata_age_s: float = Field(default=2 * 24 * 3600.0, gt=0)
     download_timeout_s: float = Field(default=600.0, gt=0)  # all files of one update, however slowly they drip
+    # Recovery after state_dir/trusted_offer.json was lost (the node then refuses every offer and says so): run
+    # once with this set to trust the cloud's next valid offer on first use, then unset it.
+    reset_trust: bool = False
     admission: AdmissionLimits = AdmissionLimits()  # budgets for updated models, as JSON: EIBERT_EDGE_ADMISSION
     http_timeout_s: float = Field(default=30.0, gt=0)
     # LDP fleet telemetry (only with a cloud): the day's median serving latency, once a day, from a durable

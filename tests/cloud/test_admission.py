@@ -198,3 +198,23 @@ def test_admission_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPa
     s = Settings(dev_mode=True, data_dir=tmp_path)
     assert s.admission.timeout_s == 5 and s.admission.memory_mib == 256 and s.max_concurrent_admissions == 3
     assert s.admission.allowed_ops == DEFAULT_ALLOWED_OPS
+
+
+@pytest.mark.parametrize("breakage", ["tokenizer-not-json", "sha256-mismatch"])
+def test_an_upload_refusal_does_not_echo_the_clouds_temporary_paths(
+    client: TestClient, tiny_bundle: Path, tmp_path: Path, breakage: str
+) -> None:
+    """Issue 22: refusals named the replica's absolute temp dir (`.../tmp/inspect-xyz/bundle/tokenizer.json`)."""
+    bundle = tmp_path / "bundle"
+    bundle_with_model(tiny_bundle, bundle, lambda p: p.write_bytes((tiny_bundle / "model.onnx").read_bytes()))
+    if breakage == "tokenizer-not-json":
+        (bundle / "tokenizer.json").write_bytes(b"{not json")
+        raw = json.loads((bundle / "manifest.json").read_text())
+        raw["files"]["tokenizer.json"] = file_entry(bundle / "tokenizer.json").model_dump()
+        (bundle / "manifest.json").write_text(json.dumps(raw))
+    else:
+        (bundle / "tokenizer.json").write_bytes((bundle / "tokenizer.json").read_bytes() + b" ")
+    resp = client.post("/v1/models", content=pack_bundle(bundle), headers=UPLOAD)
+    assert resp.status_code == 422, resp.text
+    assert "tokenizer.json" in resp.text
+    assert "inspect-" not in resp.text and "/tmp" not in resp.text and str(tmp_path) not in resp.text, resp.text

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.common.device_api import DEVICE_ID_PATTERN
 from service.common.errors import BundleError
+from service.common.http_server import ServerLimits
 from service.common.model_admission import AdmissionLimits
 from service.common.signing import public_key_from_b64
 
@@ -29,6 +30,11 @@ class EdgeSettings(BaseSettings):
     bundle: Path  # the bundle served at startup (and until an update replaces it)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    # the reverse proxies whose X-Forwarded-For is believed (JSON list; none by default), and how long a
+    # request may take to arrive, headers and then the whole body (service/common/http_server.py)
+    trusted_proxies: tuple[str, ...] = ()
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    request_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     threads: int = Field(default=1, ge=1, le=64)  # onnxruntime intra-op threads per session
     # numpy BLAS threads (the ranker's matrix products), set by `eibert edge` for its process: products this
     # small are many times slower with several BLAS threads spinning on a busy CPU (16 ms vs 1 ms per rank).
@@ -106,6 +112,13 @@ class EdgeSettings(BaseSettings):
             except (BundleError, OSError) as exc:
                 raise ValueError(str(exc)) from exc
         return self
+
+    def server_limits(self) -> ServerLimits:
+        return ServerLimits(
+            trusted_proxies=self.trusted_proxies,
+            header_timeout_s=self.header_timeout_s,
+            request_timeout_s=self.request_timeout_s,
+        )
 
     def enrolment_credential(self) -> str | None:
         """The enrolment token (inline wins over the file), stripped; None if neither is set."""

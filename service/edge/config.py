@@ -52,7 +52,10 @@ class EdgeSettings(BaseSettings):
     # Run a batch on the event loop when texts x the model's measured short-text cost is within this budget:
     # for a small model the worker-thread hand-off costs more than the inference. 0 = always a worker thread.
     inline_budget_ms: float = Field(default=1.0, ge=0.0, le=50.0)
-    cache_size: int = Field(default=8192, ge=0)  # embedding rows kept (0 disables); 8192 x 384 x 4 B = 12.6 MB max
+    cache_size: int = Field(default=8192, ge=0)  # embedding rows kept (0 disables); 8192 x 384 x 4 B = 12.6 MB
+    # ... and bytes: texts are keys, up to 4 bytes per character (service/edge/cache.py); 8,192 rows of dim 384
+    # with typical 50-character texts take ~15.6 MB, so this bounds an adversary, not honest use
+    cache_max_bytes: int = Field(default=24 * MIB, ge=0)
     max_body_bytes: int = Field(default=1 * MIB, ge=1024)  # larger request bodies get 413 before parsing
 
     cloud: str | None = None  # cloud base URL; enables model updates

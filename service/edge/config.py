@@ -50,8 +50,10 @@ class EdgeSettings(BaseSettings):
     batch_workers: int = Field(default=1, ge=1, le=64)  # batches run at once, each in its own worker thread
     max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)  # extra wait for a batch to fill; 0 = take what queued
     # Run a batch on the event loop when texts x the model's measured short-text cost is within this budget:
-    # for a small model the worker-thread hand-off costs more than the inference. 0 = always a worker thread.
-    inline_budget_ms: float = Field(default=1.0, ge=0.0, le=50.0)
+    # for a small model the worker-thread hand-off costs more than the inference. 0 (the default) = always a
+    # worker thread, tokenising included: a tokenizer's cost on one text is the bundle's to decide (issue 22: a
+    # regex pre-tokenizer took 4.3 s for one text and stalled /healthz), so only opt in for bundles you trust.
+    inline_budget_ms: float = Field(default=0.0, ge=0.0, le=50.0)
     cache_size: int = Field(default=8192, ge=0)  # embedding rows kept (0 disables); 8192 x 384 x 4 B = 12.6 MB
     # ... and bytes: texts are keys, up to 4 bytes per character (service/edge/cache.py); 8,192 rows of dim 384
     # with typical 50-character texts take ~15.6 MB, so this bounds an adversary, not honest use

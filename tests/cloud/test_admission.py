@@ -22,6 +22,7 @@ from service.common.archive import pack_bundle
 from service.common.manifest import file_entry
 from service.common.model_admission import DEFAULT_ALLOWED_OPS, AdmissionLimits
 from tests.cloud.conftest import ADMIN, GZIP
+from tests.common import model_bombs
 from tests.common.archive_bombs import extended_header_bomb
 from tests.common.model_bombs import bundle_with_model, loop_bomb, memory_bomb
 from tests.conftest import TINY_DIM
@@ -218,3 +219,24 @@ def test_an_upload_refusal_does_not_echo_the_clouds_temporary_paths(
     assert resp.status_code == 422, resp.text
     assert "tokenizer.json" in resp.text
     assert "inspect-" not in resp.text and "/tmp" not in resp.text and str(tmp_path) not in resp.text, resp.text
+
+
+@pytest.mark.parametrize("kind", ["regex-tokenizer", "batch"])
+def test_a_regex_tokenizer_or_a_batch_bomb_upload_is_a_422(
+    client: TestClient, tiny_bundle: Path, tmp_path: Path, tiny_archive: bytes, kind: str
+) -> None:
+    """Issue 22: both were 201; the cloud now refuses them as the edge does."""
+    if kind == "regex-tokenizer":
+        hostile = model_bombs.hostile_tokenizer(tiny_bundle / "tokenizer.json")
+        bundle, message = (
+            model_bombs.bundle_with_tokenizer(tiny_bundle, tmp_path / "b", hostile),
+            "pre_tokenizer 'Split'",
+        )
+    else:
+        bomb = bundle_with_model(tiny_bundle, tmp_path / "b", lambda p: model_bombs.batch_bomb(p, TINY_DIM, 30522))
+        bundle, message = bomb, "512 MiB admission memory limit"
+    with peak_rss_growth() as growth:
+        resp = client.post("/v1/models", content=pack_bundle(bundle), headers=UPLOAD)
+    assert resp.status_code == 422 and message in resp.text, resp.text
+    assert growth.mib < 200, f"the cloud grew by {growth.mib:.0f} MiB"
+    _still_serving(client, tiny_archive)

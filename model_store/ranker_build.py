@@ -30,6 +30,7 @@ from model_store.eval_basket import evaluate_basket
 from model_store.eval_rank import evaluate_rank
 from model_store.export import write_bundle
 from model_store.ranker_movielens import movielens_lists
+from model_store.ranker_report import write_report
 from model_store.train_ranker import Lists, TrainConfig, build_lists, train
 from service.common.contract import MODEL_FILE, RANKER_FILE, TOKENIZER_FILE
 from service.common.manifest import verify_bundle
@@ -160,6 +161,7 @@ def build(config: RankerBuildConfig, out: Path, *, data_root: Path, repo_root: P
         metrics={**src_manifest.metrics, "basket": basket},
         extra_files={RANKER_FILE: ranker_path},
     )
+    write_report(out)
     return basket
 
 

@@ -54,6 +54,8 @@ def test_the_new_bundle_pins_the_ranker_and_keeps_the_encoder(ranker_bundle: tup
         "movielens": None,
     }
     assert load_model(out, warm_up=False).ranker is not None
+    report = (out / "report.md").read_text()
+    assert "TIFU-KNN" in report and "| repeat |" in report and f"{basket['ranker_bytes']:,} bytes" in report
 
 
 def test_eval_basket_prints_every_method(ranker_bundle: tuple[Path, Path], capsys: pytest.CaptureFixture[str]):

@@ -22,6 +22,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from service.common import device_client
+from service.common.device_client import ResponseRefused
 from service.common.ldp import METRICS, latency_bucket_of
 from service.edge.telemetry import TelemetryClient
 from simulators.failures import FailureLedger
@@ -115,10 +117,14 @@ class VersionNames:
 
     async def refresh(self, client: httpx.AsyncClient) -> None:
         try:
-            resp = await client.get("/v1/models", params={"limit": 100})
-            resp.raise_for_status()
-        except httpx.HTTPError as exc:
+            resp = await device_client.arequest(
+                client, "GET", "/v1/models", cap=device_client.LISTING_MAX_BYTES, params={"limit": 100}
+            )
+        except (httpx.HTTPError, ResponseRefused) as exc:
             log.info("could not refresh version names: %s", exc)
+            return
+        if resp.status_code != 200:
+            log.info("could not refresh version names: HTTP %d", resp.status_code)
             return
         for item in resp.json()["data"]:
             self.by_manifest.setdefault(str(item["manifest"]["version"]), item["version"])

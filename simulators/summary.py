@@ -100,6 +100,7 @@ class FleetSummary(BaseModel):
     wall_s: float
     requests: dict[str, int]  # by route: rank, enrol, poll, download, telemetry, other
     sessions: int
+    impressions: int = 0  # items shown, each logged on the device with its slot
     clicks: int
     top_click_rate: float  # sessions whose top-ranked item was clicked
     latency: dict[str, LatencySummary]  # all, in_process, http
@@ -151,7 +152,8 @@ def render(s: FleetSummary) -> str:
         f"devices        {s.devices} ({s.in_process_devices} in-process, {s.http_devices} via edge nodes), "
         f"{s.enrolled} enrolled; {s.simulated_days} simulated days in {s.wall_s:.1f} s",
         "requests       " + ", ".join(f"{k} {v}" for k, v in sorted(s.requests.items())),
-        f"sessions       {s.sessions}, clicks {s.clicks}, top item clicked in {_pct(s.top_click_rate)} of sessions",
+        f"sessions       {s.sessions}, impressions {s.impressions}, clicks {s.clicks}, "
+        f"top item clicked in {_pct(s.top_click_rate)} of sessions",
     ]
     for name, lat in s.latency.items():
         if lat.calls:

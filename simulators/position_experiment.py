@@ -48,6 +48,7 @@ from service.edge.position_bias import (
 )
 from simulators.impressions import ImpressionBuffer
 from simulators.personas import Persona, examination_curve, load_catalog_and_personas, relevance
+from simulators.summary import PositionBiasResult
 
 Learner = Literal["naive", "global", "personal"]
 LEARNERS: tuple[Learner, ...] = ("naive", "global", "personal")
@@ -74,24 +75,6 @@ class PositionBiasConfig(BaseModel):
     seed: int = Field(default=0, ge=0)
     learners: tuple[Learner, ...] = LEARNERS  # "naive" and "personal" are always run (the ratio compares them)
     bundle: Path | None = None  # whose encoder embeds the pool (default: the shipped bundle)
-
-
-class PositionBiasResult(BaseModel):
-    """What the experiment measured: one JSON line of `eibert sim position-bias`, a section of the demo's."""
-
-    users: int
-    days: int
-    seed: int
-    bundle: str  # release id of the encoder that embedded the pool
-    sessions: int  # per learner (they share every session)
-    ndcg_at_10: dict[str, float]  # learner -> mean NDCG@10 of the last day's served slates
-    ndcg_at_10_all_days: dict[str, float]  # learner -> over every day (day 0 is today's ranker for all)
-    ratio: float  # ndcg_at_10["personal"] / ndcg_at_10["naive"]
-    curve_error: dict[str, float]  # estimate -> mean over users of the mean |estimate - truth| over slots 1-9
-    curve_error_by_style: dict[str, dict[str, float]]  # skim | deep | typical -> estimate -> error
-    users_by_style: dict[str, int]
-    click_rate_undefined: int  # users whose click-rate curve is undefined (no click in slot 0): left out of it
-    wall_s: float
 
 
 @dataclass
@@ -273,9 +256,9 @@ def run_position_bias(config: PositionBiasConfig) -> PositionBiasResult:
     errors, styles, undefined = _curve_errors(setup, worlds["personal"])
     style_names = ("skim", "deep", "typical")
 
-    def mean_of(values: list[float], keep: list[bool]) -> float:
+    def mean_of(values: list[float], keep: list[bool]) -> float | None:
         picked = [v for v, k in zip(values, keep, strict=True) if k and not np.isnan(v)]
-        return float(np.mean(picked)) if picked else float("nan")
+        return round(float(np.mean(picked)), 4) if picked else None
 
     everyone = [True] * len(styles)
     return PositionBiasResult(
@@ -286,10 +269,10 @@ def run_position_bias(config: PositionBiasConfig) -> PositionBiasResult:
         sessions=sum(len(d) for d in worlds["naive"].ndcg_by_day),
         ndcg_at_10={k: round(v, 4) for k, v in last.items()},
         ndcg_at_10_all_days={k: round(v, 4) for k, v in overall.items()},
-        ratio=round(last["personal"] / last["naive"], 4) if last["naive"] > 0 else float("nan"),
-        curve_error={k: round(mean_of(v, everyone), 4) for k, v in errors.items()},
+        ratio=round(last["personal"] / last["naive"], 4) if last["naive"] > 0 else 0.0,
+        curve_error={k: mean_of(v, everyone) for k, v in errors.items()},
         curve_error_by_style={
-            s: {k: round(mean_of(v, [x == s for x in styles]), 4) for k, v in errors.items()} for s in style_names
+            s: {k: mean_of(v, [x == s for x in styles]) for k, v in errors.items()} for s in style_names
         },
         users_by_style={s: styles.count(s) for s in style_names},
         click_rate_undefined=undefined,

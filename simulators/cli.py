@@ -58,6 +58,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pb.add_argument("--days", type=int, default=14, help="simulated days (default 14)")
     pb.add_argument("--seed", type=int, default=0)
     pb.add_argument("--bundle", default=None, help="bundle whose encoder embeds the items (default: shipped)")
+    pb.add_argument("--learner-only", action="store_true", help="ablation: the learner alone orders the slates")
+    pb.add_argument("--explore", type=float, default=0.0, help="ablation: share of sessions with a random slot")
+    pb.add_argument("--prior-weight", type=float, default=0.0, help="ablation: popularity prior in the order")
     pb.set_defaults(func=cmd_position_bias)
 
     b = sub.add_parser(
@@ -90,7 +93,13 @@ def cmd_position_bias(args: argparse.Namespace) -> int:
     from simulators.position_experiment import PositionBiasConfig, run_position_bias
 
     config = PositionBiasConfig(
-        users=args.users, days=args.days, seed=args.seed, bundle=Path(args.bundle) if args.bundle else None
+        users=args.users,
+        days=args.days,
+        seed=args.seed,
+        bundle=Path(args.bundle) if args.bundle else None,
+        learner_only=args.learner_only,
+        explore=args.explore,
+        prior_weight=args.prior_weight,
     )
     _out(run_position_bias(config).model_dump_json())
     return 0

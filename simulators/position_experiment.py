@@ -173,10 +173,6 @@ def _sessions(config: PositionBiasConfig, setup: _Setup, user: int, day: int):
         yield np.concatenate([movies, news]), rng.random(SHOWN), rng.random(SHOWN)
 
 
-def _zscore(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean()) / max(float(x.std()), 1e-9)
-
-
 def _serve(setup: _Setup, world: _World, user: int, day: int, config: PositionBiasConfig) -> None:
     """Serve the day's sessions: today's ranker plus the learner's relevance (each z-scored within the slate),
     top SHOWN in order; log every impression; score the slate against the truth."""
@@ -184,11 +180,11 @@ def _serve(setup: _Setup, world: _World, user: int, day: int, config: PositionBi
     scores_today: list[float] = []
     explore = np.random.default_rng([config.seed, 3, user, day])  # the same in every world
     for cands, u_exam, u_rel in _sessions(config, setup, user, day):
-        base = _zscore(setup.content[user, cands])
+        base = ranker.zscore(setup.content[user, cands])
         if model is None:
             scores = base
         else:
-            learned = LEARNER_WEIGHT * _zscore(model.logits(setup.features(user, cands)))
+            learned = LEARNER_WEIGHT * ranker.zscore(model.logits(setup.features(user, cands)))
             scores = learned if config.learner_only else base + learned
         order = ranker.top_k(scores + config.prior_weight * setup.prior[cands], len(cands))
         shown = cands[order[:SHOWN]]

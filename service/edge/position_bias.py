@@ -38,8 +38,9 @@ candidates carry only an id and a text. A few dozen features keep each Newton st
 the fit well-posed on the few dozen clicks a device logs in a week.
 
 **Hostile input.** Logs arrive from a client: every array is checked (finite features, integer positions in
-[0, MAX_POSITIONS), clicks 0/1, at most MAX_IMPRESSIONS rows and MAX_FEATURES columns) and a violation is a
-ValueError naming it. EM and Newton iterations are capped, so a fit's time is bounded by the caps.
+[0, MAX_POSITIONS), clicks 0/1, at most MAX_IMPRESSIONS rows, MAX_FEATURES columns and MAX_FEATURE_CELLS
+values) and a violation is a ValueError naming it. EM and Newton iterations are capped, so a fit's memory and
+time are bounded by the caps.
 
 `ipw_mean` is the inverse-propensity estimator (Horvitz-Thompson) the same curve enables: a click at slot k
 counts 1 / theta[k] relevant impressions. It is the one checked against the Open Bandit Dataset's published
@@ -53,8 +54,9 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_POSITIONS = 500  # slots a curve covers (the rank API's candidates per request); position < MAX_POSITIONS
-MAX_IMPRESSIONS = 200_000  # rows per fit: about a year of a heavy user's slates of ten
-MAX_FEATURES = 512
+MAX_IMPRESSIONS = 100_000  # rows per fit: half a year of a heavy user's slates of ten
+MAX_FEATURES = 128  # relevance features: a projected embedding and a few scores (the simulator uses 18)
+MAX_FEATURE_CELLS = 4_000_000  # rows x features: 32 MB of float64, and a Newton step of at most ~5e8 flops
 MAX_EM_ITERATIONS = 500
 MAX_NEWTON_STEPS = 50
 DEFAULT_L2 = 1.0  # ridge on the relevance weights (not the intercept), in units of one impression's loss
@@ -94,6 +96,8 @@ class ImpressionLog:
             raise ValueError(f"features must be ({n}, d), got shape {x.shape}")
         if x.shape[1] > MAX_FEATURES:
             raise ValueError(f"{x.shape[1]} features: at most {MAX_FEATURES}")
+        if n * x.shape[1] > MAX_FEATURE_CELLS:
+            raise ValueError(f"{n} impressions x {x.shape[1]} features: at most {MAX_FEATURE_CELLS} values per fit")
         if n and not (np.issubdtype(pos.dtype, np.integer) or np.issubdtype(pos.dtype, np.floating)):
             raise ValueError(f"positions must be numbers, got dtype {pos.dtype}")
         pos_f = pos.astype(np.float64, copy=False) if n else np.zeros(0)

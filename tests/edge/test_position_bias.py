@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from service.edge.position_bias import (
+    MAX_FEATURE_CELLS,
     MAX_IMPRESSIONS,
     MAX_POSITIONS,
     ExaminationPrior,
@@ -140,7 +141,7 @@ def test_ipw_counts_a_click_at_a_slot_as_one_over_its_examination() -> None:
         ([[0, 1]], [[0, 1]], np.zeros((2, 2)), "1-d"),
         (["a", "b"], [0, 1], np.zeros((2, 2)), "numbers"),
         ([0, 1], [0, 1], [["x", "y"], ["z", "w"]], "numbers"),
-        ([0, 1], [0, 1], np.zeros((2, 513)), "at most 512"),
+        ([0, 1], [0, 1], np.zeros((2, 129)), "at most 128"),
     ],
 )
 def test_hostile_logs_are_refused_with_the_reason(positions, clicks, features, message) -> None:
@@ -148,10 +149,13 @@ def test_hostile_logs_are_refused_with_the_reason(positions, clicks, features, m
         ImpressionLog.of(positions, clicks, features)
 
 
-def test_a_log_beyond_the_row_cap_is_refused_before_any_work() -> None:
+def test_a_log_beyond_the_row_or_value_cap_is_refused_before_any_work() -> None:
     n = MAX_IMPRESSIONS + 1
     with pytest.raises(ValueError, match="at most"):
         ImpressionLog.of(np.zeros(n, dtype=np.int64), np.zeros(n), np.zeros((n, 1)))
+    n = MAX_FEATURE_CELLS // 100 + 1
+    with pytest.raises(ValueError, match="values per fit"):
+        ImpressionLog.of(np.zeros(n, dtype=np.int64), np.zeros(n), np.zeros((n, 100), dtype=np.float32))
 
 
 def test_bad_fit_arguments_are_refused() -> None:
@@ -183,3 +187,9 @@ def test_an_empty_log_fits_to_the_prior() -> None:
     fit = fit_pbm(empty, slots=SLOTS, prior=ExaminationPrior(FLAT, 5.0), max_iter=5)
     np.testing.assert_allclose(fit.curve, FLAT, atol=1e-4)
     assert np.isfinite(fit.relevance.weights).all()
+
+
+def test_the_slot_bound_is_the_rank_apis() -> None:
+    from service.edge.schemas import MAX_POSITION
+
+    assert MAX_POSITIONS == MAX_POSITION  # a position /v1/rank accepts is one a curve covers, and no more

@@ -3,9 +3,10 @@
 A fast in-process experiment (`eibert sim position-bias`, and a line of `eibert demo`'s summary). The users are
 the fleet's personas (`simulators.personas`): real MovieLens tastes, MIND news interests, and each their own
 examination curve (skimmers who never look past slot 2, deep scrollers, and between). Every simulated day each
-user opens a few sessions; a session draws 20 candidates from a fixed pool of real items, the learner under
-test orders them, the top 10 are shown, and the user examines and clicks through the simulation's truth
-(`examination`, `relevance`). The device logs every impression with its slot (`simulators.impressions`) and
+user opens a few sessions; a session draws 20 candidates from a fixed pool of real items, today's ranker and
+the learner under test order them (the sum of their z-scored scores: the learner re-ranks on top of what ships),
+the top 10 are shown, and the user examines and clicks through the simulation's truth (`examination`,
+`relevance`). The device logs every impression with its slot (`simulators.impressions`) and
 refits its learner from its own log at the end of each day:
 
 - `naive`: logistic regression that reads every unclicked impression as not relevant;
@@ -15,14 +16,17 @@ refits its learner from its own log at the end of each day:
 
 The fleet curve is pooled from the devices' per-slot sufficient statistics of the day before (two numbers per
 slot). Relevance features are what a device has: the item's embedding from the shipped bundle (computed once
-for the pool, projected on the pool's top principal components) and the content score of today's ranker
-against the user's history. On day 0 every learner serves today's ranker (no log yet), so the three worlds
-start equal; they share every random draw (sessions, candidates, and the uniforms that decide examination and
-clicks per slot), so the difference between them is the learner alone.
+for the pool, projected on the pool's top principal components), the content score of today's ranker against
+the user's history, and the item's popularity (the prior a recall stage sends with each candidate). On day 0
+every learner serves today's ranker (no log yet), so the three worlds start equal; they share every random
+draw (sessions, candidates, and the uniforms that decide examination and clicks per slot), so the difference
+between them is the learner alone.
 
 Measured: NDCG@10 of the served slates against the true relevance (gain = P(click | examined)) on the last
 day and over all days, and each user's examination-curve error (mean absolute error over slots 1-9; slot 0 is
 1 by convention) of the personalised estimate, the fleet curve, and the naive click-rate-by-slot curve.
+The serving rule has three ablations (`PositionBiasConfig`: the learner alone, random exploration, the
+popularity prior blended in); README "Position bias" has their figures.
 """
 
 from __future__ import annotations

@@ -119,4 +119,6 @@ def test_the_embedding_cache_is_bounded_in_bytes_for_long_astral_texts(tiny_bund
                 assert client.post("/v1/encode", json={"texts": texts}).status_code == 200
         cache = client.app.state.edge.cache
     assert cache.bytes <= settings.cache_max_bytes and len(cache) < 8192
-    assert growth.mib < settings.cache_max_bytes / MIB + 16, f"grew {growth.mib:.0f} MiB"
+    # RSS is the cache plus the allocator's slack from 164 requests' freed bodies and strings: 24-48 MiB measured
+    # (alone, and inside a full test worker); the unbounded cache grew 130+ MiB
+    assert growth.mib < settings.cache_max_bytes / MIB + 32, f"grew {growth.mib:.0f} MiB"

@@ -61,11 +61,9 @@ class DeadlineProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
     def data_received(self, data: bytes) -> None:
         if self._deadline is None and self._between_requests():
             self._start()  # the first byte of the next request on this connection
-        if self._in_headers():
-            self._header_bytes += len(data)
-            if self._header_bytes > self.limits.max_header_bytes:
-                self._close(HEADERS_431, f"headers longer than {self.limits.max_header_bytes} bytes")
-                return
+        if self._in_headers() and self._count_header_bytes(data) > self.limits.max_header_bytes:
+            self._close(HEADERS_431, f"headers longer than {self.limits.max_header_bytes} bytes")
+            return
         super().data_received(data)
         self._progress()
 
@@ -77,6 +75,21 @@ class DeadlineProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
     def _in_headers(self) -> bool:
         return self._deadline is not None and self.cycle is self._before
 
+    def _count_header_bytes(self, data: bytes) -> int:
+        """Bytes of this request up to the blank line that ends its headers (a body arriving in the same read
+        does not count); the count so far while that line has not arrived."""
+        if self._headers_end_seen:
+            return self._header_bytes
+        window = self._tail + data
+        end = window.find(b"\r\n\r\n")
+        if end >= 0:
+            self._headers_end_seen = True
+            self._header_bytes += end + 4 - len(self._tail)
+        else:
+            self._header_bytes += len(data)
+            self._tail = window[-3:]
+        return self._header_bytes
+
     def _received(self) -> bool:
         return self.cycle is not self._before and not self.cycle.more_body
 
@@ -87,6 +100,8 @@ class DeadlineProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
         self._started = loop.time()
         self._before = self.cycle  # replaced by a new cycle once this request's headers are complete
         self._header_bytes = 0
+        self._headers_end_seen = False
+        self._tail = b""
         self._cancel()
         self._deadline = loop.call_at(self._started + self.limits.header_timeout_s, self._expired)
 

@@ -3,6 +3,7 @@ headers and then body, within its deadlines, or its connection is closed; honest
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -115,6 +116,18 @@ def test_oversized_headers_are_refused_with_431(edge: str) -> None:
     sock = _connect(edge)
     sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (ServerLimits().max_header_bytes + 10))
     assert sock.recv(1024).startswith(b"HTTP/1.1 431")
+
+
+def test_a_body_arriving_with_its_headers_does_not_count_as_headers(edge: str) -> None:
+    """Headers and a 600 KB body in one write (the server reads up to 256 KiB at once): only the headers count
+    against max_header_bytes. An upload through a busy cloud was refused with 431 before."""
+    body = json.dumps({"texts": ["\u00e9" * 2000] * 50}).encode()  # \u00e9 escapes: 6 bytes a character
+    assert len(body) > 8 * ServerLimits().max_header_bytes
+    head = f"POST /v1/encode HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+    sock = _connect(edge)
+    sock.sendall(head.encode() + b"\r\n\r\n" + body)
+    assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+    sock.close()
 
 
 def test_honest_keep_alive_requests_pass(edge: str) -> None:

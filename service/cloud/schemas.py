@@ -59,13 +59,16 @@ class FleetMetricPublic(BaseModel):
     status: Literal["released", "withheld", "open"]  # open: the day can still take reports, nothing shown
     devices: int | None = None  # only when released: small counts are not disclosed
     reports: int | None = None
+    # sum over its reports of (p - q)^2 / (q (1 - q)): the inverse variance of its unbiased estimates at f = 0,
+    # what groups are pooled by (service.cloud.pooling); None in releases stored before it existed
+    precision: float | None = None
     estimates: list[EstimatePublic] | None = None
     reason: str | None = None
 
 
 class ABSidePublic(BaseModel):
     version: str
-    estimate: float  # report-weighted mean of the released (consistent) estimates of the version's groups
+    estimate: float  # precision-weighted mean of the released (consistent) estimates of the version's groups
     std_error: float  # of the pooled unbiased estimate
     reports: int
     groups: int

@@ -118,9 +118,10 @@ def test_a_bundle_uploaded_through_one_replica_is_served_by_the_other(
         assert part.status_code == 206 and part.content == archive.content[10:110]
 
 
-def report(version: str, eps: float, seed: int) -> dict:
+def report(version: str, metric: str, seed: int) -> dict:
     rng = np.random.default_rng(seed)
-    r = encode_report("top_genre", "Drama", model_version=version, day=TODAY.isoformat(), epsilon=eps, rng=rng)
+    value = {"top_genre": "Drama", "latency_bucket": "<5ms", "top_item_clicked": True}[metric]
+    r = encode_report(metric, value, model_version=version, day=TODAY.isoformat(), rng=rng)
     return r.model_dump(mode="json")
 
 
@@ -131,26 +132,28 @@ def statuses(http: httpx.Client, headers: dict[str, str], *reports: dict) -> lis
 
 
 def test_telemetry_split_across_replicas_is_counted_once_and_budgeted_once(
-    replicas: tuple[str, str], published: str
+    replicas: tuple[str, str], published: str, key_file: tuple[Path, Ed25519PrivateKey]
 ) -> None:
     one, two = replicas
     with httpx.Client(base_url=one) as h1, httpx.Client(base_url=two) as h2:
         token = enrolment_token(h1, max_devices=3)
         phones = [enrol(h1 if i % 2 else h2, f"tele-{i}", token) for i in range(3)]
-        a, b = report(published, 0.5, 1), report(published, 0.4, 2)
+        for i, phone in enumerate(phones):  # offered through one replica, reporting through both
+            assert resolve_offer(h2 if i % 2 else h1, f"tele-{i}", phone, key_file[1]).version == published
+        a, b = report(published, "top_genre", 1), report(published, "latency_bucket", 2)
         assert statuses(h1, phones[0], a) == ["accepted"]
         assert statuses(h2, phones[0], a, b) == ["duplicate", "accepted"]  # one's id, seen by two
         assert statuses(h1, phones[0], b) == ["duplicate"]
-        # 0.9 spent across both: 0.2 more is over budget on either replica, 0.1 fits exactly (charged once)
-        assert statuses(h1, phones[0], report(published, 0.2, 3)) == ["refused"]
-        assert statuses(h2, phones[0], report(published, 0.2, 4)) == ["refused"]
-        assert statuses(h2, phones[0], report(published, 0.1, 5)) == ["accepted"]
+        # one report per device and group, on either replica: another id into a's group is a repeat
+        assert statuses(h2, phones[0], report(published, "top_genre", 3)) == ["refused"]
+        assert statuses(h1, phones[0], report(published, "latency_bucket", 4)) == ["refused"]
+        assert statuses(h2, phones[0], report(published, "top_item_clicked", 5)) == ["accepted"]  # 1.0 exactly
         for i, phone in enumerate(phones[1:], start=1):  # each report sent to both replicas: counted once
-            r = report(published, 0.3, 10 + i)
+            r = report(published, "top_genre", 10 + i)
             assert statuses(h1, phone, r) == ["accepted"] and statuses(h2, phone, r) == ["duplicate"]
         assert h1.post("/v1/clock", json={"advance_days": 2}, headers=ADMIN).status_code == 200  # closes today
         released = h2.get("/v1/fleet/metrics", params={"metric": "top_genre"}).json()["data"]
-        assert [(g["status"], g["devices"], g["reports"]) for g in released] == [("released", 3, 5)]
+        assert [(g["status"], g["devices"], g["reports"]) for g in released] == [("released", 3, 3)]
         assert h1.get("/v1/fleet/metrics", params={"metric": "top_genre"}).json()["data"] == released
 
 

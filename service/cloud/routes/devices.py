@@ -72,5 +72,6 @@ async def device_model(device_id: str, request: Request) -> Response:
     body, etag = ctx.registry.device_body(record, state.generation)
     headers = {"etag": etag, "cache-control": "no-cache"}
     if etag_matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
+        return Response(status_code=304, headers=headers)  # this body was served before, and recorded then
+    await ctx.store.record_offer(device_id, version)  # the versions it may send telemetry under
     return Response(body, media_type="application/json", headers=headers)

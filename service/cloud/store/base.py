@@ -149,7 +149,9 @@ class Store(ABC):
         """Apply reports in order, atomically, as received on server day `day` (default: today's UTC date).
 
         A report id the device already used is a duplicate whatever day either report is labelled with:
-        acknowledged, not counted again. A report that would take the device's spend on the server day `day`
+        acknowledged, not counted again. A report for a group the device already counts in is a repeat: refused,
+        since each device carries one report per group (what bounds how far one device can move a release). A
+        report that would take the device's spend on the server day `day`
         over `budget_micro`, or its spend on reports labelled with the report's own day over it, is refused
         (and not remembered, so a retry is judged again). Accepted reports charge both ledgers, count into
         their cell (the label picks the group) and add the device to their group. An id is kept `ttl_days`
@@ -163,6 +165,14 @@ class Store(ABC):
         self, device_id: str, reports: Sequence[PreparedReport], budget_micro: int, ttl_days: int, server_day: str
     ) -> list[IngestOutcome]:
         """`ingest` of at least one report, on a settled server day: one transaction or script per backend."""
+
+    @abstractmethod
+    async def record_offer(self, device_id: str, version: str) -> None:
+        """Remember that `device_id` was offered `version` (a device may report only under such a version)."""
+
+    @abstractmethod
+    async def offered_versions(self, device_id: str) -> frozenset[str]:
+        """Every version this device has been offered."""
 
     @abstractmethod
     async def spent(self, device_id: str, day: str) -> int:

@@ -71,7 +71,7 @@ class PreparedReport:
         return f"{self.group.label()}|{self.mechanism}|{self.epsilon_label}"
 
 
-IngestOutcome = Literal["accepted", "duplicate", "over_budget"]
+IngestOutcome = Literal["accepted", "duplicate", "over_budget", "repeat"]  # repeat: device already in the group
 
 
 class EnrolOutcome(enum.Enum):

@@ -10,7 +10,8 @@ Keys (all under a configurable prefix):
     ver:{version} -> VersionRecord    versions (zset by seq), verseq    seen:{dev} (zset: report id -> server day)
     eps:{dev}|{day} -> micro-epsilon charged on server day {day};  epsl:{dev}|{day} -> ... on reports labelled {day}
     cell:{metric|version|day|mech|eps} (hash: n, category idx -> count)
-    cells (set of cell labels)        devs:{metric|version|day} (set of device ids)
+    cells (set of cell labels)        devs:{metric|version|day} (set of device ids: one report each)
+    offered:{dev} (set of the versions this device was offered)
     etok:{sha256} (hash: max, used, exp, label: an enrolment token)     rl:{key}|{window start} -> count
     clock -> offset days              releases (hash: group label -> release JSON)
     blob:{sha256} -> the blob's bytes (SET NX: written once; a 32 MB upload cap keeps it far below Redis's
@@ -85,7 +86,7 @@ _ENROL_OUTCOMES = (
 # per report: cell hash, group device set, the device's ledger for the report's labelled day.
 # ARGV = device, budget, ttl seconds, n, server day number, oldest kept day number; then per report: report id,
 # cost, cell label, #support, support idx...
-# Returns one code per report: 0 accepted, 1 duplicate, 2 over budget.
+# Returns one code per report: 0 accepted, 1 duplicate, 2 over budget, 3 the device is already in the group.
 _INGEST = """#!lua
 local device, budget, ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local today, oldest = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -102,6 +103,8 @@ for i = 0, n - 1 do
   if labelled[lkey] == nil then labelled[lkey] = tonumber(redis.call('GET', lkey) or '0') end
   if redis.call('ZSCORE', seen, rid) then
     out[#out + 1] = 1
+  elseif redis.call('SISMEMBER', devs, device) == 1 then
+    out[#out + 1] = 3
   elseif spent + cost > budget or labelled[lkey] + cost > budget then
     out[#out + 1] = 2
   else
@@ -123,7 +126,7 @@ for lkey, v in pairs(labelled) do redis.call('SET', lkey, v, 'EX', ttl) end
 if redis.call('EXISTS', seen) == 1 then redis.call('EXPIRE', seen, ttl) end
 return out
 """
-_OUTCOMES: tuple[IngestOutcome, ...] = ("accepted", "duplicate", "over_budget")
+_OUTCOMES: tuple[IngestOutcome, ...] = ("accepted", "duplicate", "over_budget", "repeat")
 
 
 @contextlib.asynccontextmanager
@@ -295,6 +298,14 @@ class RedisStore(Store):
         async with _errors("ingest"):
             codes = await self._ingest_script(keys=keys, args=args)
         return [_OUTCOMES[int(c)] for c in codes]
+
+    async def record_offer(self, device_id: str, version: str) -> None:
+        async with _errors("record_offer"):
+            await self.r.sadd(self.k("offered:", device_id), version)
+
+    async def offered_versions(self, device_id: str) -> frozenset[str]:
+        async with _errors("offered_versions"):
+            return frozenset(await self.r.smembers(self.k("offered:", device_id)))
 
     async def spent(self, device_id: str, day: str) -> int:
         async with _errors("spent"):

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS rate_windows (
 CREATE TABLE IF NOT EXISTS clock (id INTEGER PRIMARY KEY CHECK (id = 1), offset_days INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS releases (grp TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS offers (device_id TEXT NOT NULL, version TEXT NOT NULL, PRIMARY KEY (device_id, version));
 """
 N_INDEX = -1  # cells row holding the number of reports of a cell
 
@@ -301,6 +302,14 @@ class SqliteStore(Store):
                 if cur.rowcount == 0:
                     out.append("duplicate")
                     continue
+                if c.execute(
+                    "SELECT 1 FROM group_devices WHERE grp = ? AND device_id = ?", (r.group.label(), device_id)
+                ).fetchone():
+                    c.execute(
+                        "DELETE FROM seen_reports WHERE device_id = ? AND report_id = ?", (device_id, r.report_id)
+                    )
+                    out.append("repeat")
+                    continue
                 if r.day not in labelled:
                     row = c.execute(
                         "SELECT spent_micro FROM label_ledger WHERE device_id = ? AND day = ?", (device_id, r.day)
@@ -340,6 +349,17 @@ class SqliteStore(Store):
             return out
 
         return await self._run_tx(tx)
+
+    async def record_offer(self, device_id: str, version: str) -> None:
+        await self._run(
+            lambda c: c.execute("INSERT OR IGNORE INTO offers (device_id, version) VALUES (?, ?)", (device_id, version))
+        )
+
+    async def offered_versions(self, device_id: str) -> frozenset[str]:
+        rows = await self._run(
+            lambda c: c.execute("SELECT version FROM offers WHERE device_id = ?", (device_id,)).fetchall()
+        )
+        return frozenset(str(r[0]) for r in rows)
 
     async def spent(self, device_id: str, day: str) -> int:
         row = await self._run(

@@ -347,7 +347,8 @@ over the 20 MovieLens genres. Each device reports `top_item_clicked` (randomized
 `latency_bucket` (OUE, eps 0.3) and `top_genre` (OLH, eps 0.3); trials differ only in the devices' random draws
 (seeded). Trial 0 went over HTTP through the real ledger, store and k_min gate: {ldp["accepted_http"]:,} reports
 accepted, {ldp["refused_extra"]:,} extra reports (a second one per device and group) refused, released
-estimates {same} the in-process estimator on the same reports; trials 1-{LDP_TRIALS - 1} ran the same encoders and estimator in process. A single
+estimates {same} the in-process estimator on the same reports; trials 1-{LDP_TRIALS - 1} ran the same encoders
+and estimator in process. A single
 estimate below 90% in 20 trials happens by chance for a 95% interval (P(>= 3 misses of 20) = 7.5%), so the pooled
 share is the figure of merit. The model served is an 8-dimensional stand-in bundle: neither path touches model
 bytes.

@@ -101,7 +101,7 @@ class FleetStats:
     truth: dict[tuple[str, str, str], Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     # the outboxes' tallies, kept in the summary's own model (its `pending` is filled in after the final flush)
     telemetry: TelemetrySummary = field(default_factory=TelemetrySummary)
-    skipped_version: int = 0  # values not recorded: the version was unknown or not offered to this device
+    skipped_version: int = 0  # values not recorded: the device's version was unknown
     flush_errors: int = 0
     ledger: FailureLedger = field(default_factory=FailureLedger)  # every failed call, by cause
     lock: threading.Lock = field(default_factory=threading.Lock)  # for the counters worker threads update
@@ -305,10 +305,12 @@ class SimDevice:
             values.append(("top_item_clicked", self._day_top_click))
             values.append(("latency_bucket", latency_bucket_of(statistics.median(self._day_latencies))))
         self._day_latencies, self._day_sessions, self._day_top_click = [], 0, False
+        if self.edge is not None:
+            # a user of an edge node runs the node's version, which the cloud offered the node, not this device:
+            # the cloud takes reports only under a version it offered the reporting device, so such users send none
+            return
         version = self.version
-        # a user of an edge node runs the node's version, which the cloud offered the node, not this device: the
-        # cloud takes reports only under a version it offered the reporting device, so such users send none
-        if version is None or self.updater.token is None or self.edge is not None:
+        if version is None or self.updater.token is None:
             self.stats.skipped_version += len(values)
             return
         recorded = await asyncio.to_thread(self._record_and_flush, values, version, label)

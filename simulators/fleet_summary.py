@@ -232,10 +232,7 @@ async def summarize(
         "http": _latency(s.latencies["http"]),
     }
     if s.skipped_version:  # before the summary is built: it copies the notes
-        fleet.notes.append(
-            f"{s.skipped_version} telemetry values not recorded: the device's version was unknown, or it ranks "
-            "through an edge node (whose version the cloud offered the node, not it)"
-        )
+        fleet.notes.append(f"{s.skipped_version} telemetry values not recorded: the device's version was unknown")
     summary = FleetSummary(
         devices=len(fleet.devices),
         in_process_devices=following,

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.cloud.blobs import BlobStore
-from service.cloud.clock import CloudClock
+from service.cloud.clock import CloudClock, claim_store
 from service.cloud.config import Settings
 from service.cloud.deps import CloudContext
 from service.cloud.errors import install_error_handlers
@@ -38,6 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         await store.open()
         try:
+            await claim_store(store, dev_mode=settings.dev_mode, deployment=settings.deployment)
             key = load_signing_key(settings)
             registry = Registry(
                 store=store,

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     signing_key: SecretStr | None = None  # PEM (PKCS#8) Ed25519 private key
     signing_key_file: Path | None = None
     dev_mode: bool = False
+    # which deployment this cloud serves (production, staging, ...): offers name it and devices configured for
+    # another refuse them, and a store is marked by the first cloud's mode and deployment (service/cloud/clock.py)
+    deployment: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
 
     # registry
     max_model_bytes: int = Field(default=DEFAULT_MODEL_BUDGET_BYTES, gt=0)  # model.onnx size budget

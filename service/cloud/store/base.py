@@ -98,6 +98,12 @@ class Store(ABC):
         """Count one event for `key` in the fixed window holding `now`; None if within `limit`, else the seconds
         until the window ends (the Retry-After). Shared by every replica, since it lives in the store."""
 
+    # what the store belongs to ---------------------------------------------------------------------------
+    @abstractmethod
+    async def claim(self, owner: str) -> str:
+        """Mark the store as `owner`'s unless it is marked already (put-if-absent); return the mark it holds.
+        A cloud refuses a store marked by another mode or deployment (`service.cloud.clock.StoreOwner`)."""
+
     # cloud clock -----------------------------------------------------------------------------------------
     @abstractmethod
     async def clock_offset(self) -> int:

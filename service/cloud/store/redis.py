@@ -14,6 +14,7 @@ Keys (all under a configurable prefix):
     offered:{dev} (set of the versions this device was offered)
     etok:{sha256} (hash: max, used, exp, label: an enrolment token)     rl:{key}|{window start} -> count
     clock -> offset days              releases (hash: group label -> release JSON)
+    owner -> "<mode>:<deployment>" of the clouds that may use this store (SET NX by the first)
     blob:{sha256} -> the blob's bytes (SET NX: written once; a 32 MB upload cap keeps it far below Redis's
     512 MB string limit)
 
@@ -229,6 +230,13 @@ class RedisStore(Store):
             pipe.expire(k, window_s + 1)
             count, _ = await pipe.execute()
         return None if int(count) <= limit else start + window_s - now
+
+    async def claim(self, owner: str) -> str:
+        async with _errors("claim"), self.r.pipeline(transaction=True) as pipe:
+            pipe.set(self.k("owner"), owner, nx=True)
+            pipe.get(self.k("owner"))
+            _, stored = await pipe.execute()
+        return str(stored)
 
     async def clock_offset(self) -> int:
         async with _errors("clock_offset"):

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS rate_windows (
 CREATE TABLE IF NOT EXISTS clock (id INTEGER PRIMARY KEY CHECK (id = 1), offset_days INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS releases (grp TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS offers (device_id TEXT NOT NULL, version TEXT NOT NULL, PRIMARY KEY (device_id, version));
 """
 N_INDEX = -1  # cells row holding the number of reports of a cell
@@ -198,6 +199,13 @@ class SqliteStore(Store):
 
         count = await self._run_tx(tx)
         return None if count <= limit else start + window_s - now
+
+    async def claim(self, owner: str) -> str:
+        def tx(c: sqlite3.Connection) -> str:
+            c.execute("INSERT OR IGNORE INTO owner (id, owner) VALUES (1, ?)", (owner,))
+            return str(c.execute("SELECT owner FROM owner WHERE id = 1").fetchone()[0])
+
+        return await self._run_tx(tx)
 
     async def clock_offset(self) -> int:
         row = await self._run(lambda c: c.execute("SELECT offset_days FROM clock WHERE id = 1").fetchone())

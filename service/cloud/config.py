@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     enrol_rate_per_source: int = Field(default=60, ge=1)  # attempts per window from one client address
     enrol_rate_per_token: int = Field(default=600, ge=1)  # attempts per window with one enrolment token
     max_enrolment_token_devices: int = Field(default=100_000, ge=1)  # the largest quota one token may carry
+    # a device token stops working this long after it was issued; devices renew it before (POST
+    # /v1/devices/{id}/token), so a stolen token is good for at most this long after its device last renewed
+    device_token_ttl_s: int = Field(default=30 * 86400, ge=1, le=366 * 86400)
 
     @model_validator(mode="after")
     def _secrets_present(self) -> Settings:

@@ -114,6 +114,23 @@ class EnrolmentTokenCreate(BaseModel):
 
 class EnrolmentTokenPublic(BaseModel):
     token: str  # shown once; the cloud keeps only its sha256
+    id: str = ""  # that sha256: names the token in listings and revocation
     max_devices: int
     expires_at: str
     label: str
+
+
+class EnrolmentTokenInfoPublic(BaseModel):
+    """An issued enrolment token as the operator lists it: never the token itself, only its id (its sha256)."""
+
+    id: str  # sha256 of the token: what `eibert enrolment-tokens revoke` takes
+    label: str
+    max_devices: int
+    used: int
+    expires_at: str
+    revoked: bool
+
+
+class EnrolmentTokensPublic(BaseModel):
+    data: list[EnrolmentTokenInfoPublic]
+    count: int

@@ -11,7 +11,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -175,3 +178,60 @@ def test_a_replica_on_another_store_cannot_serve_the_upload_and_the_check_says_s
         assert_serves_every_file(h1, offer)  # the replicas on the shared store serve it
         with pytest.raises(AssertionError, match="404"):
             assert_serves_every_file(h3, offer)
+
+
+def run_cli(*argv: str) -> dict:
+    """`eibert <argv>` as an operator runs it (admin token from the environment); its one JSON line."""
+    out = subprocess.run(
+        [sys.executable, "-m", "eibert", *argv],
+        env={**os.environ, "EIBERT_ADMIN_TOKEN": ADMIN_TOKEN},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_a_device_revoked_through_one_replica_is_refused_by_the_other_at_once(
+    replicas: tuple[str, str], published: str, key_file: tuple[Path, Ed25519PrivateKey]
+) -> None:
+    """Issue 22: device tokens could not be revoked. `eibert devices revoke` through replica one: the very next
+    poll and telemetry through replica two answer 401 (the check reads the shared store), the id cannot enrol
+    again, and another device of the same token is untouched."""
+    one, two = replicas
+    with httpx.Client(base_url=one) as h1, httpx.Client(base_url=two) as h2:
+        token = enrolment_token(h1, max_devices=3)
+        victim, other = enrol(h1, "stolen-1", token), enrol(h2, "kept-1", token)
+        assert resolve_offer(h2, "stolen-1", victim, key_file[1]).version == published
+        assert run_cli("devices", "revoke", "stolen-1", "--cloud", one) == {"revoked": "stolen-1"}
+        assert h2.get("/v1/devices/stolen-1/model", headers=victim).status_code == 401
+        body = {"reports": [report(published, "top_genre", 1)]}
+        assert h2.post("/v1/telemetry", json=body, headers=victim).status_code == 401
+        assert h2.post("/v1/devices/stolen-1/token", headers=victim).status_code == 401  # nor renew itself back
+        again = h1.post("/v1/devices", json={"device_id": "stolen-1"}, headers={"Authorization": f"Bearer {token}"})
+        assert again.status_code == 409
+        assert resolve_offer(h1, "kept-1", other, key_file[1]).version == published
+        assert h2.delete("/v1/devices/nobody", headers=ADMIN).status_code == 404
+
+
+def test_an_enrolment_token_revoked_through_one_replica_enrols_nobody_on_the_other(replicas: tuple[str, str]) -> None:
+    """Issue 22: enrolment tokens could not be listed or revoked. `eibert enrolment-tokens issue/list/revoke`:
+    the listing shows no secret, only the id; after revoke, enrolment through the other replica is 401."""
+    one, two = replicas
+    issued = run_cli("enrolment-tokens", "issue", "--max-devices", "2", "--label", "line 7", "--cloud", one)
+    with httpx.Client(base_url=two) as h2:
+        enrol(h2, "line7-a", issued["token"])
+        listed = run_cli("enrolment-tokens", "list", "--cloud", two)
+        (mine,) = [t for t in listed["data"] if t["id"] == issued["id"]]
+        assert (mine["label"], mine["used"], mine["max_devices"], mine["revoked"]) == ("line 7", 1, 2, False)
+        assert issued["token"] not in json.dumps(listed)
+        assert run_cli("enrolment-tokens", "revoke", issued["id"], "--cloud", one) == {"revoked": issued["id"]}
+        resp = h2.post(
+            "/v1/devices", json={"device_id": "line7-b"}, headers={"Authorization": f"Bearer {issued['token']}"}
+        )
+        assert resp.status_code == 401 and "revoked" in resp.json()["message"]
+        listed = run_cli("enrolment-tokens", "list", "--cloud", one)
+        assert [t["revoked"] for t in listed["data"] if t["id"] == issued["id"]] == [True]
+        assert h2.delete(f"/v1/enrolment-tokens/{'0' * 64}", headers=ADMIN).status_code == 404
+        assert h2.get("/v1/enrolment-tokens").status_code == 401

@@ -80,7 +80,9 @@ class Store(ABC):
         """Enrol; False if the device id already exists (nothing changed)."""
 
     @abstractmethod
-    async def device_for_token(self, token_hash: str) -> str | None: ...
+    async def device_for_token(self, token_hash: str) -> str | None:
+        """The device holding this token, None if none does (unknown, expired or revoked): checked in the store
+        on every call, so a revocation holds on every replica at once."""
 
     @abstractmethod
     async def create_enrolment_token(self, record: EnrolmentTokenRecord) -> None:
@@ -88,10 +90,36 @@ class Store(ABC):
 
     @abstractmethod
     async def enrol_device(
-        self, device_id: str, device_token_hash: str, enrolment_token_hash: str, *, now: float
+        self,
+        device_id: str,
+        device_token_hash: str,
+        enrolment_token_hash: str,
+        *,
+        now: float,
+        token_expires_at: float | None = None,
     ) -> EnrolOutcome:
-        """Atomically: check the enrolment token (exists, unexpired at `now`, quota left) and the device id, then
-        create the device and count it against the token's quota. Nothing changes unless ENROLLED."""
+        """Atomically: check the enrolment token (exists, not revoked, unexpired at `now`, quota left) and the
+        device id, then create the device, whose token stops working at `token_expires_at` (unix seconds), and
+        count it against the token's quota. Nothing changes unless ENROLLED."""
+
+    @abstractmethod
+    async def renew_device_token(self, device_id: str, old_hash: str, new_hash: str, *, expires_at: float) -> bool:
+        """Atomically replace the device's token `old_hash` (still valid) by `new_hash`, valid until
+        `expires_at`; the old one stops working at once. False (nothing changed) unless `old_hash` is the
+        device's current, unexpired token."""
+
+    @abstractmethod
+    async def revoke_device(self, device_id: str) -> bool:
+        """The device's token stops working at once (everywhere: it is gone from the store) and its id stays
+        taken, so it cannot be enrolled again; False if no such device."""
+
+    @abstractmethod
+    async def list_enrolment_tokens(self) -> list[EnrolmentTokenRecord]:
+        """Every enrolment token issued (oldest first), with its use count and whether it was revoked."""
+
+    @abstractmethod
+    async def revoke_enrolment_token(self, token_hash: str) -> bool:
+        """No further enrolment with this token (devices it enrolled keep theirs); False if no such token."""
 
     @abstractmethod
     async def hit_rate(self, key: str, *, limit: int, window_s: int, now: float) -> float | None:
@@ -116,11 +144,12 @@ class Store(ABC):
     async def device_view(self, device_id: str, token_hash: str) -> tuple[DeviceAuth, RolloutState]:
         """Authenticate a device and read the rollout state in one round trip (the hot polling path)."""
         stored_hash, owner, state = await self._device_row(device_id, token_hash)
-        return DeviceAuth.judge(stored_hash, token_hash, owner), parse_rollout(state)
+        return DeviceAuth.judge(device_id, stored_hash, token_hash, owner), parse_rollout(state)
 
     @abstractmethod
     async def _device_row(self, device_id: str, token_hash: str) -> tuple[str | None, str | None, str | None]:
-        """In one read: this device's token hash, the device holding `token_hash`, the rollout state JSON."""
+        """In one read: this device's token hash, the device holding `token_hash` (None once it expired or was
+        revoked), the rollout state JSON."""
 
     # versions --------------------------------------------------------------------------------------------
     @abstractmethod

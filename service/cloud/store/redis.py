@@ -6,13 +6,15 @@ and `appendfsync always` (Redis fsyncs the AOF before it replies). `durability()
 with `require_durable` the store refuses to open against a server that could lose acknowledged writes.
 
 Keys (all under a configurable prefix):
-    dev:{id} -> token sha256         tok:{sha256} -> device id         rollout -> RolloutState JSON
+    dev:{id} -> token sha256 ("revoked" once revoked)                   rollout -> RolloutState JSON
+    tok:{sha256} -> device id (expires with the token: Redis drops the key at its expiry)
     ver:{version} -> VersionRecord    versions (zset by seq), verseq    seen:{dev} (zset: report id -> server day)
     eps:{dev}|{day} -> micro-epsilon charged on server day {day};  epsl:{dev}|{day} -> ... on reports labelled {day}
     cell:{metric|version|day|mech|eps} (hash: n, category idx -> count)
     cells (set of cell labels)        devs:{metric|version|day} (set of device ids: one report each)
     offered:{dev} (set of the versions this device was offered)
-    etok:{sha256} (hash: max, used, exp, label: an enrolment token)     rl:{key}|{window start} -> count
+    etok:{sha256} (hash: max, used, exp, label, revoked: an enrolment token), etoks (zset by issue time)
+    rl:{key}|{window start} -> count
     clock -> offset days              releases (hash: group label -> release JSON)
     owner -> "<mode>:<deployment>" of the clouds that may use this store (SET NX by the first)
     blob:{sha256} -> the blob's bytes (SET NX: written once; a 32 MB upload cap keeps it far below Redis's
@@ -64,14 +66,20 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 """
 
+# ARGV[4]: the device token's expiry in unix milliseconds (0: none); the token key then expires with it.
 _ENROL = """#!lua
-local tok = redis.call('HMGET', KEYS[1], 'max', 'used', 'exp')
+local tok = redis.call('HMGET', KEYS[1], 'max', 'used', 'exp', 'revoked')
 if not tok[1] then return 1 end
+if tok[4] == '1' then return 5 end
 if tonumber(ARGV[1]) >= tonumber(tok[3]) then return 2 end
 if tonumber(tok[2]) >= tonumber(tok[1]) then return 3 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 4 end
 redis.call('SET', KEYS[2], ARGV[2])
-redis.call('SET', KEYS[3], ARGV[3])
+if tonumber(ARGV[4]) > 0 then
+  redis.call('SET', KEYS[3], ARGV[3], 'PXAT', ARGV[4])
+else
+  redis.call('SET', KEYS[3], ARGV[3])
+end
 redis.call('HINCRBY', KEYS[1], 'used', 1)
 return 0
 """
@@ -81,7 +89,28 @@ _ENROL_OUTCOMES = (
     EnrolOutcome.EXPIRED,
     EnrolOutcome.QUOTA_USED,
     EnrolOutcome.DEVICE_EXISTS,
+    EnrolOutcome.REVOKED,
 )
+
+# KEYS: dev:{id}, tok:{old}, tok:{new}; ARGV: device id, old hash, new hash, expiry (unix ms)
+_RENEW = """#!lua
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[3], ARGV[1], 'PXAT', ARGV[4])
+redis.call('SET', KEYS[1], ARGV[3])
+return 1
+"""
+
+# KEYS: dev:{id}; ARGV: the key prefix of token keys (`<prefix>tok:`). The device's key keeps a marker that is
+# never a token hash, so the id stays taken and no token matches it.
+_REVOKE_DEVICE = """#!lua
+local h = redis.call('GET', KEYS[1])
+if not h then return 0 end
+redis.call('DEL', ARGV[1] .. h)
+redis.call('SET', KEYS[1], 'revoked')
+return 1
+"""
 
 # KEYS[1] = cells index, KEYS[2] = the device's seen ids, KEYS[3] = its ledger for the server day; then 3 keys
 # per report: cell hash, group device set, the device's ledger for the report's labelled day.
@@ -165,6 +194,8 @@ class RedisStore(Store):
         self._cas_rollout = self._r.register_script(_CAS_ROLLOUT)
         self._ingest_script = self._r.register_script(_INGEST)
         self._enrol = self._r.register_script(_ENROL)
+        self._renew = self._r.register_script(_RENEW)
+        self._revoke_device = self._r.register_script(_REVOKE_DEVICE)
         await self.ping()
         durable, text = await self._durability()
         if not durable:
@@ -211,16 +242,62 @@ class RedisStore(Store):
 
     async def create_enrolment_token(self, record: EnrolmentTokenRecord) -> None:
         fields = {"max": record.max_devices, "used": 0, "exp": repr(record.expires_at), "label": record.label}
-        async with _errors("create_enrolment_token"):  # kept after expiry, as in SQLite: the operator's record
-            await self.r.hset(self.k("etok:", record.token_hash), mapping=fields)
+        async with _errors("create_enrolment_token"), self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(self.k("etok:", record.token_hash), mapping=fields)  # kept after expiry: the operator's record
+            pipe.zadd(self.k("etoks"), {record.token_hash: record.expires_at})
+            await pipe.execute()
+
+    async def list_enrolment_tokens(self) -> list[EnrolmentTokenRecord]:
+        async with _errors("list_enrolment_tokens"):
+            hashes = await self.r.zrange(self.k("etoks"), 0, -1)
+            async with self.r.pipeline(transaction=False) as pipe:
+                for h in hashes:
+                    pipe.hgetall(self.k("etok:", h))
+                rows = await pipe.execute()
+        return [
+            EnrolmentTokenRecord(
+                token_hash=h,
+                max_devices=int(row["max"]),
+                expires_at=float(row["exp"]),
+                label=row.get("label", ""),
+                used=int(row.get("used", 0)),
+                revoked=row.get("revoked") == "1",
+            )
+            for h, row in zip(hashes, rows, strict=True)
+            if row
+        ]
+
+    async def revoke_enrolment_token(self, token_hash: str) -> bool:
+        key = self.k("etok:", token_hash)
+        async with _errors("revoke_enrolment_token"):
+            if not await self.r.exists(key):
+                return False
+            await self.r.hset(key, "revoked", "1")
+        return True
 
     async def enrol_device(
-        self, device_id: str, device_token_hash: str, enrolment_token_hash: str, *, now: float
+        self,
+        device_id: str,
+        device_token_hash: str,
+        enrolment_token_hash: str,
+        *,
+        now: float,
+        token_expires_at: float | None = None,
     ) -> EnrolOutcome:
         keys = [self.k("etok:", enrolment_token_hash), self.k("dev:", device_id), self.k("tok:", device_token_hash)]
+        expiry_ms = 0 if token_expires_at is None else int(token_expires_at * 1000)
         async with _errors("enrol_device"):
-            code = await self._enrol(keys=keys, args=[repr(now), device_token_hash, device_id])
+            code = await self._enrol(keys=keys, args=[repr(now), device_token_hash, device_id, expiry_ms])
         return _ENROL_OUTCOMES[int(code)]
+
+    async def renew_device_token(self, device_id: str, old_hash: str, new_hash: str, *, expires_at: float) -> bool:
+        keys = [self.k("dev:", device_id), self.k("tok:", old_hash), self.k("tok:", new_hash)]
+        async with _errors("renew_device_token"):
+            return bool(await self._renew(keys=keys, args=[device_id, old_hash, new_hash, int(expires_at * 1000)]))
+
+    async def revoke_device(self, device_id: str) -> bool:
+        async with _errors("revoke_device"):
+            return bool(await self._revoke_device(keys=[self.k("dev:", device_id)], args=[self.k("tok:")]))
 
     async def hit_rate(self, key: str, *, limit: int, window_s: int, now: float) -> float | None:
         start = now - now % window_s

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,7 +26,10 @@ T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
-    device_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
+    device_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL,
+    token_expires_at REAL);
+-- token_expires_at: unix seconds (NULL: a token issued before tokens expired); a revoked device's token_hash is
+-- 'revoked:<device id>', which no sha256 equals
 CREATE TABLE IF NOT EXISTS versions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, version TEXT NOT NULL UNIQUE, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rollout (
@@ -43,7 +47,7 @@ CREATE TABLE IF NOT EXISTS group_devices (
     grp TEXT NOT NULL, device_id TEXT NOT NULL, PRIMARY KEY (grp, device_id));
 CREATE TABLE IF NOT EXISTS enrolment_tokens (
     token_hash TEXT PRIMARY KEY, max_devices INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0,
-    expires_at REAL NOT NULL, label TEXT NOT NULL);
+    expires_at REAL NOT NULL, label TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS rate_windows (
     key TEXT PRIMARY KEY, window_start REAL NOT NULL, count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS clock (id INTEGER PRIMARY KEY CHECK (id = 1), offset_days INTEGER NOT NULL);
@@ -53,6 +57,12 @@ CREATE TABLE IF NOT EXISTS owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner T
 CREATE TABLE IF NOT EXISTS offers (device_id TEXT NOT NULL, version TEXT NOT NULL, PRIMARY KEY (device_id, version));
 """
 N_INDEX = -1  # cells row holding the number of reports of a cell
+# columns added after a table was first created: (table, column, declaration), added to older files at open
+MIGRATIONS = (
+    ("devices", "token_expires_at", "REAL"),
+    ("enrolment_tokens", "revoked", "INTEGER NOT NULL DEFAULT 0"),
+)
+_VALID_TOKEN = "(token_expires_at IS NULL OR token_expires_at > ?)"
 
 
 def sqlite_path(url: str) -> Path:
@@ -89,6 +99,9 @@ class SqliteStore(Store):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(SCHEMA)
+        for table, column, decl in MIGRATIONS:
+            if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
         self._conn = conn
 
     async def open(self) -> None:
@@ -143,8 +156,11 @@ class SqliteStore(Store):
         return await self._run(run)
 
     async def device_for_token(self, token_hash: str) -> str | None:
+        now = time.time()
         row = await self._run(
-            lambda c: c.execute("SELECT device_id FROM devices WHERE token_hash = ?", (token_hash,)).fetchone()
+            lambda c: c.execute(
+                f"SELECT device_id FROM devices WHERE token_hash = ? AND {_VALID_TOKEN}", (token_hash, now)
+            ).fetchone()
         )
         return None if row is None else str(row[0])
 
@@ -157,26 +173,72 @@ class SqliteStore(Store):
             )
         )
 
+    async def list_enrolment_tokens(self) -> list[EnrolmentTokenRecord]:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT token_hash, max_devices, expires_at, label, used, revoked FROM enrolment_tokens ORDER BY rowid"
+            ).fetchall()
+        )
+        return [
+            EnrolmentTokenRecord(str(h), int(m), float(e), str(label), used=int(u), revoked=bool(r))
+            for h, m, e, label, u, r in rows
+        ]
+
+    async def revoke_enrolment_token(self, token_hash: str) -> bool:
+        cur = await self._run(
+            lambda c: c.execute("UPDATE enrolment_tokens SET revoked = 1 WHERE token_hash = ?", (token_hash,))
+        )
+        return cur.rowcount == 1
+
+    async def renew_device_token(self, device_id: str, old_hash: str, new_hash: str, *, expires_at: float) -> bool:
+        now = time.time()
+        cur = await self._run(
+            lambda c: c.execute(
+                "UPDATE devices SET token_hash = ?, token_expires_at = ?"
+                f" WHERE device_id = ? AND token_hash = ? AND {_VALID_TOKEN}",
+                (new_hash, expires_at, device_id, old_hash, now),
+            )
+        )
+        return cur.rowcount == 1
+
+    async def revoke_device(self, device_id: str) -> bool:
+        cur = await self._run(
+            lambda c: c.execute(
+                "UPDATE devices SET token_hash = ?, token_expires_at = 0 WHERE device_id = ?",
+                (f"revoked:{device_id}", device_id),
+            )
+        )
+        return cur.rowcount == 1
+
     async def enrol_device(
-        self, device_id: str, device_token_hash: str, enrolment_token_hash: str, *, now: float
+        self,
+        device_id: str,
+        device_token_hash: str,
+        enrolment_token_hash: str,
+        *,
+        now: float,
+        token_expires_at: float | None = None,
     ) -> EnrolOutcome:
         created = dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="seconds")
 
         def tx(c: sqlite3.Connection) -> EnrolOutcome:
             row = c.execute(
-                "SELECT max_devices, used, expires_at FROM enrolment_tokens WHERE token_hash = ?",
+                "SELECT max_devices, used, expires_at, revoked FROM enrolment_tokens WHERE token_hash = ?",
                 (enrolment_token_hash,),
             ).fetchone()
             if row is None:
                 return EnrolOutcome.UNKNOWN_TOKEN
             max_devices, used, expires_at = int(row[0]), int(row[1]), float(row[2])
+            if row[3]:
+                return EnrolOutcome.REVOKED
             if now >= expires_at:
                 return EnrolOutcome.EXPIRED
             if used >= max_devices:
                 return EnrolOutcome.QUOTA_USED
             cur = c.execute(
-                "INSERT OR IGNORE INTO devices (device_id, token_hash, created_at) VALUES (?, ?, ?)",
-                (device_id, device_token_hash, created),
+                "INSERT OR IGNORE INTO devices (device_id, token_hash, created_at, token_expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                (device_id, device_token_hash, created, token_expires_at),
             )
             if cur.rowcount == 0:
                 return EnrolOutcome.DEVICE_EXISTS
@@ -227,12 +289,13 @@ class SqliteStore(Store):
         return await self._run(run)
 
     async def _device_row(self, device_id: str, token_hash: str) -> tuple[str | None, str | None, str | None]:
+        now = time.time()
         row = await self._run(
             lambda c: c.execute(
                 "SELECT (SELECT token_hash FROM devices WHERE device_id = ?),"
-                " (SELECT device_id FROM devices WHERE token_hash = ?),"
+                f" (SELECT device_id FROM devices WHERE token_hash = ? AND {_VALID_TOKEN}),"
                 " (SELECT state FROM rollout WHERE id = 1)",
-                (device_id, token_hash),
+                (device_id, token_hash, now),
             ).fetchone()
         )
         return row[0], row[1], row[2]

@@ -3,7 +3,9 @@
 One check (`check_once`) runs these steps; the first that fails ends the check, the old model keeps serving,
 and the failure is logged, counted (`eibert_edge_model_load_failures_total{stage}`) and shown in GET /v1/model:
 
-    enrol      POST /v1/devices once; the token is persisted, so a restart does not re-enrol
+    enrol      POST /v1/devices once; the token is persisted, so a restart does not re-enrol. Device tokens
+               expire: past half its life the token is renewed (POST /v1/devices/{id}/token), the new one
+               persisted before it is used; a refused renewal (revoked) fails here
     poll, signature, manifest, expired, rollback, mix_and_match, download, sha256
                `service.edge.update_protocol` (shared with the simulator's devices): a capped poll, the
                signature over the exact offer bytes, then the manifest, expiry, rollback (generation) and
@@ -44,7 +46,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from service.common.contract import MANIFEST_FILE, MODEL_FILE
-from service.common.device_api import DeviceEnrolResponse
+from service.common.device_api import DeviceEnrolResponse, token_path
 from service.common.errors import BundleError
 from service.common.manifest import Manifest
 from service.edge.metrics import EdgeMetrics
@@ -57,6 +59,7 @@ from service.edge.update_protocol import (
     TrustedState,
     UpdateFailed,
     VerifiedOffer,
+    _read_capped,
     admit_offer,
     download_files,
     freshness,
@@ -166,6 +169,8 @@ class ModelUpdater:
         self.status.trusted = self.trust.load()
         metrics.update_metadata_age.set_function(lambda: self.freshness().age_s)
         metrics.update_stale.set_function(lambda: float(self.freshness().stale))
+        self.token_issued: float | None = None  # when this node received its token, and when it expires
+        self.token_expires: float | None = None
         self.device_id, self.token, changed = self._read_credentials(device_id)
         if changed:
             self._write_credentials()  # persist a generated id at once, so a restart keeps it
@@ -228,7 +233,7 @@ class ModelUpdater:
         return "failed"
 
     async def _check(self) -> str:
-        token = await self._ensure_enrolled()
+        token = await self._renew_if_due(await self._ensure_enrolled())
         body, etag = await poll_offer(self.client, self.device_id, token, self.etag)
         if body is None:
             return "not_modified"
@@ -294,10 +299,41 @@ class ModelUpdater:
         enrolled = validated(DeviceEnrolResponse, resp.content, stage="enrol", what="malformed enrolment response")
         if enrolled.device_id != self.device_id:
             raise UpdateFailed("enrol", f"cloud enrolled {enrolled.device_id!r}, not {self.device_id!r}")
-        self.token = enrolled.token
-        self._write_credentials()
+        self._set_token(enrolled)
         log.info("enrolled as device %s", self.device_id)
-        return self.token
+        return enrolled.token
+
+    def _set_token(self, answer: DeviceEnrolResponse) -> None:
+        self.token, self.token_issued, self.token_expires = answer.token, self.clock(), answer.expires_at
+        self._write_credentials()  # before the token is used: a restart must not lose a renewed token
+
+    async def _renew_if_due(self, token: str) -> str:
+        """Past half its life, swap the device token for a new one (the cloud stops the old one at once). A
+        network failure keeps the current token (valid until it expires); a refusal means it was revoked."""
+        if self.token_expires is None or self.token_issued is None:
+            return token
+        if self.clock() < self.token_issued + (self.token_expires - self.token_issued) / 2:
+            return token
+        try:
+            async with self.client.stream(
+                "POST", token_path(self.device_id), headers={"Authorization": f"Bearer {token}"}
+            ) as resp:
+                body = await _read_capped(resp, 4096, "enrol")
+        except httpx.HTTPError as exc:
+            log.warning("device token renewal failed, keeping the current one: %s", exc)
+            return token
+        if resp.status_code != 200:
+            raise UpdateFailed(
+                "enrol",
+                f"device token renewal refused (HTTP {resp.status_code}): revoked or expired; the operator "
+                "must enrol this node again (a new enrolment token and device id)",
+            )
+        renewed = validated(DeviceEnrolResponse, body, stage="enrol", what="malformed token renewal")
+        if renewed.device_id != self.device_id:
+            raise UpdateFailed("enrol", f"cloud renewed {renewed.device_id!r}, not {self.device_id!r}")
+        self._set_token(renewed)
+        log.info("device token renewed (expires %s)", _iso(int(renewed.expires_at or 0)))
+        return renewed.token
 
     def _verify(self, body: bytes) -> VerifiedOffer:
         return verify_offer(body, self.public_key)
@@ -360,12 +396,17 @@ class ModelUpdater:
                 log.warning("ignoring unreadable %s: %s", path, exc)
         device_id = configured_id or stored.get("device_id") or f"edge-{uuid.uuid4().hex[:20]}"
         same = stored.get("device_id") == device_id
+        if same and isinstance(stored.get("expires_at"), int | float) and isinstance(stored.get("issued"), int | float):
+            self.token_issued, self.token_expires = float(stored["issued"]), float(stored["expires_at"])
         return device_id, stored.get("token") if same else None, not same
 
     def _write_credentials(self) -> None:
         path = self.state_dir / CREDENTIALS_FILE
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"device_id": self.device_id, "token": self.token}), encoding="utf-8")
+        creds = {"device_id": self.device_id, "token": self.token}
+        if self.token_expires is not None:
+            creds |= {"issued": self.token_issued, "expires_at": self.token_expires}
+        tmp.write_text(json.dumps(creds), encoding="utf-8")
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
 

@@ -14,7 +14,7 @@ from service.cloud.clock import CloudClock, claim_store
 from service.cloud.config import Settings
 from service.cloud.deps import CloudContext
 from service.cloud.errors import install_error_handlers
-from service.cloud.keys import load_admin_token, load_signing_key
+from service.cloud.keys import check_signing_key, load_admin_token, load_signing_key
 from service.cloud.metrics import CloudMetrics
 from service.cloud.registry import Registry
 from service.cloud.route_docs import document_cloud
@@ -49,7 +49,9 @@ def create_app(settings: Settings) -> FastAPI:
                 tmp_root=settings.data_dir / "tmp",
                 admission=settings.admission,
                 max_concurrent_admissions=settings.max_concurrent_admissions,
+                deployment=settings.deployment,
             )
+            await check_signing_key(store, registry.public_key)
             app.state.ctx = CloudContext(
                 settings=settings,
                 store=store,

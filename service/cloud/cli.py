@@ -1,5 +1,5 @@
 """The cloud's subcommands: `eibert cloud`, `eibert publish`, `eibert rollout {show,set,rollback}`, `eibert keygen`,
-`eibert enrolment-tokens {issue,list,revoke}`, `eibert devices revoke`.
+`eibert enrolment-tokens {issue,list,revoke}`, `eibert devices revoke`, `eibert keys rotate`.
 
 `add_parser(subparsers)` registers them on the root parser (`eibert/cli.py`); `python -m service.cloud` serves
 the cloud with the flags of `eibert cloud` (what the demo and the load tests start). Handlers import the web
@@ -28,6 +28,7 @@ __all__ = [
     "cmd_devices",
     "cmd_enrolment_tokens",
     "cmd_keygen",
+    "cmd_keys",
     "cmd_publish",
     "cmd_rollout",
     "main",
@@ -91,6 +92,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     drev.add_argument("device_id")
     drev.add_argument("--cloud", required=True, help="cloud base URL")
     dv.set_defaults(func=cmd_devices)
+
+    ks = sub.add_parser(
+        "keys",
+        help="rotate the cloud's signing key (token: EIBERT_ADMIN_TOKEN)",
+        description="Signs, on this machine, a statement naming NEW as the successor of OLD (the key the cloud "
+        "signs with now) for the cloud's deployment, signed by both keys, and adds it to the cloud's rotation "
+        "chain. Then restart every replica with NEW (EIBERT_CLOUD_SIGNING_KEY_FILE): a replica still holding "
+        "OLD refuses to start. Devices follow the chain when an offer no longer verifies with the key they "
+        "trust, and refuse any rotation OLD did not sign. Make NEW with `eibert keygen`.",
+    )
+    ksub = ks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rot = ksub.add_parser("rotate", help="add the rotation OLD -> NEW to the cloud's chain")
+    rot.add_argument("--old", required=True, help="PEM of the key the cloud signs with now")
+    rot.add_argument("--new", required=True, help="PEM of its successor (eibert keygen --out NEW)")
+    rot.add_argument("--cloud", required=True, help="cloud base URL")
+    ks.set_defaults(func=cmd_keys)
 
 
 def _add_cloud_flags(parser: argparse.ArgumentParser) -> None:
@@ -186,6 +203,27 @@ def cmd_devices(args: argparse.Namespace) -> int:
     with CloudAdmin(args.cloud, _admin_token()) as admin:
         admin.revoke_device(args.device_id)
         _print({"revoked": args.device_id})
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Sign the rotation OLD -> NEW here (private keys never leave this machine) and add it to the chain."""
+    import time
+
+    from service.cloud.client import CloudAdmin
+    from service.common.key_rotation import sign_rotation
+    from service.common.signing import private_key_from_pem, public_key_to_b64
+
+    old = private_key_from_pem(Path(args.old).read_bytes())
+    new = private_key_from_pem(Path(args.new).read_bytes())
+    with CloudAdmin(args.cloud, _admin_token()) as admin:
+        current = admin.signing_key()
+        if current["public_key"] != public_key_to_b64(old.public_key()):
+            raise EibertError(f"the cloud signs with {current['public_key']}, not with the key in {args.old}")
+        statement = sign_rotation(
+            old, new, version=current["key_version"] + 1, deployment=current["deployment"], issued=int(time.time())
+        )
+        _print(admin.add_rotation(statement))
     return 0
 
 

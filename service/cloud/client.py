@@ -89,6 +89,12 @@ class CloudAdmin(Closing):
     def revoke_enrolment_token(self, token_id: str) -> None:
         self._call("DELETE", f"/v1/enrolment-tokens/{token_id}", "the revocation")
 
+    def signing_key(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/signing-key", "the signing key query").json()
+
+    def add_rotation(self, statement: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/v1/keys/rotations", "the key rotation", json=statement).json()
+
     def revoke_device(self, device_id: str) -> None:
         self._call("DELETE", f"/v1/devices/{device_id}", "the revocation")
 

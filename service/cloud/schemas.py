@@ -102,6 +102,8 @@ class FleetMetricsPublic(BaseModel):
 class SigningKeyPublic(BaseModel):
     algorithm: Literal["ed25519"] = "ed25519"
     public_key: str  # base64 raw 32 bytes; devices pin it out of band, this is for convenience and checks
+    deployment: str = "default"  # what this cloud's offers and key rotations name
+    key_version: int = 1  # its number in the rotation chain (GET /v1/keys/rotations); the pinned key is 1
 
 
 class EnrolmentTokenCreate(BaseModel):
@@ -133,4 +135,9 @@ class EnrolmentTokenInfoPublic(BaseModel):
 
 class EnrolmentTokensPublic(BaseModel):
     data: list[EnrolmentTokenInfoPublic]
+    count: int
+
+
+class KeyRotationsPublic(BaseModel):
+    data: list[dict[str, Any]]  # signed rotation statements (service/common/key_rotation.py), oldest first
     count: int

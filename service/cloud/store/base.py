@@ -132,6 +132,15 @@ class Store(ABC):
         """Mark the store as `owner`'s unless it is marked already (put-if-absent); return the mark it holds.
         A cloud refuses a store marked by another mode or deployment (`service.cloud.clock.StoreOwner`)."""
 
+    # signing-key rotations (service/common/key_rotation.py) -----------------------------------------------
+    @abstractmethod
+    async def add_rotation(self, version: int, statement: str) -> bool:
+        """Store the rotation statement to key `version` unless one is stored for it (then False)."""
+
+    @abstractmethod
+    async def rotations(self) -> list[str]:
+        """Every stored rotation statement (JSON), oldest version first."""
+
     # cloud clock -----------------------------------------------------------------------------------------
     @abstractmethod
     async def clock_offset(self) -> int:

@@ -17,6 +17,7 @@ Keys (all under a configurable prefix):
     rl:{key}|{window start} -> count
     clock -> offset days              releases (hash: group label -> release JSON)
     owner -> "<mode>:<deployment>" of the clouds that may use this store (SET NX by the first)
+    rotations (hash: key version -> signed rotation statement JSON, HSETNX)
     blob:{sha256} -> the blob's bytes (SET NX: written once; a 32 MB upload cap keeps it far below Redis's
     512 MB string limit)
 
@@ -314,6 +315,15 @@ class RedisStore(Store):
             pipe.get(self.k("owner"))
             _, stored = await pipe.execute()
         return str(stored)
+
+    async def add_rotation(self, version: int, statement: str) -> bool:
+        async with _errors("add_rotation"):
+            return bool(await self.r.hsetnx(self.k("rotations"), str(version), statement))
+
+    async def rotations(self) -> list[str]:
+        async with _errors("rotations"):
+            stored = await self.r.hgetall(self.k("rotations"))
+        return [stored[v] for v in sorted(stored, key=int)]
 
     async def clock_offset(self) -> int:
         async with _errors("clock_offset"):

@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS rate_windows (
 CREATE TABLE IF NOT EXISTS clock (id INTEGER PRIMARY KEY CHECK (id = 1), offset_days INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS releases (grp TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS rotations (version INTEGER PRIMARY KEY, statement TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS offers (device_id TEXT NOT NULL, version TEXT NOT NULL, PRIMARY KEY (device_id, version));
 """
@@ -268,6 +269,18 @@ class SqliteStore(Store):
             return str(c.execute("SELECT owner FROM owner WHERE id = 1").fetchone()[0])
 
         return await self._run_tx(tx)
+
+    async def add_rotation(self, version: int, statement: str) -> bool:
+        cur = await self._run(
+            lambda c: c.execute(
+                "INSERT OR IGNORE INTO rotations (version, statement) VALUES (?, ?)", (version, statement)
+            )
+        )
+        return cur.rowcount == 1
+
+    async def rotations(self) -> list[str]:
+        rows = await self._run(lambda c: c.execute("SELECT statement FROM rotations ORDER BY version").fetchall())
+        return [str(r[0]) for r in rows]
 
     async def clock_offset(self) -> int:
         row = await self._run(lambda c: c.execute("SELECT offset_days FROM clock WHERE id = 1").fetchone())

@@ -78,6 +78,7 @@ async def require_admin(request: Request, ctx: ContextDep) -> None:
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
+ADMIN_ONLY = {401: {"description": "no admin token"}, 403: {"description": "not the admin token"}}  # route docs
 
 
 async def is_admin(request: Request, ctx: ContextDep) -> bool:

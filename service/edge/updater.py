@@ -21,10 +21,8 @@ Freshness: the newest valid offer's `issued` is the age of the device's metadata
 (or past its `expires`) GET /v1/model says `stale` instead of `up_to_date`, and so do /readyz and /metrics, so
 a cloud (or a man in the middle) that answers 304 forever cannot keep a device quiet on an old model.
 
-Key rotation: an offer that does not verify with the key the node trusts makes it fetch the cloud's rotation
-chain and follow it from that key (`service.common.key_rotation`: each step signed by the key trusted before
-it and by the next one, for this node's deployment); the key reached is persisted in `state_dir/trusted_key.json`
-(with the pinned key it started from: re-pinning another key starts over), and the offer is verified with it.
+Key rotation: an offer that does not verify with the key the node trusts makes it follow the cloud's key
+rotations from that key (`service.edge.key_trust`), and offers of another deployment are refused.
 
 Downloaded bundles live in `state_dir/bundles/<version>-<model sha>`; the serving and previous ones are kept
 (a cloud rollback to the previous version then loads from disk, no download), the rest pruned to
@@ -53,9 +51,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from service.common.contract import MANIFEST_FILE, MODEL_FILE
 from service.common.device_api import DeviceEnrolResponse, token_path
 from service.common.errors import BundleError
-from service.common.key_rotation import RotationError, TrustedKey, follow_rotations
 from service.common.manifest import Manifest
-from service.common.signing import public_key_from_b64, public_key_to_b64
+from service.edge.key_trust import KeyTrust
 from service.edge.metrics import EdgeMetrics
 from service.edge.schemas import UpdateStatusPublic
 from service.edge.slot import LoadedModel, ModelSlot, utc_now
@@ -69,18 +66,15 @@ from service.edge.update_protocol import (
     _read_capped,
     admit_offer,
     download_files,
-    fetch_rotations,
     freshness,
     poll_offer,
     validated,
-    verify_offer,
     write_signed_manifest,
 )
 
 log = logging.getLogger(__name__)
 
 CREDENTIALS_FILE = "device.json"
-TRUSTED_KEY_FILE = "trusted_key.json"
 BUNDLES_DIR = "bundles"
 INCOMING_PREFIX = ".incoming-"
 DEFAULT_MAX_METADATA_AGE_S = 2 * 24 * 3600.0
@@ -157,10 +151,7 @@ class ModelUpdater:
         self.slot = slot
         self.loader = loader
         self.state_dir = Path(state_dir)
-        self.deployment = deployment
-        self.pinned_key = public_key_to_b64(public_key)
-        self.trusted_key = self._read_trusted_key()
-        self.public_key = public_key_from_b64(self.trusted_key.key)
+        self.keys = KeyTrust(self.state_dir, public_key, deployment)  # pinned, or followed from it
         self.metrics = metrics
         self.on_swap = on_swap
         self.poll_interval_s = poll_interval_s
@@ -349,42 +340,7 @@ class ModelUpdater:
         return renewed.token
 
     async def _verify(self, body: bytes) -> VerifiedOffer:
-        """Verify with the trusted key; if the signature fails, follow the cloud's key rotations from it (each
-        step signed by the key before it) and verify with the newest key reached."""
-        try:
-            return verify_offer(body, self.public_key, self.deployment)
-        except UpdateFailed as exc:
-            if exc.stage != "signature":
-                raise
-            try:
-                reached = follow_rotations(await fetch_rotations(self.client), self.trusted_key, self.deployment)
-            except RotationError as rot:
-                raise UpdateFailed("signature", f"{exc}; the cloud's key rotation is refused: {rot}") from rot
-            if reached == self.trusted_key:
-                raise
-        self._write_trusted_key(reached)
-        log.info("signing key rotated to key %d (%s)", reached.version, reached.key)
-        return verify_offer(body, self.public_key, self.deployment)
-
-    def _read_trusted_key(self) -> TrustedKey:
-        """The key followed so far from the pinned one; the pinned key itself if none (or pinned anew)."""
-        path = self.state_dir / TRUSTED_KEY_FILE
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-            if stored.get("pinned") == self.pinned_key:
-                return TrustedKey.model_validate(stored["trusted"])
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring unreadable %s, trusting the pinned key: %s", path, exc)
-        return TrustedKey(version=1, key=self.pinned_key)
-
-    def _write_trusted_key(self, key: TrustedKey) -> None:
-        path = self.state_dir / TRUSTED_KEY_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pinned": self.pinned_key, "trusted": key.model_dump()}), encoding="utf-8")
-        os.replace(tmp, path)
-        self.trusted_key, self.public_key = key, public_key_from_b64(key.key)
+        return await self.keys.verify(body, self.client)
 
     async def _fetch(self, offer: VerifiedOffer, token: str, target: Path) -> None:
         """Fetch each signed file into a fresh directory, then move it to `target` (only when all passed)."""

@@ -106,7 +106,12 @@ def test_two_cloud_processes_of_different_modes_never_share_one_redis_store(tmp_
         if first_dev:
             assert httpx.post(f"{url}/v1/clock", json={"advance_days": 5}, headers=ADMIN).status_code == 200
         second = run_cloud(tmp_path, "second", dev=not first_dev, prefix=prefix)
-        assert second.wait(timeout=60) != 0
+        try:
+            assert second.wait(timeout=60) != 0
+        except subprocess.TimeoutExpired:  # it started on the first one's store: the failure this test is for
+            second.kill()
+            second.wait(timeout=30)
+            raise AssertionError("a cloud of the other mode started on the first one's store") from None
         log = (tmp_path / "second.log").read_text()
         assert "refuses to use it" in log and ("dev:default" if first_dev else "production:default") in log
         assert httpx.get(f"{url}/v1/clock").json()["offset_days"] == (5 if first_dev else 0)

@@ -19,9 +19,10 @@ from service.common.archive import pack_bundle
 from service.common.errors import EibertError
 from service.common.key_rotation import sign_rotation
 from service.common.signing import private_key_to_pem, public_key_to_b64
+from service.edge.key_trust import TRUSTED_KEY_FILE
 from service.edge.metrics import EdgeMetrics
 from service.edge.slot import ModelSlot, load_model
-from service.edge.updater import TRUSTED_KEY_FILE, ModelUpdater
+from service.edge.updater import ModelUpdater
 
 pytestmark = pytest.mark.anyio
 ADMIN = "edge-keys-admin-token-0123456789"
@@ -102,7 +103,7 @@ async def test_the_node_refuses_a_rotation_its_key_did_not_sign(tiny_bundle: Pat
         up = node(c, tiny_bundle, tmp_path / "edge")
         assert await up.check_once() == "failed"
     assert up.status.last_error_stage == "signature" and "rotation is refused" in (up.status.last_error or "")
-    assert up.trusted_key.key == public_key_to_b64(K1.public_key())
+    assert up.keys.trusted.key == public_key_to_b64(K1.public_key())
     assert not (tmp_path / "edge" / TRUSTED_KEY_FILE).exists()
 
 

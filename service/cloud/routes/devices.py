@@ -12,7 +12,7 @@ import re
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from service.cloud.auth import bearer, token_hash
-from service.cloud.deps import AdminDep, CloudContext, ContextDep, unauthorized
+from service.cloud.deps import ADMIN_ONLY, AdminDep, CloudContext, ContextDep, unauthorized
 from service.cloud.enrolment import enrol_device, renew_device_token
 from service.cloud.errors import StoreError, UnknownVersionError
 from service.cloud.etags import etag_matches
@@ -73,11 +73,7 @@ async def renew_token(device_id: str, request: Request, ctx: ContextDep) -> Devi
 @router.delete(
     "/{device_id}",
     status_code=204,
-    responses={
-        401: {"description": "no admin token"},
-        403: {"description": "not the admin token"},
-        404: {"description": "no such device"},
-    },
+    responses={**ADMIN_ONLY, 404: {"description": "no such device"}},
 )
 async def revoke_device(device_id: str, _admin: AdminDep, ctx: ContextDep) -> Response:
     """The device's token stops working at once, on every replica (it is gone from the shared store); its id

@@ -6,11 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Response
 
-from service.cloud.deps import AdminDep, ContextDep
+from service.cloud.deps import ADMIN_ONLY, AdminDep, ContextDep
 from service.cloud.enrolment import issue_token, token_info
 from service.cloud.schemas import EnrolmentTokenCreate, EnrolmentTokenPublic, EnrolmentTokensPublic
 
-ADMIN_ONLY = {401: {"description": "no admin token"}, 403: {"description": "not the admin token"}}
 TokenId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="the token's id (its sha256)")]
 
 router = APIRouter(prefix="/v1/enrolment-tokens", tags=["devices"])

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from service.cloud.deps import AdminDep, ContextDep
+from service.cloud.deps import ADMIN_ONLY, AdminDep, ContextDep
 from service.cloud.schemas import KeyRotationsPublic
 from service.common.key_rotation import MAX_ROTATIONS, RotationError, TrustedKey, open_rotation, stored_head
 
@@ -26,8 +26,7 @@ async def list_rotations(ctx: ContextDep) -> KeyRotationsPublic:
     "/rotations",
     status_code=201,
     responses={
-        401: {"description": "no admin token"},
-        403: {"description": "not the admin token"},
+        **ADMIN_ONLY,
         409: {"description": "a rotation to that key version is stored already"},
         422: {"description": "not signed by the newest key and the key it names, or for another deployment"},
     },

@@ -21,48 +21,11 @@ from service.cloud.errors import StoreError
 from service.cloud.rollout import RolloutState
 from service.cloud.store.base import Store, parse_rollout
 from service.cloud.store.records import EnrolmentTokenRecord, EnrolOutcome, IngestOutcome, PreparedReport, VersionRecord
+from service.cloud.store.sqlite_credentials import enrol_tx, list_tokens
+from service.cloud.store.sqlite_schema import N_INDEX, SCHEMA, migrate
 
 T = TypeVar("T")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS devices (
-    device_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL,
-    token_expires_at REAL);
--- token_expires_at: unix seconds (NULL: a token issued before tokens expired); a revoked device's token_hash is
--- 'revoked:<device id>', which no sha256 equals
-CREATE TABLE IF NOT EXISTS versions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, version TEXT NOT NULL UNIQUE, record TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rollout (
-    id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, state TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS seen_reports (
-    device_id TEXT NOT NULL, report_id TEXT NOT NULL, day TEXT NOT NULL, PRIMARY KEY (device_id, report_id));
--- seen_reports.day is the server day the id was accepted on (never the report's label)
-CREATE TABLE IF NOT EXISTS ledger (
-    device_id TEXT NOT NULL, day TEXT NOT NULL, spent_micro INTEGER NOT NULL, PRIMARY KEY (device_id, day));
-CREATE TABLE IF NOT EXISTS label_ledger (
-    device_id TEXT NOT NULL, day TEXT NOT NULL, spent_micro INTEGER NOT NULL, PRIMARY KEY (device_id, day));
-CREATE TABLE IF NOT EXISTS cells (
-    cell TEXT NOT NULL, idx INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (cell, idx));
-CREATE TABLE IF NOT EXISTS group_devices (
-    grp TEXT NOT NULL, device_id TEXT NOT NULL, PRIMARY KEY (grp, device_id));
-CREATE TABLE IF NOT EXISTS enrolment_tokens (
-    token_hash TEXT PRIMARY KEY, max_devices INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0,
-    expires_at REAL NOT NULL, label TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS rate_windows (
-    key TEXT PRIMARY KEY, window_start REAL NOT NULL, count INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS clock (id INTEGER PRIMARY KEY CHECK (id = 1), offset_days INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS releases (grp TEXT PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS rotations (version INTEGER PRIMARY KEY, statement TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS owner (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS offers (device_id TEXT NOT NULL, version TEXT NOT NULL, PRIMARY KEY (device_id, version));
-"""
-N_INDEX = -1  # cells row holding the number of reports of a cell
-# columns added after a table was first created: (table, column, declaration), added to older files at open
-MIGRATIONS = (
-    ("devices", "token_expires_at", "REAL"),
-    ("enrolment_tokens", "revoked", "INTEGER NOT NULL DEFAULT 0"),
-)
 _VALID_TOKEN = "(token_expires_at IS NULL OR token_expires_at > ?)"
 
 
@@ -100,9 +63,7 @@ class SqliteStore(Store):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(SCHEMA)
-        for table, column, decl in MIGRATIONS:
-            if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        migrate(conn)
         self._conn = conn
 
     async def open(self) -> None:
@@ -175,15 +136,7 @@ class SqliteStore(Store):
         )
 
     async def list_enrolment_tokens(self) -> list[EnrolmentTokenRecord]:
-        rows = await self._run(
-            lambda c: c.execute(
-                "SELECT token_hash, max_devices, expires_at, label, used, revoked FROM enrolment_tokens ORDER BY rowid"
-            ).fetchall()
-        )
-        return [
-            EnrolmentTokenRecord(str(h), int(m), float(e), str(label), used=int(u), revoked=bool(r))
-            for h, m, e, label, u, r in rows
-        ]
+        return await self._run(list_tokens)
 
     async def revoke_enrolment_token(self, token_hash: str) -> bool:
         cur = await self._run(
@@ -220,33 +173,9 @@ class SqliteStore(Store):
         now: float,
         token_expires_at: float | None = None,
     ) -> EnrolOutcome:
-        created = dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="seconds")
-
-        def tx(c: sqlite3.Connection) -> EnrolOutcome:
-            row = c.execute(
-                "SELECT max_devices, used, expires_at, revoked FROM enrolment_tokens WHERE token_hash = ?",
-                (enrolment_token_hash,),
-            ).fetchone()
-            if row is None:
-                return EnrolOutcome.UNKNOWN_TOKEN
-            max_devices, used, expires_at = int(row[0]), int(row[1]), float(row[2])
-            if row[3]:
-                return EnrolOutcome.REVOKED
-            if now >= expires_at:
-                return EnrolOutcome.EXPIRED
-            if used >= max_devices:
-                return EnrolOutcome.QUOTA_USED
-            cur = c.execute(
-                "INSERT OR IGNORE INTO devices (device_id, token_hash, created_at, token_expires_at)"
-                " VALUES (?, ?, ?, ?)",
-                (device_id, device_token_hash, created, token_expires_at),
-            )
-            if cur.rowcount == 0:
-                return EnrolOutcome.DEVICE_EXISTS
-            c.execute("UPDATE enrolment_tokens SET used = used + 1 WHERE token_hash = ?", (enrolment_token_hash,))
-            return EnrolOutcome.ENROLLED
-
-        return await self._run_tx(tx)
+        return await self._run_tx(
+            lambda c: enrol_tx(c, device_id, device_token_hash, enrolment_token_hash, now, token_expires_at)
+        )
 
     async def hit_rate(self, key: str, *, limit: int, window_s: int, now: float) -> float | None:
         start = now - now % window_s

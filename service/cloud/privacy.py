@@ -12,11 +12,12 @@ only (its own day from `service.cloud.clock`, devices it enrolled), never on wha
 - Window: a report labelled outside [today - report_window_days, today] is refused. The label only picks the
   (metric, version, day) group the report counts in, among the window's days of the server's clock.
 - Integrity (issue 22): a report is accepted only under a version the cloud offered this device (recorded when
-  it served the offer, `Store.record_offer`), only at its metric's epsilon (`MetricSpec.default_epsilon`, the
-  one devices encode with: any other refuses the whole batch with 422, so no device picks a precision the
-  estimator would have to trust), and at most once per device per group (a repeat is refused, in the store's
-  atomic step). So every device carries exactly one report of known precision in a group it counts in, and
-  `max_report_shift` bounds how far it can move the group's release: 1 / (n (p - q)) for n reports.
+  it served the offer, `Store.record_offer`, or the one the rollout assigns it now), only at its metric's
+  epsilon (`MetricSpec.default_epsilon`, the one devices encode with: any other refuses the whole batch with
+  422, so no device picks a precision the estimator would have to trust), and at most once per device per
+  group (a repeat is refused, in the store's atomic step). So every device carries exactly one report of known
+  precision in a group it counts in, and `max_report_shift` bounds how far it can move the group's release:
+  1 / (n (p - q)) for n reports.
 - Ids: a report id is unique per device whatever day it carries (both stores). Ids are forgotten
   `report_window_days + 1` server days after they were accepted: a retry of a report labelled L can only be
   accepted up to server day L + window, and L is at most the day it was first accepted, so by then no retry of
@@ -36,6 +37,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from service.cloud.errors import TelemetryError
+from service.cloud.rollout import assign
 from service.cloud.schemas import EstimatePublic, FleetMetricPublic
 from service.cloud.store import FleetAggregate, GroupKey, PreparedReport, Store
 from service.common.ldp import (
@@ -81,6 +83,13 @@ def check_epsilons(reports: Sequence[TelemetryReport]) -> None:
             )
 
 
+async def offered_to(store: Store, device_id: str) -> frozenset[str]:
+    """Every version the cloud served this device an offer for, and the one the rollout assigns it now (what its
+    next poll is offered; it covers devices whose last 200 came before offers were recorded, which poll 304s)."""
+    now = assign(await store.get_rollout(), device_id)
+    return await store.offered_versions(device_id) | ({now} if now else set())
+
+
 def day_window(today: dt.date, window_days: int) -> tuple[str, str]:
     """The labels accepted on server day `today`: [today - window_days, today]."""
     return (today - dt.timedelta(days=window_days)).isoformat(), today.isoformat()
@@ -104,7 +113,7 @@ async def ingest_reports(
     call, charged on the server day `today`."""
     check_epsilons(reports)
     lo, hi = day_window(today, window_days)
-    offered = await store.offered_versions(device_id)
+    offered = await offered_to(store, device_id)
     results: list[ReportResult | None] = []
     admitted: list[PreparedReport] = []
     for r in reports:

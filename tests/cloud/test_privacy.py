@@ -147,13 +147,16 @@ def test_one_enrolled_device_among_41_cannot_pin_a_released_estimate(dev_cloud) 
 
 def test_a_report_counts_only_under_a_version_the_device_was_offered(dev_cloud, make_variant) -> None:
     """Issue 22: a device could report under any registered version (and so skew a canary's A/B readout).
-    Now only under one the cloud offered it: a registered version it was never offered is refused, and so is
-    every version before the device's first poll."""
+    Now only under one the cloud offered it (or assigns it now): a registered version it was never offered is
+    refused, and after a rollout moved on, the version it was offered before still counts (its reports from
+    before the switch arrive late)."""
     client, stable = dev_cloud
     canary = publish(client, make_variant("9.9.9"))
-    fresh = enrol(client, "never-polled")
-    ack = client.post("/v1/telemetry", json={"reports": [honest("top_genre", "Drama", stable, 1)]}, headers=fresh)
+    fresh = enrol(client, "never-polled")  # not polled yet, but the rollout assigns it the stable version
+    ack = client.post("/v1/telemetry", json={"reports": [honest("top_genre", "Drama", canary, 1)]}, headers=fresh)
     assert ack.json()["refused"] == 1 and "never offered" in ack.json()["results"][0]["reason"]
+    ack = client.post("/v1/telemetry", json={"reports": [honest("top_genre", "Drama", stable, 1)]}, headers=fresh)
+    assert ack.json()["accepted"] == 1
     h = enrol_offered(client, "phone-1")  # offered the stable version only
     skew = client.post("/v1/telemetry", json={"reports": [honest("top_genre", "Drama", canary, 2)]}, headers=h)
     assert skew.json()["refused"] == 1 and "never offered" in skew.json()["results"][0]["reason"]
@@ -163,6 +166,12 @@ def test_a_report_counts_only_under_a_version_the_device_was_offered(dev_cloud, 
     assert poll(client, "phone-1", h) == canary
     later = client.post("/v1/telemetry", json={"reports": [honest("top_genre", "Comedy", canary, 4)]}, headers=h)
     assert later.json()["accepted"] == 1
+    roll_out(client, stable)  # back: phone-1 was offered the canary once, so its late canary reports still count
+    late = honest("latency_bucket", "<5ms", canary, 5)
+    assert client.post("/v1/telemetry", json={"reports": [late]}, headers=h).json()["accepted"] == 1
+    never = enrol(client, "never-polled-2")  # assigned the stable version again, never offered the canary
+    ack = client.post("/v1/telemetry", json={"reports": [honest("top_genre", "Drama", canary, 6)]}, headers=never)
+    assert ack.json()["refused"] == 1
 
 
 @pytest.mark.parametrize("metric", sorted(METRICS))

@@ -22,7 +22,7 @@ N_CANDIDATES = 100
 BEHAVIORS = (20, 50)  # behaviours per /v1/rank request, inclusive
 ENCODE_TEXTS = (1, 4)  # texts per /v1/encode request, inclusive
 TOP_K = 10
-BEHAVIOR_KINDS = ("view", "view", "view", "click", "like")
+BEHAVIOR_KINDS = ("view", "view", "view", "click", "purchase")
 # per telemetry batch: one report per metric, at the metric's own epsilon (the cloud refuses any other, and
 # takes one report per device and (metric, version, day) group): 0.4 + 0.3 + 0.3 = the daily budget of 1.0
 DAILY_BUDGET = 1.0

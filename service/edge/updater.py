@@ -3,12 +3,12 @@
 One check (`check_once`) runs these steps; the first that fails ends the check, the old model keeps serving,
 and the failure is logged, counted (`eibert_edge_model_load_failures_total{stage}`) and shown in GET /v1/model:
 
-    enrol      POST /v1/devices once; the token is persisted, so a restart does not re-enrol. Device tokens
-               expire: past half its life the token is renewed (POST /v1/devices/{id}/token), the new one
-               persisted before it is used; a refused renewal (revoked) fails here
+    enrol      POST /v1/devices once (the token is persisted); renewed past half its life, or refused if
+               revoked (`service.edge.device_token`)
     poll, signature, manifest, deployment, expired, rollback, mix_and_match, download, sha256
                `service.edge.update_protocol` (shared with the simulator's devices): a capped poll, the
-               signature over the exact offer bytes, then the manifest, expiry, rollback (generation) and
+               signature over the exact offer bytes (with the key pinned, or followed through the cloud's
+               rotations: `service.edge.key_trust`), then the manifest, deployment, expiry, rollback and
                mix-and-match checks against the trusted state persisted in `state_dir/trusted_offer.json`,
                then each file fetched by content address, capped at and hashed against its signed length
     load       open and warm a new session in a worker thread (the loader re-checks every file's sha256
@@ -20,9 +20,6 @@ There is no archive on this path: nothing downloaded is parsed before a signatur
 Freshness: the newest valid offer's `issued` is the age of the device's metadata; past `max_metadata_age_s`
 (or past its `expires`) GET /v1/model says `stale` instead of `up_to_date`, and so do /readyz and /metrics, so
 a cloud (or a man in the middle) that answers 304 forever cannot keep a device quiet on an old model.
-
-Key rotation: an offer that does not verify with the key the node trusts makes it follow the cloud's key
-rotations from that key (`service.edge.key_trust`), and offers of another deployment are refused.
 
 Downloaded bundles live in `state_dir/bundles/<version>-<model sha>`; the serving and previous ones are kept
 (a cloud rollback to the previous version then loads from disk, no download), the rest pruned to
@@ -48,22 +45,25 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from service.common import device_client
 from service.common.contract import MANIFEST_FILE, MODEL_FILE
-from service.common.device_api import DeviceEnrolResponse, token_path
+from service.common.device_api import DeviceEnrolResponse
+from service.common.device_client import ResponseRefused
 from service.common.errors import BundleError
 from service.common.manifest import Manifest
+from service.edge.device_token import renew, renewal_due
 from service.edge.key_trust import KeyTrust
 from service.edge.metrics import EdgeMetrics
 from service.edge.schemas import UpdateStatusPublic
 from service.edge.slot import LoadedModel, ModelSlot, utc_now
 from service.edge.tasks import cancel_and_wait
 from service.edge.update_protocol import (
+    TRUST_FILE,
     FileTrustStore,
     Freshness,
     TrustedState,
     UpdateFailed,
     VerifiedOffer,
-    _read_capped,
     admit_offer,
     download_files,
     freshness,
@@ -78,6 +78,11 @@ CREDENTIALS_FILE = "device.json"
 BUNDLES_DIR = "bundles"
 INCOMING_PREFIX = ".incoming-"
 DEFAULT_MAX_METADATA_AGE_S = 2 * 24 * 3600.0
+TRUST_RECOVERY = (
+    f"restore {TRUST_FILE} from a backup of the state directory, or, having checked that the cloud's current "
+    "offer is the one this node should run, restart it once with EIBERT_EDGE_RESET_TRUST=true (--reset-trust) "
+    "to trust that offer on first use"
+)
 
 __all__ = ["CREDENTIALS_FILE", "ModelUpdater", "UpdateFailed", "UpdateStatus"]
 
@@ -143,6 +148,7 @@ class ModelUpdater:
         max_bundle_bytes: int = 64 * 1024 * 1024,
         max_metadata_age_s: float = DEFAULT_MAX_METADATA_AGE_S,
         download_timeout_s: float = 600.0,
+        reset_trust: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if keep_bundles < 2:
@@ -170,14 +176,33 @@ class ModelUpdater:
         self.bundles_dir = self.state_dir / BUNDLES_DIR
         self.bundles_dir.mkdir(parents=True, exist_ok=True)
         self._clean_incoming()
-        self.status.trusted = self.trust.load()
         metrics.update_metadata_age.set_function(lambda: self.freshness().age_s)
         metrics.update_stale.set_function(lambda: float(self.freshness().stale))
         self.token_issued: float | None = None  # when this node received its token, and when it expires
         self.token_expires: float | None = None
-        self.device_id, self.token, changed = self._read_credentials(device_id)
+        self.device_id, self.token, self.had_trust, changed = self._read_credentials(device_id)
+        self.trust_lost = self._load_trust()  # why this node cannot judge offers (None: it can)
+        if self.trust_lost is not None and reset_trust:
+            log.warning(
+                "%s; EIBERT_EDGE_RESET_TRUST is set: the next valid offer is trusted on first use", self.trust_lost
+            )
+            self.trust_lost, self.had_trust = None, False
+        if self.status.trusted is not None and not self.had_trust:  # a state dir from before the record existed
+            self.had_trust = changed = True
         if changed:
             self._write_credentials()  # persist a generated id at once, so a restart keeps it
+
+    def _load_trust(self) -> str | None:
+        """Load the trusted state; a message if it was lost (unreadable, or missing on a node that had trusted an
+        offer: `device.json` records that it had). Falling back to trust on first use would accept any unexpired
+        older offer, a rollback the lost file existed to refuse."""
+        try:
+            self.status.trusted = self.trust.load()
+        except UpdateFailed as exc:
+            return str(exc)
+        if self.status.trusted is None and self.had_trust:
+            return f"{TRUST_FILE} is missing, but this node had trusted a signed offer before"
+        return None
 
     def freshness(self) -> Freshness:
         return freshness(self.status.trusted, self.clock(), max_age_s=self.max_metadata_age_s, since=self.started_at)
@@ -205,6 +230,10 @@ class ModelUpdater:
         """Run one update check; returns its outcome: not_modified | up_to_date | updated | failed."""
         async with self._lock:
             self.status.last_check = utc_now()
+            if self.trust_lost is not None:  # nothing is polled: no offer can be judged without the trusted state
+                outcome = self._failed("trust", f"{self.trust_lost}; {TRUST_RECOVERY}")
+                self.status.state = "trust_lost"
+                return outcome
             try:
                 outcome = await self._check()
             except UpdateFailed as exc:
@@ -218,6 +247,8 @@ class ModelUpdater:
             except Exception as exc:  # a bug must not kill the background loop: report it and poll again later
                 log.exception("model update check crashed")
                 return self._failed("internal", f"{type(exc).__name__}: {exc}")
+            if outcome == "not_modified" and self.status.trusted is None:  # a 304 cannot vouch for anything
+                return self._failed("poll", "HTTP 304 to a node that holds no trusted offer")
             if outcome != "not_modified" or self.status.state in ("idle", "failed"):
                 self.status.state = "updated" if outcome == "updated" else "up_to_date"
             self.status.last_success = self.status.last_check
@@ -227,6 +258,9 @@ class ModelUpdater:
 
     def _failed(self, stage: str, message: str) -> str:
         serving = self.slot.current.version if self.slot.current else None
+        # GET /v1/model shows the message: name bundle directories, not where this host keeps them.
+        for folder in {str(self.bundles_dir.resolve()), str(self.bundles_dir)}:
+            message = message.replace(folder + os.sep, "")
         log.warning("model update failed at %s: %s (still serving %s)", stage, message, serving)
         self.status.state = "failed"
         self.status.last_error = message
@@ -241,12 +275,15 @@ class ModelUpdater:
         body, etag = await poll_offer(self.client, self.device_id, token, self.etag)
         if body is None:
             return "not_modified"
-        offer = await self._verify(body)
+        offer = await self.keys.verify(body, self.client)
         self.status.offered_version = offer.version
         trusted = admit_offer(offer, self.status.trusted, self.clock())
         if trusted != self.status.trusted:
             self.trust.save(trusted)  # before any download: a replay of an older offer is refused from now on
             self.status.trusted = trusted
+            if not self.had_trust:  # from now on a missing trust file is a loss, not a first start
+                self.had_trust = True
+                self._write_credentials()
         manifest = offer.manifest
         current = self.slot.current
         if current is not None and _same_bundle(current, manifest):
@@ -281,11 +318,12 @@ class ModelUpdater:
         if self.token is not None:
             return self.token
         credential = self.enrolment_token
-        headers = {} if credential is None else {"Authorization": f"Bearer {credential}"}
         try:
-            resp = await self.client.post("/v1/devices", json={"device_id": self.device_id}, headers=headers)
+            resp = await device_client.enrol(self.client, self.device_id, credential)
         except httpx.HTTPError as exc:
             raise UpdateFailed("enrol", f"cannot reach the cloud to enrol: {exc}") from exc
+        except ResponseRefused as exc:
+            raise UpdateFailed("enrol", f"enrolment answer refused: {exc}") from exc
         if resp.status_code == 409:
             raise UpdateFailed(
                 "enrol",
@@ -312,35 +350,14 @@ class ModelUpdater:
         self._write_credentials()  # before the token is used: a restart must not lose a renewed token
 
     async def _renew_if_due(self, token: str) -> str:
-        """Past half its life, swap the device token for a new one (the cloud stops the old one at once). A
-        network failure keeps the current token (valid until it expires); a refusal means it was revoked."""
-        if self.token_expires is None or self.token_issued is None:
+        """Past half its life, the device token is swapped for a new one (`service.edge.device_token`)."""
+        if not renewal_due(self.token_issued, self.token_expires, self.clock()):
             return token
-        if self.clock() < self.token_issued + (self.token_expires - self.token_issued) / 2:
+        renewed = await renew(self.client, self.device_id, token)
+        if renewed is None:
             return token
-        try:
-            async with self.client.stream(
-                "POST", token_path(self.device_id), headers={"Authorization": f"Bearer {token}"}
-            ) as resp:
-                body = await _read_capped(resp, 4096, "enrol")
-        except httpx.HTTPError as exc:
-            log.warning("device token renewal failed, keeping the current one: %s", exc)
-            return token
-        if resp.status_code != 200:
-            raise UpdateFailed(
-                "enrol",
-                f"device token renewal refused (HTTP {resp.status_code}): revoked or expired; the operator "
-                "must enrol this node again (a new enrolment token and device id)",
-            )
-        renewed = validated(DeviceEnrolResponse, body, stage="enrol", what="malformed token renewal")
-        if renewed.device_id != self.device_id:
-            raise UpdateFailed("enrol", f"cloud renewed {renewed.device_id!r}, not {self.device_id!r}")
         self._set_token(renewed)
-        log.info("device token renewed (expires %s)", _iso(int(renewed.expires_at or 0)))
         return renewed.token
-
-    async def _verify(self, body: bytes) -> VerifiedOffer:
-        return await self.keys.verify(body, self.client)
 
     async def _fetch(self, offer: VerifiedOffer, token: str, target: Path) -> None:
         """Fetch each signed file into a fresh directory, then move it to `target` (only when all passed)."""
@@ -389,8 +406,9 @@ class ModelUpdater:
         for f in (self.state_dir / "tmp").glob("bundle-*"):  # archives of versions before content addressing
             f.unlink(missing_ok=True)
 
-    def _read_credentials(self, configured_id: str | None) -> tuple[str, str | None, bool]:
-        """(device id, token or None, whether the file must be rewritten); a token of another id is dropped."""
+    def _read_credentials(self, configured_id: str | None) -> tuple[str, str | None, bool, bool]:
+        """(device id, token or None, whether it had trusted an offer, whether the file must be rewritten); a token
+        of another id is dropped."""
         path = self.state_dir / CREDENTIALS_FILE
         stored: dict = {}
         if path.is_file():
@@ -402,15 +420,15 @@ class ModelUpdater:
         same = stored.get("device_id") == device_id
         if same and isinstance(stored.get("expires_at"), int | float) and isinstance(stored.get("issued"), int | float):
             self.token_issued, self.token_expires = float(stored["issued"]), float(stored["expires_at"])
-        return device_id, stored.get("token") if same else None, not same
+        return device_id, stored.get("token") if same else None, stored.get("had_trust") is True, not same
 
     def _write_credentials(self) -> None:
         path = self.state_dir / CREDENTIALS_FILE
         tmp = path.with_suffix(".tmp")
-        creds = {"device_id": self.device_id, "token": self.token}
+        record = {"device_id": self.device_id, "token": self.token, "had_trust": self.had_trust}
         if self.token_expires is not None:
-            creds |= {"issued": self.token_issued, "expires_at": self.token_expires}
-        tmp.write_text(json.dumps(creds), encoding="utf-8")
+            record |= {"issued": self.token_issued, "expires_at": self.token_expires}
+        tmp.write_text(json.dumps(record), encoding="utf-8")
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
 

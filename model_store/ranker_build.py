@@ -2,7 +2,7 @@
 
 The new bundle keeps the source bundle's `model.onnx` and `tokenizer.json` byte for byte and adds `ranker.json`,
 so a rollout from the source version to this one changes the ranker and not the encoder. Everything comes from
-a committed TOML config (`model_store/configs/ranker-*.toml`); the manifest records the command, the data
+a committed TOML config (`model_store/configs/ranker/*.toml`); the manifest records the command, the data
 (relative paths), the training statistics and the evaluation on users the ranker was not trained on, next to
 the baselines of the same run and one ablation per feature group.
 """

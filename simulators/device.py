@@ -319,6 +319,10 @@ class SimDevice:
             values.append(("top_item_clicked", self._day_top_click))
             values.append(("latency_bucket", latency_bucket_of(statistics.median(self._day_latencies))))
         self._day_latencies, self._day_sessions, self._day_top_click = [], 0, False
+        if self.edge is not None:
+            # a user of an edge node runs the node's version, which the cloud offered the node, not this device:
+            # the cloud takes reports only under a version it offered the reporting device, so such users send none
+            return
         version = self.version
         if version is None or self.updater.token is None:
             self.stats.skipped_version += len(values)

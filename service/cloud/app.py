@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.cloud.blobs import BlobStore
-from service.cloud.clock import CloudClock
+from service.cloud.clock import CloudClock, claim_store
 from service.cloud.config import Settings
 from service.cloud.deps import CloudContext
 from service.cloud.errors import install_error_handlers
-from service.cloud.keys import load_admin_token, load_signing_key
+from service.cloud.keys import check_signing_key, load_admin_token, load_signing_key
 from service.cloud.metrics import CloudMetrics
 from service.cloud.registry import Registry
 from service.cloud.route_docs import document_cloud
@@ -38,6 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         await store.open()
         try:
+            await claim_store(store, dev_mode=settings.dev_mode, deployment=settings.deployment)
             key = load_signing_key(settings)
             registry = Registry(
                 store=store,
@@ -48,7 +49,9 @@ def create_app(settings: Settings) -> FastAPI:
                 tmp_root=settings.data_dir / "tmp",
                 admission=settings.admission,
                 max_concurrent_admissions=settings.max_concurrent_admissions,
+                deployment=settings.deployment,
             )
+            await check_signing_key(store, registry.public_key)
             app.state.ctx = CloudContext(
                 settings=settings,
                 store=store,

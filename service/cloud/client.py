@@ -79,6 +79,25 @@ class CloudAdmin(Closing):
     def rollback(self) -> dict[str, Any]:
         return self._call("POST", "/v1/rollback", "the rollback").json()
 
+    def issue_enrolment_token(self, max_devices: int, expires_in_s: int, label: str) -> dict[str, Any]:
+        body = {"max_devices": max_devices, "expires_in_s": expires_in_s, "label": label}
+        return self._call("POST", "/v1/enrolment-tokens", "the enrolment token", json=body).json()
+
+    def enrolment_tokens(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/enrolment-tokens", "the enrolment token list").json()
+
+    def revoke_enrolment_token(self, token_id: str) -> None:
+        self._call("DELETE", f"/v1/enrolment-tokens/{token_id}", "the revocation")
+
+    def signing_key(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/signing-key", "the signing key query").json()
+
+    def add_rotation(self, statement: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/v1/keys/rotations", "the key rotation", json=statement).json()
+
+    def revoke_device(self, device_id: str) -> None:
+        self._call("DELETE", f"/v1/devices/{device_id}", "the revocation")
+
 
 def publish_bundle(bundle_dir: Path, cloud_url: str, token: str, *, client: httpx.Client | None = None) -> dict:
     """Upload one bundle (see `CloudAdmin.publish`); raises EibertError with the cloud's message on refusal."""

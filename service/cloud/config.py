@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     signing_key: SecretStr | None = None  # PEM (PKCS#8) Ed25519 private key
     signing_key_file: Path | None = None
     dev_mode: bool = False
+    # which deployment this cloud serves (production, staging, ...): offers name it and devices configured for
+    # another refuse them, and a store is marked by the first cloud's mode and deployment (service/cloud/clock.py)
+    deployment: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
 
     # registry
     max_model_bytes: int = Field(default=DEFAULT_MODEL_BUDGET_BYTES, gt=0)  # model.onnx size budget
@@ -74,6 +77,9 @@ class Settings(BaseSettings):
     enrol_rate_per_source: int = Field(default=60, ge=1)  # attempts per window from one client address
     enrol_rate_per_token: int = Field(default=600, ge=1)  # attempts per window with one enrolment token
     max_enrolment_token_devices: int = Field(default=100_000, ge=1)  # the largest quota one token may carry
+    # a device token stops working this long after it was issued; devices renew it before (POST
+    # /v1/devices/{id}/token), so a stolen token is good for at most this long after its device last renewed
+    device_token_ttl_s: int = Field(default=30 * 86400, ge=1, le=366 * 86400)
 
     def server_limits(self) -> ServerLimits:
         return ServerLimits(

@@ -42,7 +42,10 @@ class CloudMetrics:
             ["metric", "model_version", "day", "category", "bound"],
             registry=r,
         )
-        self.fleet_groups = Gauge("eibert_cloud_fleet_groups", "Fleet metric groups by status", ["status"], registry=r)
+        # released groups only: /metrics is anonymous, and an open or withheld group's existence says who reported
+        self.fleet_groups = Gauge(
+            "eibert_cloud_fleet_groups", "Released fleet metric groups (status=released)", ["status"], registry=r
+        )
 
     def observe_request(self, route: str, method: str, status: str, seconds: float) -> None:
         """What `service.common.request_metrics.RequestMetrics` reports of every HTTP request."""
@@ -59,12 +62,11 @@ class CloudMetrics:
             self.rollout_version.labels("candidate", state.candidate).set(1)
 
     def set_released(self, items: list[FleetMetricPublic]) -> None:
+        """Export the released groups among `items`; open and withheld ones leave no trace, not even a count."""
         self.estimate.clear()
-        counts = {"released": 0, "withheld": 0, "open": 0}
-        for item in items:
-            counts[item.status] += 1
+        released = [item for item in items if item.status == "released"]
+        for item in released:
             for e in item.estimates or ():
                 for bound, value in (("estimate", e.estimate), ("low", e.ci_low), ("high", e.ci_high)):
                     self.estimate.labels(item.metric, item.model_version, item.day, e.category, bound).set(value)
-        for status, n in counts.items():
-            self.fleet_groups.labels(status).set(n)
+        self.fleet_groups.labels("released").set(len(released))

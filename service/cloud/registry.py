@@ -114,9 +114,11 @@ class Registry:
         clock: Callable[[], float] = time.time,
         admission: AdmissionLimits | None = None,
         max_concurrent_admissions: int = 2,
+        deployment: str = "default",
     ) -> None:
         self.store = store
         self.blobs = blobs
+        self.deployment = deployment  # named in every offer: devices of another deployment refuse it
         self.key = key
         self.public_key = public_key_to_b64(key.public_key())
         self.max_model_bytes = max_model_bytes
@@ -214,6 +216,7 @@ class Registry:
         if cached is None:
             payload = OfferPayload(
                 version=record.version,
+                deployment=self.deployment,
                 generation=generation,
                 issued=issued,
                 expires=issued + self.offer_ttl_s,

@@ -59,13 +59,16 @@ class FleetMetricPublic(BaseModel):
     status: Literal["released", "withheld", "open"]  # open: the day can still take reports, nothing shown
     devices: int | None = None  # only when released: small counts are not disclosed
     reports: int | None = None
+    # sum over its reports of (p - q)^2 / (q (1 - q)): the inverse variance of its unbiased estimates at f = 0,
+    # what groups are pooled by (service.cloud.pooling); None in releases stored before it existed
+    precision: float | None = None
     estimates: list[EstimatePublic] | None = None
     reason: str | None = None
 
 
 class ABSidePublic(BaseModel):
     version: str
-    estimate: float  # report-weighted mean of the released (consistent) estimates of the version's groups
+    estimate: float  # precision-weighted mean of the released (consistent) estimates of the version's groups
     std_error: float  # of the pooled unbiased estimate
     reports: int
     groups: int
@@ -102,6 +105,8 @@ class FleetMetricsPublic(BaseModel):
 class SigningKeyPublic(BaseModel):
     algorithm: Literal["ed25519"] = "ed25519"
     public_key: str  # base64 raw 32 bytes; devices pin it out of band, this is for convenience and checks
+    deployment: str = "default"  # what this cloud's offers and key rotations name
+    key_version: int = 1  # its number in the rotation chain (GET /v1/keys/rotations); the pinned key is 1
 
 
 class EnrolmentTokenCreate(BaseModel):
@@ -114,6 +119,28 @@ class EnrolmentTokenCreate(BaseModel):
 
 class EnrolmentTokenPublic(BaseModel):
     token: str  # shown once; the cloud keeps only its sha256
+    id: str = ""  # that sha256: names the token in listings and revocation
     max_devices: int
     expires_at: str
     label: str
+
+
+class EnrolmentTokenInfoPublic(BaseModel):
+    """An issued enrolment token as the operator lists it: never the token itself, only its id (its sha256)."""
+
+    id: str  # sha256 of the token: what `eibert enrolment-tokens revoke` takes
+    label: str
+    max_devices: int
+    used: int
+    expires_at: str
+    revoked: bool
+
+
+class EnrolmentTokensPublic(BaseModel):
+    data: list[EnrolmentTokenInfoPublic]
+    count: int
+
+
+class KeyRotationsPublic(BaseModel):
+    data: list[dict[str, Any]]  # signed rotation statements (service/common/key_rotation.py), oldest first
+    count: int

@@ -118,6 +118,7 @@ def create_app(
                 state_dir=settings.state_dir,
                 metrics=metrics,
                 device_id=settings.device_id,
+                deployment=settings.deployment,
                 enrolment_token=settings.enrolment_credential(),
                 on_swap=on_swap,
                 poll_interval_s=settings.poll_interval_s,

@@ -3,10 +3,12 @@
 One check (`check_once`) runs these steps; the first that fails ends the check, the old model keeps serving,
 and the failure is logged, counted (`eibert_edge_model_load_failures_total{stage}`) and shown in GET /v1/model:
 
-    enrol      POST /v1/devices once; the token is persisted, so a restart does not re-enrol
-    poll, signature, manifest, expired, rollback, mix_and_match, download, sha256
+    enrol      POST /v1/devices once (the token is persisted); renewed past half its life, or refused if
+               revoked (`service.edge.device_token`)
+    poll, signature, manifest, deployment, expired, rollback, mix_and_match, download, sha256
                `service.edge.update_protocol` (shared with the simulator's devices): a capped poll, the
-               signature over the exact offer bytes, then the manifest, expiry, rollback (generation) and
+               signature over the exact offer bytes (with the key pinned, or followed through the cloud's
+               rotations: `service.edge.key_trust`), then the manifest, deployment, expiry, rollback and
                mix-and-match checks against the trusted state persisted in `state_dir/trusted_offer.json`,
                then each file fetched by content address, capped at and hashed against its signed length
     load       open and warm a new session in a worker thread (the loader re-checks every file's sha256
@@ -49,6 +51,8 @@ from service.common.device_api import DeviceEnrolResponse
 from service.common.device_client import ResponseRefused
 from service.common.errors import BundleError
 from service.common.manifest import Manifest
+from service.edge.device_token import renew, renewal_due
+from service.edge.key_trust import KeyTrust
 from service.edge.metrics import EdgeMetrics
 from service.edge.schemas import UpdateStatusPublic
 from service.edge.slot import LoadedModel, ModelSlot, utc_now
@@ -65,7 +69,6 @@ from service.edge.update_protocol import (
     freshness,
     poll_offer,
     validated,
-    verify_offer,
     write_signed_manifest,
 )
 
@@ -137,6 +140,7 @@ class ModelUpdater:
         state_dir: Path,
         metrics: EdgeMetrics,
         device_id: str | None = None,
+        deployment: str = "default",
         enrolment_token: str | None = None,
         on_swap: OnSwap | None = None,
         poll_interval_s: float = 30.0,
@@ -152,8 +156,8 @@ class ModelUpdater:
         self.client = client
         self.slot = slot
         self.loader = loader
-        self.public_key = public_key
         self.state_dir = Path(state_dir)
+        self.keys = KeyTrust(self.state_dir, public_key, deployment)  # pinned, or followed from it
         self.metrics = metrics
         self.on_swap = on_swap
         self.poll_interval_s = poll_interval_s
@@ -174,6 +178,8 @@ class ModelUpdater:
         self._clean_incoming()
         metrics.update_metadata_age.set_function(lambda: self.freshness().age_s)
         metrics.update_stale.set_function(lambda: float(self.freshness().stale))
+        self.token_issued: float | None = None  # when this node received its token, and when it expires
+        self.token_expires: float | None = None
         self.device_id, self.token, self.had_trust, changed = self._read_credentials(device_id)
         self.trust_lost = self._load_trust()  # why this node cannot judge offers (None: it can)
         if self.trust_lost is not None and reset_trust:
@@ -265,11 +271,11 @@ class ModelUpdater:
         return "failed"
 
     async def _check(self) -> str:
-        token = await self._ensure_enrolled()
+        token = await self._renew_if_due(await self._ensure_enrolled())
         body, etag = await poll_offer(self.client, self.device_id, token, self.etag)
         if body is None:
             return "not_modified"
-        offer = self._verify(body)
+        offer = await self.keys.verify(body, self.client)
         self.status.offered_version = offer.version
         trusted = admit_offer(offer, self.status.trusted, self.clock())
         if trusted != self.status.trusted:
@@ -335,13 +341,23 @@ class ModelUpdater:
         enrolled = validated(DeviceEnrolResponse, resp.content, stage="enrol", what="malformed enrolment response")
         if enrolled.device_id != self.device_id:
             raise UpdateFailed("enrol", f"cloud enrolled {enrolled.device_id!r}, not {self.device_id!r}")
-        self.token = enrolled.token
-        self._write_credentials()
+        self._set_token(enrolled)
         log.info("enrolled as device %s", self.device_id)
-        return self.token
+        return enrolled.token
 
-    def _verify(self, body: bytes) -> VerifiedOffer:
-        return verify_offer(body, self.public_key)
+    def _set_token(self, answer: DeviceEnrolResponse) -> None:
+        self.token, self.token_issued, self.token_expires = answer.token, self.clock(), answer.expires_at
+        self._write_credentials()  # before the token is used: a restart must not lose a renewed token
+
+    async def _renew_if_due(self, token: str) -> str:
+        """Past half its life, the device token is swapped for a new one (`service.edge.device_token`)."""
+        if not renewal_due(self.token_issued, self.token_expires, self.clock()):
+            return token
+        renewed = await renew(self.client, self.device_id, token)
+        if renewed is None:
+            return token
+        self._set_token(renewed)
+        return renewed.token
 
     async def _fetch(self, offer: VerifiedOffer, token: str, target: Path) -> None:
         """Fetch each signed file into a fresh directory, then move it to `target` (only when all passed)."""
@@ -402,12 +418,16 @@ class ModelUpdater:
                 log.warning("ignoring unreadable %s: %s", path, exc)
         device_id = configured_id or stored.get("device_id") or f"edge-{uuid.uuid4().hex[:20]}"
         same = stored.get("device_id") == device_id
+        if same and isinstance(stored.get("expires_at"), int | float) and isinstance(stored.get("issued"), int | float):
+            self.token_issued, self.token_expires = float(stored["issued"]), float(stored["expires_at"])
         return device_id, stored.get("token") if same else None, stored.get("had_trust") is True, not same
 
     def _write_credentials(self) -> None:
         path = self.state_dir / CREDENTIALS_FILE
         tmp = path.with_suffix(".tmp")
         record = {"device_id": self.device_id, "token": self.token, "had_trust": self.had_trust}
+        if self.token_expires is not None:
+            record |= {"issued": self.token_issued, "expires_at": self.token_expires}
         tmp.write_text(json.dumps(record), encoding="utf-8")
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)

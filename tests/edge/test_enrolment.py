@@ -97,6 +97,39 @@ def test_the_app_hands_its_token_to_the_updater(cloud, make_settings, tiny_bundl
         assert edge.app.state.edge.updater.enrolment_token == token
 
 
+async def test_the_node_renews_its_token_before_it_expires_and_stops_when_revoked(
+    cloud, tiny_bundle: Path, tmp_path
+) -> None:
+    """Issue 22: device tokens never expired, so nothing renewed them. Past half its token's life the node swaps
+    it for a new one (persisted; the old one is refused by the cloud at once); once the operator revokes the
+    node, renewal is refused and the check fails at `enrol`, saying why."""
+    import json
+    import time
+
+    now = [time.time()]
+    up = updater(cloud, tiny_bundle, tmp_path / "s")
+    up.clock = lambda: now[0]
+    up.enrolment_token = issue(cloud)
+    await up.check_once()
+    first = up.token
+    assert first is not None and up.token_expires is not None
+    await up.check_once()  # early in its life: kept
+    assert up.token == first
+    now[0] += (up.token_expires - now[0]) / 2 + 1
+    await up.check_once()
+    assert up.token != first and up.status.last_error_stage == "poll"  # renewed; the poll finds nothing released
+    assert json.loads((tmp_path / "s" / "device.json").read_text())["token"] == up.token
+    model = "/v1/devices/edge-1/model"
+    assert cloud.get(model, headers={"Authorization": f"Bearer {first}"}).status_code == 401
+    assert cloud.get(model, headers={"Authorization": f"Bearer {up.token}"}).status_code == 404  # valid: none yet
+    restarted = updater(cloud, tiny_bundle, tmp_path / "s")  # the expiry survives a restart with the token
+    assert (restarted.token, restarted.token_expires) == (up.token, up.token_expires)
+    assert cloud.delete("/v1/devices/edge-1", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 204
+    now[0] = up.token_expires - 1
+    assert await up.check_once() == "failed"
+    assert up.status.last_error_stage == "enrol" and "revoked" in (up.status.last_error or "")
+
+
 async def test_an_impostor_clouds_gzip_bomb_enrolment_answer_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
     """Issue 22: 261 KB of gzip inflating to 256 MiB as the answer to POST /v1/devices grew the node by 685 MB."""
     with impostor_cloud(bomb_answer()) as impostor:

@@ -434,10 +434,10 @@ async def test_an_unexpected_error_is_reported_not_raised(
 ) -> None:
     up = make_updater(cloud, slot, tmp_path / "state")
 
-    def boom(body):
+    async def boom(body, client):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(up, "_verify", boom)
+    monkeypatch.setattr(up.keys, "verify", boom)  # the offer check (service/edge/key_trust.py)
     assert await up.check_once() == "failed"
     assert up.status.last_error_stage == "internal" and "KeyError" in up.status.last_error
     assert slot.current.version == "0.0.1"

@@ -2,7 +2,7 @@
 
 What runs: a private redis-server (appendonly yes, appendfsync always: the durable production setting) and
 the cloud (`python -m service.cloud`, one uvicorn worker), both subprocesses on 127.0.0.1 started by
-`loadtests.stack`; load comes from a small asyncio HTTP/1.1 keep-alive client in this process
+`service.devstack.processes`; load comes from a small asyncio HTTP/1.1 keep-alive client in this process
 (`loadtests/cloud_workloads.py`) that sends pre-built requests (so the client costs little and the server is
 what is measured). Every loop is bounded by a request count.
 
@@ -44,11 +44,11 @@ from loadtests.cloud_workloads import (
     true_freqs,
 )
 from loadtests.open_loop import HOST, request
-from loadtests.server_cpu import process_cpu_s
-from loadtests.stack import ServerProcess, free_port, redis_process, service_process
 from loadtests.stand_in import stand_in_bundle
-from model_store.benchmarks import machine_line
-from service.cloud.client import CloudAdmin
+from service.common.cloud_admin import CloudAdmin
+from service.devstack.bench_file import machine_line
+from service.devstack.processes import ServerProcess, free_port, redis_process, service_process
+from service.devstack.server_cpu import process_cpu_s
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN = "bench-admin-token-" + uuid.uuid4().hex

@@ -1,7 +1,7 @@
 """`eibert bench` edge section: the edge node measured over real HTTP, against baselines from the same run.
 
 Each server is `python -m service.edge` (uvicorn) in its own process on 127.0.0.1, started by
-`loadtests.stack`, and the client is this process, so client and server never share a GIL. Every loop is
+`service.devstack.processes`, and the client is this process, so client and server never share a GIL. Every loop is
 bounded by a request count. Figures:
 
 - server CPU time per request (user + sys of the server process from /proc/<pid>/stat, over many sequential
@@ -45,10 +45,11 @@ from loadtests.edge_workloads import (
     rss_added,
     throughput,
 )
-from loadtests.server_cpu import CPU_ROUNDS, cpu_per_request
-from model_store.benchmarks import machine_line, time_call
 from model_store.data.paths import repo_relative
 from service.common.manifest import verify_bundle
+from service.devstack.bench_file import machine_line
+from service.devstack.server_cpu import CPU_ROUNDS, cpu_per_request
+from service.devstack.timing import time_call
 
 REPEATS = 300  # latency samples per figure
 RANK_REPEATS = 100

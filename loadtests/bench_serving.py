@@ -44,9 +44,9 @@ from loadtests.open_loop import (
     split_cpus,
     why_failed,
 )
-from loadtests.stack import ServerProcess, free_port, http_ok
-from model_store.benchmarks import machine_line
 from model_store.data.paths import repo_relative
+from service.devstack.bench_file import machine_line
+from service.devstack.processes import ServerProcess, free_port, http_ok
 
 SHORT_CHARS = 48  # "short texts": item texts up to this many characters
 DISTINCT = 400  # distinct pre-built requests per endpoint, replayed in turn

@@ -1,5 +1,5 @@
 """What the edge benchmark (`loadtests/bench_edge.py`) runs: real `eibert edge` servers (through
-`loadtests.stack`), the texts and request bodies it sends, the resident-memory probe, the concurrent-clients
+`service.devstack.processes`), the texts and request bodies it sends, the resident-memory probe, the concurrent-clients
 throughput run and the in-process model floor.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from loadtests.server_cpu import WARMUP, process_cpu_s
-from loadtests.stack import ROOT, ServerProcess, free_port, service_process
+from service.devstack.processes import ROOT, ServerProcess, free_port, service_process
+from service.devstack.server_cpu import WARMUP, process_cpu_s
 from service.edge.schemas import MAX_TEXT_CHARS
 
 CONCURRENCY = 32

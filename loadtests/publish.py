@@ -1,7 +1,7 @@
 """`python -m loadtests.publish --bundle DIR --cloud URL [--percent N]`: upload a bundle, then roll it out.
 
 `eibert publish` only registers a version; a load test (and the docker compose stack) also needs devices to be
-assigned one, so this sets the rollout after the upload (both through `service.cloud.client`). The admin
+assigned one, so this sets the rollout after the upload (both through `service.common.cloud_admin`). The admin
 token comes from `EIBERT_ADMIN_TOKEN`, or from the file named by `--admin-token-file` (the compose stack generates one).
 With `--enrolment-token PATH:MAX_DEVICES` (repeatable) it also issues operator enrolment tokens, each written
 0600 to PATH, for the stack's devices (edge nodes, the simulator, locust) to enrol with.
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import httpx
 
-from loadtests.stack import http_ok, wait_until
-from service.cloud.client import CloudAdmin
+from service.common.cloud_admin import CloudAdmin
 from service.common.errors import EibertError
+from service.devstack.processes import http_ok, wait_until
 
 ADMIN_ENV = "EIBERT_ADMIN_TOKEN"
 

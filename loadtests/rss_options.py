@@ -16,8 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loadtests.stack import ROOT
 from model_store.shipped import SHIPPED_BUNDLE
+from service.devstack.processes import ROOT
 
 # name -> SessionOptions changes (attributes, or config entries named with a dot)
 OPTION_SETS: dict[str, dict[str, object]] = {

@@ -30,10 +30,10 @@ import httpx
 from loadtests.payloads import ENROLMENT_TOKEN_ENV, max_wait_s
 from loadtests.publish import issue_enrolment_token, publish_and_roll_out
 from loadtests.report import LoadRun, distinct_warnings, read_failures, read_stats, render_section
-from loadtests.stack import free_port, service_process
 from loadtests.texts import SAMPLE_ENV, build_sample, fallback_sample, write_sample
 from model_store.shipped import SHIPPED_BUNDLE
 from service.common.errors import EibertError
+from service.devstack.processes import free_port, service_process
 
 log = logging.getLogger("loadtests.run")
 
@@ -179,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.bundle = args.bundle.resolve()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    from loadtests.bench_file import write_section
-    from model_store.benchmarks import machine_line
+    from service.devstack.bench_file import machine_line, write_section
 
     REPORTS.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]

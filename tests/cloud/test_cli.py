@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.cloud.cli import cmd_cloud, cmd_publish
-from service.cloud.client import publish_bundle
+from service.common.cloud_admin import publish_bundle
 from service.common.errors import EibertError
 from tests.cloud.conftest import ADMIN_TOKEN
 

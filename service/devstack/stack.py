@@ -94,15 +94,17 @@ def dev_cloud(
     base_env: Mapping[str, str] | None = None,
     unlimited_enrolment: bool = True,
     port: int | None = None,
+    admin_token: str | None = None,
 ) -> DevCloud:
     """`python -m service.cloud --dev` on a free port with fresh secrets, its data under `work/cloud`, its store
     `store_url` (default: SQLite at `work/cloud.db`). `settings`: more EIBERT_CLOUD_* variables, named without
     the prefix (`{"K_MIN": "50"}`). `unlimited_enrolment`: lift the per-source and per-token enrolment rate
     limits, since every simulated device enrols from this one machine. `base_env`: the environment to start
-    from (default: this process's; `clean_env()` for one without the caller's settings)."""
+    from (default: this process's; `clean_env()` for one without the caller's settings). `admin_token`: one
+    the caller chose (default: a fresh random one)."""
     port = free_port() if port is None else port
     key = Ed25519PrivateKey.generate()
-    token = secrets.token_urlsafe(32)
+    token = admin_token or secrets.token_urlsafe(32)
     data_dir = work / "cloud"
     env = _without_secrets(base_env)
     env |= {

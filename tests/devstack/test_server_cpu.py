@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from loadtests import server_cpu
+from service.devstack import server_cpu
 from service.devstack.server_cpu import cpu_per_request, process_cpu_s
 
 

@@ -24,6 +24,7 @@ from service.edge.config import EdgeSettings
 from service.edge.embedder import Embedder, encode_batch
 from service.edge.error_handlers import install_error_handlers
 from service.edge.hooks import TelemetryHook
+from service.edge.lean import LeanRoutes
 from service.edge.metrics import EdgeMetrics
 from service.edge.route_docs import document_edge
 from service.edge.routes import embeddings, encode, health, model, rank
@@ -151,6 +152,9 @@ def create_app(
     for router in (encode.router, embeddings.router, rank.router, model.router, health.router):
         app.include_router(router)
     document_edge(app)  # every status a route can answer, in the shared error shape
+    # innermost: the hot POSTs skip the framework's routing and request handling (inside the body limit and
+    # the request metrics, which still bound and time them)
+    app.add_middleware(LeanRoutes, fastapi_app=app, routes=[encode.LEAN, embeddings.LEAN])
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, observe=metrics.observe_request)  # added last = outermost: times everything
     return app

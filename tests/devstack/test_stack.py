@@ -38,7 +38,7 @@ def test_a_dev_stack_publishes_enrols_and_serves(tmp_path: Path, tiny_bundle: Pa
         assert signing["public_key"] == cloud.public_key  # the key the caller made is the one it signs with
         published = cloud.publish(tiny_bundle, 100)
         assert published["created"] and published["rollout"]["stable"] == published["version"]
-        with pytest.raises(EibertError, match="401|403"), CloudAdmin(cloud.url, "not-" + cloud.admin_token) as bad:
+        with pytest.raises(EibertError, match=r"401|403"), CloudAdmin(cloud.url, "not-" + cloud.admin_token) as bad:
             bad.issue_enrolment_token(1)
         token = cloud.enrolment_token(1, "test-edge")
         edge = dev_edge(tiny_bundle, cloud, tmp_path / "edge", token=token, log_path=tmp_path / "edge.log")

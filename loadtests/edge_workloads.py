@@ -25,6 +25,10 @@ THROUGHPUT_REQUESTS = 600
 N_BEHAVIORS = 50
 N_CANDIDATES = 100
 MODEL_CPU_CALLS = 2000  # encode calls in the hot loop of `model_cpu_ms`
+REPEATS = 300  # latency samples per figure
+RANK_REPEATS = 100
+CPU_REQUESTS = 2000  # sequential requests per one-text CPU figure, in CPU_ROUNDS interleaved rounds
+RANK_CPU_REQUESTS = 400
 
 
 def bench_texts() -> list[str]:

@@ -13,7 +13,7 @@ bounded by a request count. Figures:
   for a core, so it is the robust figure on a shared machine.
 - POST /v1/encode, one short text, p50, against a GET /healthz round trip from the same client and server
   (the HTTP floor): with the cache off (every call runs the model) and on (the text is cached).
-- POST /v1/rank, 50 behaviours x 100 candidates: p50/p99 cold (cache off: 150 texts encoded per call) and
+- POST /v1/rank, 50 behaviors x 100 candidates: p50/p99 cold (cache off: 150 texts encoded per call) and
   warm (the same request again: every text cached).
 - RSS added by loading the bundle, in a fresh process: the first load (which also initialises onnxruntime's
   environment) and a second load of the same bundle (what one more model costs, e.g. during a hot swap).

@@ -202,7 +202,7 @@ network between requests meets its weights cold in the CPU caches, which the hot
 
 Server CPU: user + sys of the server process from `/proc/<pid>/stat` over {CPU_REQUESTS:,} sequential keep-alive
 requests per healthz/encode figure ({RANK_CPU_REQUESTS} per rank figure) in {CPU_ROUNDS} interleaved rounds.
-Short text: "{short}" ({len(short)} chars). Rank request: {N_BEHAVIORS} behaviours and {N_CANDIDATES} candidates,
+Short text: "{short}" ({len(short)} chars). Rank request: {N_BEHAVIORS} behaviors and {N_CANDIDATES} candidates,
 real item texts. Samples: {REPEATS} per encode/healthz figure, {RANK_REPEATS} per rank figure, after warm-up
 calls; throughput: {THROUGHPUT_REQUESTS} one-text requests after a warm-up round, cache off, max batch 32, max
 wait 0 ms. RSS baseline: a fresh interpreter with numpy, onnxruntime, tokenizers, httpx and fastapi imported;

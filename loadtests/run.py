@@ -102,7 +102,7 @@ def setup_note(args: argparse.Namespace, texts: str, load_before: float) -> str:
         f"machine, so load generator and servers share its CPUs (1-minute load average {load_before:.2f} before "
         f"the run). Think time uniform in [0, {max_wait_s():.2f}] s per "
         f"user. Texts: {texts}.\n\n"
-        "Edge: `/v1/encode` with 1-4 titles (weight 3), `/v1/rank` with 20-50 time-ordered behaviours and 100 "
+        "Edge: `/v1/encode` with 1-4 titles (weight 3), `/v1/rank` with 20-50 time-ordered behaviors and 100 "
         "candidates, top 10 (weight 1); the embedding cache is on (default), so repeated titles are cache hits. "
         "Cloud: each user enrols a device (`POST /v1/devices`), polls `GET /v1/devices/{id}/model` (200 first, "
         "then 304 on `If-None-Match`; weight 6), sends telemetry batches of 24 LDP reports of one day at "

@@ -26,7 +26,7 @@ from service.common.ldp import METRICS, latency_bucket_of
 from service.edge.telemetry import TelemetryClient
 from simulators.failures import FailureLedger
 from simulators.personas import Catalog, Persona, relevance
-from simulators.runtime import Behaviour, EdgeRanker
+from simulators.runtime import Behavior, EdgeRanker
 from simulators.summary import TelemetrySummary
 from simulators.updates import DeviceUpdater
 
@@ -38,7 +38,7 @@ DIURNAL = np.array([0.2, 0.1, 0.05, 0.05, 0.05, 0.2, 0.6, 1.2, 1.4, 1.0, 0.9, 1.
                     1.5, 1.9, 2.2, 2.1, 1.6, 0.9])  # fmt: skip
 DIURNAL = DIURNAL / DIURNAL.mean()
 MAX_SESSIONS_PER_HOUR = 3
-MAX_BEHAVIOURS = 30
+MAX_BEHAVIORS = 30
 MOVIE_SHARE = 0.7  # of each candidate slate; the rest is news
 EXAMINE_DECAY = 0.8  # P(look at position i) = 1 / (1 + i) ** EXAMINE_DECAY
 
@@ -174,7 +174,7 @@ class SimDevice:
         self.top_k = top_k
         self.slate = slate
         self.telemetry: TelemetryClient | None = None
-        self.behaviours: list[Behaviour] = []
+        self.behaviors: list[Behavior] = []
         self.edge_version: str | None = None  # manifest version the edge node last served this device
         self.retry_update = False
         self.pending_corrupt = False
@@ -193,10 +193,10 @@ class SimDevice:
         return self.versions.resolve(self.edge_version)
 
     def seed_history(self, start: float) -> None:
-        """The persona's history as behaviours in the days before the simulation starts."""
+        """The persona's history as behaviors in the days before the simulation starts."""
         n = len(self.persona.history)
         for i, item_id in enumerate(self.persona.history):
-            self.behaviours.append(Behaviour(self.catalog.items[item_id].text, start - (n - i) * 86400.0, "history"))
+            self.behaviors.append(Behavior(self.catalog.items[item_id].text, start - (n - i) * 86400.0, "history"))
 
     # -- the hour loop --------------------------------------------------------------------------------------
 
@@ -252,7 +252,7 @@ class SimDevice:
             self.pending_corrupt = False
             self.stats.corrupt_recovered += 1
 
-    # -- behaviour ------------------------------------------------------------------------------------------
+    # -- behavior ------------------------------------------------------------------------------------------
 
     def _candidates(self) -> list[tuple[str, str]]:
         n_movies = round(self.slate * MOVIE_SHARE)
@@ -264,14 +264,14 @@ class SimDevice:
 
     async def _session(self, ts: float) -> None:
         candidates = self._candidates()
-        behaviours = self.behaviours[-MAX_BEHAVIOURS:]
+        behaviors = self.behaviors[-MAX_BEHAVIORS:]
         try:
             if self.edge is None:
                 t0 = time.perf_counter()
-                ranked = self.updater.model.rank(behaviours, candidates, self.top_k)
+                ranked = self.updater.model.rank(behaviors, candidates, self.top_k)
                 ms, mode = (time.perf_counter() - t0) * 1000.0, "in_process"
             else:
-                ranked, self.edge_version, ms = await self.edge.rank(behaviours, candidates, self.top_k)
+                ranked, self.edge_version, ms = await self.edge.rank(behaviors, candidates, self.top_k)
                 mode = "http"
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             self.stats.rank_errors += 1
@@ -291,7 +291,7 @@ class SimDevice:
             if self.rng.random() < relevance(item, self.persona):
                 self.stats.clicks += 1
                 self.stats.day_clicks += 1
-                self.behaviours.append(Behaviour(item.text, ts, "click"))
+                self.behaviors.append(Behavior(item.text, ts, "click"))
                 if pos == 0:
                     self.stats.top_clicks += 1
                     self._day_top_click = True

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Behaviour:
+class Behavior:
     text: str
     ts: float  # simulated unix seconds
     kind: str  # "history" (before the simulation) or "click"
@@ -56,12 +56,12 @@ class SharedModel:
                 self._cache[text] = row
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.encoder.dim), np.float32)
 
-    def rank(self, behaviours: Sequence[Behaviour], candidates: Sequence[tuple[str, str]], top_k: int) -> list[str]:
+    def rank(self, behaviors: Sequence[Behavior], candidates: Sequence[tuple[str, str]], top_k: int) -> list[str]:
         """Candidate ids, best first: exactly what the edge node's /v1/rank computes, without HTTP."""
-        b = self.embed([x.text for x in behaviours])
+        b = self.embed([x.text for x in behaviors])
         c = self.embed([text for _, text in candidates])
-        ts = np.array([x.ts for x in behaviours], dtype=np.float64)
-        scores = ranker.score(b, ts, c, self.config, kinds=[x.kind for x in behaviours])
+        ts = np.array([x.ts for x in behaviors], dtype=np.float64)
+        scores = ranker.score(b, ts, c, self.config, kinds=[x.kind for x in behaviors])
         return [candidates[i][0] for i in ranker.top_k(scores, top_k)]
 
 
@@ -136,15 +136,15 @@ class EdgeRanker:
         self._pool.shutdown(wait=True)
 
     async def rank(
-        self, behaviours: Sequence[Behaviour], candidates: Sequence[tuple[str, str]], top_k: int
+        self, behaviors: Sequence[Behavior], candidates: Sequence[tuple[str, str]], top_k: int
     ) -> tuple[list[str], str, float]:
         """(ids best first, the manifest version the node served, latency in ms)."""
         url = self.urls[self._next % len(self.urls)]
         self._next += 1
-        texts = fit_texts([b.text for b in behaviours] + [t for _, t in candidates])
-        b_texts, c_texts = texts[: len(behaviours)], texts[len(behaviours) :]
+        texts = fit_texts([b.text for b in behaviors] + [t for _, t in candidates])
+        b_texts, c_texts = texts[: len(behaviors)], texts[len(behaviors) :]
         body = {
-            "behaviors": [{"text": t, "ts": b.ts, "kind": b.kind} for b, t in zip(behaviours, b_texts, strict=True)],
+            "behaviors": [{"text": t, "ts": b.ts, "kind": b.kind} for b, t in zip(behaviors, b_texts, strict=True)],
             "candidates": [{"id": i, "text": t} for (i, _), t in zip(candidates, c_texts, strict=True)],
             "top_k": top_k,
         }

@@ -1,8 +1,8 @@
 """Request bodies in and embedding rows out, without a pydantic round trip for the rows.
 
-At this model's size the HTTP path around the model used to cost several times the model: FastAPI's
-typed body parameter (dependency solving, `json.loads`, then validation of the Python objects) and a pydantic
-response model that validated and re-serialised every float of every row. Here a body is parsed and validated
+At this model's size FastAPI's typed body parameter (dependency solving, `json.loads`, then validation of the
+Python objects) and a pydantic response model that validates and re-serialises every float of every row would
+cost several times the model. Here a body is parsed and validated
 from its bytes in one pass by pydantic-core (`model_validate_json`: the same models, limits and 422 answer,
 through the shared handler), and a result is written by orjson straight from the numpy array: float32 values
 in their shortest exact form (they parse back to the same float32, at half the bytes of `tolist()`'s doubles).

@@ -1,10 +1,10 @@
 """`python -m loadtests.rss_options`: what onnxruntime's session options do to the resident memory a model adds.
 
-The edge's target is <= 8 MB added by the first model load; this shows what the last megabytes are. Each option
-set runs in a fresh interpreter that has already imported numpy, onnxruntime, tokenizers and the edge runtime
-(their import cost is not the model's). The probe creates the session, runs three one-text encodes and trims the
-heap, and reports VmRSS, split into RssAnon (the private heap) and RssFile (library code faulted in: file-backed, shared with every
-process that maps the same libraries, and reclaimable). The probe builds its own session, not `OnnxEncoder`,
+The edge's target is <= 8 MB added by the first model load; this shows what the last megabytes are. Each option set
+runs in a fresh interpreter that has already imported numpy, onnxruntime, tokenizers and the edge runtime (their
+import cost is not the model's). The probe creates the session, runs three one-text encodes and trims the heap, and
+reports VmRSS, split into RssAnon (the private heap) and RssFile (library code faulted in: file-backed, shared with
+every process that maps the same libraries, and reclaimable). The probe builds its own session, not `OnnxEncoder`,
 because the encoder fixes the options this script varies.
 """
 

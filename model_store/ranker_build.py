@@ -80,17 +80,16 @@ def build(config: RankerBuildConfig, out: Path, *, data_root: Path, repo_root: P
     train_cases, _ = build_cases(tuning_orders, targets_per_user=config.targets_per_user, min_history=3)
     tc = TrainConfig(**config.train)
     lists = build_lists(train_cases, emb, counts, tc)
-    groups = np.array([c.user_id for c in train_cases if set(c.target.products) & set(c.candidates)])
     timings["features_s"] = time.perf_counter() - t0
-    spec, stats = train(lists, tc, groups)
+    spec, stats = train(lists, tc)
     timings["train_s"] = time.perf_counter() - t0 - timings["features_s"]
 
     report = [c for c in cases if not is_tuning_user(c.user_id, seed=config.seed)]
     report_x = [features(rank_inputs(c, emb, counts), LearnedRanker(spec).config) for c in report]
     ablations: dict[str, dict[str, float]] = {}
     for group, names in GROUPS.items() if config.ablations else ():
-        zeroed = Lists(_zeroed(lists.x, names), lists.mask, lists.label)
-        model = LearnedRanker(train(zeroed, tc, groups)[0])
+        zeroed = Lists(_zeroed(lists.x, names), lists.label, lists.group)
+        model = LearnedRanker(train(zeroed, tc)[0])
         m = mean_metrics(
             [
                 case_metrics(order_scores(c, model.score_features(_zeroed(x, names))), c)

@@ -35,6 +35,8 @@ import httpx
 from loadtests.edge_report import EdgeFigures, render_edge
 from loadtests.edge_workloads import (
     CPU_REQUESTS,
+    MODEL_CPU_CALLS,
+    MODEL_PAUSE_S,
     N_BEHAVIORS,
     N_CANDIDATES,
     RANK_CPU_REQUESTS,
@@ -69,6 +71,7 @@ def measure_edge(bundle_dir: Path) -> EdgeFigures:
         manifest=manifest,
         short=short,
         model_ms=model_cpu_ms(bundle_dir, short),
+        model_paused_ms=model_cpu_ms(bundle_dir, short, n=MODEL_CPU_CALLS // 2, pause_s=MODEL_PAUSE_S),
         memory=rss_added(bundle_dir, short, max(texts, key=len)),
     )
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:

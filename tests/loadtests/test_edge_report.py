@@ -18,6 +18,7 @@ def figures(encode_x: float, embeddings_x: float, rank_x: float) -> EdgeFigures:
         manifest=read_manifest(SHIPPED_BUNDLE),
         short="Cobb (1994). Drama",
         model_ms=0.1,
+        model_paused_ms=0.3,
         memory={"first": mem, "second": mem, "tokenizer": mem, "batch": mem},
         cores=2,
         health_cached=lat,
@@ -53,4 +54,5 @@ def test_each_one_text_figure_is_judged_against_2x_healthz() -> None:
 def test_the_model_in_the_server_is_the_cache_off_encode_less_the_cached_one() -> None:
     text = render_edge(figures(2.5, 2.5, 5.0), "c")
     assert "adds to that, 0.320 ms, is the model" in text  # 0.5 - 0.18
+    assert "0.300 ms = 1.50x healthz | the floor a server pays" in row(text, "the model alone, each call after")
     assert "misses target" in row(text, "server CPU per request: POST /v1/rank")

@@ -113,4 +113,5 @@ class EdgeLifecycle:
             max_bundle_bytes=s.max_bundle_bytes,
             max_metadata_age_s=s.max_metadata_age_s,
             download_timeout_s=s.download_timeout_s,
+            reset_trust=s.reset_trust,
         )

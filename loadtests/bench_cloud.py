@@ -1,8 +1,9 @@
-"""`bench_cloud(command)`: the issue-5 cloud figures, measured in one run, as a BENCHMARKS.md section body.
+"""`bench_cloud(command)`: the cloud's figures (resolve path, telemetry ingest, LDP coverage), measured in one
+run, as a BENCHMARKS.md section body.
 
 What runs: a private redis-server (appendonly yes, appendfsync always: the durable production setting) and
 the cloud (`python -m service.cloud`, one uvicorn worker), both subprocesses on 127.0.0.1 started by
-`loadtests.stack`; load comes from a small asyncio HTTP/1.1 keep-alive client in this process
+`service.devstack.processes`; load comes from a small asyncio HTTP/1.1 keep-alive client in this process
 (`loadtests/cloud_workloads.py`) that sends pre-built requests (so the client costs little and the server is
 what is measured). Every loop is bounded by a request count.
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import statistics
 import subprocess
 import tempfile
@@ -44,14 +44,14 @@ from loadtests.cloud_workloads import (
     true_freqs,
 )
 from loadtests.open_loop import HOST, request
-from loadtests.server_cpu import process_cpu_s
-from loadtests.stack import ServerProcess, free_port, redis_process, service_process
 from loadtests.stand_in import stand_in_bundle
-from model_store.benchmarks import machine_line
-from service.cloud.client import CloudAdmin
+from service.common.cloud_admin import CloudAdmin
+from service.devstack.bench_file import machine_line
+from service.devstack.processes import ServerProcess, redis_process
+from service.devstack.server_cpu import process_cpu_s
+from service.devstack.stack import dev_cloud
 
-ROOT = Path(__file__).resolve().parents[1]
-ADMIN = "bench-admin-token-" + uuid.uuid4().hex
+ADMIN = "bench-admin-token-" + uuid.uuid4().hex  # given to the cloud: the module's phases call admin routes
 RESOLVE_REQUESTS = 4000  # per round
 RESOLVE_ROUNDS = 3
 RESOLVE_DEVICES = 200
@@ -59,19 +59,16 @@ INGEST_BATCHES = 4000
 BATCH = 3  # one report per metric: a device has one report per (metric, version, day) group
 LDP_DEVICES = 10_000
 LDP_TRIALS = 20
+DAILY_EPSILON_BUDGET = 1.0  # the cloud's default, set explicitly so the figure names what the server enforced
 
 
 # ------------------------------------------------------------------------------------------------ phases
 
 
 def _enrol(port: int, ids: Sequence[str]) -> dict[str, str]:
-    resp = httpx.post(
-        f"http://{HOST}:{port}/v1/enrolment-tokens",
-        json={"max_devices": len(ids), "label": "bench"},
-        headers={"Authorization": f"Bearer {ADMIN}"},
-    )
-    resp.raise_for_status()
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {resp.json()['token']}"}
+    with CloudAdmin(f"http://{HOST}:{port}", ADMIN) as admin:
+        enrolment = admin.issue_enrolment_token(len(ids), "bench")
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {enrolment}"}
     reqs = [request("POST", "/v1/devices", headers, json.dumps({"device_id": d}).encode()) for d in ids]
     res = drive(port, reqs, keep_bodies=True)
     if any(s != 201 for s in res.statuses):
@@ -153,8 +150,6 @@ def _bench_ingest(port: int, version: str, day: str) -> dict[str, float]:
 def _bench_ldp(port: int, version: str, day: str, redis_port: int) -> dict[str, float | int]:
     import redis
 
-    from service.cloud.config import Settings
-
     truth = ground_truth(LDP_DEVICES)
     f_true = true_freqs(truth)
     eps = default_epsilons()
@@ -207,7 +202,7 @@ def _bench_ldp(port: int, version: str, day: str, redis_port: int) -> dict[str, 
                 covered += hit
                 total += 1
                 per_estimate[(metric, e.category)] = per_estimate.get((metric, e.category), 0) + hit
-    budget = Settings.model_fields["daily_epsilon_budget"].default  # what the benchmarked server runs with
+    budget = DAILY_EPSILON_BUDGET  # what the benchmarked server was started with (`cloud_stack`)
     return {
         "coverage": covered / total,
         "covered": covered,
@@ -225,26 +220,6 @@ def _bench_ldp(port: int, version: str, day: str, redis_port: int) -> dict[str, 
     }
 
 
-def _cloud_env(data_dir: Path) -> dict[str, str]:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from service.common.signing import private_key_to_pem
-
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "EIBERT_ADMIN_TOKEN": ADMIN,
-        "EIBERT_CLOUD_DATA_DIR": str(data_dir),
-        "EIBERT_CLOUD_SIGNING_KEY": private_key_to_pem(Ed25519PrivateKey.generate()).decode(),
-        "EIBERT_CLOUD_REQUIRE_DURABLE_REDIS": "true",
-        # dev mode only so the bench can advance the cloud's clock and read the day's release once it closes;
-        # every bench device enrols from 127.0.0.1 with one enrolment token: no rate limit is being measured
-        "EIBERT_CLOUD_DEV_MODE": "1",
-        "EIBERT_CLOUD_ENROL_RATE_PER_SOURCE": "1000000000",
-        "EIBERT_CLOUD_ENROL_RATE_PER_TOKEN": "1000000000",
-    }
-
-
 @contextmanager
 def cloud_stack(tmp_path: Path, *extra: str) -> Iterator[tuple[ServerProcess, ServerProcess, list[str]]]:
     """A private durable redis-server and the cloud on it (dev mode, see `_cloud_env`), with a stand-in
@@ -252,11 +227,12 @@ def cloud_stack(tmp_path: Path, *extra: str) -> Iterator[tuple[ServerProcess, Se
     out): yields (cloud, redis, the published versions, rolled-out first)."""
     redis_log, cloud_log = tmp_path / "redis.log", tmp_path / "cloud.log"
     with redis_process(tmp_path / "redis", durable=True, appendfsync="always", log_path=redis_log) as store:
-        port = free_port()
-        cloud_args = ["--port", str(port), "--store", store.url, "--host", HOST]
-        env = _cloud_env(tmp_path / "cloud")
-        with service_process("cloud", cloud_args, port=port, env=env, log_path=cloud_log) as cloud:
-            with CloudAdmin(cloud.url, ADMIN) as admin:
+        # dev mode only so the bench can advance the cloud's clock and read the day's release once it closes;
+        # every bench device enrols from 127.0.0.1 with one enrolment token: the dev stack lifts the rate limits
+        settings = {"REQUIRE_DURABLE_REDIS": "true", "DAILY_EPSILON_BUDGET": str(DAILY_EPSILON_BUDGET)}
+        dev = dev_cloud(tmp_path, store_url=store.url, settings=settings, log_path=cloud_log, admin_token=ADMIN)
+        with dev.process as cloud:
+            with dev.admin() as admin:
                 versions = [admin.publish(stand_in_bundle(tmp_path / "bundle"))["version"]]
                 for v in extra:
                     versions.append(admin.publish(stand_in_bundle(tmp_path / f"bundle-{v}", version=v))["version"])

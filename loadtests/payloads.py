@@ -19,7 +19,7 @@ ENROLMENT_TOKEN_FILE_ENV = "EIBERT_LOAD_ENROLMENT_TOKEN_FILE"  # or a file holdi
 DEFAULT_MAX_WAIT_S = 0.25
 
 N_CANDIDATES = 100
-BEHAVIORS = (20, 50)  # behaviours per /v1/rank request, inclusive
+BEHAVIORS = (20, 50)  # behaviors per /v1/rank request, inclusive
 ENCODE_TEXTS = (1, 4)  # texts per /v1/encode request, inclusive
 TOP_K = 10
 BEHAVIOR_KINDS = ("view", "view", "view", "click", "purchase")
@@ -50,7 +50,7 @@ def encode_request(sample: TextSample, rng: random.Random) -> dict[str, Any]:
 
 
 def rank_request(sample: TextSample, rng: random.Random, now: float) -> dict[str, Any]:
-    """20-50 behaviours (time-ordered, the newest last) and up to 100 distinct candidates, none seen before."""
+    """20-50 behaviors (time-ordered, the newest last) and up to 100 distinct candidates, none seen before."""
     n_behaviors = rng.randint(*BEHAVIORS)
     pool = rng.sample(sample.items, min(len(sample.items), N_CANDIDATES + n_behaviors))
     candidates = pool[:N_CANDIDATES] if len(pool) > N_CANDIDATES else pool[: max(1, len(pool) // 2)]

@@ -1,7 +1,7 @@
 """`python -m loadtests.publish --bundle DIR --cloud URL [--percent N]`: upload a bundle, then roll it out.
 
 `eibert publish` only registers a version; a load test (and the docker compose stack) also needs devices to be
-assigned one, so this sets the rollout after the upload (both through `service.cloud.client`). The admin
+assigned one, so this sets the rollout after the upload (both through `service.common.cloud_admin`). The admin
 token comes from `EIBERT_ADMIN_TOKEN`, or from the file named by `--admin-token-file` (the compose stack generates one).
 With `--enrolment-token PATH:MAX_DEVICES` (repeatable) it also issues operator enrolment tokens, each written
 0600 to PATH, for the stack's devices (edge nodes, the simulator, locust) to enrol with.
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import httpx
 
-from loadtests.stack import http_ok, wait_until
-from service.cloud.client import CloudAdmin
+from service.common.cloud_admin import CloudAdmin
 from service.common.errors import EibertError
+from service.devstack.processes import http_ok, wait_until
 
 ADMIN_ENV = "EIBERT_ADMIN_TOKEN"
 
@@ -41,18 +41,6 @@ def wait_ready(cloud: str, timeout_s: float) -> None:
         raise SystemExit(f"publish: {exc}") from exc
 
 
-def issue_enrolment_token(cloud: str, token: str, max_devices: int, label: str = "") -> str:
-    """An operator-issued enrolment token (POST /v1/enrolment-tokens), which POST /v1/devices requires."""
-    resp = httpx.post(
-        f"{cloud.rstrip('/')}/v1/enrolment-tokens",
-        json={"max_devices": max_devices, "label": label},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30.0,
-    )
-    resp.raise_for_status()
-    return str(resp.json()["token"])
-
-
 def _token_spec(spec: str) -> tuple[Path, int]:
     path, sep, n = spec.rpartition(":")
     if not sep or not path or not n.isdigit() or int(n) < 1:
@@ -65,13 +53,6 @@ def write_secret(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text + "\n")
-
-
-def publish_and_roll_out(bundle: Path, cloud: str, token: str, percent: int) -> dict:
-    with CloudAdmin(cloud, token) as admin:
-        published = admin.publish(bundle)
-        rollout = admin.set_rollout(published["version"], percent)
-    return {"version": published["version"], "created": published["created"], "rollout": rollout}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         wait_ready(args.cloud.rstrip("/"), args.wait)
     token = admin_token(args.admin_token_file)
     try:
-        result = publish_and_roll_out(Path(args.bundle), args.cloud, token, args.percent)
-        for path, max_devices in args.enrolment_token:
-            write_secret(path, issue_enrolment_token(args.cloud, token, max_devices, label=path.name))
+        with CloudAdmin(args.cloud, token) as admin:
+            result = admin.publish_and_roll_out(Path(args.bundle), args.percent)
+            for path, max_devices in args.enrolment_token:
+                write_secret(path, admin.issue_enrolment_token(max_devices, label=path.name))
     except (EibertError, httpx.HTTPError) as exc:
         sys.stderr.write(f"publish: error: {exc}\n")
         return 1

@@ -24,12 +24,12 @@ from model_store.build_variants import SHIPPED, teacher_vocab_size, variants
 from model_store.corpus_files import record_paths
 from model_store.data import data_file, data_root
 from model_store.data.paths import portable_path, repo_relative
-from model_store.export import write_bundle
 from model_store.quantize import modulewise
 from model_store.report import write_report
 from model_store.stage_cache import StageDir, input_hash
 from model_store.teacher import load_teacher
 from service.common.archive import pack_bundle
+from service.common.manifest import write_bundle
 
 log = logging.getLogger("eibert.build")
 

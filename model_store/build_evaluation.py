@@ -21,12 +21,12 @@ from model_store.distill import pad
 from model_store.encoders import Encoder
 from model_store.eval_rank import RankEvalResult, TopKMetrics, evaluate_rank
 from model_store.eval_sts import evaluate_sts
-from model_store.export import export_onnx, write_bundle
+from model_store.export import export_onnx
 from model_store.quantize import GROUPS, quantize_groups
 from model_store.stage_cache import StageDir, input_hash
 from model_store.student import Student, module_bytes
 from model_store.teacher import Teacher, TeacherEncoder, load_teacher
-from service.common.manifest import sha256_file
+from service.common.manifest import sha256_file, write_bundle
 from service.edge.encoder import OnnxEncoder
 
 EXPORT_CHECK_SENTENCES = 256

@@ -1,5 +1,5 @@
-"""The model pipeline's subcommands: `eibert build`, `eibert eval {sts,rank}` (`eibert bench`, which also
-measures the HTTP services, is `loadtests/cli.py`).
+"""The model pipeline's subcommands, `eibert build` and `eibert eval {sts,rank}`, and its `eibert bench`
+sections (`BENCH_SECTIONS`: teacher, model), which `eibert/bench.py` assembles with the HTTP services' own.
 
 `add_parser(subparsers)` registers them on the root parser (`eibert/cli.py`). Handlers import the training
 stack (torch, transformers) only when they run, so building the root parser stays light.
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from model_store.ranker_cli import add_eval_basket_parser, add_ranker_parser
 from service.common.errors import EibertError
+from service.devstack.bench_file import BenchRun, Section
 
 DEFAULT_CACHE = Path(".cache")
 
@@ -72,6 +73,21 @@ def cmd_build(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise missing_extra(exc) from exc
     return run_build(args)
+
+
+def teacher_section(run: BenchRun) -> str:
+    from model_store.benchmarks import bench_teacher
+
+    return bench_teacher(run.sts_data, run.cache, run.command)
+
+
+def model_section(run: BenchRun) -> str:
+    from model_store.benchmarks import bench_model
+
+    return bench_model(run.bundle, run.sts_data, run.cache, run.command)
+
+
+BENCH_SECTIONS: dict[str, Section] = {"teacher": teacher_section, "model": model_section}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -29,7 +29,7 @@ from service.edge.telemetry import TelemetryClient
 from simulators.failures import FailureLedger
 from simulators.impressions import ImpressionBuffer
 from simulators.personas import Catalog, Persona, examination, relevance
-from simulators.runtime import Behaviour, EdgeRanker, RankContext
+from simulators.runtime import Behavior, EdgeRanker, RankContext
 from simulators.summary import TelemetrySummary
 from simulators.updates import DeviceUpdater
 
@@ -41,7 +41,7 @@ DIURNAL = np.array([0.2, 0.1, 0.05, 0.05, 0.05, 0.2, 0.6, 1.2, 1.4, 1.0, 0.9, 1.
                     1.5, 1.9, 2.2, 2.1, 1.6, 0.9])  # fmt: skip
 DIURNAL = DIURNAL / DIURNAL.mean()
 MAX_SESSIONS_PER_HOUR = 3
-MAX_BEHAVIOURS = 30
+MAX_BEHAVIORS = 30
 MOVIE_SHARE = 0.7  # of each candidate slate; the rest is news
 
 
@@ -181,7 +181,7 @@ class SimDevice:
         self.top_k = top_k
         self.slate = slate
         self.telemetry: TelemetryClient | None = None
-        self.behaviours: list[Behaviour] = []
+        self.behaviors: list[Behavior] = []
         self.impressions = ImpressionBuffer()  # what the device showed, with slots: position-bias learning reads it
         self.edge_version: str | None = None  # manifest version the edge node last served this device
         self.retry_update = False
@@ -201,11 +201,11 @@ class SimDevice:
         return self.versions.resolve(self.edge_version)
 
     def seed_history(self, start: float) -> None:
-        """The persona's history as behaviours in the days before the simulation starts."""
+        """The persona's history as behaviors in the days before the simulation starts."""
         n = len(self.persona.history)
         for i, item_id in enumerate(self.persona.history):
             item = self.catalog.items[item_id]
-            self.behaviours.append(Behaviour(item.text, start - (n - i) * 86400.0, "view", item_id))
+            self.behaviors.append(Behavior(item.text, start - (n - i) * 86400.0, "view", item_id))
 
     # -- the hour loop --------------------------------------------------------------------------------------
 
@@ -261,7 +261,7 @@ class SimDevice:
             self.pending_corrupt = False
             self.stats.corrupt_recovered += 1
 
-    # -- behaviour ------------------------------------------------------------------------------------------
+    # -- behavior ------------------------------------------------------------------------------------------
 
     def _candidates(self) -> list[tuple[str, str]]:
         n_movies = round(self.slate * MOVIE_SHARE)
@@ -273,15 +273,15 @@ class SimDevice:
 
     async def _session(self, ts: float) -> None:
         candidates = self._candidates()
-        behaviours = self.behaviours[-MAX_BEHAVIOURS:]
+        behaviors = self.behaviors[-MAX_BEHAVIORS:]
         context = RankContext(now=ts, utc_offset_min=60 * self.persona.tz_offset_h)
         try:
             if self.edge is None:
                 t0 = time.perf_counter()
-                ranked = self.updater.model.rank(behaviours, candidates, self.top_k, context)
+                ranked = self.updater.model.rank(behaviors, candidates, self.top_k, context)
                 ms, mode = (time.perf_counter() - t0) * 1000.0, "in_process"
             else:
-                ranked, self.edge_version, ms = await self.edge.rank(behaviours, candidates, self.top_k, context)
+                ranked, self.edge_version, ms = await self.edge.rank(behaviors, candidates, self.top_k, context)
                 mode = "http"
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             self.stats.rank_errors += 1
@@ -305,7 +305,7 @@ class SimDevice:
             if clicked:
                 self.stats.clicks += 1
                 self.stats.day_clicks += 1
-                self.behaviours.append(Behaviour(item.text, ts, "click", item_id))
+                self.behaviors.append(Behavior(item.text, ts, "click", item_id))
                 if pos == 0:
                     self.stats.top_clicks += 1
                     self._day_top_click = True

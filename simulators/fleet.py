@@ -38,18 +38,17 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from service.common.signing import public_key_from_b64
 from simulators.device import FleetStats, SimClock, SimDevice, VersionNames
 from simulators.faults import (
     BoundedAsyncTransport,
     FaultInjector,
-    FaultSpec,
     FaultyAsyncTransport,
     FaultyTransport,
     Observer,
 )
+from simulators.fleet_config import FleetConfig
 from simulators.fleet_summary import read_edge_status, summarize
 from simulators.personas import load_catalog_and_personas
 from simulators.runtime import EdgeRanker, ModelLibrary
@@ -75,29 +74,6 @@ ENROLMENT_TOKEN_TTL_S = 86400
 CLOCK_RETRY_S = 120.0  # how long advancing the cloud's clock is retried while the cloud restarts
 FINAL_FLUSH_ATTEMPTS = 3
 SHOWN_CATEGORIES = 5
-
-
-class FleetConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    cloud_url: str
-    bundle: Path  # the bundle in-process devices start with (their factory install)
-    edge_urls: list[str] = Field(default_factory=list)
-    edge_devices: int | None = Field(default=None, ge=0)  # devices ranking via edge nodes; None = all if edge_urls
-    devices: int = Field(default=200, ge=1)
-    days: int = Field(default=3, ge=1)
-    seed: int = 0
-    faults: FaultSpec = Field(default_factory=FaultSpec)
-    cloud_public_key: str | None = None  # base64 raw Ed25519; None = GET /v1/signing-key once at start
-    state_dir: Path | None = None  # None = a temporary directory, removed at the end
-    poll_hours: int = Field(default=6, ge=1, le=24)
-    top_k: int = Field(default=10, ge=1)
-    slate: int = Field(default=20, ge=2)
-    data_root: Path | None = None
-    # device ids are sim-<run_id>-<n>; None = random, so two runs against one cloud never collide
-    run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,16}$")
-    admin_token: str | None = None  # issues the fleet's enrolment token and advances a dev-mode cloud's clock
-    enrolment_token: str | None = None  # an operator-issued one to use instead of issuing one
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import tomllib
 
 import pytest
 
-from loadtests.stack import free_port
 from model_store.shipped import SHIPPED_BUNDLE
+from service.devstack.processes import free_port
 from tests.dockerfile import (
     DOCKERFILE,
     ROOT,

@@ -4,7 +4,7 @@
 `add_parser(subparsers)` registers them on the root parser (`eibert/cli.py`); `python -m service.cloud` serves
 the cloud with the flags of `eibert cloud` (what the demo and the load tests start). Handlers import the web
 stack only when they run. Admin commands read the token from `EIBERT_ADMIN_TOKEN` and talk to the cloud through
-`service.cloud.client.CloudAdmin`; each prints its result as one JSON line on stdout (for scripts), and
+`service.common.cloud_admin.CloudAdmin`; each prints its result as one JSON line on stdout (for scripts), and
 diagnostics go to logging.
 """
 
@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.common.errors import EibertError
+
+if TYPE_CHECKING:  # the handler imports it when it runs: `eibert --help` stays light
+    from service.cloud.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +121,7 @@ def _add_cloud_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _settings_from(args: argparse.Namespace):  # -> Settings
+def _settings_from(args: argparse.Namespace) -> Settings:
     from service.cloud.config import Settings
 
     overrides: dict[str, Any] = {}
@@ -160,9 +162,11 @@ def cmd_cloud(args: argparse.Namespace) -> int:
 
 
 def _admin_token() -> str:
-    token = os.environ.get("EIBERT_ADMIN_TOKEN", "")
+    from service.common.cloud_admin import ADMIN_TOKEN_ENV, admin_token_from_env
+
+    token = admin_token_from_env()
     if not token:
-        raise EibertError("EIBERT_ADMIN_TOKEN is not set: this command needs the cloud's admin token")
+        raise EibertError(f"{ADMIN_TOKEN_ENV} is not set: this command needs the cloud's admin token")
     return token
 
 
@@ -171,7 +175,7 @@ def _print(result: dict[str, Any]) -> None:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from service.cloud.client import publish_bundle
+    from service.common.cloud_admin import publish_bundle
 
     body = publish_bundle(Path(args.bundle), args.cloud, _admin_token())
     _print({k: body[k] for k in ("version", "bundle_sha256", "bundle_bytes", "model_bytes", "created")})
@@ -179,7 +183,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
-    from service.cloud.client import CloudAdmin
+    from service.common.cloud_admin import CloudAdmin
 
     with CloudAdmin(args.cloud, _admin_token()) as admin:
         if args.action == "show":
@@ -196,7 +200,7 @@ def cmd_enrolment_tokens(args: argparse.Namespace) -> int:
 
     with CloudAdmin(args.cloud, _admin_token()) as admin:
         if args.action == "issue":
-            _print(admin.issue_enrolment_token(args.max_devices, args.expires_in, args.label))
+            _print(admin.create_enrolment_token(args.max_devices, args.expires_in, args.label))
         elif args.action == "list":
             _print(admin.enrolment_tokens())
         else:

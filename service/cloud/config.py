@@ -6,10 +6,15 @@ key from `EIBERT_CLOUD_SIGNING_KEY` (PEM text) or `EIBERT_CLOUD_SIGNING_KEY_FILE
 `service.cloud.auth.admin_token_problem`) refuses to start in any mode; outside dev mode so do a missing
 admin token and a missing signing key; in dev mode (`EIBERT_CLOUD_DEV_MODE=1`, for `make demo` and local
 runs) the app generates them under `data_dir` and logs that it did.
+
+`data_dir` defaults to a per-user state directory (`$XDG_STATE_HOME/eibert/cloud`, else
+`~/.local/state/eibert/cloud`), never the working directory: `eibert cloud` run from a checkout leaves the
+checkout clean.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
@@ -22,12 +27,19 @@ from service.common.model_admission import AdmissionLimits
 DEFAULT_MODEL_BUDGET_BYTES = 1_910_000
 
 
+def default_data_dir() -> Path:
+    """Where a cloud keeps its state when not told: the user's state directory (XDG), not the working one."""
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home) / "eibert" / "cloud"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EIBERT_CLOUD_", populate_by_name=True, extra="forbid")
 
     # where state lives
     store_url: str | None = None  # redis://host:port/db or sqlite:///path (default: sqlite under data_dir)
-    data_dir: Path = Path("eibert-cloud-data")  # a cache of the store's blobs, temp uploads, dev-mode key material
+    # a cache of the store's blobs, temp uploads, dev-mode key material (and the SQLite store, by default)
+    data_dir: Path = Field(default_factory=default_data_dir)
     redis_prefix: str = Field(default="eibert:", pattern=r"^[A-Za-z0-9_:.-]{0,32}$")
     require_durable_redis: bool = False  # refuse to start unless Redis has appendonly yes + appendfsync always
 

@@ -6,6 +6,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# GET /v1/fleet/metrics is read by anyone (the simulators' summary too), so its models live in service.common
+from service.common.fleet_metrics import (  # noqa: F401 - re-exported: the cloud's routes and privacy use them
+    ABReadoutPublic,
+    ABRowPublic,
+    ABSidePublic,
+    EstimatePublic,
+    FleetMetricPublic,
+    FleetMetricsPublic,
+)
+
 VERSION_PATTERN = r"^[A-Za-z0-9_.+-]{1,129}$"
 
 
@@ -41,65 +51,6 @@ class RolloutPublic(BaseModel):
     previous_stable: str | None
     generation: int
     updated_at: str | None
-
-
-class EstimatePublic(BaseModel):
-    category: str
-    estimate: float  # consistent (Norm-Sub): >= 0, and a group's estimates sum to one
-    std_error: float  # of the unbiased estimate
-    ci_low: float  # 95%: the unbiased estimate's interval in [0, 1], widened to contain `estimate`
-    ci_high: float
-    raw_estimate: float | None = None  # unbiased (may be < 0 or > 1); None in releases stored before it existed
-
-
-class FleetMetricPublic(BaseModel):
-    metric: str
-    model_version: str
-    day: str
-    status: Literal["released", "withheld", "open"]  # open: the day can still take reports, nothing shown
-    devices: int | None = None  # only when released: small counts are not disclosed
-    reports: int | None = None
-    # sum over its reports of (p - q)^2 / (q (1 - q)): the inverse variance of its unbiased estimates at f = 0,
-    # what groups are pooled by (service.cloud.pooling); None in releases stored before it existed
-    precision: float | None = None
-    estimates: list[EstimatePublic] | None = None
-    reason: str | None = None
-
-
-class ABSidePublic(BaseModel):
-    version: str
-    estimate: float  # precision-weighted mean of the released (consistent) estimates of the version's groups
-    std_error: float  # of the pooled unbiased estimate
-    reports: int
-    groups: int
-
-
-class ABRowPublic(BaseModel):
-    metric: str
-    category: str
-    baseline: ABSidePublic | None = None  # None: no released group of that version in this response
-    candidate: ABSidePublic | None = None
-    difference: float | None = None  # candidate - baseline
-    ci_low: float | None = None  # 95%, of the unbiased difference, widened to contain `difference`
-    ci_high: float | None = None
-    # The smallest true difference this readout detects with 80% power at a two-sided 5% level, from the two
-    # sides' standard errors: (1.96 + 0.84) * sqrt(se_a^2 + se_b^2). A smaller effect reads as "no difference".
-    min_detectable: float | None = None
-
-
-class ABReadoutPublic(BaseModel):
-    baseline: str
-    candidate: str
-    basis: Literal["canary", "last_rollout"]  # candidate beside stable, or stable beside the one it replaced
-    rows: list[ABRowPublic]
-
-
-class FleetMetricsPublic(BaseModel):
-    k_min: int
-    confidence: float = 0.95
-    data: list[FleetMetricPublic]
-    count: int
-    ab: ABReadoutPublic | None = None  # None until a rollout has two versions to compare
 
 
 class SigningKeyPublic(BaseModel):

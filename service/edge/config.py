@@ -41,7 +41,7 @@ class EdgeSettings(BaseSettings):
     blas_threads: int = Field(default=1, ge=1, le=64)
     warm_up: bool = True
 
-    # Merge concurrent /v1/encode, /v1/embeddings and /v1/rank texts into one onnxruntime run. Opt-in (issue 14):
+    # Merge concurrent /v1/encode, /v1/embeddings and /v1/rank texts into one onnxruntime run. Opt-in:
     # `eibert bench --sections edge` measures it against no batching in one run, and for this model (a short
     # text is ~0.2 ms) it has not raised the server's capacity by the 20% that would justify it: merged texts
     # save little model time, while the queue, the futures and the worker thread cost more per request.

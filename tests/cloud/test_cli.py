@@ -13,10 +13,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from loadtests.stack import free_port, service_process
 from service.cloud.cli import cmd_cloud, cmd_publish
-from service.cloud.client import publish_bundle
+from service.common.cloud_admin import publish_bundle
 from service.common.errors import EibertError
+from service.devstack.processes import free_port, service_process
 from tests.cloud.conftest import ADMIN_TOKEN
 
 

@@ -17,10 +17,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
-from loadtests.stack import free_port
 from service.cloud import Settings, create_app
 from service.cloud.errors import StoreError
 from service.common.signing import private_key_to_pem
+from service.devstack.processes import free_port
 from tests.cloud.conftest import ADMIN, ADMIN_TOKEN, REDIS_URL, flush_test_redis
 
 UTC_TODAY = dt.datetime.now(dt.UTC).date()

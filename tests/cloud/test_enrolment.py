@@ -12,10 +12,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from loadtests.stack import free_port, service_process
 from service.cloud import Settings, create_app
 from service.cloud import enrolment as enrolment_module
 from service.common.ldp import encode_report
+from service.devstack.processes import free_port, service_process
 from tests.cloud.conftest import ADMIN, enrolment_token, publish, roll_out
 
 

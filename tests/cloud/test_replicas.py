@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from loadtests.stack import free_port, service_process
-from service.cloud.client import CloudAdmin, publish_bundle
+from service.common.cloud_admin import CloudAdmin, publish_bundle
 from service.common.device_api import blob_path
 from service.common.ldp import encode_report
 from service.common.offer import OfferPayload, open_offer
 from service.common.signing import private_key_to_pem, public_key_to_b64
+from service.devstack.processes import free_port, service_process
 from tests.cloud.conftest import ADMIN, ADMIN_TOKEN, REDIS_URL, enrol, enrolment_token, flush_test_redis
 
 TODAY = dt.datetime.now(dt.UTC).date()

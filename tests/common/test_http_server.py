@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtests.stack import free_port, service_process
 from service.common.http_server import ServerLimits, http_server_options
+from service.devstack.processes import free_port, service_process
 
 HEADER_TIMEOUT_S = 2.0
 REQUEST_TIMEOUT_S = 4.0

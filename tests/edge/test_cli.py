@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtests.stack import ServerProcess, free_port, http_ok
 from service.common.errors import BundleError
+from service.devstack.processes import ServerProcess, free_port, http_ok
 from service.edge.cli import add_edge_arguments, cmd_edge, settings_from_args
 
 ROOT = Path(__file__).resolve().parents[2]

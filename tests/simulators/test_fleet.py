@@ -106,13 +106,13 @@ def test_telemetry_goes_through_the_outbox_with_no_raw_text(run) -> None:
     t = summary.telemetry
     assert t.recorded > 0 and t.accepted > 0 and t.pending == 0 and t.refused == 0
     assert t.accepted + t.duplicate == t.recorded
-    raw = {b.text for d in fleet.devices for b in d.behaviours}
+    raw = {b.text for d in fleet.devices for b in d.behaviors}
     genres = {g for g in GENRES if len(g) > 4}
     telemetry_bodies = [body for method, path, body in recorder.sent if path == "/v1/telemetry"]
     assert telemetry_bodies
     for method, path, body in recorder.sent:
         text = body.decode("utf-8", "replace")
-        assert not any(r in text for r in raw), f"raw behaviour text in {method} {path}"
+        assert not any(r in text for r in raw), f"raw behavior text in {method} {path}"
     for body in telemetry_bodies:
         text = body.decode()
         assert not any(f'"{g}"' in text for g in genres), "a raw genre left the device"

@@ -15,11 +15,13 @@ import time
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from service.edge.deps import serving_request
+from service.edge.deps import serving_model, state_of
 from service.edge.embeddings_api import EmbeddingsRequest, EmbeddingsResponse
 from service.edge.hooks import EdgeEvent
+from service.edge.lean import LeanRoute
 from service.edge.slot import LoadedModel
-from service.edge.wire import json_response, rows_as
+from service.edge.state import EdgeState
+from service.edge.wire import json_bytes, json_response, parse_json, rows_as
 
 router = APIRouter(prefix="/v1", tags=["embeddings"])
 
@@ -46,9 +48,10 @@ async def count_tokens(model: LoadedModel, texts: list[str]) -> int:
     return sum(await asyncio.to_thread(model.encoder.count_tokens, texts))
 
 
-@router.post("/embeddings", response_model=EmbeddingsResponse)
-async def embeddings(request: Request) -> Response:
-    req, state, model = await serving_request(request, EmbeddingsRequest)
+async def embeddings_json(state: EdgeState, body: bytes, content_type: str | None) -> bytes:
+    """The endpoint's work, bytes in and bytes out: the lean layer (`service/edge/lean.py`) calls it."""
+    req = parse_json(body, content_type, EmbeddingsRequest)
+    model = serving_model(state)
     check_model(req, model)
     texts = req.texts
     start = time.perf_counter()
@@ -59,4 +62,13 @@ async def embeddings(request: Request) -> Response:
     wire = rows_as(rows, req.encoding_format)
     data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(wire)]
     usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-    return json_response({"object": "list", "data": data, "model": model.release_id, "usage": usage})
+    return json_bytes({"object": "list", "data": data, "model": model.release_id, "usage": usage})
+
+
+@router.post("/embeddings", response_model=EmbeddingsResponse)
+async def embeddings(request: Request) -> Response:
+    body, content_type = await request.body(), request.headers.get("content-type")
+    return json_response(await embeddings_json(state_of(request), body, content_type))
+
+
+LEAN = LeanRoute("/v1/embeddings", embeddings_json, router)

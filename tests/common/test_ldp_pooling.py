@@ -1,11 +1,11 @@
-"""Pooling released groups (service/cloud/pooling.py): by precision, the inverse variance each release states."""
+"""Pooling released groups (service/common/ldp/pooling.py): by precision, the inverse variance each release states."""
 
 from __future__ import annotations
 
 import pytest
 
-from service.cloud.pooling import pool_released
-from service.cloud.schemas import EstimatePublic, FleetMetricPublic
+from service.common.ldp.pooling import pool_released
+from service.common.fleet_metrics import EstimatePublic, FleetMetricPublic
 
 
 def group(day: str, clicked: float, *, reports: int, precision: float | None, se: float = 0.1) -> FleetMetricPublic:

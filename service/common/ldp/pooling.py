@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from service.cloud.schemas import FleetMetricPublic
+from service.common.fleet_metrics import FleetMetricPublic
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,7 @@ class CloudAdmin(Closing):
 
     def revoke_device(self, device_id: str) -> None:
         self._call("DELETE", f"/v1/devices/{device_id}", "the revocation")
+
     def issue_enrolment_token(self, max_devices: int, label: str = "") -> str:
         """An operator-issued enrolment token good for `max_devices` devices (POST /v1/devices needs one)."""
         body = {"max_devices": max_devices, "label": label}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.common.ldp.pooling import pool_released
 from service.common.fleet_metrics import EstimatePublic, FleetMetricPublic
+from service.common.ldp.pooling import pool_released
 
 
 def group(day: str, clicked: float, *, reports: int, precision: float | None, se: float = 0.1) -> FleetMetricPublic:

@@ -196,7 +196,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 
 def cmd_enrolment_tokens(args: argparse.Namespace) -> int:
-    from service.cloud.client import CloudAdmin
+    from service.common.cloud_admin import CloudAdmin
 
     with CloudAdmin(args.cloud, _admin_token()) as admin:
         if args.action == "issue":
@@ -210,7 +210,7 @@ def cmd_enrolment_tokens(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from service.cloud.client import CloudAdmin
+    from service.common.cloud_admin import CloudAdmin
 
     with CloudAdmin(args.cloud, _admin_token()) as admin:
         admin.revoke_device(args.device_id)
@@ -222,7 +222,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     """Sign the rotation OLD -> NEW here (private keys never leave this machine) and add it to the chain."""
     import time
 
-    from service.cloud.client import CloudAdmin
+    from service.common.cloud_admin import CloudAdmin
     from service.common.key_rotation import sign_rotation
     from service.common.signing import private_key_from_pem, public_key_to_b64
 

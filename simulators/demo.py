@@ -201,7 +201,7 @@ class Scenario:
 
     async def _edge_after_rollout(self, fleet: Fleet):  # -> EdgeNodeSummary
         deadline = time.monotonic() + EDGE_SWITCH_TIMEOUT_S
-        want = read_manifest(self.next_bundle).version
+        want = self.next_version
         async with httpx.AsyncClient(timeout=5.0) as client:
             while True:
                 status = await fleet.edge_status(client, self.edge_url)
@@ -222,7 +222,7 @@ class Scenario:
             demo_checks(
                 summary,
                 next_version=self.next_version,
-                edge_want=read_manifest(self.next_bundle).version,
+                edge_want=self.next_version,
                 restarts=len(self.restarts),
                 narrow=NARROW_INTERVAL if self.args.devices >= DEMO_DEVICES else None,
             )

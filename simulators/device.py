@@ -107,26 +107,6 @@ class FleetStats:
     lock: threading.Lock = field(default_factory=threading.Lock)  # for the counters worker threads update
 
 
-class VersionNames:
-    """Manifest version (what an edge node reports) -> the cloud's registered name, from GET /v1/models."""
-
-    def __init__(self) -> None:
-        self.by_manifest: dict[str, str] = {}
-
-    async def refresh(self, client: httpx.AsyncClient) -> None:
-        try:
-            resp = await client.get("/v1/models", params={"limit": 100})
-            resp.raise_for_status()
-        except httpx.HTTPError as exc:
-            log.info("could not refresh version names: %s", exc)
-            return
-        for item in resp.json()["data"]:
-            self.by_manifest.setdefault(str(item["manifest"]["version"]), item["version"])
-
-    def resolve(self, manifest_version: str | None) -> str | None:
-        return None if manifest_version is None else self.by_manifest.get(manifest_version)
-
-
 _CORRUPT_STAGES = frozenset({"sha256", "unpack", "manifest"})
 
 
@@ -147,7 +127,6 @@ class SimDevice:
         updater: DeviceUpdater,
         follows_rollout: bool,
         edge: EdgeRanker | None,
-        versions: VersionNames,
         telemetry_http: httpx.Client,
         outbox: Path,
         rng: np.random.Generator,
@@ -164,7 +143,6 @@ class SimDevice:
         self.updater = updater
         self.follows_rollout = follows_rollout
         self.edge = edge
-        self.versions = versions
         self.telemetry_http = telemetry_http
         self.outbox = outbox
         self.rng = rng
@@ -175,7 +153,7 @@ class SimDevice:
         self.slate = slate
         self.telemetry: TelemetryClient | None = None
         self.behaviours: list[Behaviour] = []
-        self.edge_version: str | None = None  # manifest version the edge node last served this device
+        self.edge_version: str | None = None  # release id the edge node last served this device
         self.retry_update = False
         self.pending_corrupt = False
         self.spent: dict[str, float] = {}  # day -> epsilon spent (from the outbox's ledger)
@@ -187,10 +165,10 @@ class SimDevice:
 
     @property
     def version(self) -> str | None:
-        """The cloud name of the version this device uses now."""
+        """The release id of the model this device uses now (an edge node's answers name it as the cloud does)."""
         if self.edge is None:
             return self.updater.model.version
-        return self.versions.resolve(self.edge_version)
+        return self.edge_version
 
     def seed_history(self, start: float) -> None:
         """The persona's history as behaviours in the days before the simulation starts."""

@@ -41,7 +41,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.common.signing import public_key_from_b64
-from simulators.device import FleetStats, SimClock, SimDevice, VersionNames
+from simulators.device import FleetStats, SimClock, SimDevice
 from simulators.faults import (
     BoundedAsyncTransport,
     FaultInjector,
@@ -193,9 +193,6 @@ class Fleet:
             public_key = public_key_from_b64(key_b64)
             models = ModelLibrary(state_dir / "models")
             factory = await asyncio.to_thread(models.load_factory, cfg.bundle)
-            versions = VersionNames()
-            await versions.refresh(plain)
-
             n_edge = (cfg.devices if cfg.edge_devices is None else min(cfg.edge_devices, cfg.devices)) * bool(
                 cfg.edge_urls
             )
@@ -228,7 +225,6 @@ class Fleet:
                     ),
                     follows_rollout=not via_edge,
                     edge=edge if via_edge else None,
-                    versions=versions,
                     telemetry_http=sync_cloud,
                     outbox=state_dir / "devices" / device_id / "outbox.db",
                     rng=np.random.default_rng([cfg.seed, i]),
@@ -246,7 +242,7 @@ class Fleet:
                     if d.edge is not None and d.edge_version is None:
                         d.edge_version = served
             try:
-                await self._simulate(start, versions, plain)
+                await self._simulate(start, plain)
                 self.say(cfg.days * 24 - 1, "simulation over; flushing device outboxes")
                 pending = await self._final_flush()
                 await self._close_last_day(plain)
@@ -314,7 +310,7 @@ class Fleet:
         resp.raise_for_status()
         return str(resp.json()["public_key"])
 
-    async def _simulate(self, start: float, versions: VersionNames, plain: httpx.AsyncClient) -> None:
+    async def _simulate(self, start: float, plain: httpx.AsyncClient) -> None:
         cfg = self.config
         hours = cfg.days * 24
         events = list(self.events)
@@ -331,12 +327,10 @@ class Fleet:
             for hour in range(hours):
                 for event in [e for e in events if e.hour == hour]:
                     self.say(hour, await event.action())
-                    await versions.refresh(plain)
                 await clock.advance()
                 if hour % 24 == 23:  # every device has recorded the day: deliver it, then the cloud's day moves on
                     await self._final_flush()  # a device retries a failed flush within the day it was made
                     await self._advance_clock(plain, 1)
-                    await versions.refresh(plain)
                     self._day_line(hour)
             await clock.advance()  # hour == hours: every device task returns
             await asyncio.gather(*tasks)

@@ -138,7 +138,7 @@ class EdgeRanker:
     async def rank(
         self, behaviours: Sequence[Behaviour], candidates: Sequence[tuple[str, str]], top_k: int
     ) -> tuple[list[str], str, float]:
-        """(ids best first, the manifest version the node served, latency in ms)."""
+        """(ids best first, the release id the node served, latency in ms)."""
         url = self.urls[self._next % len(self.urls)]
         self._next += 1
         texts = fit_texts([b.text for b in behaviours] + [t for _, t in candidates])

@@ -69,14 +69,14 @@ def test_the_readme_examples_are_what_the_shipped_bundle_answers(shipped_edge: T
     assert problems(shipped_edge) == []
 
 
-VERSION = SHIPPED_BUNDLE.name.removeprefix("eibert-")  # what the README's answers must name, e.g. "0.4.0"
+VERSION = SHIPPED_BUNDLE.name  # what the README's answers must name: the release id, e.g. "eibert-0.4.0"
 FIRST_SCORE = re.search(r'"score":[0-9.]+', example("rank")[1]).group(0)
 
 
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        (f'"model_version":"{VERSION}","dim"', '"model_version":"0.1.0","dim"'),  # a stale version
+        (f'"model_version":"{VERSION}","dim"', '"model_version":"eibert-0.1.0","dim"'),  # a stale version
         (FIRST_SCORE, '"score":0.956262'),  # a stale score
         (f"# {SHIPPED_BUNDLE.name} ", "# eibert-0.1.0 "),  # a stale model name
     ],

@@ -25,6 +25,7 @@ from service.edge.embedder import Embedder, encode_batch
 from service.edge.error_handlers import install_error_handlers
 from service.edge.hooks import TelemetryHook
 from service.edge.metrics import EdgeMetrics
+from service.edge.openai_errors import OpenAIErrors
 from service.edge.route_docs import document_edge
 from service.edge.routes import embeddings, encode, health, model, rank
 from service.edge.slot import LoadedModel, ModelSlot, admitting, load_model
@@ -85,7 +86,7 @@ def create_app(
     )
 
     def on_swap(new: LoadedModel, old: LoadedModel | None) -> None:
-        metrics.set_model(new.version, new.manifest.name, new.encoder.model_sha256)
+        metrics.set_model(new.release_id, new.manifest.name, new.encoder.model_sha256)
         if old is not None and old.key != new.key:
             cache.drop_model(old.key)
 
@@ -121,13 +122,14 @@ def create_app(
                 max_metadata_age_s=settings.max_metadata_age_s,
                 download_timeout_s=settings.download_timeout_s,
             )
+            await state.updater.resume()  # the newest signed bundle accepted before a restart, not the factory one
             state.updater.start()
         hook = telemetry
         if hook is None and state.updater is not None and settings.telemetry:
             hook = state.telemetry = device_telemetry(settings, client.base_url, state.updater)
         if hook is not None:
             await hook.start()
-        log.info("edge node ready: model %s, batching %s", first.version, "on" if batcher else "off")
+        log.info("edge node ready: model %s, batching %s", first.release_id, "on" if batcher else "off")
         state.serving = True
         try:
             yield
@@ -152,5 +154,6 @@ def create_app(
         app.include_router(router)
     document_edge(app)  # every status a route can answer, in the shared error shape
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(OpenAIErrors)  # outside the body limit: /v1/embeddings answers every error OpenAI's way
     app.add_middleware(RequestMetrics, observe=metrics.observe_request)  # added last = outermost: times everything
     return app

@@ -71,7 +71,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     limit_blas_threads(settings.blas_threads)
     manifest = verify_bundle(settings.bundle)  # BundleError -> one line from the CLI, before any socket opens
-    log.info("serving %s %s on %s:%d", manifest.name, manifest.version, settings.host, settings.port)
+    log.info("serving %s on %s:%d", manifest.release_id, settings.host, settings.port)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,

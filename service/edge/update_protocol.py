@@ -59,6 +59,11 @@ class UpdateFailed(Exception):
         self.stage = stage
 
 
+class NothingOffered(UpdateFailed):
+    """The cloud answered 404: no version is released yet, or only a canary this device is outside of. The
+    device keeps what it runs; the edge node does not count it as a failure (see `ModelUpdater.check_once`)."""
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -150,6 +155,9 @@ async def poll_offer(
     async with client.stream("GET", f"/v1/devices/{device_id}/model", headers=headers) as resp:
         if resp.status_code == 304:
             return None, etag
+        if resp.status_code == 404:  # the cloud offers this device nothing (yet): not a failure of the node
+            text = (await _read_capped(resp, 4096, "poll")).decode("utf-8", "replace")
+            raise NothingOffered("poll", f"the cloud offers this device no model yet: {text[:200]}")
         if resp.status_code != 200:
             text = (await _read_capped(resp, 4096, "poll")).decode("utf-8", "replace")
             hint = " (device token refused)" if resp.status_code in (401, 403) else ""

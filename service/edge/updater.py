@@ -19,7 +19,7 @@ Freshness: the newest valid offer's `issued` is the age of the device's metadata
 (or past its `expires`) GET /v1/model says `stale` instead of `up_to_date`, and so do /readyz and /metrics, so
 a cloud (or a man in the middle) that answers 304 forever cannot keep a device quiet on an old model.
 
-Downloaded bundles live in `state_dir/bundles/<version>-<model sha>`; the serving and previous ones are kept
+Downloaded bundles live in `state_dir/bundles/<release id>-<model sha>`; the serving and previous ones are kept
 (a cloud rollback to the previous version then loads from disk, no download), the rest pruned to
 `keep_bundles`. The ETag is remembered only after a successful check, so a failed update is retried at the
 next poll rather than silenced by a 304.
@@ -47,6 +47,7 @@ from service.common.contract import MANIFEST_FILE, MODEL_FILE
 from service.common.device_api import DeviceEnrolResponse
 from service.common.errors import BundleError
 from service.common.manifest import Manifest
+from service.common.offer import OfferPayload
 from service.edge.metrics import EdgeMetrics
 from service.edge.schemas import UpdateStatusPublic
 from service.edge.slot import LoadedModel, ModelSlot, utc_now
@@ -54,6 +55,7 @@ from service.edge.tasks import cancel_and_wait
 from service.edge.update_protocol import (
     FileTrustStore,
     Freshness,
+    NothingOffered,
     TrustedState,
     UpdateFailed,
     VerifiedOffer,
@@ -86,13 +88,15 @@ class UpdateStatus:
     last_error_stage: str | None = None
     consecutive_failures: int = 0
     offered_version: str | None = None
-    history: list[str] = field(default_factory=list)  # versions swapped in by this updater, oldest first
+    history: list[str] = field(default_factory=list)  # release ids swapped in by this updater, oldest first
     trusted: TrustedState | None = None  # the newest accepted signed offer
+    enrolment_refused: str | None = None  # why the cloud refused to enrol this node (it then cannot update)
+    behind: bool = False  # serving something other than the accepted offer, which is not on disk to restore
     freshness: Callable[[], Freshness] | None = None  # None: updates disabled, nothing can be stale
 
     def public(self) -> UpdateStatusPublic:
         fresh = self.freshness() if self.freshness is not None else None
-        stale = fresh is not None and fresh.stale
+        stale = fresh is not None and (fresh.stale or self.behind)
         t = self.trusted
         return UpdateStatusPublic(
             enabled=self.enabled,
@@ -175,6 +179,47 @@ class ModelUpdater:
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
+    async def resume(self) -> str | None:
+        """After a restart, serve the newest signed bundle this node accepted rather than its factory bundle.
+
+        The trusted state names the accepted offer's content (release id + signed manifest); the bundle on disk
+        whose `manifest.json` hashes to it is loaded through the same admitting, sha256-checking loader as an
+        update. If it is not on disk (or fails its checks) the node keeps what it serves and reports `stale`
+        until a poll brings the accepted version again. Returns the release id restored, if any.
+        """
+        trusted = self.status.trusted
+        current = self.slot.current
+        if trusted is None or (current is not None and _serves(current, trusted)):
+            return None
+        target = self._accepted_on_disk(trusted)
+        if target is not None:
+            try:
+                model = await asyncio.to_thread(self.loader, target)
+            except Exception as exc:  # BundleError, admission, onnxruntime: never crash the start-up
+                log.warning("cannot restore %s from %s: %s", trusted.version, target, exc)
+            else:
+                old = self.slot.swap(model)
+                if self.on_swap is not None:
+                    self.on_swap(model, old)
+                was = old.release_id if old else None
+                log.info("restored model %s (accepted before the restart) in place of %s", trusted.version, was)
+                return model.release_id
+        self.status.behind = True
+        serving = current.release_id if current is not None else None
+        self._failed(
+            "resume",
+            f"serving {serving}, not {trusted.version} which this node accepted; that bundle is not on disk, "
+            "so the next poll downloads it again",
+        )
+        return None
+
+    def _accepted_on_disk(self, trusted: TrustedState) -> Path | None:
+        for d in sorted(self.bundles_dir.glob(f"{trusted.version}-*")):
+            manifest = _manifest_on_disk(d)
+            if manifest is not None and _content_id(trusted.version, manifest) == trusted.content_id:
+                return d
+        return None
+
     def start(self) -> None:
         if self._task is not None:
             raise RuntimeError("updater already started")
@@ -193,11 +238,17 @@ class ModelUpdater:
     # -- one check ------------------------------------------------------------------------------------------
 
     async def check_once(self) -> str:
-        """Run one update check; returns its outcome: not_modified | up_to_date | updated | failed."""
+        """Run one update check; returns its outcome: not_modified | up_to_date | updated | nothing_offered |
+        failed. `nothing_offered` (the cloud has no version for this device: none released yet, or a canary it is
+        outside of) keeps the serving model and is no failure: nothing is counted in the load failures."""
         async with self._lock:
             self.status.last_check = utc_now()
             try:
                 outcome = await self._check()
+            except NothingOffered as exc:
+                outcome = "nothing_offered"
+                self.status.state = "nothing_offered"
+                log.info("%s; still serving %s", exc, self.slot.current.release_id if self.slot.current else None)
             except UpdateFailed as exc:
                 return self._failed(exc.stage, str(exc))
             except BundleError as exc:  # raised by the shared verification helpers
@@ -209,17 +260,20 @@ class ModelUpdater:
             except Exception as exc:  # a bug must not kill the background loop: report it and poll again later
                 log.exception("model update check crashed")
                 return self._failed("internal", f"{type(exc).__name__}: {exc}")
-            if outcome != "not_modified" or self.status.state in ("idle", "failed"):
+            if outcome in ("updated", "up_to_date") or (
+                outcome == "not_modified" and self.status.state in ("idle", "failed")
+            ):
                 self.status.state = "updated" if outcome == "updated" else "up_to_date"
             self.status.last_success = self.status.last_check
             self.status.consecutive_failures = 0
+            self.status.last_error = self.status.last_error_stage = None  # the failure shown is over
             self.metrics.update_checks.labels(outcome=outcome).inc()
             return outcome
 
     def _failed(self, stage: str, message: str) -> str:
-        serving = self.slot.current.version if self.slot.current else None
+        serving = self.slot.current.release_id if self.slot.current else None
         log.warning("model update failed at %s: %s (still serving %s)", stage, message, serving)
-        self.status.state = "failed"
+        self.status.state = "enrolment_refused" if self.status.enrolment_refused else "failed"
         self.status.last_error = message
         self.status.last_error_stage = stage
         self.status.consecutive_failures += 1
@@ -243,7 +297,7 @@ class ModelUpdater:
         if current is not None and _same_bundle(current, manifest):
             self.etag = etag
             return "up_to_date"
-        target = self.bundles_dir / f"{manifest.version}-{manifest.files[MODEL_FILE].sha256[:12]}"
+        target = self.bundles_dir / f"{manifest.release_id}-{manifest.files[MODEL_FILE].sha256[:12]}"
         reused = target.is_dir() and _manifest_on_disk(target) == offer.payload.manifest
         if not reused:
             await self._fetch(offer, token, target)
@@ -252,14 +306,15 @@ class ModelUpdater:
         except Exception as exc:  # BundleError, or onnxruntime's untyped errors: never crash
             # A directory that does not load is useless: forget it, so the next check downloads afresh.
             shutil.rmtree(target, ignore_errors=True)
-            raise UpdateFailed("load", f"cannot load {manifest.version}: {exc}") from exc
+            raise UpdateFailed("load", f"cannot load {manifest.release_id}: {exc}") from exc
         old = self.slot.swap(model)
+        self.status.behind = False
         os.utime(target)  # newest first when pruning
         if self.on_swap is not None:
             self.on_swap(model, old)
         self.metrics.model_swaps.inc()
-        self.status.history.append(model.version)
-        log.info("swapped model %s -> %s", old.version if old else None, model.version)
+        self.status.history.append(model.release_id)
+        log.info("swapped model %s -> %s", old.release_id if old else None, model.release_id)
         self.etag = etag
         self._prune()
         return "updated"
@@ -277,21 +332,25 @@ class ModelUpdater:
             resp = await self.client.post("/v1/devices", json={"device_id": self.device_id}, headers=headers)
         except httpx.HTTPError as exc:
             raise UpdateFailed("enrol", f"cannot reach the cloud to enrol: {exc}") from exc
+        refused = None
         if resp.status_code == 409:
-            raise UpdateFailed(
-                "enrol",
+            refused = (
                 f"device {self.device_id} is already enrolled but its token is not in "
-                f"{self.state_dir / CREDENTIALS_FILE}; restore that file or use a new device id",
+                f"{self.state_dir / CREDENTIALS_FILE}; restore that file or use a new device id"
             )
-        if resp.status_code in (401, 403) and credential is None:
-            raise UpdateFailed(
-                "enrol",
+        elif resp.status_code in (401, 403) and credential is None:
+            refused = (
                 f"enrolment refused (HTTP {resp.status_code}): set EIBERT_EDGE_ENROLMENT_TOKEN or "
-                "EIBERT_EDGE_ENROLMENT_TOKEN_FILE to an enrolment token from the operator",
+                "EIBERT_EDGE_ENROLMENT_TOKEN_FILE to an enrolment token from the operator (eibert token create)"
             )
-        if resp.status_code not in (200, 201):
-            raise UpdateFailed("enrol", f"enrolment refused: HTTP {resp.status_code} {resp.text[:200]}")
+        elif resp.status_code not in (200, 201):
+            refused = f"enrolment refused: HTTP {resp.status_code} {resp.text[:200]}"
+        if refused is not None:
+            if resp.status_code != 429:  # 429 is a pause (Retry-After), not a refusal
+                self.status.enrolment_refused = refused  # /readyz: not ready until an enrolment succeeds
+            raise UpdateFailed("enrol", refused)
         enrolled = validated(DeviceEnrolResponse, resp.content, stage="enrol", what="malformed enrolment response")
+        self.status.enrolment_refused = None
         if enrolled.device_id != self.device_id:
             raise UpdateFailed("enrol", f"cloud enrolled {enrolled.device_id!r}, not {self.device_id!r}")
         self.token = enrolled.token
@@ -378,8 +437,21 @@ def _manifest_on_disk(bundle_dir: Path) -> dict | None:
 
 
 def _same_bundle(model: LoadedModel, manifest: Manifest) -> bool:
-    """The offered manifest describes exactly the serving bundle's files (same version, same hashes)."""
-    return model.version == manifest.version and model.manifest.files == manifest.files
+    """The offered manifest describes exactly the serving bundle's files (same release id, same hashes)."""
+    return model.release_id == manifest.release_id and model.manifest.files == manifest.files
+
+
+def _content_id(release_id: str, manifest: dict) -> str:
+    """What `OfferPayload.content_id` computes for an offer of `manifest` (as signed) under `release_id`."""
+    return OfferPayload(version=release_id, generation=0, issued=0, expires=0, manifest=manifest).content_id()
+
+
+def _serves(model: LoadedModel, trusted: TrustedState) -> bool:
+    """`model` is what the accepted offer names: same release id, and its manifest.json hashes to that content."""
+    if model.release_id != trusted.version:
+        return False
+    raw = _manifest_on_disk(model.source)
+    return raw is not None and _content_id(trusted.version, raw) == trusted.content_id
 
 
 def _iso(ts: int) -> str:

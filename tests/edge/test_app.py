@@ -73,21 +73,23 @@ async def test_failed_update_is_visible_in_model_and_metrics_while_old_model_ser
         await first_check_done(updater)  # the background loop's own first check (it fails the same way)
         assert await updater.check_once() == "failed"
         info = (await client.get("/v1/model")).json()
-        assert info["version"] == "0.0.1"
+        assert info["version"] == "tiny-0.0.1"
         assert info["update"]["state"] == "failed" and info["update"]["last_error_stage"] == "sha256"
         assert info["update"]["offered_version"] == "other-0.0.2" and info["update"]["consecutive_failures"] >= 1
         metrics = (await client.get("/metrics")).text
         assert 'eibert_edge_model_load_failures_total{stage="sha256"}' in metrics
-        assert (await client.post("/v1/encode", json={"texts": ["a"]})).json()["model_version"] == "0.0.1"
+        assert (await client.post("/v1/encode", json={"texts": ["a"]})).json()["model_version"] == "tiny-0.0.1"
 
         cloud.offer("0.0.2")  # the cloud fixes its storage
         assert await updater.check_once() == "updated"
         info = (await client.get("/v1/model")).json()
-        assert (info["version"], info["previous_version"], info["update"]["state"]) == ("0.0.2", "0.0.1", "updated")
+        want = ("other-0.0.2", "tiny-0.0.1", "updated")
+        assert (info["version"], info["previous_version"], info["update"]["state"]) == want
+        assert info["update"]["last_error"] is None and info["update"]["last_error_stage"] is None  # it is over
         metrics = (await client.get("/metrics")).text
-        assert 'eibert_edge_model_info{name="other",sha256=' in metrics and 'version="0.0.1"' not in metrics
+        assert 'model_version="other-0.0.2"' in metrics and 'model_version="tiny-0.0.1"' not in metrics
         r = (await client.post("/v1/encode", json={"texts": ["a"]})).json()
-        assert (r["model_version"], r["dim"], len(r["embeddings"][0])) == ("0.0.2", 16, 16)
+        assert (r["model_version"], r["dim"], len(r["embeddings"][0])) == ("other-0.0.2", 16, 16)
 
 
 async def test_a_frozen_cloud_makes_the_node_say_stale_in_model_readyz_and_metrics(

@@ -25,5 +25,5 @@ async def encode(request: Request) -> Response:
     rows = await state.embedder.embed(model, req.texts)
     latency = time.perf_counter() - start
     state.observe(EdgeEvent("/v1/encode", model.release_id, texts=len(req.texts), latency_s=latency))
-    body = {"model_version": model.version, "dim": model.dim, "embeddings": rows_as(rows, req.encoding_format)}
+    body = {"model_version": model.release_id, "dim": model.dim, "embeddings": rows_as(rows, req.encoding_format)}
     return json_response(body)

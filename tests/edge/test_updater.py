@@ -442,3 +442,47 @@ async def test_an_unexpected_error_is_reported_not_raised(
     assert await up.check_once() == "failed"
     assert up.status.last_error_stage == "internal" and "KeyError" in up.status.last_error
     assert slot.current.manifest.version == "0.0.1"
+
+
+async def test_a_restart_serves_the_accepted_bundle_again_not_the_factory_one(
+    cloud: CloudDouble, slot: ModelSlot, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    up = make_updater(cloud, slot, tmp_path / "state")
+    assert await up.check_once() == "updated" and slot.current.release_id == "other-0.0.2"
+    cloud.poll_status = 503  # the restart happens while the cloud cannot serve
+
+    factory = ModelSlot(load_model(tiny_bundle))  # what `--bundle` loads at start
+    again = make_updater(cloud, factory, tmp_path / "state")
+    assert await again.resume() == "other-0.0.2"
+    assert (
+        factory.current.release_id == "other-0.0.2" and factory.current.source.parent == tmp_path / "state" / "bundles"
+    )
+    assert not again.status.public().stale and again.status.last_error is None
+
+
+async def test_a_restart_without_the_accepted_bundle_on_disk_says_stale(
+    cloud: CloudDouble, slot: ModelSlot, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    up = make_updater(cloud, slot, tmp_path / "state")
+    assert await up.check_once() == "updated"
+    shutil.rmtree(slot.current.source)  # lost, or tampered with: a bundle that no longer hashes is never loaded
+
+    factory = ModelSlot(load_model(tiny_bundle))
+    again = make_updater(cloud, factory, tmp_path / "state")
+    assert await again.resume() is None and factory.current.release_id == "tiny-0.0.1"
+    status = again.status.public()
+    assert status.stale and status.state == "failed" and status.last_error_stage == "resume"
+    assert "other-0.0.2" in (status.last_error or "")
+    assert await again.check_once() == "updated" and factory.current.release_id == "other-0.0.2"
+    assert not again.status.public().stale and again.status.last_error is None
+
+
+async def test_a_restart_on_the_accepted_factory_bundle_changes_nothing(
+    cloud: CloudDouble, slot: ModelSlot, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    cloud.offer("0.0.1")  # the cloud offers what the factory bundle already is
+    up = make_updater(cloud, slot, tmp_path / "state")
+    assert await up.check_once() == "up_to_date"
+    factory = ModelSlot(load_model(tiny_bundle))
+    again = make_updater(cloud, factory, tmp_path / "state")
+    assert await again.resume() is None and not again.status.public().stale and again.status.last_error is None

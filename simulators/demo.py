@@ -38,6 +38,7 @@ from simulators.cli import write_summary
 from simulators.cli_args import DEMO_DEVICES
 from simulators.faults import FaultSpec
 from simulators.fleet import Fleet, FleetConfig, ScheduledEvent
+from simulators.rollout_plan import CANARY_PERCENT, rollout_hours
 from simulators.summary import FleetSummary, render
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class Scenario:
 
     async def publish_next_and_canary(self) -> str:
         version = await self._publish(self.next_bundle)
-        return f"published {version}; " + await self.rollout(version, 10)
+        return f"published {version}; " + await self.rollout(version, CANARY_PERCENT)
 
     async def restart_cloud(self) -> str:
         """Stop the cloud now and bring it back in the background, so devices meet the outage."""
@@ -171,9 +172,7 @@ class Scenario:
         self.edge_url = self.edge.url
         _say(f"edge node ready at {self.edge_url}")
 
-        hours = self.args.days * 24
-        canary_at = max(2, int(hours * 0.3))
-        full_at = max(canary_at + 4, int(hours * 0.6))
+        canary_at, full_at = rollout_hours(self.args.days)
         config = FleetConfig(
             cloud_url=self.cloud_url,
             bundle=PREVIOUS_BUNDLE,

@@ -259,7 +259,12 @@ class Fleet:
         self.cloud_day = dt.date.fromisoformat(body["today"])
         self.window_days = int(body["report_window_days"])
         self.clock_advances = bool(body["advanceable"]) and self.config.admin_token is not None
-        if not self.clock_advances:
+        if self.clock_advances:
+            self.notes.append(
+                "dev-mode cloud: its clock was advanced one day per simulated day (days compressed into seconds), "
+                "so each day closed and its groups were released during the run; a production cloud never allows it"
+            )
+        else:
             self.notes.append(
                 "the cloud's clock cannot be advanced (not a dev-mode cloud, or no admin token): every simulated "
                 "day is the cloud's one real day, and its metrics are released only after that day closes"

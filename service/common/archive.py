@@ -25,13 +25,13 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from service.common.contract import BUNDLE_FILES, MANIFEST_FILE
+from service.common.contract import BUNDLE_FILES, MANIFEST_FILE, OPTIONAL_FILES
 from service.common.errors import BundleError
 
 MAX_MEMBERS = 8
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
 MAX_TOTAL_BYTES = 96 * 1024 * 1024
-ALLOWED_NAMES = frozenset((*BUNDLE_FILES, MANIFEST_FILE))
+ALLOWED_NAMES = frozenset((*BUNDLE_FILES, *OPTIONAL_FILES, MANIFEST_FILE))
 MAX_EXTENDED_HEADER_BYTES = 4096  # a PAX record set for mtime/uid/charset is ~100 bytes
 MAX_HEADERS = 4 * MAX_MEMBERS  # header blocks of any kind (members + extended headers)
 # Whatever an archive inflates to, counted across headers, data, padding and trailer.

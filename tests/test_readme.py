@@ -85,3 +85,24 @@ FIRST_SCORE = re.search(r'"score":[0-9.]+', example("rank")[1]).group(0)
 def test_a_stale_example_is_found(shipped_edge: TestClient, old: str, new: str) -> None:
     assert old in README
     assert problems(shipped_edge, README.replace(old, new))
+
+
+def limits_problems(readme: str = README) -> list[str]:
+    """The README's table of request limits states the constants the schemas enforce."""
+    from service.edge import schemas as s
+    from service.edge.config import EdgeSettings
+
+    body_mib = EdgeSettings.model_fields["max_body_bytes"].default // (1024 * 1024)
+    section = readme[readme.index("Limits of one request") : readme.index("**One name per release.**")]
+    want = [
+        f"1-{s.MAX_TEXTS} texts, each 1-{s.MAX_TEXT_CHARS:,} characters",
+        f"at most {s.MAX_BEHAVIORS:,} behaviours, 1-{s.MAX_CANDIDATES} candidates, `top_k` 1-{s.MAX_TOP_K}",
+        f"| {s.MAX_REQUEST_CHARS:,} characters |",
+        f"| {body_mib} MiB (`EIBERT_EDGE_MAX_BODY_BYTES`) |",
+    ]
+    return [f"the README's limits table does not say {w!r}" for w in want if w not in section]
+
+
+def test_the_readme_limits_are_the_schemas() -> None:
+    assert limits_problems() == []
+    assert limits_problems(README.replace("1-64 texts", "1-100 texts"))

@@ -26,6 +26,9 @@ MAX_DIMENSIONS = 65536  # far above any model's width; bounds the number echoed 
 
 
 class EmbeddingsRequest(BaseModel):
+    """`input`: one text or 1-64 texts of 1-2,000 characters each, at most 100,000 characters together (a 422
+    naming the limit); `model`: `eibert`, the served model line or its release id (else 404)."""
+
     model_config = ConfigDict(extra="forbid")  # a misspelt option fails loudly instead of being ignored
 
     input: Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_TEXTS)]

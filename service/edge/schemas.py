@@ -50,6 +50,8 @@ def check_request_chars(texts: list[str]) -> None:
 
 
 class EncodeRequest(_Request):
+    """1-64 texts of 1-2,000 characters each, and at most 100,000 characters together (a 422 names the limit)."""
+
     texts: list[Text] = Field(min_length=1, max_length=MAX_TEXTS)
     encoding_format: EncodingFormat = "float"
 

@@ -147,3 +147,40 @@ async def test_batching_is_opt_in_and_both_ways_serve(tiny_bundle: Path, make_se
         assert app.state.edge.batcher is not None and app.state.edge.batcher.running
         r = await client.post("/v1/embeddings", json={"model": "tiny", "input": ["a", "b"]})
         assert r.status_code == 200 and len(r.json()["data"]) == 2
+
+
+async def test_a_restarted_node_serves_the_bundle_it_accepted_and_a_refused_one_is_not_ready(
+    tiny_bundle: Path, other_bundle: Path, make_settings
+) -> None:
+    cloud = CloudDouble()
+    cloud.publish(other_bundle)
+    cloud.offer("0.0.2")
+    settings = make_settings(
+        tiny_bundle,
+        cloud="http://cloud.test",
+        cloud_public_key=cloud.public_key_b64,
+        poll_interval_s=3600,
+        device_id="edge-a",
+    )
+    app = create_app(settings, cloud_client=cloud.client())
+    async with serve(app) as client:
+        await first_check_done(app.state.edge.updater)
+        assert (await client.get("/v1/model")).json()["version"] == "other-0.0.2"
+
+    cloud.poll_status = 503  # the node restarts while the cloud is down: --bundle is still tiny-0.0.1
+    again = create_app(settings, cloud_client=cloud.client())
+    async with serve(again) as client:
+        info = (await client.get("/v1/model")).json()
+        assert info["version"] == "other-0.0.2" and not info["update"]["stale"]  # verified again, from its state dir
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["model_version"] == "other-0.0.2"
+
+    (settings.state_dir / "device.json").unlink()  # its device token is lost: the cloud refuses a second enrolment
+    cloud.poll_status = None
+    refused = create_app(settings, cloud_client=cloud.client())
+    async with serve(refused) as client:
+        await first_check_done(refused.state.edge.updater)
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["error"] == "enrolment_refused", ready.text
+        assert "already enrolled" in ready.json()["message"]
+        assert (await client.post("/v1/encode", json={"texts": ["a"]})).status_code == 200  # it still serves

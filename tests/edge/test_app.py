@@ -149,19 +149,23 @@ async def test_batching_is_opt_in_and_both_ways_serve(tiny_bundle: Path, make_se
         assert r.status_code == 200 and len(r.json()["data"]) == 2
 
 
+def offering(bundle: Path) -> CloudDouble:
+    """A cloud double that offers `bundle` (version 0.0.2) to every device."""
+    cloud = CloudDouble()
+    cloud.publish(bundle)
+    cloud.offer("0.0.2")
+    return cloud
+
+
+def cloud_settings(cloud: CloudDouble) -> dict:
+    return {"cloud": "http://cloud.test", "cloud_public_key": cloud.public_key_b64, "poll_interval_s": 3600}
+
+
 async def test_a_restarted_node_serves_the_bundle_it_accepted_and_a_refused_one_is_not_ready(
     tiny_bundle: Path, other_bundle: Path, make_settings
 ) -> None:
-    cloud = CloudDouble()
-    cloud.publish(other_bundle)
-    cloud.offer("0.0.2")
-    settings = make_settings(
-        tiny_bundle,
-        cloud="http://cloud.test",
-        cloud_public_key=cloud.public_key_b64,
-        poll_interval_s=3600,
-        device_id="edge-a",
-    )
+    cloud = offering(other_bundle)
+    settings = make_settings(tiny_bundle, **cloud_settings(cloud), device_id="edge-a")
     app = create_app(settings, cloud_client=cloud.client())
     async with serve(app) as client:
         await first_check_done(app.state.edge.updater)

@@ -43,11 +43,11 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from service.common.contract import MANIFEST_FILE, MODEL_FILE
+from service.common.contract import MODEL_FILE
 from service.common.device_api import DeviceEnrolResponse
 from service.common.errors import BundleError
 from service.common.manifest import Manifest
-from service.common.offer import OfferPayload
+from service.edge.accepted_bundle import accepted_on_disk, manifest_on_disk, serves
 from service.edge.metrics import EdgeMetrics
 from service.edge.schemas import UpdateStatusPublic
 from service.edge.slot import LoadedModel, ModelSlot, utc_now
@@ -189,9 +189,9 @@ class ModelUpdater:
         """
         trusted = self.status.trusted
         current = self.slot.current
-        if trusted is None or (current is not None and _serves(current, trusted)):
+        if trusted is None or (current is not None and serves(current, trusted)):
             return None
-        target = self._accepted_on_disk(trusted)
+        target = accepted_on_disk(self.bundles_dir, trusted)
         if target is not None:
             try:
                 model = await asyncio.to_thread(self.loader, target)
@@ -211,13 +211,6 @@ class ModelUpdater:
             f"serving {serving}, not {trusted.version} which this node accepted; that bundle is not on disk, "
             "so the next poll downloads it again",
         )
-        return None
-
-    def _accepted_on_disk(self, trusted: TrustedState) -> Path | None:
-        for d in sorted(self.bundles_dir.glob(f"{trusted.version}-*")):
-            manifest = _manifest_on_disk(d)
-            if manifest is not None and _content_id(trusted.version, manifest) == trusted.content_id:
-                return d
         return None
 
     def start(self) -> None:
@@ -298,7 +291,7 @@ class ModelUpdater:
             self.etag = etag
             return "up_to_date"
         target = self.bundles_dir / f"{manifest.release_id}-{manifest.files[MODEL_FILE].sha256[:12]}"
-        reused = target.is_dir() and _manifest_on_disk(target) == offer.payload.manifest
+        reused = target.is_dir() and manifest_on_disk(target) == offer.payload.manifest
         if not reused:
             await self._fetch(offer, token, target)
         try:
@@ -429,29 +422,9 @@ class ModelUpdater:
         os.replace(tmp, path)
 
 
-def _manifest_on_disk(bundle_dir: Path) -> dict | None:
-    try:
-        return json.loads((bundle_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def _same_bundle(model: LoadedModel, manifest: Manifest) -> bool:
     """The offered manifest describes exactly the serving bundle's files (same release id, same hashes)."""
     return model.release_id == manifest.release_id and model.manifest.files == manifest.files
-
-
-def _content_id(release_id: str, manifest: dict) -> str:
-    """What `OfferPayload.content_id` computes for an offer of `manifest` (as signed) under `release_id`."""
-    return OfferPayload(version=release_id, generation=0, issued=0, expires=0, manifest=manifest).content_id()
-
-
-def _serves(model: LoadedModel, trusted: TrustedState) -> bool:
-    """`model` is what the accepted offer names: same release id, and its manifest.json hashes to that content."""
-    if model.release_id != trusted.version:
-        return False
-    raw = _manifest_on_disk(model.source)
-    return raw is not None and _content_id(trusted.version, raw) == trusted.content_id
 
 
 def _iso(ts: int) -> str:

@@ -27,12 +27,16 @@ from model_store.basket_requests import ProductEmbeddings, features, order_score
 from model_store.data.instacart import load_orders, load_products
 from model_store.encoders import load_encoder
 from model_store.eval_basket import evaluate_basket
+from model_store.eval_rank import evaluate_rank
 from model_store.export import write_bundle
+from model_store.ranker_movielens import movielens_lists
+from model_store.ranker_report import write_report
 from model_store.train_ranker import Lists, TrainConfig, build_lists, train
 from service.common.contract import MODEL_FILE, RANKER_FILE, TOKENIZER_FILE
 from service.common.manifest import verify_bundle
 from service.edge import ranker_features
 from service.edge.learned_ranker import LearnedRanker
+from service.edge.ranker import RankerConfig
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,13 @@ class RankerBuildConfig(BaseModel):
     seed: int = SEED
     targets_per_user: int = Field(default=20, ge=1)
     train: dict[str, Any] = Field(default_factory=dict)  # TrainConfig fields
+    movielens: str | None = None  # data-root-relative MovieLens directory: training lists and `eval rank`
+    movielens_targets_per_user: int = Field(default=10, ge=1)
     ablations: bool = True
+
+
+def astuple_lists(lists: Lists) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return lists.x, lists.label, lists.group
 
 
 def _zeroed(x: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
@@ -81,17 +91,26 @@ def build(config: RankerBuildConfig, out: Path, *, data_root: Path, repo_root: P
     train_cases, _ = build_cases(tuning_orders, targets_per_user=config.targets_per_user, min_history=3)
     tc = TrainConfig(**config.train)
     lists = build_lists(train_cases, emb, counts, tc)
-    groups = np.array([c.user_id for c in train_cases if set(c.target.products) & set(c.candidates)])
+    if config.movielens:
+        rc = RankerConfig(top_n=tc.top_n, temperature=tc.temperature)
+        ml = movielens_lists(
+            encoder,
+            data_root / config.movielens,
+            seed=config.seed,
+            targets_per_user=config.movielens_targets_per_user,
+            config=rc,
+        )
+        lists = Lists(*(np.concatenate([a, b]) for a, b in zip(astuple_lists(lists), astuple_lists(ml), strict=True)))
     timings["features_s"] = time.perf_counter() - t0
-    spec, stats = train(lists, tc, groups)
+    spec, stats = train(lists, tc)
     timings["train_s"] = time.perf_counter() - t0 - timings["features_s"]
 
     report = [c for c in cases if not is_tuning_user(c.user_id, seed=config.seed)]
     report_x = [features(rank_inputs(c, emb, counts), LearnedRanker(spec).config) for c in report]
     ablations: dict[str, dict[str, float]] = {}
     for group, names in GROUPS.items() if config.ablations else ():
-        zeroed = Lists(_zeroed(lists.x, names), lists.mask, lists.label)
-        model = LearnedRanker(train(zeroed, tc, groups)[0])
+        zeroed = Lists(_zeroed(lists.x, names), lists.label, lists.group)
+        model = LearnedRanker(train(zeroed, tc)[0])
         m = mean_metrics(
             [
                 case_metrics(order_scores(c, model.score_features(_zeroed(x, names))), c)
@@ -108,8 +127,14 @@ def build(config: RankerBuildConfig, out: Path, *, data_root: Path, repo_root: P
 
     learned = LearnedRanker(spec)
     result = evaluate_basket(encoder, data_root / config.orders, data_root / config.products, learned, seed=config.seed)
+    if config.movielens:
+        ml_dir = data_root / config.movielens
+        rank = evaluate_rank(
+            encoder, ml_dir / "movies.csv.gz", ml_dir / "ratings.csv.gz", ml_dir / "tags.csv.gz", learned=learned
+        )
+        result["movielens"] = rank.to_json_dict()
     timings["evaluation_s"] = time.perf_counter() - t0 - sum(timings.values())
-    data = {"orders": config.orders, "products": config.products}  # relative to the data root, as configured
+    data = {"orders": config.orders, "products": config.products, "movielens": config.movielens}  # data-root-relative
     training = {
         "command": command,
         "data": data,
@@ -136,6 +161,7 @@ def build(config: RankerBuildConfig, out: Path, *, data_root: Path, repo_root: P
         metrics={**src_manifest.metrics, "basket": basket},
         extra_files={RANKER_FILE: ranker_path},
     )
+    write_report(out)
     return basket
 
 

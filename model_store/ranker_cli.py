@@ -18,6 +18,12 @@ def cmd_ranker_build(args: argparse.Namespace) -> int:
     return run_ranker_build(args)
 
 
+def cmd_ranker_report(args: argparse.Namespace) -> int:
+    from model_store.ranker_report import run_ranker_report
+
+    return run_ranker_report(args)
+
+
 def add_eval_basket_parser(esub: argparse._SubParsersAction) -> None:
     p = esub.add_parser("basket", help="next-basket recommendation on order histories (Instacart format)")
     p.add_argument("--bundle", required=True, help="'teacher' or a bundle directory (its ranker.json, if any)")
@@ -37,3 +43,6 @@ def add_ranker_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", required=True, help="the new bundle directory")
     b.add_argument("--force", action="store_true", help="write into a non-empty --out")
     b.set_defaults(func=cmd_ranker_build)
+    r = rsub.add_parser("report", help="rewrite a ranker bundle's report.md from its manifest")
+    r.add_argument("--bundle", required=True)
+    r.set_defaults(func=cmd_ranker_report)

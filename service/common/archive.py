@@ -53,6 +53,8 @@ def pack_bundle(bundle_dir: Path) -> bytes:
     ):
         for name in sorted(ALLOWED_NAMES):
             path = Path(bundle_dir) / name
+            if name in OPTIONAL_FILES and not path.exists():
+                continue
             if not path.is_file():
                 raise BundleError(f"{bundle_dir}: cannot pack, {name} is missing")
             data = path.read_bytes()
@@ -198,7 +200,7 @@ def unpack_bundle(archive: bytes, dest: Path) -> Path:
                 out.write(chunk)
                 left -= len(chunk)
         stream.read(_blocks(m.size) - m.size)  # padding to the block boundary
-    missing = ALLOWED_NAMES - seen
+    missing = ALLOWED_NAMES - set(OPTIONAL_FILES) - seen
     if missing:
         raise BundleError(f"archive lacks {sorted(missing)}")
     stream.drain()

@@ -48,8 +48,14 @@ def test_the_new_bundle_pins_the_ranker_and_keeps_the_encoder(ranker_bundle: tup
     assert {f"without_{g}" for g in ("repeat", "recency", "cycle", "hour_weekday", "content", "prior")} == set(
         basket["ablations"]
     )
-    assert manifest.build["ranker"]["data"] == {"orders": "orders.csv.gz", "products": "products.csv.gz"}
+    assert manifest.build["ranker"]["data"] == {
+        "orders": "orders.csv.gz",
+        "products": "products.csv.gz",
+        "movielens": None,
+    }
     assert load_model(out, warm_up=False).ranker is not None
+    report = (out / "report.md").read_text()
+    assert "TIFU-KNN" in report and "| repeat |" in report and f"{basket['ranker_bytes']:,} bytes" in report
 
 
 def test_eval_basket_prints_every_method(ranker_bundle: tuple[Path, Path], capsys: pytest.CaptureFixture[str]):
@@ -59,3 +65,17 @@ def test_eval_basket_prints_every_method(ranker_bundle: tuple[Path, Path], capsy
     result = json.loads(capsys.readouterr().out)
     assert set(result["methods"]) == METHODS and result["users"] + result["tuning_users"] == 24
     assert result["methods"]["p_topfreq"]["recall_new@10"] == 0.0  # own products only: never a new one
+
+
+def test_movielens_lists_hold_one_list_per_tuning_user(tiny_bundle: Path) -> None:
+    from model_store.data.paths import data_file
+    from model_store.encoders import load_encoder
+    from model_store.ranker_movielens import movielens_lists
+    from service.edge.ranker import RankerConfig
+
+    lists = movielens_lists(
+        load_encoder(tiny_bundle), data_file("movielens"), seed=0, targets_per_user=1, config=RankerConfig()
+    )
+    n_lists = int(lists.label.sum())
+    assert lists.x.shape == (n_lists * 100, len(lists.x[0])) and (lists.group < 0).all()
+    assert 100 < len(set(lists.group.tolist())) < 250  # the tuning share of 494 users, one list each

@@ -17,8 +17,9 @@ from fastapi import APIRouter, Request, Response
 from service.edge import ranker
 from service.edge.deps import serving_request
 from service.edge.hooks import EdgeEvent
-from service.edge.ranker_features import Clock, item_keys
+from service.edge.ranker_features import Clock
 from service.edge.schemas import RankRequest, RankResponse
+from service.edge.scoring import rank_scores
 from service.edge.wire import json_response
 
 router = APIRouter(prefix="/v1", tags=["rank"])
@@ -34,22 +35,20 @@ async def rank(request: Request) -> Response:
     rows = await state.embedder.embed(model, unique)
     rows = rows[[{t: i for i, t in enumerate(unique)}[t] for t in texts]] if len(unique) < len(texts) else rows
     with_prior = req.candidates[0].prior is not None  # the schema guarantees all or none
-    ts = np.array([b.ts for b in req.behaviors], dtype=np.float64)
-    kinds = [b.kind for b in req.behaviors]
-    prior = np.array([c.prior for c in req.candidates], dtype=np.float64) if with_prior else None
-    if model.ranker is not None:
-        scores = model.ranker.score(
-            rows[:n],
-            ts,
-            kinds,
-            item_keys([b.item_id for b in req.behaviors], [b.text for b in req.behaviors]),
-            rows[n:],
-            item_keys([c.item_id for c in req.candidates], [c.text for c in req.candidates]),
-            Clock(now=req.now, utc_offset_s=60.0 * req.utc_offset_min),
-            prior,
-        )
-    else:
-        scores = ranker.score(rows[:n], ts, rows[n:], state.ranker, kinds=kinds, prior=prior)
+    scores = rank_scores(
+        model.ranker,
+        state.ranker,
+        rows[:n],
+        rows[n:],
+        ts=[b.ts for b in req.behaviors],
+        kinds=[b.kind for b in req.behaviors],
+        behavior_ids=[b.item_id for b in req.behaviors],
+        behavior_texts=[b.text for b in req.behaviors],
+        candidate_ids=[c.item_id for c in req.candidates],
+        candidate_texts=[c.text for c in req.candidates],
+        clock=Clock(now=req.now, utc_offset_s=60.0 * req.utc_offset_min),
+        prior=np.array([c.prior for c in req.candidates], dtype=np.float64) if with_prior else None,
+    )
     best = ranker.top_k(scores, req.top_k)
     items = [{"id": req.candidates[i].id, "score": round(float(scores[i]), 6)} for i in best]
     event = EdgeEvent("/v1/rank", model.release_id, texts=len(rows), latency_s=time.perf_counter() - start)

@@ -38,7 +38,8 @@ def flags(parser: argparse.ArgumentParser) -> set[str]:
 def table_rows(readme: str) -> dict[str, str]:
     """First cell of each CLI table row, keyed by its command words (`eibert rollout show|set ...` -> `rollout`)."""
     rows = {}
-    for cell in re.findall(r"^\| `(eibert [^`]+)` \|", readme, flags=re.M):
+    for line in re.findall(r"^\| `eibert .*$", readme, flags=re.M):
+        cell = re.split(r"(?<!\\)\|", line)[1].strip(" `")  # the first cell (`\|` inside it is an escaped bar)
         words = [w for w in cell.split()[1:] if re.fullmatch(r"[a-z][a-z-]*", w)]
         rows[" ".join(words[:2]) if words[:1] == ["eval"] else words[0]] = cell
     return rows

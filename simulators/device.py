@@ -25,7 +25,8 @@ import numpy as np
 from service.common.ldp import METRICS, latency_bucket_of
 from service.edge.telemetry import TelemetryClient
 from simulators.failures import FailureLedger
-from simulators.personas import Catalog, Persona, relevance
+from simulators.impressions import ImpressionBuffer
+from simulators.personas import Catalog, Persona, examination, relevance
 from simulators.runtime import Behaviour, EdgeRanker, RankContext
 from simulators.summary import TelemetrySummary
 from simulators.updates import DeviceUpdater
@@ -40,7 +41,6 @@ DIURNAL = DIURNAL / DIURNAL.mean()
 MAX_SESSIONS_PER_HOUR = 3
 MAX_BEHAVIOURS = 30
 MOVIE_SHARE = 0.7  # of each candidate slate; the rest is news
-EXAMINE_DECAY = 0.8  # P(look at position i) = 1 / (1 + i) ** EXAMINE_DECAY
 
 
 class SimClock:
@@ -85,6 +85,7 @@ class FleetStats:
 
     latencies: dict[str, list[float]] = field(default_factory=lambda: {"in_process": [], "http": []})
     sessions: int = 0
+    impressions: int = 0  # items shown, each logged with its slot (clicked or not)
     clicks: int = 0
     top_clicks: int = 0
     rank_errors: int = 0
@@ -153,6 +154,7 @@ class SimDevice:
         self.slate = slate
         self.telemetry: TelemetryClient | None = None
         self.behaviours: list[Behaviour] = []
+        self.impressions = ImpressionBuffer()  # what the device showed, with slots: position-bias learning reads it
         self.edge_version: str | None = None  # release id the edge node last served this device
         self.retry_update = False
         self.pending_corrupt = False
@@ -264,11 +266,15 @@ class SimDevice:
         self.stats.sessions += 1
         self.stats.day_sessions += 1
         self.stats.day_active.add(self.device_id)
+        self.stats.impressions += len(ranked)
         for pos, item_id in enumerate(ranked):
             item = self.catalog.items[item_id]
-            if self.rng.random() >= 1.0 / (1.0 + pos) ** EXAMINE_DECAY:
+            if self.rng.random() >= examination(self.persona, pos):
+                self.impressions.add(item_id, pos, False, ts)
                 continue
-            if self.rng.random() < relevance(item, self.persona):
+            clicked = self.rng.random() < relevance(item, self.persona)
+            self.impressions.add(item_id, pos, clicked, ts)
+            if clicked:
                 self.stats.clicks += 1
                 self.stats.day_clicks += 1
                 self.behaviours.append(Behaviour(item.text, ts, "click", item_id))

@@ -28,7 +28,6 @@ next poll rather than silenced by a 304.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import logging
 import os
@@ -37,26 +36,26 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from service.common import device_client
 from service.common.contract import MODEL_FILE
 from service.common.device_api import DeviceEnrolResponse
+from service.common.device_client import ResponseRefused
 from service.common.errors import BundleError
 from service.common.manifest import Manifest
 from service.edge.accepted_bundle import accepted_on_disk, manifest_on_disk, serves
 from service.edge.metrics import EdgeMetrics
-from service.edge.schemas import UpdateStatusPublic
 from service.edge.slot import LoadedModel, ModelSlot, utc_now
 from service.edge.tasks import cancel_and_wait
 from service.edge.update_protocol import (
+    TRUST_FILE,
     FileTrustStore,
     Freshness,
     NothingOffered,
-    TrustedState,
     UpdateFailed,
     VerifiedOffer,
     admit_offer,
@@ -67,6 +66,7 @@ from service.edge.update_protocol import (
     verify_offer,
     write_signed_manifest,
 )
+from service.edge.update_status import UpdateStatus
 
 log = logging.getLogger(__name__)
 
@@ -74,46 +74,13 @@ CREDENTIALS_FILE = "device.json"
 BUNDLES_DIR = "bundles"
 INCOMING_PREFIX = ".incoming-"
 DEFAULT_MAX_METADATA_AGE_S = 2 * 24 * 3600.0
+TRUST_RECOVERY = (
+    f"restore {TRUST_FILE} from a backup of the state directory, or, having checked that the cloud's current "
+    "offer is the one this node should run, restart it once with EIBERT_EDGE_RESET_TRUST=true (--reset-trust) "
+    "to trust that offer on first use"
+)
 
 __all__ = ["CREDENTIALS_FILE", "ModelUpdater", "UpdateFailed", "UpdateStatus"]
-
-
-@dataclass
-class UpdateStatus:
-    enabled: bool
-    state: str = "idle"
-    last_check: str | None = None
-    last_success: str | None = None
-    last_error: str | None = None
-    last_error_stage: str | None = None
-    consecutive_failures: int = 0
-    offered_version: str | None = None
-    history: list[str] = field(default_factory=list)  # release ids swapped in by this updater, oldest first
-    trusted: TrustedState | None = None  # the newest accepted signed offer
-    enrolment_refused: str | None = None  # why the cloud refused to enrol this node (it then cannot update)
-    behind: bool = False  # serving something other than the accepted offer, which is not on disk to restore
-    freshness: Callable[[], Freshness] | None = None  # None: updates disabled, nothing can be stale
-
-    def public(self) -> UpdateStatusPublic:
-        fresh = self.freshness() if self.freshness is not None else None
-        stale = fresh is not None and (fresh.stale or self.behind)
-        t = self.trusted
-        return UpdateStatusPublic(
-            enabled=self.enabled,
-            # A failure says more than "stale" (its stage is shown); anything that would claim all is well does not.
-            state="stale" if stale and self.state in ("idle", "up_to_date", "updated") else self.state,
-            stale=stale,
-            metadata_age_s=round(fresh.age_s, 3) if fresh is not None else None,
-            generation=t.generation if t is not None else None,
-            metadata_issued=_iso(t.issued) if t is not None else None,
-            metadata_expires=_iso(t.expires) if t is not None else None,
-            last_check=self.last_check,
-            last_success=self.last_success,
-            last_error=self.last_error,
-            last_error_stage=self.last_error_stage,
-            consecutive_failures=self.consecutive_failures,
-            offered_version=self.offered_version,
-        )
 
 
 Loader = Callable[[Path], LoadedModel]  # blocking: verify, open, warm
@@ -140,6 +107,7 @@ class ModelUpdater:
         max_bundle_bytes: int = 64 * 1024 * 1024,
         max_metadata_age_s: float = DEFAULT_MAX_METADATA_AGE_S,
         download_timeout_s: float = 600.0,
+        reset_trust: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if keep_bundles < 2:
@@ -167,12 +135,31 @@ class ModelUpdater:
         self.bundles_dir = self.state_dir / BUNDLES_DIR
         self.bundles_dir.mkdir(parents=True, exist_ok=True)
         self._clean_incoming()
-        self.status.trusted = self.trust.load()
         metrics.update_metadata_age.set_function(lambda: self.freshness().age_s)
         metrics.update_stale.set_function(lambda: float(self.freshness().stale))
-        self.device_id, self.token, changed = self._read_credentials(device_id)
+        self.device_id, self.token, self.had_trust, changed = self._read_credentials(device_id)
+        self.trust_lost = self._load_trust()  # why this node cannot judge offers (None: it can)
+        if self.trust_lost is not None and reset_trust:
+            log.warning(
+                "%s; EIBERT_EDGE_RESET_TRUST is set: the next valid offer is trusted on first use", self.trust_lost
+            )
+            self.trust_lost, self.had_trust = None, False
+        if self.status.trusted is not None and not self.had_trust:  # a state dir from before the record existed
+            self.had_trust = changed = True
         if changed:
             self._write_credentials()  # persist a generated id at once, so a restart keeps it
+
+    def _load_trust(self) -> str | None:
+        """Load the trusted state; a message if it was lost (unreadable, or missing on a node that had trusted an
+        offer: `device.json` records that it had). Falling back to trust on first use would accept any unexpired
+        older offer, a rollback the lost file existed to refuse."""
+        try:
+            self.status.trusted = self.trust.load()
+        except UpdateFailed as exc:
+            return str(exc)
+        if self.status.trusted is None and self.had_trust:
+            return f"{TRUST_FILE} is missing, but this node had trusted a signed offer before"
+        return None
 
     def freshness(self) -> Freshness:
         return freshness(self.status.trusted, self.clock(), max_age_s=self.max_metadata_age_s, since=self.started_at)
@@ -236,6 +223,10 @@ class ModelUpdater:
         outside of) keeps the serving model and is no failure: nothing is counted in the load failures."""
         async with self._lock:
             self.status.last_check = utc_now()
+            if self.trust_lost is not None:  # nothing is polled: no offer can be judged without the trusted state
+                outcome = self._failed("trust", f"{self.trust_lost}; {TRUST_RECOVERY}")
+                self.status.state = "trust_lost"
+                return outcome
             try:
                 outcome = await self._check()
             except NothingOffered as exc:
@@ -253,6 +244,8 @@ class ModelUpdater:
             except Exception as exc:  # a bug must not kill the background loop: report it and poll again later
                 log.exception("model update check crashed")
                 return self._failed("internal", f"{type(exc).__name__}: {exc}")
+            if outcome == "not_modified" and self.status.trusted is None:  # a 304 cannot vouch for anything
+                return self._failed("poll", "HTTP 304 to a node that holds no trusted offer")
             if outcome in ("updated", "up_to_date") or (
                 outcome == "not_modified" and self.status.state in ("idle", "failed")
             ):
@@ -265,6 +258,9 @@ class ModelUpdater:
 
     def _failed(self, stage: str, message: str) -> str:
         serving = self.slot.current.release_id if self.slot.current else None
+        # GET /v1/model shows the message: name bundle directories, not where this host keeps them.
+        for folder in {str(self.bundles_dir.resolve()), str(self.bundles_dir)}:
+            message = message.replace(folder + os.sep, "")
         log.warning("model update failed at %s: %s (still serving %s)", stage, message, serving)
         self.status.state = "enrolment_refused" if self.status.enrolment_refused else "failed"
         self.status.last_error = message
@@ -285,6 +281,9 @@ class ModelUpdater:
         if trusted != self.status.trusted:
             self.trust.save(trusted)  # before any download: a replay of an older offer is refused from now on
             self.status.trusted = trusted
+            if not self.had_trust:  # from now on a missing trust file is a loss, not a first start
+                self.had_trust = True
+                self._write_credentials()
         manifest = offer.manifest
         current = self.slot.current
         if current is not None and _same_bundle(current, manifest):
@@ -320,11 +319,12 @@ class ModelUpdater:
         if self.token is not None:
             return self.token
         credential = self.enrolment_token
-        headers = {} if credential is None else {"Authorization": f"Bearer {credential}"}
         try:
-            resp = await self.client.post("/v1/devices", json={"device_id": self.device_id}, headers=headers)
+            resp = await device_client.enrol(self.client, self.device_id, credential)
         except httpx.HTTPError as exc:
             raise UpdateFailed("enrol", f"cannot reach the cloud to enrol: {exc}") from exc
+        except ResponseRefused as exc:
+            raise UpdateFailed("enrol", f"enrolment answer refused: {exc}") from exc
         refused = None
         if resp.status_code == 409:
             refused = (
@@ -334,7 +334,7 @@ class ModelUpdater:
         elif resp.status_code in (401, 403) and credential is None:
             refused = (
                 f"enrolment refused (HTTP {resp.status_code}): set EIBERT_EDGE_ENROLMENT_TOKEN or "
-                "EIBERT_EDGE_ENROLMENT_TOKEN_FILE to an enrolment token from the operator (eibert token create)"
+                "EIBERT_EDGE_ENROLMENT_TOKEN_FILE to an enrolment token from the operator"
             )
         elif resp.status_code not in (200, 201):
             refused = f"enrolment refused: HTTP {resp.status_code} {resp.text[:200]}"
@@ -401,8 +401,9 @@ class ModelUpdater:
         for f in (self.state_dir / "tmp").glob("bundle-*"):  # archives of versions before content addressing
             f.unlink(missing_ok=True)
 
-    def _read_credentials(self, configured_id: str | None) -> tuple[str, str | None, bool]:
-        """(device id, token or None, whether the file must be rewritten); a token of another id is dropped."""
+    def _read_credentials(self, configured_id: str | None) -> tuple[str, str | None, bool, bool]:
+        """(device id, token or None, whether it had trusted an offer, whether the file must be rewritten); a token
+        of another id is dropped."""
         path = self.state_dir / CREDENTIALS_FILE
         stored: dict = {}
         if path.is_file():
@@ -412,12 +413,13 @@ class ModelUpdater:
                 log.warning("ignoring unreadable %s: %s", path, exc)
         device_id = configured_id or stored.get("device_id") or f"edge-{uuid.uuid4().hex[:20]}"
         same = stored.get("device_id") == device_id
-        return device_id, stored.get("token") if same else None, not same
+        return device_id, stored.get("token") if same else None, stored.get("had_trust") is True, not same
 
     def _write_credentials(self) -> None:
         path = self.state_dir / CREDENTIALS_FILE
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"device_id": self.device_id, "token": self.token}), encoding="utf-8")
+        record = {"device_id": self.device_id, "token": self.token, "had_trust": self.had_trust}
+        tmp.write_text(json.dumps(record), encoding="utf-8")
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
 
@@ -425,7 +427,3 @@ class ModelUpdater:
 def _same_bundle(model: LoadedModel, manifest: Manifest) -> bool:
     """The offered manifest describes exactly the serving bundle's files (same release id, same hashes)."""
     return model.release_id == manifest.release_id and model.manifest.files == manifest.files
-
-
-def _iso(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")

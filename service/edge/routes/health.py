@@ -38,6 +38,8 @@ async def readyz(state: StateDep) -> JSONResponse:
             "status": "ready",
             "model_version": model.release_id,
             "update_stale": update.stale,
+            "update_state": update.state,  # `trust_lost`: the node refuses every offer until an operator recovers it
+            "update_error": update.last_error,
             "update_metadata_age_s": update.metadata_age_s,
         }
     )

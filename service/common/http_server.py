@@ -62,7 +62,13 @@ class DeadlineProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
         if self._deadline is None and self._between_requests():
             self._start()  # the first byte of the next request on this connection
         if self._in_headers():
-            self._header_bytes += len(data)
+            # Only the bytes up to the blank line that ends the headers: a client may send its headers and the
+            # start of a large body in one write (an upload's first read is often hundreds of KiB), and those
+            # body bytes are the request deadline's business, not the header limit's.
+            seen = self._tail + data
+            end = seen.find(b"\r\n\r\n")
+            self._header_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+            self._tail = seen[-3:]
             if self._header_bytes > self.limits.max_header_bytes:
                 self._close(HEADERS_431, f"headers longer than {self.limits.max_header_bytes} bytes")
                 return
@@ -87,6 +93,7 @@ class DeadlineProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
         self._started = loop.time()
         self._before = self.cycle  # replaced by a new cycle once this request's headers are complete
         self._header_bytes = 0
+        self._tail = b""  # the last bytes seen, so a header terminator split across two reads is still found
         self._cancel()
         self._deadline = loop.call_at(self._started + self.limits.header_timeout_s, self._expired)
 

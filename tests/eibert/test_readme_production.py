@@ -35,7 +35,7 @@ STEPS = {  # what a newcomer needs, in this order (issue 25)
     "token file": r"token_urlsafe.*> \S*admin-token",
     "cloud": r"EIBERT_ADMIN_TOKEN_FILE=.*eibert cloud --store redis://",
     "publish": r"^eibert publish --bundle ",
-    "enrolment token": r"--enrolment-token \S+:\d+",
+    "enrolment token": r"--enrolment-token \S+:\d+|^\(?umask 077 && eibert enrolment-tokens issue --max-devices \d+",
     "edge": r"^eibert edge --bundle \S+ --cloud .*--enrolment-token-file ",
     "rollout": r"^eibert rollout set \S+ 10 ",
     "rollback": r"^eibert rollout rollback ",

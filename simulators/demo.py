@@ -10,7 +10,8 @@ weeks of naive vs position-corrected learners, `simulators.position_experiment`)
 0 only if every check held.
 
 The fleet starts on the previous bundle (`model_store.shipped.PREVIOUS_BUNDLE`) and the rollout moves it to the
-shipped one (`SHIPPED_BUNDLE`): real new weights, a distinct, signed, immutable version.
+shipped one (`SHIPPED_BUNDLE`): the same encoder with the learned ranker instead of the content ranker, a distinct,
+signed, immutable version, so the A/B readout shows what the new ranker does to the simulated fleet's clicks.
 Logs of the two processes and the JSON summary are kept under `<--cache>/demo/`.
 """
 

@@ -30,6 +30,7 @@ import yaml
 
 from loadtests.stack import ServerProcess, free_port, http_ok, redis_process
 from model_store.data.paths import DATA_ENV, data_root
+from model_store.shipped import SHIPPED_BUNDLE
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -160,4 +161,4 @@ def test_up_prints_released_estimates_a_completed_rollout_and_the_ab_readout(sto
     assert clock["advanceable"] is True
     for edge in ("edge-1", "edge-2"):
         info = httpx.get(f"http://127.0.0.1:{stack.ports[edge]}/v1/model", timeout=30).json()
-        assert info["version"] == "eibert-0.4.0", info
+        assert info["version"] == SHIPPED_BUNDLE.name, info  # the release id of the bundle rolled out

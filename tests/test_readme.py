@@ -70,7 +70,7 @@ def test_the_readme_examples_are_what_the_shipped_bundle_answers(shipped_edge: T
 
 
 VERSION = SHIPPED_BUNDLE.name  # what the README's answers must name: the release id, e.g. "eibert-0.4.0"
-FIRST_SCORE = re.search(r'"score":[0-9.]+', example("rank")[1]).group(0)
+FIRST_SCORE = re.search(r'"score":-?[0-9.]+', example("rank")[1]).group(0)
 
 
 @pytest.mark.parametrize(

@@ -147,6 +147,8 @@ def test_the_readme_production_block_runs_command_by_command(shell: Shell, tmp_p
     order = [next(i for i, c in enumerate(steps) if re.search(step, c)) for step in STEPS.values()]
     assert order == sorted(order), f"steps out of order: {dict(zip(STEPS, order, strict=True))}"
 
+    released = [m.group(1) for c in steps if (m := re.match(r"eibert rollout set (\S+) 100\b", c))]
+    assert len(released) == 2, "the block releases a first version and then a second one"
     cloud_log = edge_log = tmp_path / "none"
     edge = httpx.Client(base_url=edge_url, timeout=5)
     served: list[str] = []
@@ -178,17 +180,17 @@ def test_the_readme_production_block_runs_command_by_command(shell: Shell, tmp_p
                 wait_for("the edge to roll back", lambda b=before: model()["version"] != b, [edge_log, cloud_log])
                 served.append(model()["version"])
             if "eibert rollout show" in cmd:
-                assert '"stable": "eibert-0.4.0"' in out, out
+                assert f'"stable": "{released[-1]}"' in out, out
 
-    assert served == ["eibert-0.3.0", "eibert-0.4.0", "eibert-0.3.0"], served
+    assert served == [released[0], released[-1], released[0]], served  # start, rollout, rollback
     info = model()
     assert info["update"]["last_error"] is None and not info["update"]["stale"], info["update"]
     assert info["update"]["metadata_age_s"] < 60, "a fresh offer must not read as hours old"
     assert edge.get("/readyz").status_code == 200
     text = edge_log.read_text()
-    assert "enrolled as device" in text and "swapped model eibert-0.3.0 -> eibert-0.4.0" in text, text[-3000:]
+    assert "enrolled as device" in text and f"swapped model {released[0]} -> {released[-1]}" in text, text[-3000:]
     encoded = edge.post("/v1/encode", json={"texts": ["Toy Story (1995)"]}).json()
-    assert encoded["model_version"] == "eibert-0.3.0"  # the release id, as the cloud names it
+    assert encoded["model_version"] == released[0]  # the release id, as the cloud names it
 
 
 README_BLOCK = production_block(README.read_text(encoding="utf-8"))

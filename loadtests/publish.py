@@ -1,11 +1,12 @@
-"""`python -m loadtests.publish --bundle DIR --cloud URL [--percent N]`: upload a bundle, then roll it out.
+"""`python -m loadtests.publish [--bundle DIR] --cloud URL [--percent N]`: upload a bundle, then roll it out.
 
 `eibert publish` only registers a version; a load test (and the docker compose stack) also needs devices to be
 assigned one, so this sets the rollout after the upload (both through `service.common.cloud_admin`). The admin
 token comes from `EIBERT_ADMIN_TOKEN`, or from the file named by `--admin-token-file` (the compose stack generates one).
 With `--enrolment-token PATH:MAX_DEVICES` (repeatable) it also issues operator enrolment tokens, each written
-0600 to PATH, for the stack's devices (edge nodes, the simulator, locust) to enrol with.
-Prints one JSON line: the published version and the rollout state.
+0600 to PATH, for the stack's devices (edge nodes, the simulator, locust) to enrol with; without `--bundle` it
+only issues those tokens (what the README's production path uses until `eibert` has a verb for it).
+Prints one JSON line: the published version and the rollout state, and the token files written.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def write_secret(path: Path, text: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m loadtests.publish", description=__doc__.splitlines()[0])
-    p.add_argument("--bundle", required=True)
+    p.add_argument("--bundle", help="bundle to publish and roll out (omit to only issue enrolment tokens)")
     p.add_argument("--cloud", required=True)
     p.add_argument("--percent", type=int, default=100, choices=range(0, 101), metavar="0-100")
     p.add_argument("--admin-token-file", help="file holding the admin token when EIBERT_ADMIN_TOKEN is unset")
@@ -78,11 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.wait:
         wait_ready(args.cloud.rstrip("/"), args.wait)
     token = admin_token(args.admin_token_file)
+    if args.bundle is None and not args.enrolment_token:
+        raise SystemExit("publish: give --bundle, --enrolment-token PATH:MAX_DEVICES, or both")
+    result: dict = {}
     try:
         with CloudAdmin(args.cloud, token) as admin:
-            result = admin.publish_and_roll_out(Path(args.bundle), args.percent)
+            if args.bundle is not None:
+                result = admin.publish_and_roll_out(Path(args.bundle), args.percent)
             for path, max_devices in args.enrolment_token:
                 write_secret(path, admin.issue_enrolment_token(max_devices, label=path.name))
+        if args.enrolment_token:
+            result["enrolment_token_files"] = [str(path) for path, _ in args.enrolment_token]
     except (EibertError, httpx.HTTPError) as exc:
         sys.stderr.write(f"publish: error: {exc}\n")
         return 1

@@ -138,7 +138,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         admin_token=admin_token_from_env() or None,
         enrolment_token=_read_secret(args.enrolment_token_file),
     )
-    summary = asyncio.run(Fleet(config, timeline=_out).run())
+    events = []
+    if args.rollout_bundle:
+        from simulators.rollout_plan import rollout_events
+
+        if config.admin_token is None:
+            raise ValueError("--rollout-bundle publishes and rolls out: set EIBERT_ADMIN_TOKEN")
+        events = rollout_events(config.cloud_url, config.admin_token, Path(args.rollout_bundle), config.days)
+    summary = asyncio.run(Fleet(config, events=events, timeline=_out).run())
     _out(render(summary))
     write_summary(summary, args.summary_json)
     return 0 if all(summary.checks.values()) else 1

@@ -40,6 +40,7 @@ from simulators.cli_args import DEMO_DEVICES, DEMO_POSITION_USERS
 from simulators.faults import FaultSpec
 from simulators.fleet import Fleet, FleetConfig, ScheduledEvent
 from simulators.position_experiment import PositionBiasConfig, run_position_bias
+from simulators.rollout_plan import CANARY_PERCENT, rollout_hours
 from simulators.summary import EdgeNodeSummary, FleetSummary, render, write_summary
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class Scenario:
 
     async def publish_next_and_canary(self) -> str:
         version = await self._publish(self.next_bundle)
-        return f"published {version}; " + await self.rollout(version, 10)
+        return f"published {version}; " + await self.rollout(version, CANARY_PERCENT)
 
     async def restart_cloud(self) -> str:
         """Stop the cloud now and bring it back in the background, so devices meet the outage."""
@@ -150,9 +151,7 @@ class Scenario:
         self.edge_url = self.edge.url
         _say(f"edge node ready at {self.edge_url}")
 
-        hours = self.args.days * 24
-        canary_at = max(2, int(hours * 0.3))
-        full_at = max(canary_at + 4, int(hours * 0.6))
+        canary_at, full_at = rollout_hours(self.args.days)
         config = FleetConfig(
             cloud_url=self.cloud_url,
             bundle=PREVIOUS_BUNDLE,
@@ -180,7 +179,7 @@ class Scenario:
 
     async def _edge_after_rollout(self, fleet: Fleet) -> EdgeNodeSummary:
         deadline = time.monotonic() + EDGE_SWITCH_TIMEOUT_S
-        want = read_manifest(self.next_bundle).version
+        want = self.next_version
         async with httpx.AsyncClient(timeout=5.0) as client:
             while True:
                 status = await fleet.edge_status(client, self.edge_url)
@@ -201,7 +200,7 @@ class Scenario:
             demo_checks(
                 summary,
                 next_version=self.next_version,
-                edge_want=read_manifest(self.next_bundle).version,
+                edge_want=self.next_version,
                 restarts=len(self.restarts),
                 narrow=NARROW_INTERVAL if self.args.devices >= DEMO_DEVICES else None,
             )

@@ -22,8 +22,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from service.common import device_client
-from service.common.device_client import ResponseRefused
 from service.common.ldp import METRICS, latency_bucket_of
 from service.edge.telemetry import TelemetryClient
 from simulators.failures import FailureLedger
@@ -110,30 +108,6 @@ class FleetStats:
     lock: threading.Lock = field(default_factory=threading.Lock)  # for the counters worker threads update
 
 
-class VersionNames:
-    """Manifest version (what an edge node reports) -> the cloud's registered name, from GET /v1/models."""
-
-    def __init__(self) -> None:
-        self.by_manifest: dict[str, str] = {}
-
-    async def refresh(self, client: httpx.AsyncClient) -> None:
-        try:
-            resp = await device_client.arequest(
-                client, "GET", "/v1/models", cap=device_client.LISTING_MAX_BYTES, params={"limit": 100}
-            )
-        except (httpx.HTTPError, ResponseRefused) as exc:
-            log.info("could not refresh version names: %s", exc)
-            return
-        if resp.status_code != 200:
-            log.info("could not refresh version names: HTTP %d", resp.status_code)
-            return
-        for item in resp.json()["data"]:
-            self.by_manifest.setdefault(str(item["manifest"]["version"]), item["version"])
-
-    def resolve(self, manifest_version: str | None) -> str | None:
-        return None if manifest_version is None else self.by_manifest.get(manifest_version)
-
-
 _CORRUPT_STAGES = frozenset({"sha256", "unpack", "manifest"})
 
 
@@ -154,7 +128,6 @@ class SimDevice:
         updater: DeviceUpdater,
         follows_rollout: bool,
         edge: EdgeRanker | None,
-        versions: VersionNames,
         telemetry_http: httpx.Client,
         outbox: Path,
         rng: np.random.Generator,
@@ -171,7 +144,6 @@ class SimDevice:
         self.updater = updater
         self.follows_rollout = follows_rollout
         self.edge = edge
-        self.versions = versions
         self.telemetry_http = telemetry_http
         self.outbox = outbox
         self.rng = rng
@@ -183,7 +155,7 @@ class SimDevice:
         self.telemetry: TelemetryClient | None = None
         self.behaviors: list[Behavior] = []
         self.impressions = ImpressionBuffer()  # what the device showed, with slots: position-bias learning reads it
-        self.edge_version: str | None = None  # manifest version the edge node last served this device
+        self.edge_version: str | None = None  # release id the edge node last served this device
         self.retry_update = False
         self.pending_corrupt = False
         self.spent: dict[str, float] = {}  # day -> epsilon spent (from the outbox's ledger)
@@ -195,10 +167,10 @@ class SimDevice:
 
     @property
     def version(self) -> str | None:
-        """The cloud name of the version this device uses now."""
+        """The release id of the model this device uses now (an edge node's answers name it as the cloud does)."""
         if self.edge is None:
             return self.updater.model.version
-        return self.versions.resolve(self.edge_version)
+        return self.edge_version
 
     def seed_history(self, start: float) -> None:
         """The persona's history as behaviors in the days before the simulation starts."""

@@ -174,7 +174,7 @@ class EdgeRanker:
         top_k: int,
         context: RankContext | None = None,
     ) -> tuple[list[str], str, float]:
-        """(ids best first, the manifest version the node served, latency in ms)."""
+        """(ids best first, the release id the node served, latency in ms)."""
         url = self.urls[self._next % len(self.urls)]
         self._next += 1
         texts = fit_texts([b.text for b in behaviors] + [t for _, t in candidates])

@@ -61,6 +61,11 @@ def create_app(settings: Settings) -> FastAPI:
                 clock=CloudClock(store, advanceable=settings.dev_mode),
             )
             log.info("cloud ready: store %s (%s)", url.split("@")[-1], await store.durability())
+            if settings.dev_mode:  # a demo's compressed days must never be mistaken for production's
+                log.warning(
+                    "DEV MODE: an admin may advance this cloud's day (POST /v1/clock; GET /v1/clock says "
+                    "advanceable), so simulated days pass in seconds; never run production like this"
+                )
             yield
         finally:
             await store.close()

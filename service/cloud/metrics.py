@@ -11,7 +11,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from service.cloud.rollout import RolloutState
-from service.cloud.schemas import FleetMetricPublic
+from service.cloud.schemas import ABReadoutPublic, FleetMetricPublic
 
 
 class CloudMetrics:
@@ -46,6 +46,15 @@ class CloudMetrics:
         self.fleet_groups = Gauge(
             "eibert_cloud_fleet_groups", "Released fleet metric groups (status=released)", ["status"], registry=r
         )
+        # GET /v1/fleet/metrics's `ab`, for dashboards: each side's pooled estimate (side baseline | candidate,
+        # model_version its release id) and the difference with its 95% CI (side difference, bound estimate |
+        # low | high, model_version "<candidate> - <baseline>")
+        self.ab = Gauge(
+            "eibert_cloud_ab_readout",
+            "The rollout's A/B readout over released groups (service/cloud/ab_readout.py)",
+            ["metric", "category", "side", "model_version", "bound"],
+            registry=r,
+        )
 
     def observe_request(self, route: str, method: str, status: str, seconds: float) -> None:
         """What `service.common.request_metrics.RequestMetrics` reports of every HTTP request."""
@@ -70,3 +79,17 @@ class CloudMetrics:
                 for bound, value in (("estimate", e.estimate), ("low", e.ci_low), ("high", e.ci_high)):
                     self.estimate.labels(item.metric, item.model_version, item.day, e.category, bound).set(value)
         self.fleet_groups.labels("released").set(len(released))
+
+    def set_ab(self, readout: ABReadoutPublic | None) -> None:
+        self.ab.clear()
+        if readout is None:
+            return
+        for row in readout.rows:
+            for side, value in (("baseline", row.baseline), ("candidate", row.candidate)):
+                if value is not None:
+                    self.ab.labels(row.metric, row.category, side, value.version, "estimate").set(value.estimate)
+            if row.difference is None or row.ci_low is None or row.ci_high is None:
+                continue
+            pair = f"{readout.candidate} - {readout.baseline}"
+            for bound, value in (("estimate", row.difference), ("low", row.ci_low), ("high", row.ci_high)):
+                self.ab.labels(row.metric, row.category, "difference", pair, bound).set(value)

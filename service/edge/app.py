@@ -24,6 +24,7 @@ from service.edge.hooks import TelemetryHook
 from service.edge.lean import LeanRoutes
 from service.edge.lifecycle import EdgeLifecycle
 from service.edge.metrics import EdgeMetrics
+from service.edge.openai_errors import OpenAIErrors, install_openai_refusals
 from service.edge.route_docs import document_edge
 from service.edge.routes import embeddings, encode, health, model, rank
 from service.edge.slot import LoadedModel, ModelSlot, load_model
@@ -73,7 +74,7 @@ def create_app(
     )
 
     def on_swap(new: LoadedModel, old: LoadedModel | None) -> None:
-        metrics.set_model(new.version, new.manifest.name, new.encoder.model_sha256)
+        metrics.set_model(new.release_id, new.manifest.name, new.encoder.model_sha256)
         if old is not None and old.key != new.key:
             cache.drop_model(old.key)
 
@@ -93,6 +94,7 @@ def create_app(
     app = FastAPI(title="eibert edge node", version="1", lifespan=lifespan)
     app.state.edge = state
     install_error_handlers(app)
+    install_openai_refusals(app)
     for router in (encode.router, embeddings.router, rank.router, model.router, health.router):
         app.include_router(router)
     document_edge(app)  # every status a route can answer, in the shared error shape
@@ -100,5 +102,6 @@ def create_app(
     # the request metrics, which still bound and time them)
     app.add_middleware(LeanRoutes, fastapi_app=app, routes=[encode.LEAN, embeddings.LEAN])
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(OpenAIErrors)  # outside the body limit: /v1/embeddings answers every error OpenAI's way
     app.add_middleware(RequestMetrics, observe=metrics.observe_request)  # added last = outermost: times everything
     return app

@@ -63,6 +63,7 @@ class EdgeLifecycle:
         client = self._cloud()
         if client is not None:
             self.state.updater = self._updater(client)
+            await self.state.updater.resume()  # the newest signed bundle accepted before a restart, not the factory one
             self.state.updater.start()
         self.hook = self.telemetry
         if self.hook is None and self.state.updater is not None and self.settings.telemetry:
@@ -70,7 +71,7 @@ class EdgeLifecycle:
         if self.hook is not None:
             await self.hook.start()
         batching = "on" if self.state.batcher else "off"
-        log.info("edge node ready: model %s, batching %s", first.version, batching)
+        log.info("edge node ready: model %s, batching %s", first.release_id, batching)
         self.state.serving = True
 
     async def stop(self) -> None:

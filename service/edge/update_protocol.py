@@ -63,6 +63,11 @@ class UpdateFailed(Exception):
         self.stage = stage
 
 
+class NothingOffered(UpdateFailed):
+    """The cloud answered 404: no version is released yet, or only a canary this device is outside of. The
+    device keeps what it runs; the edge node does not count it as a failure (see `ModelUpdater.check_once`)."""
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -163,6 +168,8 @@ async def poll_offer(
         if not etag:
             raise UpdateFailed("poll", "HTTP 304 to a poll that sent no If-None-Match: there is nothing it can confirm")
         return None, etag
+    if resp.status_code == 404:  # the cloud offers this device nothing (yet): not a failure of the node
+        raise NothingOffered("poll", f"the cloud offers this device no model yet: {resp.text[:200]}")
     if resp.status_code != 200:
         hint = " (device token refused)" if resp.status_code in (401, 403) else ""
         raise UpdateFailed("poll", f"HTTP {resp.status_code}{hint}: {resp.text[:200]}")

@@ -103,7 +103,7 @@ async def device_model(device_id: str, request: Request) -> Response:
     record = await ctx.registry.get(version)
     if record is None:  # pragma: no cover - rollout only ever names registered versions
         raise StoreError(f"rollout names {version}, which is not registered")
-    body, etag = ctx.registry.device_body(record, state.generation)
+    body, etag = ctx.registry.device_body(record, state.generation, since=state.updated_at)
     headers = {"etag": etag, "cache-control": "no-cache"}
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)  # this body was served before, and recorded then

@@ -30,7 +30,7 @@ async def encode_json(state: EdgeState, body: bytes, content_type: str | None) -
     latency = time.perf_counter() - start
     state.observe(EdgeEvent("/v1/encode", model.release_id, texts=len(req.texts), latency_s=latency))
     return json_bytes(
-        {"model_version": model.version, "dim": model.dim, "embeddings": rows_as(rows, req.encoding_format)}
+        {"model_version": model.release_id, "dim": model.dim, "embeddings": rows_as(rows, req.encoding_format)}
     )
 
 

@@ -64,7 +64,8 @@ def test_lean_answers_keep_the_metrics_label_and_the_error_shapes(client: TestCl
     big = client.post("/v1/encode", json={"texts": ["x" * 5000]})
     assert big.status_code == 413  # the body limit outside the lean layer still holds
     wrong_model = client.post("/v1/embeddings", json={"input": "x", "model": "someone-else"})
-    assert wrong_model.status_code == 404 and "is not served here" in wrong_model.json()["message"]
+    error = wrong_model.json()["error"]  # OpenAI's shape on the OpenAI route, from the lean path too
+    assert wrong_model.status_code == 404 and "is not served here" in error["message"] and error["param"] == "model"
 
 
 def test_the_lean_paths_stay_in_the_openapi_document(client: TestClient) -> None:

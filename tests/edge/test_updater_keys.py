@@ -117,7 +117,9 @@ async def test_an_offer_of_another_deployment_is_refused_even_with_the_right_key
         up = node(c, tiny_bundle, tmp_path / "edge")
         assert await up.check_once() == "failed"
         assert up.status.last_error_stage == "deployment", up.status.last_error
-        assert up.slot.current is not None and up.slot.current.version == "0.0.1"  # the tiny bundle still serves
+        assert (
+            up.slot.current is not None and up.slot.current.release_id == "tiny-0.0.1"
+        )  # the tiny bundle still serves
         staged = node(c, tiny_bundle, tmp_path / "staging-edge", deployment="staging")
         staged.device_id = "edge-2"
         assert await staged.check_once() == "updated"

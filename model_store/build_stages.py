@@ -23,7 +23,7 @@ from model_store.build_config import BuildConfig, PruneConfig
 from model_store.build_variants import Variant
 from model_store.corpus import text_key
 from model_store.data import data_file, load_glue, load_sts
-from model_store.distill import TrainData, load_student, train, write_history
+from model_store.distill import CKPT, TrainData, load_student, schedule_record, train, write_history
 from model_store.stage_cache import StageDir, input_hash
 from model_store.student import Student, teacher_static_vectors
 from model_store.targets import IMPORTANCE_FILE, TARGETS_FILE, compute_targets
@@ -173,7 +173,7 @@ class Stages:
         history = train(student, data, v.distill, st.path, desc=f"distill {v.name}", device=self.device)
         write_history(history, st.path / "history.json")
         seconds = time.perf_counter() - t0
-        st.finish({"train_seconds": round(seconds, 1), **init_info})
+        st.finish({"train_seconds": round(seconds, 1), **schedule_record(st.path / CKPT), **init_info})
         add_time(self.timings, f"train:{v.name}", t0)
         return st, student, st.summary()
 

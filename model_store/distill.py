@@ -26,6 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from model_store.build_config import DistillConfig, StudentConfig
+from model_store.early_stop import EarlyStop
 from model_store.student import Student
 
 CKPT = "ckpt.pt"
@@ -123,7 +124,8 @@ def train(
     desc: str = "distill",
     device: str = "cpu",
 ) -> list[dict[str, float]]:
-    """Train in place on `device`; resumes from `run_dir/ckpt.pt`; returns the logged history."""
+    """Train in place on `device`; resumes from `run_dir/ckpt.pt`; returns the logged history. With
+    `cfg.patience`, stops early when the held-out cosine stops rising and keeps the best weights (`early_stop`)."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
@@ -138,6 +140,7 @@ def train(
     history: list[dict[str, float]] = []
     step = 0
     ckpt_path = run_dir / CKPT
+    stopper = EarlyStop(cfg.patience, cfg.min_delta, run_dir)
     if ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, weights_only=False, map_location="cpu")  # the RNG state must stay a CPU tensor
         student.load_state_dict(ckpt["model"])
@@ -147,11 +150,12 @@ def train(
         step, history = ckpt["step"], ckpt["history"]
         rng.setstate(ckpt["rng"])
         torch.set_rng_state(ckpt["torch_rng"])
+        stopper.load(ckpt.get("early_stop"))
     lengths = [len(x) for x in data.ids]
     batches: list[list[int]] = []
     student.train()
     bar = tqdm(total=cfg.steps, initial=step, desc=desc, unit="step")
-    while step < cfg.steps:
+    while step < cfg.steps and not stopper.stopped:
         if not batches:
             batches = length_batches(lengths, cfg.batch_size, rng)
         idx = batches.pop()
@@ -232,16 +236,19 @@ def train(
         if step % 20 == 0 or step == cfg.steps:
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 log["heldout_cos"] = heldout_cosine(student, data, device=device)
+                stopper.update(step, log["heldout_cos"], student)
             history.append(log)
             bar.set_postfix(cos=f"{log['cos']:.4f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            _save(ckpt_path, student, teacher_top, opt, opt_t, step, history, rng, cfg)
+            _save(ckpt_path, student, teacher_top, opt, opt_t, step, history, rng, cfg, stopper)
     bar.close()
+    if stopper.restore_best(student):  # the checkpoint is what the build loads: it holds the kept weights
+        _save(ckpt_path, student, teacher_top, opt, opt_t, step, history, rng, cfg, stopper)
     student.to("cpu").eval()  # export and evaluation run on the CPU, as devices do
     return history
 
 
-def _save(path: Path, student, teacher_top, opt, opt_t, step, history, rng, cfg: DistillConfig) -> None:
+def _save(path: Path, student, teacher_top, opt, opt_t, step, history, rng, cfg: DistillConfig, stopper) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(
         {
@@ -255,10 +262,18 @@ def _save(path: Path, student, teacher_top, opt, opt_t, step, history, rng, cfg:
             "rng": rng.getstate(),
             "torch_rng": torch.get_rng_state(),
             "config": cfg.model_dump(),
+            "early_stop": stopper.to_dict(),
         },
         tmp,
     )
     tmp.replace(path)
+
+
+def schedule_record(path: Path) -> dict:
+    """A finished run's schedule as the manifest records it: steps trained, and the early stop's best step and
+    where it stopped (from the checkpoint, so a resumed run reports the whole run)."""
+    ckpt = torch.load(path, weights_only=False, map_location="cpu")
+    return {"steps_run": ckpt["step"], "early_stop": ckpt.get("early_stop") or {}}
 
 
 def load_student(path: Path) -> Student:

@@ -139,7 +139,7 @@ def test_one_class_or_missing_files_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="both classes"):
         load_task(root, TASKS["CoLA"], limit=1)
     (root / "RTE" / "dev.tsv.gz").unlink()
-    with pytest.raises(FileNotFoundError, match="RTE/dev.tsv.gz"):
+    with pytest.raises(FileNotFoundError, match=r"RTE/dev\.tsv\.gz"):
         load_task(root, TASKS["RTE"])
 
 

@@ -8,7 +8,6 @@ run that is resumed (or a killed one) ends with the same student.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -23,7 +22,7 @@ class EarlyStopState(BaseModel):
     patience: int  # held-out checks without a rise of at least `min_delta` before stopping (0 = never)
     min_delta: float
     best_step: int = 0
-    best_heldout_cos: float = -math.inf
+    best_heldout_cos: float | None = None  # None until the first check (and always, when inactive)
     checks_since_best: int = 0
     stopped_at: int | None = None  # the step training stopped at; None = it ran every configured step
 
@@ -51,7 +50,7 @@ class EarlyStop:
         if not self.active:
             return False
         s = self.state
-        if heldout_cos >= s.best_heldout_cos + s.min_delta:
+        if s.best_heldout_cos is None or heldout_cos >= s.best_heldout_cos + s.min_delta:
             s.best_step, s.best_heldout_cos, s.checks_since_best = step, heldout_cos, 0
             tmp = self.best_path.with_suffix(".tmp")
             torch.save(model.state_dict(), tmp)

@@ -106,6 +106,8 @@ def test_manifest_records_every_stage(quick_build) -> None:
     assert all(a["glue"]["rows"] == g["teacher"]["rows"] for a in m["ablations"].values())
     # Each variant's schedule: the quick preset's 40 steps, no early stop in this config.
     assert all(a["steps_run"] == 40 and a["early_stop"]["stopped_at"] is None for a in m["ablations"].values())
+    # Strict JSON: no NaN or Infinity anywhere (a schedule's "no best yet" once wrote -Infinity).
+    json.loads((out / "manifest.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in manifest.json"))
     # Ablations were trained at the byte budget of the shipped student.
     shipped = m["ablations"]["shipped"]["est_int8_bytes"]
     for name in ("static", "no_pruning", "recurrence", "bottleneck"):

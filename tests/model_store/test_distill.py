@@ -145,6 +145,7 @@ def test_without_patience_every_step_runs(tmp_path) -> None:
     train(_toy_student(), _toy_data(), _stopping_cfg(steps=60), tmp_path, desc="toy")
     record = schedule_record(tmp_path / "ckpt.pt")
     assert record["steps_run"] == 60 and record["early_stop"]["stopped_at"] is None
+    assert record["early_stop"]["best_heldout_cos"] is None  # JSON has no -inf: manifests must stay parseable
     assert not (tmp_path / "best.pt").exists()
 
 

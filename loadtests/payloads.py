@@ -22,7 +22,7 @@ N_CANDIDATES = 100
 BEHAVIORS = (20, 50)  # behaviours per /v1/rank request, inclusive
 ENCODE_TEXTS = (1, 4)  # texts per /v1/encode request, inclusive
 TOP_K = 10
-BEHAVIOR_KINDS = ("view", "view", "view", "click", "like")
+BEHAVIOR_KINDS = ("view", "view", "view", "click", "purchase")
 REPORTS_PER_METRIC = 8  # per telemetry batch: 24 reports of one device and day
 REPORT_EPSILON = 0.04  # 24 x 0.04 = 0.96, within the cloud's default daily budget of 1.0
 DAILY_BUDGET = 1.0

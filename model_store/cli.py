@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from model_store.ranker_cli import add_eval_basket_parser, add_ranker_parser
 from service.common.errors import EibertError
 
 DEFAULT_CACHE = Path(".cache")
@@ -132,5 +133,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rank.add_argument("--movies", required=True)
     rank.add_argument("--ratings", required=True)
     rank.add_argument("--tags")
+    rank.add_argument("--ranker", help="a ranker.json to evaluate too (default: the bundle's own, if any)")
     rank.add_argument("--threads", type=int, default=None, help="inference threads (default: library default)")
     rank.set_defaults(func=cmd_eval_rank)
+    add_eval_basket_parser(esub)
+    add_ranker_parser(sub)

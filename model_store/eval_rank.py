@@ -33,7 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from model_store.data.movielens import Rating, item_texts, load_movies, load_ratings, load_tags
 from model_store.encoders import Encoder
+from service.edge.learned_ranker import LearnedRanker, load_learned
 from service.edge.ranker import RankerConfig, score
+from service.edge.ranker_features import Clock
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +64,10 @@ class RankEvalResult(BaseModel):
     ranker: TopKMetrics
     ranker_content_only: TopKMetrics
     popularity: TopKMetrics
+    ranker_learned: TopKMetrics | None = None  # the bundle's ranker.json, same prior, no clock (ratings)
 
     def to_json_dict(self) -> dict:
-        return self.model_dump(by_alias=True)
+        return self.model_dump(by_alias=True, exclude_none=True)
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,28 @@ def rank_metrics(
     return _mean(per_user)
 
 
+def learned_metrics(
+    cases: list[UserCase], emb: ItemEmbeddings, model: LearnedRanker, counts: Counter[int], max_behaviors: int
+) -> TopKMetrics:
+    """The learned ranker as a device would run it: movie ids as item ids, ratings as views, no clock."""
+    per_user = []
+    for c in cases:
+        hist, ts = c.history[-max_behaviors:], c.history_ts[-max_behaviors:]
+        prior = np.log1p(np.array([max(counts[int(m)], 0) for m in c.candidates], dtype=np.float64))
+        s = model.score(
+            emb[hist],
+            ts,
+            ["view"] * len(hist),
+            [f"i:{m}" for m in hist],
+            emb[c.candidates],
+            [f"i:{m}" for m in c.candidates],
+            Clock(),
+            prior,
+        )
+        per_user.append(hit_and_ndcg(s))
+    return _mean(per_user)
+
+
 def popularity_metrics(cases: list[UserCase], counts: Counter[int]) -> TopKMetrics:
     return _mean([hit_and_ndcg(np.array([counts[int(m)] for m in c.candidates], dtype=np.float64)) for c in cases])
 
@@ -196,6 +221,7 @@ def evaluate_rank(
     seed: int = SEED,
     negatives: int = NEGATIVES,
     max_behaviors: int = MAX_BEHAVIORS,
+    learned: LearnedRanker | None = None,
 ) -> RankEvalResult:
     movies = load_movies(movies_path)
     tags = load_tags(tags_path) if tags_path else None
@@ -215,6 +241,7 @@ def evaluate_rank(
         ranker=rank_metrics(cases, emb, config, max_behaviors, counts),
         ranker_content_only=rank_metrics(cases, emb, config, max_behaviors),
         popularity=popularity_metrics(cases, counts),
+        ranker_learned=learned_metrics(cases, emb, learned, counts, max_behaviors) if learned else None,
     )
 
 
@@ -223,6 +250,7 @@ def run_eval_rank(args: argparse.Namespace) -> int:
     from model_store.encoders import load_encoder
 
     encoder = load_encoder(args.bundle, threads=getattr(args, "threads", None))
-    result = evaluate_rank(encoder, args.movies, args.ratings, getattr(args, "tags", None))
+    learned = load_learned(str(args.bundle), getattr(args, "ranker", None))
+    result = evaluate_rank(encoder, args.movies, args.ratings, getattr(args, "tags", None), learned=learned)
     print(json.dumps({"bundle": str(args.bundle), **result.to_json_dict()}))
     return 0

@@ -111,13 +111,18 @@ def write_bundle(
     teacher: str,
     build: dict[str, Any],
     metrics: dict[str, Any] | None = None,
+    extra_files: dict[str, Path] | None = None,
 ) -> Manifest:
-    """Copy the two files into `out_dir` and write `manifest.json` with their sha256 and sizes."""
+    """Copy the two files (and `extra_files`, e.g. `ranker.json`) into `out_dir` and write `manifest.json` with
+    every file's sha256 and size."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if model_onnx.resolve() != (out_dir / MODEL_FILE).resolve():
         shutil.copyfile(model_onnx, out_dir / MODEL_FILE)
     if tokenizer_json.resolve() != (out_dir / TOKENIZER_FILE).resolve():
         shutil.copyfile(tokenizer_json, out_dir / TOKENIZER_FILE)
+    for file_name, path in (extra_files or {}).items():
+        if path.resolve() != (out_dir / file_name).resolve():
+            shutil.copyfile(path, out_dir / file_name)
     manifest = Manifest(
         schema_version=MANIFEST_SCHEMA_VERSION,
         name=name,
@@ -126,7 +131,7 @@ def write_bundle(
         dim=dim,
         max_length=max_length,
         teacher=teacher,
-        files={f: file_entry(out_dir / f) for f in (MODEL_FILE, TOKENIZER_FILE)},
+        files={f: file_entry(out_dir / f) for f in (MODEL_FILE, TOKENIZER_FILE, *(extra_files or {}))},
         build={**build, "versions": library_versions()},
         metrics=metrics or {},
     )

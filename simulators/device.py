@@ -26,7 +26,7 @@ from service.common.ldp import METRICS, latency_bucket_of
 from service.edge.telemetry import TelemetryClient
 from simulators.failures import FailureLedger
 from simulators.personas import Catalog, Persona, relevance
-from simulators.runtime import Behaviour, EdgeRanker
+from simulators.runtime import Behaviour, EdgeRanker, RankContext
 from simulators.summary import TelemetrySummary
 from simulators.updates import DeviceUpdater
 
@@ -196,7 +196,8 @@ class SimDevice:
         """The persona's history as behaviours in the days before the simulation starts."""
         n = len(self.persona.history)
         for i, item_id in enumerate(self.persona.history):
-            self.behaviours.append(Behaviour(self.catalog.items[item_id].text, start - (n - i) * 86400.0, "history"))
+            item = self.catalog.items[item_id]
+            self.behaviours.append(Behaviour(item.text, start - (n - i) * 86400.0, "view", item_id))
 
     # -- the hour loop --------------------------------------------------------------------------------------
 
@@ -265,13 +266,14 @@ class SimDevice:
     async def _session(self, ts: float) -> None:
         candidates = self._candidates()
         behaviours = self.behaviours[-MAX_BEHAVIOURS:]
+        context = RankContext(now=ts, utc_offset_min=60 * self.persona.tz_offset_h)
         try:
             if self.edge is None:
                 t0 = time.perf_counter()
-                ranked = self.updater.model.rank(behaviours, candidates, self.top_k)
+                ranked = self.updater.model.rank(behaviours, candidates, self.top_k, context)
                 ms, mode = (time.perf_counter() - t0) * 1000.0, "in_process"
             else:
-                ranked, self.edge_version, ms = await self.edge.rank(behaviours, candidates, self.top_k)
+                ranked, self.edge_version, ms = await self.edge.rank(behaviours, candidates, self.top_k, context)
                 mode = "http"
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             self.stats.rank_errors += 1
@@ -291,7 +293,7 @@ class SimDevice:
             if self.rng.random() < relevance(item, self.persona):
                 self.stats.clicks += 1
                 self.stats.day_clicks += 1
-                self.behaviours.append(Behaviour(item.text, ts, "click"))
+                self.behaviours.append(Behaviour(item.text, ts, "click", item_id))
                 if pos == 0:
                     self.stats.top_clicks += 1
                     self._day_top_click = True

@@ -23,9 +23,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from service.common.contract import RANKER_FILE
 from service.edge import ranker
 from service.edge.encoder import OnnxEncoder
+from service.edge.learned_ranker import load_ranker
+from service.edge.ranker_features import Clock
 from service.edge.schemas import MAX_REQUEST_CHARS, MAX_TEXT_CHARS
+from service.edge.scoring import rank_scores
 from service.edge.update_protocol import VerifiedOffer, write_signed_manifest
 
 log = logging.getLogger(__name__)
@@ -35,7 +39,16 @@ log = logging.getLogger(__name__)
 class Behaviour:
     text: str
     ts: float  # simulated unix seconds
-    kind: str  # "history" (before the simulation) or "click"
+    kind: str  # "view" (the persona's history, before the simulation) or "click"
+    item_id: str | None = None  # the catalog id, so the learned ranker matches repeats by id
+
+
+@dataclass(frozen=True, slots=True)
+class RankContext:
+    """What a device says of its time in a rank request: now (simulated unix seconds) and its UTC offset."""
+
+    now: float
+    utc_offset_min: int = 0
 
 
 class SharedModel:
@@ -47,6 +60,7 @@ class SharedModel:
         self.version = encoder.manifest.release_id
         self.content_id = content_id  # None for the factory bundle (never downloaded)
         self.config = ranker.RankerConfig()
+        self.learned = load_ranker(encoder.bundle_dir) if RANKER_FILE in self.manifest.files else None
         self._cache: dict[str, np.ndarray] = {}
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -56,12 +70,30 @@ class SharedModel:
                 self._cache[text] = row
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.encoder.dim), np.float32)
 
-    def rank(self, behaviours: Sequence[Behaviour], candidates: Sequence[tuple[str, str]], top_k: int) -> list[str]:
+    def rank(
+        self,
+        behaviours: Sequence[Behaviour],
+        candidates: Sequence[tuple[str, str]],
+        top_k: int,
+        context: RankContext | None = None,
+    ) -> list[str]:
         """Candidate ids, best first: exactly what the edge node's /v1/rank computes, without HTTP."""
         b = self.embed([x.text for x in behaviours])
         c = self.embed([text for _, text in candidates])
-        ts = np.array([x.ts for x in behaviours], dtype=np.float64)
-        scores = ranker.score(b, ts, c, self.config, kinds=[x.kind for x in behaviours])
+        clock = Clock(now=context.now, utc_offset_s=60.0 * context.utc_offset_min) if context else Clock()
+        scores = rank_scores(
+            self.learned,
+            self.config,
+            b,
+            c,
+            ts=[x.ts for x in behaviours],
+            kinds=[x.kind for x in behaviours],
+            behavior_ids=[x.item_id for x in behaviours],
+            behavior_texts=[x.text for x in behaviours],
+            candidate_ids=[i for i, _ in candidates],
+            candidate_texts=[t for _, t in candidates],
+            clock=clock,
+        )
         return [candidates[i][0] for i in ranker.top_k(scores, top_k)]
 
 
@@ -136,7 +168,11 @@ class EdgeRanker:
         self._pool.shutdown(wait=True)
 
     async def rank(
-        self, behaviours: Sequence[Behaviour], candidates: Sequence[tuple[str, str]], top_k: int
+        self,
+        behaviours: Sequence[Behaviour],
+        candidates: Sequence[tuple[str, str]],
+        top_k: int,
+        context: RankContext | None = None,
     ) -> tuple[list[str], str, float]:
         """(ids best first, the manifest version the node served, latency in ms)."""
         url = self.urls[self._next % len(self.urls)]
@@ -144,10 +180,15 @@ class EdgeRanker:
         texts = fit_texts([b.text for b in behaviours] + [t for _, t in candidates])
         b_texts, c_texts = texts[: len(behaviours)], texts[len(behaviours) :]
         body = {
-            "behaviors": [{"text": t, "ts": b.ts, "kind": b.kind} for b, t in zip(behaviours, b_texts, strict=True)],
-            "candidates": [{"id": i, "text": t} for (i, _), t in zip(candidates, c_texts, strict=True)],
+            "behaviors": [
+                {"text": t, "ts": b.ts, "kind": b.kind} | ({"item_id": b.item_id} if b.item_id else {})
+                for b, t in zip(behaviours, b_texts, strict=True)
+            ],
+            "candidates": [{"id": i, "text": t, "item_id": i} for (i, _), t in zip(candidates, c_texts, strict=True)],
             "top_k": top_k,
         }
+        if context is not None:
+            body |= {"now": context.now, "utc_offset_min": context.utc_offset_min}
         context = contextvars.copy_context()  # as asyncio.to_thread does: the failure ledger reads the caller's
         return await asyncio.get_running_loop().run_in_executor(
             self._pool, context.run, self._post, f"{url}/v1/rank", body

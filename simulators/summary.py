@@ -137,6 +137,7 @@ def render_ab(ab: ABReadoutPublic | None) -> list[str]:
             "difference n/a (no released group on one side)"
             if r.difference is None
             else f"difference {r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
+            + (f", detects >= {r.min_detectable:.3f}" if r.min_detectable is not None else "")
         )
         lines.append(
             f"                 {r.metric} {r.category:<12} {_side(r.candidate)} vs {_side(r.baseline)}  {diff}"

@@ -26,6 +26,7 @@ READOUT: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("latency_bucket", LATENCY_BUCKETS),
 )
 DIFFERENCE_BOUNDS = (-1.0, 1.0)
+Z_ALPHA, Z_POWER = 1.959964, 0.841621  # two-sided 5% level, 80% power
 
 
 def versions_to_compare(state: RolloutState) -> tuple[str, str, str] | None:
@@ -70,5 +71,6 @@ def ab_readout(items: Sequence[FleetMetricPublic], state: RolloutState) -> ABRea
                 row.difference = side_b.estimate - side_a.estimate
                 se = math.hypot(side_a.std_error, side_b.std_error)
                 row.ci_low, row.ci_high = consistent_interval(raw_b - raw_a, se, row.difference, DIFFERENCE_BOUNDS)
+                row.min_detectable = (Z_ALPHA + Z_POWER) * se
             rows.append(row)
     return ABReadoutPublic(baseline=baseline, candidate=candidate, basis=basis, rows=rows)

@@ -43,7 +43,7 @@ from service.cloud.blobs import BlobStore
 from service.cloud.errors import VersionConflictError
 from service.cloud.store import Store, VersionRecord
 from service.common.archive import unpack_bundle
-from service.common.contract import BUNDLE_FILES, MODEL_FILE
+from service.common.contract import MODEL_FILE
 from service.common.errors import BundleError, EibertError
 from service.common.manifest import Manifest, read_manifest_json
 from service.common.model_admission import AdmissionLimits, admit_bundle
@@ -58,7 +58,7 @@ class InspectedBundle:
     manifest: Manifest
     raw_manifest: dict[str, Any]  # manifest.json as uploaded: what gets signed and served
     model_bytes: int
-    files: dict[str, bytes] = dataclasses.field(repr=False)  # BUNDLE_FILES' verified bytes, stored as blobs
+    files: dict[str, bytes] = dataclasses.field(repr=False)  # every manifest file's verified bytes, stored as blobs
 
     @property
     def version(self) -> str:
@@ -75,7 +75,7 @@ def inspect_bundle(archive: bytes, *, tmp_root: Path, max_model_bytes: int, limi
         if model_bytes > max_model_bytes:
             raise BundleError(f"{MODEL_FILE} is {model_bytes:,} bytes; the size budget is {max_model_bytes:,}")
         manifest = admit_bundle(bundle, limits)
-        files = {name: (bundle / name).read_bytes() for name in BUNDLE_FILES}
+        files = {name: (bundle / name).read_bytes() for name in manifest.files}  # verified: required + optional
     return InspectedBundle(manifest=manifest, raw_manifest=raw, model_bytes=model_bytes, files=files)
 
 

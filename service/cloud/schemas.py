@@ -79,6 +79,9 @@ class ABRowPublic(BaseModel):
     difference: float | None = None  # candidate - baseline
     ci_low: float | None = None  # 95%, of the unbiased difference, widened to contain `difference`
     ci_high: float | None = None
+    # The smallest true difference this readout detects with 80% power at a two-sided 5% level, from the two
+    # sides' standard errors: (1.96 + 0.84) * sqrt(se_a^2 + se_b^2). A smaller effect reads as "no difference".
+    min_detectable: float | None = None
 
 
 class ABReadoutPublic(BaseModel):

@@ -25,13 +25,13 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from service.common.contract import BUNDLE_FILES, MANIFEST_FILE
+from service.common.contract import BUNDLE_FILES, MANIFEST_FILE, OPTIONAL_FILES
 from service.common.errors import BundleError
 
 MAX_MEMBERS = 8
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
 MAX_TOTAL_BYTES = 96 * 1024 * 1024
-ALLOWED_NAMES = frozenset((*BUNDLE_FILES, MANIFEST_FILE))
+ALLOWED_NAMES = frozenset((*BUNDLE_FILES, *OPTIONAL_FILES, MANIFEST_FILE))
 MAX_EXTENDED_HEADER_BYTES = 4096  # a PAX record set for mtime/uid/charset is ~100 bytes
 MAX_HEADERS = 4 * MAX_MEMBERS  # header blocks of any kind (members + extended headers)
 # Whatever an archive inflates to, counted across headers, data, padding and trailer.
@@ -53,6 +53,8 @@ def pack_bundle(bundle_dir: Path) -> bytes:
     ):
         for name in sorted(ALLOWED_NAMES):
             path = Path(bundle_dir) / name
+            if name in OPTIONAL_FILES and not path.exists():
+                continue
             if not path.is_file():
                 raise BundleError(f"{bundle_dir}: cannot pack, {name} is missing")
             data = path.read_bytes()
@@ -198,7 +200,7 @@ def unpack_bundle(archive: bytes, dest: Path) -> Path:
                 out.write(chunk)
                 left -= len(chunk)
         stream.read(_blocks(m.size) - m.size)  # padding to the block boundary
-    missing = ALLOWED_NAMES - seen
+    missing = ALLOWED_NAMES - set(OPTIONAL_FILES) - seen
     if missing:
         raise BundleError(f"archive lacks {sorted(missing)}")
     stream.drain()

@@ -24,6 +24,7 @@ from service.common.errors import BundleError
 DEFAULT_MAX_DEPTH = 32  # shipped manifests and tokenizers nest 5 deep
 MANIFEST_MAX_BYTES = 256 * 1024  # shipped manifests are under 10 KB
 TOKENIZER_MAX_BYTES = 16 * 1024 * 1024  # shipped tokenizers are under 100 KB, a full BERT one is ~700 KB
+RANKER_MAX_BYTES = 512 * 1024  # a learned ranker (`ranker.json`); the shipped one is ~20 KB
 # A string (escapes included; an unterminated one runs to the end, as it does for the parser) or one bracket;
 # everything else is skipped by finditer. Unrolled and never backtracking, so the scan is linear in the text.
 _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)

@@ -21,7 +21,9 @@ ONNX_OUTPUTS = (SENTENCE_EMBEDDING,)
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
-BUNDLE_FILES = (MODEL_FILE, TOKENIZER_FILE)
+RANKER_FILE = "ranker.json"  # optional: the learned ranker (`service.edge.learned_ranker`); its sha256 is pinned
+BUNDLE_FILES = (MODEL_FILE, TOKENIZER_FILE)  # required in every bundle
+OPTIONAL_FILES = (RANKER_FILE,)
 
 MANIFEST_SCHEMA_VERSION = 1
 

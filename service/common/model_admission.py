@@ -31,8 +31,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.common.bounded_json import TOKENIZER_MAX_BYTES, load_bounded
-from service.common.contract import MODEL_FILE, TOKENIZER_FILE, check_contract, run_contract
+from service.common.bounded_json import RANKER_MAX_BYTES, TOKENIZER_MAX_BYTES, load_bounded
+from service.common.contract import MODEL_FILE, RANKER_FILE, TOKENIZER_FILE, check_contract, run_contract
 from service.common.errors import BundleError
 from service.common.manifest import Manifest, verify_bundle
 
@@ -284,6 +284,8 @@ def admit_bundle(bundle_dir: Path, limits: AdmissionLimits) -> Manifest:
     vocab_size = tokenizer_vocab_size(load_bounded(bundle_dir / TOKENIZER_FILE, max_bytes=TOKENIZER_MAX_BYTES))
     if vocab_size < 2:
         raise BundleError(f"{TOKENIZER_FILE} declares no vocabulary (model.vocab); admission needs one")
+    if RANKER_FILE in manifest.files:  # its schema is the edge's to check (`service.edge.learned_ranker`)
+        load_bounded(bundle_dir / RANKER_FILE, max_bytes=RANKER_MAX_BYTES)
     check_graph(bundle_dir / MODEL_FILE, limits)
     trial_run(
         bundle_dir / MODEL_FILE, dim=manifest.dim, max_length=manifest.max_length, vocab_size=vocab_size, limits=limits

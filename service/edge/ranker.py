@@ -37,7 +37,8 @@ class RankerConfig:
     temperature: float = 0.1  # softmax temperature of target attention over cosine similarities
     local_weight: float = 0.5  # blend of local (candidate-aware) and global interest
     prior_weight: float = 1.5  # weight of the candidates' z-scored prior (when given) against the content score
-    kind_weights: Mapping[str, float] = field(default_factory=dict)  # e.g. {"click": 1.0, "view": 0.3}; else 1
+    # e.g. {"click": 1.0, "view": 0.3}; else 1. Impressions (shown, not clicked) say nothing of interest.
+    kind_weights: Mapping[str, float] = field(default_factory=lambda: {"impression": 0.0})
 
     def __post_init__(self) -> None:
         if not self.half_life > 0:
@@ -71,7 +72,7 @@ def log_recency_weights(ts: np.ndarray, kinds: Sequence[str] | None, config: Ran
     return logw
 
 
-def _zscore(x: np.ndarray) -> np.ndarray:
+def zscore(x: np.ndarray) -> np.ndarray:
     std = float(x.std())
     return (x - x.mean()) / std if std > _TINY else np.zeros_like(x)
 
@@ -105,7 +106,7 @@ def score(
     content = _content_score(behaviors, ts, candidates, config, kinds) if n and m else np.zeros(m)
     if prior is None or config.prior_weight == 0.0:
         return content
-    return _zscore(content) + config.prior_weight * _zscore(np.asarray(prior, dtype=np.float64))
+    return zscore(content) + config.prior_weight * zscore(np.asarray(prior, dtype=np.float64))
 
 
 def _content_score(

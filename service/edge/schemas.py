@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_TEXTS = 64  # texts per /v1/encode request
 MAX_TEXT_CHARS = 2000  # characters per text (behaviour, candidate or encode input)
-MAX_BEHAVIORS = 200  # behaviours per /v1/rank request
+MAX_BEHAVIORS = 1000  # behaviours per /v1/rank request (a grocery history; texts repeat and embed once)
 MAX_CANDIDATES = 500  # candidates per /v1/rank request
 MAX_TOP_K = MAX_CANDIDATES
 MAX_ID_CHARS = 128
@@ -66,23 +66,60 @@ class EncodeResponse(BaseModel):
     embeddings: list[list[float]] | list[str]
 
 
+# Kinds of behaviour and what the ranker does with them: view, click and purchase say what the user wants
+# (content, repeat and cycle features); an impression says only that an item was shown at `position` and not
+# clicked (it feeds position-bias estimates, never interest). Anything else is refused, not silently ignored.
+BehaviorKind = Literal["view", "click", "purchase", "impression"]
+MAX_POSITION = MAX_CANDIDATES  # 0-based slot an item was shown at
+# Timestamps are unix seconds. Anything past this is milliseconds (or nonsense): year 5138 in seconds.
+MAX_TS_S = 1e11
+FUTURE_SLACK_S = 86400.0  # clocks drift; a behaviour more than a day after `now` is refused
+MAX_UTC_OFFSET_MIN = 14 * 60
+MAX_PRIOR = 1e9  # priors are scores such as popularity counts or their logs; the ranker logs non-negative ones
+
+
+def check_seconds(ts: float, field: str) -> float:
+    if ts >= MAX_TS_S:
+        raise ValueError(f"{field} {ts:g} is not unix seconds (it looks like milliseconds): divide by 1000")
+    return ts
+
+
 class Behavior(_Request):
     text: Text
-    ts: float = Field(allow_inf_nan=False)  # unix seconds; only differences between behaviours matter
-    kind: str = Field(default="view", min_length=1, max_length=MAX_KIND_CHARS)
+    ts: float = Field(ge=0, allow_inf_nan=False)  # unix seconds (never milliseconds), no later than `now` + 1 day
+    kind: BehaviorKind = "view"
+    # The item's stable id (a product, a movie): repeats are matched by it; without one, by exact text.
+    item_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS)
+    position: int | None = Field(default=None, ge=0, lt=MAX_POSITION)  # where it was shown, if it was
+
+    @field_validator("ts")
+    @classmethod
+    def _seconds(cls, ts: float) -> float:
+        return check_seconds(ts, "ts")
 
 
 class Candidate(_Request):
     id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     text: Text
     # Optional server-side score (e.g. log popularity from the recall stage) that the ranker blends in.
-    prior: float | None = Field(default=None, allow_inf_nan=False)
+    prior: float | None = Field(default=None, allow_inf_nan=False, ge=-MAX_PRIOR, le=MAX_PRIOR)
+    item_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS)  # as on behaviours
 
 
 class RankRequest(_Request):
     behaviors: list[Behavior] = Field(default_factory=list, max_length=MAX_BEHAVIORS)
     candidates: list[Candidate] = Field(min_length=1, max_length=MAX_CANDIDATES)
     top_k: int = Field(default=DEFAULT_TOP_K, ge=1, le=MAX_TOP_K)
+    # The request's time (unix seconds) and the user's UTC offset: with them the ranker knows the local hour
+    # and weekday and how long ago each behaviour was; without `now`, time is relative to the newest behaviour
+    # and hour/weekday affinities are off (what clients before 0.5 get).
+    now: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    utc_offset_min: int = Field(default=0, ge=-MAX_UTC_OFFSET_MIN, le=MAX_UTC_OFFSET_MIN)
+
+    @field_validator("now")
+    @classmethod
+    def _now_seconds(cls, now: float | None) -> float | None:
+        return None if now is None else check_seconds(now, "now")
 
     @model_validator(mode="after")
     def _consistent(self) -> RankRequest:
@@ -92,6 +129,13 @@ class RankRequest(_Request):
         with_prior = sum(c.prior is not None for c in self.candidates)
         if 0 < with_prior < len(self.candidates):
             raise ValueError("give a prior for every candidate or for none")
+        if self.now is not None:
+            late = [i for i, b in enumerate(self.behaviors) if b.ts > self.now + FUTURE_SLACK_S]
+            if late:
+                raise ValueError(f"behaviors[{late[0]}].ts is after `now` (more than a day in the future)")
+        for i, b in enumerate(self.behaviors):
+            if (b.kind == "impression") and b.position is None:
+                raise ValueError(f"behaviors[{i}]: an impression needs its position")
         check_request_chars([b.text for b in self.behaviors] + [c.text for c in self.candidates])
         return self
 

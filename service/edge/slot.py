@@ -21,6 +21,7 @@ from pathlib import Path
 from service.common.manifest import Manifest
 from service.common.model_admission import AdmissionLimits, admit_bundle
 from service.edge.encoder import OnnxEncoder
+from service.edge.learned_ranker import RANKER_FILE, LearnedRanker, load_ranker
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class LoadedModel:
     loaded_at: str
     source: Path
     short_text_ms: float = float("inf")  # measured cost of encoding one short text (inf = not measured)
+    ranker: LearnedRanker | None = None  # the bundle's ranker.json, if it ships one (else the content ranker)
 
     @property
     def manifest(self) -> Manifest:
@@ -81,13 +83,16 @@ def load_model(bundle_dir: Path, *, threads: int = 1, warm_up: bool = True) -> L
     Blocking (hashing, session creation, a forward pass): call it from a worker thread in the server.
     """
     encoder = OnnxEncoder(bundle_dir, threads=threads, verify=True)
+    learned = load_ranker(Path(bundle_dir)) if RANKER_FILE in encoder.manifest.files else None
     cost = float("inf")
     if warm_up:
         encoder.warm_up()
         cost = measure_short_text_ms(encoder)
     release_freed_heap()
     log.info("loaded %s from %s; one short text takes %.3f ms", encoder.name, bundle_dir, cost)
-    return LoadedModel(encoder=encoder, loaded_at=utc_now(), source=Path(bundle_dir), short_text_ms=cost)
+    return LoadedModel(
+        encoder=encoder, loaded_at=utc_now(), source=Path(bundle_dir), short_text_ms=cost, ranker=learned
+    )
 
 
 def measure_short_text_ms(encoder: OnnxEncoder, repeats: int = PROBE_REPEATS) -> float:

@@ -65,6 +65,7 @@ def test_sides_pool_released_groups_by_reports_and_the_interval_is_the_differenc
     se = math.hypot(row.baseline.std_error, 0.04)
     assert row.ci_low == pytest.approx(0.15 - Z_95 * se) and row.ci_high == pytest.approx(0.15 + Z_95 * se)
     assert row.ci_low <= row.difference <= row.ci_high
+    assert row.min_detectable == pytest.approx((1.959964 + 0.841621) * se)  # 80% power at the 5% level
     latency = [r for r in readout.rows if r.metric == "latency_bucket"]
     assert [r.category for r in latency] == list(LATENCY_BUCKETS)
     assert all(r.baseline is None and r.difference is None for r in latency)  # no released latency groups

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def _tar_with(members: list[tuple[tarfile.TarInfo, bytes]], **open_args) -> byte
 
 def _bundle_members(bundle: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
     out = []
-    for name in sorted(ALLOWED_NAMES):
+    for name in sorted(n for n in ALLOWED_NAMES if (bundle / n).is_file()):
         info, data = _file(name, (bundle / name).read_bytes())
         out.append((info, data))
     return out
@@ -194,3 +195,14 @@ def test_a_negative_base256_size_is_refused(tmp_path: Path) -> None:
     header[148:156] = b"%06o\0 " % sum(header)
     with pytest.raises(BundleError, match="negative size"):
         unpack_bundle(gzip_of_header_then_zeros(bytes(header), 1024), tmp_path / "out")
+
+
+def test_an_optional_ranker_travels_and_an_unknown_file_does_not(tiny_bundle: Path, tmp_path: Path) -> None:
+    from service.common.contract import RANKER_FILE
+
+    with_ranker = tmp_path / "with-ranker"
+    shutil.copytree(tiny_bundle, with_ranker)
+    (with_ranker / RANKER_FILE).write_text("{}")
+    out = unpack_bundle(pack_bundle(with_ranker), tmp_path / "out")
+    assert (out / RANKER_FILE).read_text() == "{}"
+    assert not (unpack_bundle(pack_bundle(tiny_bundle), tmp_path / "plain") / RANKER_FILE).exists()

@@ -1,7 +1,9 @@
 """POST /v1/rank: behaviours + candidates -> the top_k candidates for this user, best first.
 
-Behaviour and candidate texts are embedded in one call (one batch, one cache pass), then scored by the
-pure-numpy local ranker; nothing about the user leaves the device.
+Behaviour and candidate texts are embedded in one call (each distinct text once: a grocery history repeats
+its products), then scored on the device: by the bundle's learned ranker (`ranker.json`: repeats, cycles,
+hour and weekday, related behaviours) when it ships one, else by the content ranker of `service.edge.ranker`.
+Nothing about the user leaves the device.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from fastapi import APIRouter, Request, Response
 from service.edge import ranker
 from service.edge.deps import serving_request
 from service.edge.hooks import EdgeEvent
+from service.edge.ranker_features import Clock
 from service.edge.schemas import RankRequest, RankResponse
+from service.edge.scoring import rank_scores
 from service.edge.wire import json_response
 
 router = APIRouter(prefix="/v1", tags=["rank"])
@@ -26,14 +30,23 @@ async def rank(request: Request) -> Response:
     req, state, model = await serving_request(request, RankRequest)
     start = time.perf_counter()
     n = len(req.behaviors)
-    rows = await state.embedder.embed(model, [b.text for b in req.behaviors] + [c.text for c in req.candidates])
+    texts = [b.text for b in req.behaviors] + [c.text for c in req.candidates]
+    unique = list(dict.fromkeys(texts))
+    rows = await state.embedder.embed(model, unique)
+    rows = rows[[{t: i for i, t in enumerate(unique)}[t] for t in texts]] if len(unique) < len(texts) else rows
     with_prior = req.candidates[0].prior is not None  # the schema guarantees all or none
-    scores = ranker.score(
-        rows[:n],
-        np.array([b.ts for b in req.behaviors], dtype=np.float64),
-        rows[n:],
+    scores = rank_scores(
+        model.ranker,
         state.ranker,
+        rows[:n],
+        rows[n:],
+        ts=[b.ts for b in req.behaviors],
         kinds=[b.kind for b in req.behaviors],
+        behavior_ids=[b.item_id for b in req.behaviors],
+        behavior_texts=[b.text for b in req.behaviors],
+        candidate_ids=[c.item_id for c in req.candidates],
+        candidate_texts=[c.text for c in req.candidates],
+        clock=Clock(now=req.now, utc_offset_s=60.0 * req.utc_offset_min),
         prior=np.array([c.prior for c in req.candidates], dtype=np.float64) if with_prior else None,
     )
     best = ranker.top_k(scores, req.top_k)

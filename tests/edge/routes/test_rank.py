@@ -60,7 +60,7 @@ def _cands(n: int) -> list[dict]:
     [
         ({"behaviors": BEHAVIORS, "candidates": []}, "candidates"),
         ({"candidates": _cands(MAX_CANDIDATES + 1)}, "candidates"),
-        ({"behaviors": [BEHAVIORS[0]] * (MAX_BEHAVIORS + 1), "candidates": CANDIDATES}, "behaviors"),
+        ({"behaviors": [{"text": "a", "ts": 1}] * (MAX_BEHAVIORS + 1), "candidates": CANDIDATES}, "behaviors"),
         ({"candidates": CANDIDATES, "top_k": 0}, "top_k"),
         ({"candidates": CANDIDATES, "top_k": MAX_TOP_K + 1}, "top_k"),
         ({"candidates": [CANDIDATES[0], CANDIDATES[0]]}, "body"),  # duplicate ids
@@ -71,12 +71,38 @@ def _cands(n: int) -> list[dict]:
         ({"candidates": [{"id": "", "text": "a"}]}, "candidates.0.id"),
         ({"candidates": [{"id": "a"}]}, "candidates.0.text"),
         ({"candidates": CANDIDATES, "topk": 3}, "topk"),
+        # the fields of the learned ranker: times in seconds, known kinds, positions in range, bounded numbers
+        ({"behaviors": [{"text": "a", "ts": 1.7e12}], "candidates": CANDIDATES}, "behaviors.0.ts"),  # ms
+        ({"behaviors": [{"text": "a", "ts": -5}], "candidates": CANDIDATES}, "behaviors.0.ts"),
+        ({"behaviors": [{"text": "a", "ts": 1, "kind": "like"}], "candidates": CANDIDATES}, "behaviors.0.kind"),
+        ({"behaviors": [{"text": "a", "ts": 1, "kind": "impression"}], "candidates": CANDIDATES}, "body"),
+        ({"behaviors": [{"text": "a", "ts": 1, "position": -1}], "candidates": CANDIDATES}, "behaviors.0.position"),
+        ({"behaviors": [{"text": "a", "ts": 1, "position": 500}], "candidates": CANDIDATES}, "behaviors.0.position"),
+        ({"behaviors": [{"text": "a", "ts": 1, "item_id": ""}], "candidates": CANDIDATES}, "behaviors.0.item_id"),
+        ({"candidates": [{"id": "a", "text": "b", "item_id": "x" * 129}]}, "candidates.0.item_id"),
+        ({"candidates": [{"id": "a", "text": "b", "prior": 1.7e308}]}, "candidates.0.prior"),
+        ({"candidates": CANDIDATES, "now": 1.7e12}, "now"),
+        ({"candidates": CANDIDATES, "now": -1}, "now"),
+        ({"candidates": CANDIDATES, "utc_offset_min": 24 * 60}, "utc_offset_min"),
+        ({"behaviors": [{"text": "a", "ts": 1e9 + 2 * 86400}], "candidates": CANDIDATES, "now": 1e9}, "body"),
     ],
 )
 def test_invalid_requests_are_422_naming_the_field(client: TestClient, body: dict, field: str) -> None:
     r = client.post("/v1/rank", json=body)
     assert r.status_code == 422, r.text
     assert r.json()["message"].startswith(f"{field}:")
+
+
+def test_milliseconds_are_refused_with_a_message_that_says_so(client: TestClient) -> None:
+    r = client.post("/v1/rank", json={"behaviors": [{"text": "a", "ts": 1.7e12}], "candidates": CANDIDATES})
+    assert r.status_code == 422 and "milliseconds" in r.json()["message"]
+
+
+def test_huge_priors_cannot_turn_scores_into_null(client: TestClient) -> None:
+    """Was: priors [1.7e308, 1.7e308, -1.7e308] were accepted and every score came back null."""
+    big = [{**c, "prior": p} for c, p in zip(CANDIDATES, [1e9, 1e9, -1e9], strict=True)]
+    r = client.post("/v1/rank", json={"behaviors": BEHAVIORS, "candidates": big})
+    assert r.status_code == 200 and all(isinstance(i["score"], float) for i in r.json()["items"])
 
 
 def test_non_finite_numbers_are_refused(client: TestClient) -> None:

@@ -76,6 +76,21 @@ def cmd_eval_glue(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_obd(args: argparse.Namespace) -> int:
+    """One JSON line; needs the `obp` package, which `make venv` does not install (model_store/eval_obd.py)."""
+    from model_store.eval_obd import main
+
+    try:
+        return main()
+    except ModuleNotFoundError as exc:
+        if exc.name != "obp":
+            raise
+        raise CliError(
+            "obp is not installed, and its metadata refuses Python 3.11: model_store/eval_obd.py "
+            "says how to install it beside the venv"
+        ) from None
+
+
 def cmd_eval_rank(args: argparse.Namespace) -> int:
     from model_store.eval_rank import run_eval_rank
 
@@ -136,5 +151,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rank.add_argument("--ranker", help="a ranker.json to evaluate too (default: the bundle's own, if any)")
     rank.add_argument("--threads", type=int, default=None, help="inference threads (default: library default)")
     rank.set_defaults(func=cmd_eval_rank)
+    obd = esub.add_parser(
+        "obd", help="the edge's IPW estimator on the Open Bandit Dataset sample vs its published figure (needs obp)"
+    )
+    obd.set_defaults(func=cmd_eval_obd)
     add_eval_basket_parser(esub)
     add_ranker_parser(sub)

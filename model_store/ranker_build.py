@@ -10,6 +10,7 @@ the baselines of the same run and one ablation per feature group.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import shlex
@@ -33,7 +34,7 @@ from model_store.ranker_movielens import movielens_lists
 from model_store.ranker_report import write_report
 from model_store.train_ranker import Lists, TrainConfig, build_lists, train
 from service.common.contract import MODEL_FILE, RANKER_FILE, TOKENIZER_FILE
-from service.common.manifest import verify_bundle
+from service.common.manifest import sha256_file, verify_bundle
 from service.edge import ranker_features
 from service.edge.learned_ranker import LearnedRanker
 from service.edge.ranker import RankerConfig
@@ -66,6 +67,52 @@ class RankerBuildConfig(BaseModel):
     ablations: bool = True
 
 
+def _training_lists(
+    config: RankerBuildConfig, orders: dict, emb: ProductEmbeddings, counts: Any, encoder: Any, data_root: Path
+) -> Lists:
+    tc = TrainConfig(**config.train)
+    tuning_orders = {u: o for u, o in orders.items() if is_tuning_user(u, seed=config.seed)}
+    train_cases, _ = build_cases(tuning_orders, targets_per_user=config.targets_per_user, min_history=3)
+    lists = build_lists(train_cases, emb, counts, tc)
+    if not config.movielens:
+        return lists
+    rc = RankerConfig(top_n=tc.top_n, temperature=tc.temperature)
+    ml = movielens_lists(
+        encoder,
+        data_root / config.movielens,
+        seed=config.seed,
+        targets_per_user=config.movielens_targets_per_user,
+        config=rc,
+    )
+    return Lists(*(np.concatenate([a, b]) for a, b in zip(astuple_lists(lists), astuple_lists(ml), strict=True)))
+
+
+def _cache_key(config: RankerBuildConfig, model_sha256: str, data_root: Path) -> str:
+    """Training lists depend on the encoder, the data files, the feature list and the list-making settings only,
+    so retraining with other optimiser settings (or resuming an interrupted build) reuses them."""
+    h = hashlib.sha256()
+    parts = [model_sha256, *ranker_features.FEATURES, config.orders, config.products, str(config.movielens)]
+    parts += [str(config.seed), str(config.targets_per_user), str(config.movielens_targets_per_user)]
+    tc = TrainConfig(**config.train)
+    parts += [str(tc.top_n), str(tc.temperature)]
+    for rel in (config.orders, config.products):
+        parts.append(sha256_file(data_root / rel))
+    h.update("\n".join(parts).encode())
+    return h.hexdigest()[:16]
+
+
+def _cached(path: Path, make: Any) -> Lists:
+    if path.is_file():
+        with np.load(path) as z:
+            return Lists(z["x"], z["label"], z["group"])
+    lists = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, x=lists.x, label=lists.label, group=lists.group)
+    tmp.replace(path)
+    return lists
+
+
 def astuple_lists(lists: Lists) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return lists.x, lists.label, lists.group
 
@@ -77,7 +124,9 @@ def _zeroed(x: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     return x
 
 
-def build(config: RankerBuildConfig, out: Path, *, data_root: Path, repo_root: Path, command: str) -> dict[str, Any]:
+def build(
+    config: RankerBuildConfig, out: Path, *, data_root: Path, repo_root: Path, command: str, cache_dir: Path
+) -> dict[str, Any]:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     source = repo_root / config.source_bundle
@@ -87,20 +136,11 @@ def build(config: RankerBuildConfig, out: Path, *, data_root: Path, repo_root: P
     products = load_products(data_root / config.products)
     cases, counts = build_cases(orders)
     emb = ProductEmbeddings(encoder, products, [p for c in cases for p in c.candidates])
-    tuning_orders = {u: o for u, o in orders.items() if is_tuning_user(u, seed=config.seed)}
-    train_cases, _ = build_cases(tuning_orders, targets_per_user=config.targets_per_user, min_history=3)
     tc = TrainConfig(**config.train)
-    lists = build_lists(train_cases, emb, counts, tc)
-    if config.movielens:
-        rc = RankerConfig(top_n=tc.top_n, temperature=tc.temperature)
-        ml = movielens_lists(
-            encoder,
-            data_root / config.movielens,
-            seed=config.seed,
-            targets_per_user=config.movielens_targets_per_user,
-            config=rc,
-        )
-        lists = Lists(*(np.concatenate([a, b]) for a, b in zip(astuple_lists(lists), astuple_lists(ml), strict=True)))
+    key = _cache_key(config, src_manifest.files[MODEL_FILE].sha256, data_root)
+    lists = _cached(
+        cache_dir / f"lists-{key}.npz", lambda: _training_lists(config, orders, emb, counts, encoder, data_root)
+    )
     timings["features_s"] = time.perf_counter() - t0
     spec, stats = train(lists, tc)
     timings["train_s"] = time.perf_counter() - t0 - timings["features_s"]
@@ -175,7 +215,7 @@ def run_ranker_build(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise FileExistsError(f"{out} exists and is not empty; bundles are immutable (use a new version or --force)")
-    basket = build(config, out, data_root=data_root(), repo_root=REPO_ROOT, command=command)
+    basket = build(config, out, data_root=data_root(), repo_root=REPO_ROOT, command=command, cache_dir=Path(args.cache))
     print(json.dumps(basket))
     return 0
 

@@ -42,6 +42,7 @@ def add_ranker_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--config", required=True, help="a ranker TOML config (model_store/configs/ranker-*.toml)")
     b.add_argument("--out", required=True, help="the new bundle directory")
     b.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    b.add_argument("--cache", default=".cache/ranker", help="training lists, reused across builds of one encoder")
     b.set_defaults(func=cmd_ranker_build)
     r = rsub.add_parser("report", help="rewrite a ranker bundle's report.md from its manifest")
     r.add_argument("--bundle", required=True)

@@ -22,6 +22,8 @@ DEFAULT_POLL_HOURS = 6
 # version), small enough to run in a few minutes on 2 cores.
 DEMO_DEVICES = 3000
 DEMO_DAYS = 2
+# users of the demo's position-bias experiment (two simulated weeks in process; about 25 s on 2 cores)
+DEMO_POSITION_USERS = 100
 
 
 def _env_int(name: str, default: int) -> int:

@@ -5,7 +5,9 @@ port; publish the shipped bundle and roll it out to 100%; start one edge node (`
 every second); run the fleet (most devices in-process, a few ranking through the edge node over HTTP). During
 the run: publish a second bundle and roll it out 10% -> 100%, corrupt one bundle download (a flipped bit, which
 verification must reject while the old model keeps serving), and restart the cloud process. Then: check that
-the edge node switched too, print the summary, stop both processes and exit 0 only if every check held.
+the edge node switched too, stop both processes, run the position-bias experiment in process (two simulated
+weeks of naive vs position-corrected learners, `simulators.position_experiment`), print the summary and exit
+0 only if every check held.
 
 The fleet starts on the previous bundle (`model_store.shipped.PREVIOUS_BUNDLE`) and the rollout moves it to the
 shipped one (`SHIPPED_BUNDLE`): real new weights, a distinct, signed, immutable version.
@@ -35,9 +37,10 @@ from service.cloud.client import CloudAdmin, publish_bundle
 from service.common.manifest import read_manifest
 from simulators.checks import NARROW_INTERVAL, demo_checks
 from simulators.cli import write_summary
-from simulators.cli_args import DEMO_DEVICES
+from simulators.cli_args import DEMO_DEVICES, DEMO_POSITION_USERS
 from simulators.faults import FaultSpec
 from simulators.fleet import Fleet, FleetConfig, ScheduledEvent
+from simulators.position_experiment import PositionBiasConfig, run_position_bias
 from simulators.summary import FleetSummary, render
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,7 @@ READY_TIMEOUT_S = 60.0
 EDGE_SWITCH_TIMEOUT_S = 20.0
 ADMIN_RETRY_S = 60.0
 STOP_TIMEOUT_S = 15.0
+POSITION_DAYS = 14  # issue 21: NDCG@10 of served slates after two simulated weeks
 
 
 def _say(line: str) -> None:
@@ -253,6 +257,10 @@ def run_demo(args: argparse.Namespace) -> int:
     finally:
         codes = scenario.stop()
         shutil.rmtree(work, ignore_errors=True)
+    users = min(getattr(args, "position_bias_users", DEMO_POSITION_USERS), args.devices)
+    if users >= 2:  # two simulated weeks of naive vs position-corrected learners, in process (no cloud)
+        _say(f"position-bias experiment: {users} users, {POSITION_DAYS} simulated days ...")
+        summary.position_bias = run_position_bias(PositionBiasConfig(users=users, days=POSITION_DAYS, seed=args.seed))
     summary.notes.append(
         f"demo wall time {time.perf_counter() - t0:.1f} s; processes stopped with {codes}; "
         "a Redis restart is not exercised here: the demo's cloud uses SQLite"

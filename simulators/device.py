@@ -22,10 +22,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from service.common import device_client
+from service.common.device_client import ResponseRefused
 from service.common.ldp import METRICS, latency_bucket_of
 from service.edge.telemetry import TelemetryClient
 from simulators.failures import FailureLedger
-from simulators.personas import Catalog, Persona, relevance
+from simulators.impressions import ImpressionBuffer
+from simulators.personas import Catalog, Persona, examination, relevance
 from simulators.runtime import Behaviour, EdgeRanker, RankContext
 from simulators.summary import TelemetrySummary
 from simulators.updates import DeviceUpdater
@@ -40,7 +43,6 @@ DIURNAL = DIURNAL / DIURNAL.mean()
 MAX_SESSIONS_PER_HOUR = 3
 MAX_BEHAVIOURS = 30
 MOVIE_SHARE = 0.7  # of each candidate slate; the rest is news
-EXAMINE_DECAY = 0.8  # P(look at position i) = 1 / (1 + i) ** EXAMINE_DECAY
 
 
 class SimClock:
@@ -85,6 +87,7 @@ class FleetStats:
 
     latencies: dict[str, list[float]] = field(default_factory=lambda: {"in_process": [], "http": []})
     sessions: int = 0
+    impressions: int = 0  # items shown, each logged with its slot (clicked or not)
     clicks: int = 0
     top_clicks: int = 0
     rank_errors: int = 0
@@ -115,10 +118,14 @@ class VersionNames:
 
     async def refresh(self, client: httpx.AsyncClient) -> None:
         try:
-            resp = await client.get("/v1/models", params={"limit": 100})
-            resp.raise_for_status()
-        except httpx.HTTPError as exc:
+            resp = await device_client.arequest(
+                client, "GET", "/v1/models", cap=device_client.LISTING_MAX_BYTES, params={"limit": 100}
+            )
+        except (httpx.HTTPError, ResponseRefused) as exc:
             log.info("could not refresh version names: %s", exc)
+            return
+        if resp.status_code != 200:
+            log.info("could not refresh version names: HTTP %d", resp.status_code)
             return
         for item in resp.json()["data"]:
             self.by_manifest.setdefault(str(item["manifest"]["version"]), item["version"])
@@ -175,6 +182,7 @@ class SimDevice:
         self.slate = slate
         self.telemetry: TelemetryClient | None = None
         self.behaviours: list[Behaviour] = []
+        self.impressions = ImpressionBuffer()  # what the device showed, with slots: position-bias learning reads it
         self.edge_version: str | None = None  # manifest version the edge node last served this device
         self.retry_update = False
         self.pending_corrupt = False
@@ -286,11 +294,15 @@ class SimDevice:
         self.stats.sessions += 1
         self.stats.day_sessions += 1
         self.stats.day_active.add(self.device_id)
+        self.stats.impressions += len(ranked)
         for pos, item_id in enumerate(ranked):
             item = self.catalog.items[item_id]
-            if self.rng.random() >= 1.0 / (1.0 + pos) ** EXAMINE_DECAY:
+            if self.rng.random() >= examination(self.persona, pos):
+                self.impressions.add(item_id, pos, False, ts)
                 continue
-            if self.rng.random() < relevance(item, self.persona):
+            clicked = self.rng.random() < relevance(item, self.persona)
+            self.impressions.add(item_id, pos, clicked, ts)
+            if clicked:
                 self.stats.clicks += 1
                 self.stats.day_clicks += 1
                 self.behaviours.append(Behaviour(item.text, ts, "click", item_id))

@@ -242,6 +242,7 @@ async def summarize(
         wall_s=round(wall_s, 2),
         requests=dict(sorted(requests.items())),
         sessions=s.sessions,
+        impressions=s.impressions,
         clicks=s.clicks,
         top_click_rate=s.top_clicks / s.sessions if s.sessions else 0.0,
         latency=latency,

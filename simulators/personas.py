@@ -6,6 +6,11 @@ uses), so a ranker that learns from behaviour is rewarded only for generalising,
 News interests are two MIND categories drawn per persona, since the MIND sample has no users joinable to
 MovieLens. Devices beyond 500 reuse users with fresh news interests and activity.
 
+How far down a slate a user looks is theirs too (COUPA's point: position bias is personal): P(examine slot k)
+= 1 / (1 + k) ** examine_decay for k < examine_depth, else 0. A fifth of users skim (they never look past the
+third slot), a fifth scroll deep (a decay of 0.1-0.3), the rest lie between. These are drawn from a stream of
+their own (seeded by the run's seed), so adding them left every other draw of a persona as it was.
+
 Item texts are cut to the edge's published per-text limit (`service.edge.schemas.MAX_TEXT_CHARS`): a
 MovieLens title with all its tags can run past it (m296 is 2,304 characters), and the edge answers such a text
 with a 422. The simulator respects the limit rather than the edge truncating for it; nothing is lost, since the
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -37,6 +42,9 @@ MAX_USERS = 500  # the ratings shipped here cover users 1-500 only (501-610 are 
 NEWS_CATEGORIES_PER_PERSONA = 2
 MAX_NEWS_CHARS = 300
 MIN_LIKED = 3
+EXAMINE_DECAY = 0.8  # the typical user: P(look at slot k) = 1 / (1 + k) ** 0.8
+SKIM_DEPTH = 3  # skimmers look at slots 0-2 only
+_EXAMINATION_STREAM = 0x5E1EC7  # second seed word of the examination draws' generator
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +65,8 @@ class Persona:
     top_genre: str  # one of service.common.ldp.GENRES: what the `top_genre` metric should estimate
     sessions_per_day: float
     tz_offset_h: int
+    examine_decay: float = EXAMINE_DECAY  # how fast attention falls with the slot
+    examine_depth: int | None = None  # slots the user ever looks at (None: all)
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,8 @@ def load_catalog_and_personas(n: int, seed: int, root: Path | None = None) -> tu
         _persona(users[i % len(users)], sorted(liked[users[i % len(users)]]), genres_of, categories, rng)
         for i in range(n)
     ]
+    exam_rng = np.random.default_rng([seed, _EXAMINATION_STREAM])
+    personas = [replace(p, **_examination_style(exam_rng)) for p in personas]
     log.info("%d personas from %d MovieLens users; %d catalog items", n, len(users), len(items))
     return catalog, personas
 
@@ -134,6 +146,28 @@ def _persona(
         sessions_per_day=float(rng.gamma(shape=4.0, scale=1.0)),  # mean 4 sessions a day, some heavy users
         tz_offset_h=int(rng.integers(-2, 3)),
     )
+
+
+def _examination_style(rng: np.random.Generator) -> dict[str, float | int | None]:
+    """A fifth skim (never past slot 2), a fifth scroll deep, the rest lie between."""
+    style = rng.random()
+    if style < 0.2:
+        return {"examine_decay": float(rng.uniform(0.6, 1.2)), "examine_depth": SKIM_DEPTH}
+    if style < 0.4:
+        return {"examine_decay": float(rng.uniform(0.1, 0.3)), "examine_depth": None}
+    return {"examine_decay": float(rng.uniform(0.5, 1.5)), "examine_depth": None}
+
+
+def examination(persona: Persona, slot: int) -> float:
+    """Ground-truth probability that this user looks at the item in 0-based `slot` of a slate."""
+    if persona.examine_depth is not None and slot >= persona.examine_depth:
+        return 0.0
+    return 1.0 / (1.0 + slot) ** persona.examine_decay
+
+
+def examination_curve(persona: Persona, slots: int) -> np.ndarray:
+    """(slots,) `examination` of every slot: the truth a position-bias estimate is measured against."""
+    return np.array([examination(persona, k) for k in range(slots)])
 
 
 def relevance(item: Item, persona: Persona) -> float:

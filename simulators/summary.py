@@ -91,6 +91,24 @@ class TimelineEntry(BaseModel):
     versions: dict[str, int] = Field(default_factory=dict)
 
 
+class PositionBiasResult(BaseModel):
+    """What the experiment measured: one JSON line of `eibert sim position-bias`, a section of the demo's."""
+
+    users: int
+    days: int
+    seed: int
+    bundle: str  # release id of the encoder that embedded the pool
+    sessions: int  # per learner (they share every session)
+    ndcg_at_10: dict[str, float]  # learner -> mean NDCG@10 of the last day's served slates
+    ndcg_at_10_all_days: dict[str, float]  # learner -> over every day (day 0 is today's ranker for all)
+    ratio: float  # ndcg_at_10["personal"] / ndcg_at_10["naive"]
+    curve_error: dict[str, float | None]  # estimate -> mean over users of the mean |estimate - truth|, slots 1-9
+    curve_error_by_style: dict[str, dict[str, float | None]]  # skim | deep | typical -> estimate -> error
+    users_by_style: dict[str, int]
+    click_rate_undefined: int  # users whose click-rate curve is undefined (no click in slot 0): left out of it
+    wall_s: float
+
+
 class FleetSummary(BaseModel):
     devices: int
     in_process_devices: int
@@ -100,6 +118,7 @@ class FleetSummary(BaseModel):
     wall_s: float
     requests: dict[str, int]  # by route: rank, enrol, poll, download, telemetry, other
     sessions: int
+    impressions: int = 0  # items shown, each logged on the device with its slot
     clicks: int
     top_click_rate: float  # sessions whose top-ranked item was clicked
     latency: dict[str, LatencySummary]  # all, in_process, http
@@ -116,6 +135,7 @@ class FleetSummary(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     checks: dict[str, bool] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+    position_bias: PositionBiasResult | None = None  # the demo's naive-vs-corrected experiment, when it ran
 
 
 def _pct(x: float) -> str:
@@ -145,6 +165,31 @@ def render_ab(ab: ABReadoutPublic | None) -> list[str]:
     return lines
 
 
+POSITION_TARGET = 1.05  # issue 21: the corrected learner's NDCG@10 against the naive one's
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def render_position_bias(p: PositionBiasResult | None) -> list[str]:
+    """The naive-vs-corrected experiment: NDCG@10 of served slates against the truth, and curve errors."""
+    if p is None:
+        return []
+    n = p.ndcg_at_10
+    others = "".join(f", {k} {v:.3f}" for k, v in n.items() if k not in ("naive", "personal"))
+    verdict = "met" if p.ratio >= POSITION_TARGET else "missed"
+    e = p.curve_error
+    return [
+        f"position bias  NDCG@10 of served slates vs true relevance after {p.days} simulated days ({p.users} users, "
+        f"{p.sessions} sessions each, {p.wall_s:.0f} s): naive {n['naive']:.3f}, corrected with personal curves "
+        f"{n['personal']:.3f} = {p.ratio:.3f}x (target {POSITION_TARGET}x: {verdict}){others}",
+        f"               examination-curve error per user (mean |estimate - truth|, slots 1-9): personal "
+        f"{_num(e.get('personal'))}, fleet curve {_num(e.get('fleet'))}, "
+        f"click rate by slot {_num(e.get('click_rate'))}",
+    ]
+
+
 def render(s: FleetSummary) -> str:
     """The human-readable summary printed at the end of `eibert simulate` and `eibert demo`."""
     lines = [
@@ -152,7 +197,8 @@ def render(s: FleetSummary) -> str:
         f"devices        {s.devices} ({s.in_process_devices} in-process, {s.http_devices} via edge nodes), "
         f"{s.enrolled} enrolled; {s.simulated_days} simulated days in {s.wall_s:.1f} s",
         "requests       " + ", ".join(f"{k} {v}" for k, v in sorted(s.requests.items())),
-        f"sessions       {s.sessions}, clicks {s.clicks}, top item clicked in {_pct(s.top_click_rate)} of sessions",
+        f"sessions       {s.sessions}, impressions {s.impressions}, clicks {s.clicks}, "
+        f"top item clicked in {_pct(s.top_click_rate)} of sessions",
     ]
     for name, lat in s.latency.items():
         if lat.calls:
@@ -204,6 +250,7 @@ def render(s: FleetSummary) -> str:
     for n in s.edge_nodes:
         extra = f" (last error: {n.last_error})" if n.last_error else ""
         lines.append(f"edge node      {n.url}: serving {n.model_version}, updater {n.update_state}{extra}")
+    lines.extend(render_position_bias(s.position_bias))
     for name, ok in s.checks.items():
         lines.append(f"check          {'PASS' if ok else 'FAIL'}  {name}")
     lines.extend(f"note           {n}" for n in s.notes)

@@ -26,7 +26,9 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
+from service.common import device_client
 from service.common.device_api import DeviceEnrolResponse
+from service.common.device_client import ResponseRefused
 from service.common.errors import BundleError
 from service.edge.update_protocol import (
     MemoryTrustStore,
@@ -86,10 +88,9 @@ class DeviceUpdater:
         or refuses (including 429: the cloud's per-address enrolment rate limit)."""
         if self.token is not None:
             return True
-        headers = {"Authorization": f"Bearer {self.enrolment_token}"} if self.enrolment_token else {}
         try:
-            resp = await self.client.post("/v1/devices", json={"device_id": self.device_id}, headers=headers)
-        except httpx.HTTPError as exc:
+            resp = await device_client.enrol(self.client, self.device_id, self.enrolment_token or None)
+        except (httpx.HTTPError, ResponseRefused) as exc:
             log.debug("%s: enrolment failed: %s", self.device_id, exc)
             return False
         if resp.status_code not in (200, 201):

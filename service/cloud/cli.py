@@ -80,6 +80,7 @@ def cmd_cloud(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from service.cloud.app import create_app
+    from service.common.http_server import http_server_options
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -87,7 +88,14 @@ def cmd_cloud(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         log.error("cloud settings are invalid: %s", "; ".join(e["msg"] for e in exc.errors()))
         return 2
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=False,
+        **http_server_options(settings.server_limits()),  # trusted proxies only; request read deadlines
+    )
     return 0
 
 

@@ -16,6 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.cloud.auth import admin_token_problem
+from service.common.http_server import ServerLimits
 from service.common.model_admission import AdmissionLimits
 
 DEFAULT_MODEL_BUDGET_BYTES = 1_910_000
@@ -33,6 +34,12 @@ class Settings(BaseSettings):
     # serving
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # the reverse proxies whose X-Forwarded-For is believed (JSON list of addresses or networks; none by
+    # default), and how long a request may take to arrive (service/common/http_server.py); an upload of
+    # max_upload_bytes must arrive within request_timeout_s (32 MiB in 120 s: ~280 KB/s)
+    trusted_proxies: tuple[str, ...] = ()
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    request_timeout_s: float = Field(default=120.0, gt=0, le=3600)
 
     # secrets
     admin_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("EIBERT_ADMIN_TOKEN"))
@@ -67,6 +74,13 @@ class Settings(BaseSettings):
     enrol_rate_per_source: int = Field(default=60, ge=1)  # attempts per window from one client address
     enrol_rate_per_token: int = Field(default=600, ge=1)  # attempts per window with one enrolment token
     max_enrolment_token_devices: int = Field(default=100_000, ge=1)  # the largest quota one token may carry
+
+    def server_limits(self) -> ServerLimits:
+        return ServerLimits(
+            trusted_proxies=self.trusted_proxies,
+            header_timeout_s=self.header_timeout_s,
+            request_timeout_s=self.request_timeout_s,
+        )
 
     @model_validator(mode="after")
     def _secrets_present(self) -> Settings:

@@ -69,14 +69,26 @@ def inspect_bundle(archive: bytes, *, tmp_root: Path, max_model_bytes: int, limi
     """Unpack into a private temp dir and run every admission check. Blocking; call from a worker thread."""
     tmp_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tmp_root, prefix="inspect-") as tmp:
-        bundle = unpack_bundle(archive, Path(tmp) / "bundle")
-        raw = read_manifest_json(bundle)
-        model_bytes = (bundle / MODEL_FILE).stat().st_size
-        if model_bytes > max_model_bytes:
-            raise BundleError(f"{MODEL_FILE} is {model_bytes:,} bytes; the size budget is {max_model_bytes:,}")
-        manifest = admit_bundle(bundle, limits)
+        bundle = Path(tmp) / "bundle"
+        try:
+            unpack_bundle(archive, bundle)
+            raw = read_manifest_json(bundle)
+            model_bytes = (bundle / MODEL_FILE).stat().st_size
+            if model_bytes > max_model_bytes:
+                raise BundleError(f"{MODEL_FILE} is {model_bytes:,} bytes; the size budget is {max_model_bytes:,}")
+            manifest = admit_bundle(bundle, limits)
+        except BundleError as exc:  # the uploader reads this: name the files, not this replica's temp dirs
+            raise BundleError(_without_paths(str(exc), bundle)) from exc
         files = {name: (bundle / name).read_bytes() for name in manifest.files}  # verified: required + optional
     return InspectedBundle(manifest=manifest, raw_manifest=raw, model_bytes=model_bytes, files=files)
+
+
+def _without_paths(message: str, bundle: Path) -> str:
+    """`message` with the unpacked bundle's absolute location (and its temp parent) cut to the bundle's own
+    file names, e.g. "/data/tmp/inspect-x1/bundle/model.onnx: ..." -> "model.onnx: ..."."""
+    for prefix in (str(bundle.resolve()), str(bundle), str(bundle.parent.resolve()), str(bundle.parent)):
+        message = message.replace(prefix + "/", "").replace(prefix, "bundle")
+    return message
 
 
 class AdmissionBusyError(EibertError):

@@ -27,6 +27,12 @@ OPTIONAL_FILES = (RANKER_FILE,)
 
 MANIFEST_SCHEMA_VERSION = 1
 
+# What an edge node ever asks of a bundle, so that admission can try exactly that before a node serves it:
+# at most MAX_RUN_ROWS texts in one onnxruntime run (`service.edge.encoder` splits larger batches), each text
+# at most MAX_TEXT_CHARS characters (the edge's request schemas refuse longer ones).
+MAX_RUN_ROWS = 64
+MAX_TEXT_CHARS = 2000
+
 
 def check_contract(inputs: Iterable[str], outputs: Iterable[str], *, where: str) -> None:
     """Raise BundleError unless a graph takes exactly the contract's inputs and returns its embedding.

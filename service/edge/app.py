@@ -59,7 +59,12 @@ def create_app(
     def run_inline(model: LoadedModel, texts: list[str]) -> bool:
         return len(texts) * model.short_text_ms <= settings.inline_budget_ms
 
-    cache = EmbeddingCache(settings.cache_size, on_hits=metrics.cache_hits.inc, on_misses=metrics.cache_misses.inc)
+    cache = EmbeddingCache(
+        settings.cache_size,
+        max_bytes=settings.cache_max_bytes,
+        on_hits=metrics.cache_hits.inc,
+        on_misses=metrics.cache_misses.inc,
+    )
     batcher = (
         MicroBatcher(
             encode_batch,
@@ -120,6 +125,7 @@ def create_app(
                 max_bundle_bytes=settings.max_bundle_bytes,
                 max_metadata_age_s=settings.max_metadata_age_s,
                 download_timeout_s=settings.download_timeout_s,
+                reset_trust=settings.reset_trust,
             )
             state.updater.start()
         hook = telemetry

@@ -64,6 +64,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
     """Serve until interrupted; returns uvicorn's outcome as an exit status."""
     import uvicorn
 
+    from service.common.http_server import http_server_options
     from service.common.manifest import verify_bundle
     from service.edge.app import create_app
 
@@ -78,6 +79,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,  # per-request logs would cost more than /v1/encode itself; /metrics has the counts
+        **http_server_options(settings.server_limits()),  # trusted proxies only; request read deadlines
     )
     server = uvicorn.Server(config)
     server.run()

@@ -26,6 +26,7 @@ FLAG_FIELDS = {
     "cache_size": "cache_size",
     "log_level": "log_level",
     "max_pending_chars": "max_pending_chars",
+    "reset_trust": "reset_trust",
 }
 
 
@@ -48,4 +49,10 @@ def add_edge_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", help="debug|info|warning|error (default info)")
     parser.add_argument(
         "--max-pending-chars", type=int, help="encoding work admitted at once; past it, 429 (default 200000)"
+    )
+    parser.add_argument(
+        "--reset-trust",
+        action="store_true",
+        default=None,
+        help="after trusted_offer.json was lost: trust the cloud's next valid offer on first use (run once)",
     )

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.common.device_api import DEVICE_ID_PATTERN
 from service.common.errors import BundleError
+from service.common.http_server import ServerLimits
 from service.common.model_admission import AdmissionLimits
 from service.common.signing import public_key_from_b64
 
@@ -29,6 +30,11 @@ class EdgeSettings(BaseSettings):
     bundle: Path  # the bundle served at startup (and until an update replaces it)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    # the reverse proxies whose X-Forwarded-For is believed (JSON list; none by default), and how long a
+    # request may take to arrive, headers and then the whole body (service/common/http_server.py)
+    trusted_proxies: tuple[str, ...] = ()
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    request_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     threads: int = Field(default=1, ge=1, le=64)  # onnxruntime intra-op threads per session
     # numpy BLAS threads (the ranker's matrix products), set by `eibert edge` for its process: products this
     # small are many times slower with several BLAS threads spinning on a busy CPU (16 ms vs 1 ms per rank).
@@ -44,9 +50,14 @@ class EdgeSettings(BaseSettings):
     batch_workers: int = Field(default=1, ge=1, le=64)  # batches run at once, each in its own worker thread
     max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)  # extra wait for a batch to fill; 0 = take what queued
     # Run a batch on the event loop when texts x the model's measured short-text cost is within this budget:
-    # for a small model the worker-thread hand-off costs more than the inference. 0 = always a worker thread.
-    inline_budget_ms: float = Field(default=1.0, ge=0.0, le=50.0)
-    cache_size: int = Field(default=8192, ge=0)  # embedding rows kept (0 disables); 8192 x 384 x 4 B = 12.6 MB max
+    # for a small model the worker-thread hand-off costs more than the inference. 0 (the default) = always a
+    # worker thread, tokenising included: a tokenizer's cost on one text is the bundle's to decide (issue 22: a
+    # regex pre-tokenizer took 4.3 s for one text and stalled /healthz), so only opt in for bundles you trust.
+    inline_budget_ms: float = Field(default=0.0, ge=0.0, le=50.0)
+    cache_size: int = Field(default=8192, ge=0)  # embedding rows kept (0 disables); 8192 x 384 x 4 B = 12.6 MB
+    # ... and bytes: texts are keys, up to 4 bytes per character (service/edge/cache.py); 8,192 rows of dim 384
+    # with typical 50-character texts take ~15.6 MB, so this bounds an adversary, not honest use
+    cache_max_bytes: int = Field(default=24 * MIB, ge=0)
     max_body_bytes: int = Field(default=1 * MIB, ge=1024)  # larger request bodies get 413 before parsing
 
     cloud: str | None = None  # cloud base URL; enables model updates
@@ -65,6 +76,9 @@ class EdgeSettings(BaseSettings):
     # re-signs every EIBERT_CLOUD_OFFER_TTL_S / 2 (12 h by default), so this must exceed that plus a poll.
     max_metadata_age_s: float = Field(default=2 * 24 * 3600.0, gt=0)
     download_timeout_s: float = Field(default=600.0, gt=0)  # all files of one update, however slowly they drip
+    # Recovery after state_dir/trusted_offer.json was lost (the node then refuses every offer and says so): run
+    # once with this set to trust the cloud's next valid offer on first use, then unset it.
+    reset_trust: bool = False
     admission: AdmissionLimits = AdmissionLimits()  # budgets for updated models, as JSON: EIBERT_EDGE_ADMISSION
     http_timeout_s: float = Field(default=30.0, gt=0)
     # LDP fleet telemetry (only with a cloud): the day's median serving latency, once a day, from a durable
@@ -103,6 +117,13 @@ class EdgeSettings(BaseSettings):
             except (BundleError, OSError) as exc:
                 raise ValueError(str(exc)) from exc
         return self
+
+    def server_limits(self) -> ServerLimits:
+        return ServerLimits(
+            trusted_proxies=self.trusted_proxies,
+            header_timeout_s=self.header_timeout_s,
+            request_timeout_s=self.request_timeout_s,
+        )
 
     def enrolment_credential(self) -> str | None:
         """The enrolment token (inline wins over the file), stripped; None if neither is set."""

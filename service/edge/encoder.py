@@ -15,11 +15,11 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from service.common.bounded_json import TOKENIZER_MAX_BYTES, loads_bounded, read_bounded
-from service.common.contract import MODEL_FILE, TOKENIZER_FILE, check_contract, run_contract
+from service.common.contract import MAX_RUN_ROWS, MODEL_FILE, TOKENIZER_FILE, check_contract, run_contract
 from service.common.errors import BundleError
 from service.common.manifest import Manifest, read_manifest, verify_bundle
 
-DEFAULT_BATCH_SIZE = 64
+DEFAULT_BATCH_SIZE = MAX_RUN_ROWS  # texts per onnxruntime run, and never more: admission tried exactly that
 # Short and long texts, so warm-up runs the graph at more than one sequence length before the first request.
 WARMUP_TEXTS = ("warm up", "a longer sentence so that the graph also runs at a second sequence length, twice")
 
@@ -108,6 +108,7 @@ class OnnxEncoder:
         if len(encs) == 1:  # the most common request: nothing to sort, bucket or pad
             ids = np.array([encs[0].ids], dtype=np.int64)
             return l2_normalize(self._run(ids, np.array([encs[0].attention_mask], dtype=np.int64)))
+        batch_size = min(batch_size, MAX_RUN_ROWS)  # the largest shape admission ran (model_admission)
         lengths = np.array([sum(e.attention_mask) for e in encs])
         order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)

@@ -181,6 +181,6 @@ class ServingModelPublic(BaseModel):
     model_sha256: str
     model_bytes: int
     loaded_at: str
-    source: str  # the bundle directory it was loaded from
+    source: str  # the name of the bundle directory it was loaded from (never its absolute path on this host)
     previous_version: str | None = None  # what served before the last swap (kept on disk for rollback)
     update: UpdateStatusPublic

@@ -32,7 +32,9 @@ import httpx
 import numpy as np
 from pydantic import ValidationError
 
+from service.common import device_client
 from service.common.closing import Closing
+from service.common.device_client import TELEMETRY_ACK_MAX_BYTES, ResponseRefused
 from service.common.ldp import (
     MAX_REPORTS_PER_BATCH,
     METRICS,
@@ -212,14 +214,19 @@ class TelemetryClient(Closing):
                 break
             payload = {"reports": [json.loads(body) for _, body in rows]}
             try:
-                resp = self.cloud.post("/v1/telemetry", json=payload, headers=headers)
+                resp = device_client.request(
+                    self.cloud, "POST", "/v1/telemetry", cap=TELEMETRY_ACK_MAX_BYTES, json=payload, headers=headers
+                )
             except httpx.HTTPError as exc:
                 result.error = f"cloud unreachable: {exc}"
+                break
+            except ResponseRefused as exc:  # the reports stay queued: the next flush sends them again
+                result.error = f"acknowledgement refused: {exc}"
                 break
             result.sent += len(rows)
             if resp.status_code == 200:
                 try:
-                    ack = TelemetryAck.model_validate(resp.json())
+                    ack = TelemetryAck.model_validate_json(resp.content)
                 except (ValueError, ValidationError) as exc:
                     result.error = f"unreadable acknowledgement: {exc}"
                     break

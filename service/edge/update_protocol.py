@@ -3,8 +3,11 @@
 TUF's client workflow, cut to eibert's one key and one offer per device (see `service.common.offer` for the
 wire format and why not python-tuf). Each step raises `UpdateFailed(stage, message)`; the stages are:
 
+    trust          the persisted trusted state is unreadable, or missing after this device had trusted an offer
+                   (`service.edge.updater` refuses every offer then, rather than trust the next one on first use)
     poll           GET /v1/devices/{id}/model: HTTP error, a body over MAX_OFFER_BYTES (read with a cap, never
-                   buffered whole), or a body that is not a signed-offer envelope
+                   buffered whole, identity-encoded only), a body that is not a signed-offer envelope, or a 304
+                   to a poll that sent no If-None-Match
     signature      the pinned Ed25519 key did not sign these exact payload bytes (nothing else is parsed)
     manifest       the signed payload is not an offer, or its manifest is not a valid manifest of that version
     expired        the offer's `expires` has passed (a replayed old offer, or a cloud that stopped re-signing)
@@ -38,17 +41,16 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from service.common import device_client
 from service.common.contract import BUNDLE_FILES, MANIFEST_FILE
 from service.common.device_api import blob_path
+from service.common.device_client import ResponseRefused
 from service.common.manifest import FileEntry, Manifest
 from service.common.offer import MAX_OFFER_BYTES, OfferError, OfferPayload, open_offer
 
 log = logging.getLogger(__name__)
 
 TRUST_FILE = "trusted_offer.json"
-_CHUNK = 1 << 16
-# Bytes are capped and hashed as they arrive on the wire; a compressed body would be expanded before either.
-IDENTITY = {"Accept-Encoding": "identity"}
 
 
 class UpdateFailed(Exception):
@@ -106,14 +108,14 @@ class FileTrustStore:
         self.path = Path(state_dir) / TRUST_FILE
 
     def load(self) -> TrustedState | None:
+        """The trusted state; None only if the file does not exist. An unreadable file is UpdateFailed("trust"):
+        treating it as absent would let the next offer, however old, be trusted on first use again."""
         try:
             return TrustedState.model_validate_json(self.path.read_bytes())
         except FileNotFoundError:
             return None
         except (OSError, ValidationError) as exc:
-            # Only someone with write access to the state dir can cause this, and they could delete it anyway.
-            log.warning("ignoring unreadable %s: %s", self.path, exc)
-            return None
+            raise UpdateFailed("trust", f"{TRUST_FILE} is unreadable ({type(exc).__name__})") from exc
 
     def save(self, state: TrustedState) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -143,39 +145,26 @@ class MemoryTrustStore:
 async def poll_offer(
     client: httpx.AsyncClient, device_id: str, token: str, etag: str | None
 ) -> tuple[bytes | None, str | None]:
-    """(signed offer body, ETag), or (None, etag) on 304. The body is read with a cap of MAX_OFFER_BYTES."""
-    headers = {"Authorization": f"Bearer {token}", **IDENTITY}
+    """(signed offer body, ETag), or (None, etag) on 304. The body is read with a cap of MAX_OFFER_BYTES, identity
+    only (`service.common.device_client`). A 304 answers a conditional request only: to a poll that sent no
+    If-None-Match it is a lie (nothing was cached to be "not modified"), and is refused."""
+    headers = {"Authorization": f"Bearer {token}"}
     if etag:
         headers["If-None-Match"] = etag
-    async with client.stream("GET", f"/v1/devices/{device_id}/model", headers=headers) as resp:
-        if resp.status_code == 304:
-            return None, etag
-        if resp.status_code != 200:
-            text = (await _read_capped(resp, 4096, "poll")).decode("utf-8", "replace")
-            hint = " (device token refused)" if resp.status_code in (401, 403) else ""
-            raise UpdateFailed("poll", f"HTTP {resp.status_code}{hint}: {text[:200]}")
-        body = await _read_capped(resp, MAX_OFFER_BYTES, "poll")
-        return body, resp.headers.get("ETag")
-
-
-def _refuse_encoded(resp: httpx.Response, stage: str) -> None:
-    """httpx would inflate a gzip/deflate/br body chunk by chunk before any cap could count it (one 64 KiB
-    chunk can become 64 MiB), so a body not sent as asked (identity) is refused unread."""
-    encoding = resp.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
-        raise UpdateFailed(stage, f"response is {encoding}-encoded; only identity is accepted")
-
-
-async def _read_capped(resp: httpx.Response, cap: int, stage: str) -> bytes:
-    _refuse_encoded(resp, stage)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.aiter_bytes(_CHUNK):
-        size += len(chunk)
-        if size > cap:
-            raise UpdateFailed(stage, f"response is longer than {cap} bytes; refused without reading the rest")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        resp = await device_client.arequest(
+            client, "GET", f"/v1/devices/{device_id}/model", cap=MAX_OFFER_BYTES, headers=headers
+        )
+    except ResponseRefused as exc:
+        raise UpdateFailed("poll", str(exc)) from exc
+    if resp.status_code == 304:
+        if not etag:
+            raise UpdateFailed("poll", "HTTP 304 to a poll that sent no If-None-Match: there is nothing it can confirm")
+        return None, etag
+    if resp.status_code != 200:
+        hint = " (device token refused)" if resp.status_code in (401, 403) else ""
+        raise UpdateFailed("poll", f"HTTP {resp.status_code}{hint}: {resp.text[:200]}")
+    return resp.content, resp.headers.get("ETag")
 
 
 def verify_offer(body: bytes, public_key: Ed25519PublicKey) -> VerifiedOffer:
@@ -276,12 +265,11 @@ async def _download_file(
     digest = hashlib.sha256()
     size = 0
     try:
-        async with client.stream("GET", url, headers={**(headers or {}), **IDENTITY}) as resp:
+        async with device_client.astream(client, "GET", url, headers=headers) as resp:
             if resp.status_code != 200:
                 raise UpdateFailed("download", f"GET {url} ({name}): HTTP {resp.status_code}")
-            _refuse_encoded(resp, "download")
             with open_sink(name) as sink:
-                async for chunk in resp.aiter_bytes(_CHUNK):
+                async for chunk in resp.aiter_bytes(device_client.CHUNK_BYTES):
                     size += len(chunk)
                     if size > entry.bytes:
                         raise UpdateFailed(
@@ -289,6 +277,8 @@ async def _download_file(
                         )
                     digest.update(chunk)
                     sink.write(chunk)
+    except ResponseRefused as exc:
+        raise UpdateFailed("download", f"GET {url} ({name}): {exc}") from exc
     except httpx.HTTPError as exc:
         raise UpdateFailed("download", f"GET {url} ({name}) failed: {type(exc).__name__}: {exc}") from exc
     if size != entry.bytes:

@@ -43,8 +43,10 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from service.common import device_client
 from service.common.contract import MANIFEST_FILE, MODEL_FILE
 from service.common.device_api import DeviceEnrolResponse
+from service.common.device_client import ResponseRefused
 from service.common.errors import BundleError
 from service.common.manifest import Manifest
 from service.edge.metrics import EdgeMetrics
@@ -52,6 +54,7 @@ from service.edge.schemas import UpdateStatusPublic
 from service.edge.slot import LoadedModel, ModelSlot, utc_now
 from service.edge.tasks import cancel_and_wait
 from service.edge.update_protocol import (
+    TRUST_FILE,
     FileTrustStore,
     Freshness,
     TrustedState,
@@ -72,6 +75,11 @@ CREDENTIALS_FILE = "device.json"
 BUNDLES_DIR = "bundles"
 INCOMING_PREFIX = ".incoming-"
 DEFAULT_MAX_METADATA_AGE_S = 2 * 24 * 3600.0
+TRUST_RECOVERY = (
+    f"restore {TRUST_FILE} from a backup of the state directory, or, having checked that the cloud's current "
+    "offer is the one this node should run, restart it once with EIBERT_EDGE_RESET_TRUST=true (--reset-trust) "
+    "to trust that offer on first use"
+)
 
 __all__ = ["CREDENTIALS_FILE", "ModelUpdater", "UpdateFailed", "UpdateStatus"]
 
@@ -136,6 +144,7 @@ class ModelUpdater:
         max_bundle_bytes: int = 64 * 1024 * 1024,
         max_metadata_age_s: float = DEFAULT_MAX_METADATA_AGE_S,
         download_timeout_s: float = 600.0,
+        reset_trust: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if keep_bundles < 2:
@@ -163,12 +172,31 @@ class ModelUpdater:
         self.bundles_dir = self.state_dir / BUNDLES_DIR
         self.bundles_dir.mkdir(parents=True, exist_ok=True)
         self._clean_incoming()
-        self.status.trusted = self.trust.load()
         metrics.update_metadata_age.set_function(lambda: self.freshness().age_s)
         metrics.update_stale.set_function(lambda: float(self.freshness().stale))
-        self.device_id, self.token, changed = self._read_credentials(device_id)
+        self.device_id, self.token, self.had_trust, changed = self._read_credentials(device_id)
+        self.trust_lost = self._load_trust()  # why this node cannot judge offers (None: it can)
+        if self.trust_lost is not None and reset_trust:
+            log.warning(
+                "%s; EIBERT_EDGE_RESET_TRUST is set: the next valid offer is trusted on first use", self.trust_lost
+            )
+            self.trust_lost, self.had_trust = None, False
+        if self.status.trusted is not None and not self.had_trust:  # a state dir from before the record existed
+            self.had_trust = changed = True
         if changed:
             self._write_credentials()  # persist a generated id at once, so a restart keeps it
+
+    def _load_trust(self) -> str | None:
+        """Load the trusted state; a message if it was lost (unreadable, or missing on a node that had trusted an
+        offer: `device.json` records that it had). Falling back to trust on first use would accept any unexpired
+        older offer, a rollback the lost file existed to refuse."""
+        try:
+            self.status.trusted = self.trust.load()
+        except UpdateFailed as exc:
+            return str(exc)
+        if self.status.trusted is None and self.had_trust:
+            return f"{TRUST_FILE} is missing, but this node had trusted a signed offer before"
+        return None
 
     def freshness(self) -> Freshness:
         return freshness(self.status.trusted, self.clock(), max_age_s=self.max_metadata_age_s, since=self.started_at)
@@ -196,6 +224,10 @@ class ModelUpdater:
         """Run one update check; returns its outcome: not_modified | up_to_date | updated | failed."""
         async with self._lock:
             self.status.last_check = utc_now()
+            if self.trust_lost is not None:  # nothing is polled: no offer can be judged without the trusted state
+                outcome = self._failed("trust", f"{self.trust_lost}; {TRUST_RECOVERY}")
+                self.status.state = "trust_lost"
+                return outcome
             try:
                 outcome = await self._check()
             except UpdateFailed as exc:
@@ -209,6 +241,8 @@ class ModelUpdater:
             except Exception as exc:  # a bug must not kill the background loop: report it and poll again later
                 log.exception("model update check crashed")
                 return self._failed("internal", f"{type(exc).__name__}: {exc}")
+            if outcome == "not_modified" and self.status.trusted is None:  # a 304 cannot vouch for anything
+                return self._failed("poll", "HTTP 304 to a node that holds no trusted offer")
             if outcome != "not_modified" or self.status.state in ("idle", "failed"):
                 self.status.state = "updated" if outcome == "updated" else "up_to_date"
             self.status.last_success = self.status.last_check
@@ -218,6 +252,9 @@ class ModelUpdater:
 
     def _failed(self, stage: str, message: str) -> str:
         serving = self.slot.current.version if self.slot.current else None
+        # GET /v1/model shows the message: name bundle directories, not where this host keeps them.
+        for folder in {str(self.bundles_dir.resolve()), str(self.bundles_dir)}:
+            message = message.replace(folder + os.sep, "")
         log.warning("model update failed at %s: %s (still serving %s)", stage, message, serving)
         self.status.state = "failed"
         self.status.last_error = message
@@ -238,6 +275,9 @@ class ModelUpdater:
         if trusted != self.status.trusted:
             self.trust.save(trusted)  # before any download: a replay of an older offer is refused from now on
             self.status.trusted = trusted
+            if not self.had_trust:  # from now on a missing trust file is a loss, not a first start
+                self.had_trust = True
+                self._write_credentials()
         manifest = offer.manifest
         current = self.slot.current
         if current is not None and _same_bundle(current, manifest):
@@ -272,11 +312,12 @@ class ModelUpdater:
         if self.token is not None:
             return self.token
         credential = self.enrolment_token
-        headers = {} if credential is None else {"Authorization": f"Bearer {credential}"}
         try:
-            resp = await self.client.post("/v1/devices", json={"device_id": self.device_id}, headers=headers)
+            resp = await device_client.enrol(self.client, self.device_id, credential)
         except httpx.HTTPError as exc:
             raise UpdateFailed("enrol", f"cannot reach the cloud to enrol: {exc}") from exc
+        except ResponseRefused as exc:
+            raise UpdateFailed("enrol", f"enrolment answer refused: {exc}") from exc
         if resp.status_code == 409:
             raise UpdateFailed(
                 "enrol",
@@ -349,8 +390,9 @@ class ModelUpdater:
         for f in (self.state_dir / "tmp").glob("bundle-*"):  # archives of versions before content addressing
             f.unlink(missing_ok=True)
 
-    def _read_credentials(self, configured_id: str | None) -> tuple[str, str | None, bool]:
-        """(device id, token or None, whether the file must be rewritten); a token of another id is dropped."""
+    def _read_credentials(self, configured_id: str | None) -> tuple[str, str | None, bool, bool]:
+        """(device id, token or None, whether it had trusted an offer, whether the file must be rewritten); a token
+        of another id is dropped."""
         path = self.state_dir / CREDENTIALS_FILE
         stored: dict = {}
         if path.is_file():
@@ -360,12 +402,13 @@ class ModelUpdater:
                 log.warning("ignoring unreadable %s: %s", path, exc)
         device_id = configured_id or stored.get("device_id") or f"edge-{uuid.uuid4().hex[:20]}"
         same = stored.get("device_id") == device_id
-        return device_id, stored.get("token") if same else None, not same
+        return device_id, stored.get("token") if same else None, stored.get("had_trust") is True, not same
 
     def _write_credentials(self) -> None:
         path = self.state_dir / CREDENTIALS_FILE
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"device_id": self.device_id, "token": self.token}), encoding="utf-8")
+        record = {"device_id": self.device_id, "token": self.token, "had_trust": self.had_trust}
+        tmp.write_text(json.dumps(record), encoding="utf-8")
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
 

@@ -22,6 +22,7 @@ from service.common.archive import pack_bundle
 from service.common.manifest import file_entry
 from service.common.model_admission import DEFAULT_ALLOWED_OPS, AdmissionLimits
 from tests.cloud.conftest import ADMIN, GZIP
+from tests.common import model_bombs
 from tests.common.archive_bombs import extended_header_bomb
 from tests.common.model_bombs import bundle_with_model, loop_bomb, memory_bomb
 from tests.conftest import TINY_DIM
@@ -198,3 +199,44 @@ def test_admission_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPa
     s = Settings(dev_mode=True, data_dir=tmp_path)
     assert s.admission.timeout_s == 5 and s.admission.memory_mib == 256 and s.max_concurrent_admissions == 3
     assert s.admission.allowed_ops == DEFAULT_ALLOWED_OPS
+
+
+@pytest.mark.parametrize("breakage", ["tokenizer-not-json", "sha256-mismatch"])
+def test_an_upload_refusal_does_not_echo_the_clouds_temporary_paths(
+    client: TestClient, tiny_bundle: Path, tmp_path: Path, breakage: str
+) -> None:
+    """Issue 22: refusals named the replica's absolute temp dir (`.../tmp/inspect-xyz/bundle/tokenizer.json`)."""
+    bundle = tmp_path / "bundle"
+    bundle_with_model(tiny_bundle, bundle, lambda p: p.write_bytes((tiny_bundle / "model.onnx").read_bytes()))
+    if breakage == "tokenizer-not-json":
+        (bundle / "tokenizer.json").write_bytes(b"{not json")
+        raw = json.loads((bundle / "manifest.json").read_text())
+        raw["files"]["tokenizer.json"] = file_entry(bundle / "tokenizer.json").model_dump()
+        (bundle / "manifest.json").write_text(json.dumps(raw))
+    else:
+        (bundle / "tokenizer.json").write_bytes((bundle / "tokenizer.json").read_bytes() + b" ")
+    resp = client.post("/v1/models", content=pack_bundle(bundle), headers=UPLOAD)
+    assert resp.status_code == 422, resp.text
+    assert "tokenizer.json" in resp.text
+    assert "inspect-" not in resp.text and "/tmp" not in resp.text and str(tmp_path) not in resp.text, resp.text
+
+
+@pytest.mark.parametrize("kind", ["regex-tokenizer", "batch"])
+def test_a_regex_tokenizer_or_a_batch_bomb_upload_is_a_422(
+    client: TestClient, tiny_bundle: Path, tmp_path: Path, tiny_archive: bytes, kind: str
+) -> None:
+    """Issue 22: both were 201; the cloud now refuses them as the edge does."""
+    if kind == "regex-tokenizer":
+        hostile = model_bombs.hostile_tokenizer(tiny_bundle / "tokenizer.json")
+        bundle, message = (
+            model_bombs.bundle_with_tokenizer(tiny_bundle, tmp_path / "b", hostile),
+            "pre_tokenizer 'Split'",
+        )
+    else:
+        bomb = bundle_with_model(tiny_bundle, tmp_path / "b", lambda p: model_bombs.batch_bomb(p, TINY_DIM, 30522))
+        bundle, message = bomb, "512 MiB admission memory limit"
+    with peak_rss_growth() as growth:
+        resp = client.post("/v1/models", content=pack_bundle(bundle), headers=UPLOAD)
+    assert resp.status_code == 422 and message in resp.text, resp.text
+    assert growth.mib < 200, f"the cloud grew by {growth.mib:.0f} MiB"
+    _still_serving(client, tiny_archive)

@@ -3,11 +3,15 @@ refused, every token has a quota and an expiry, and attempts are rate-limited pe
 
 from __future__ import annotations
 
+import os
 import types
+from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from loadtests.stack import free_port, service_process
 from service.cloud import Settings, create_app
 from service.cloud import enrolment as enrolment_module
 from tests.cloud.conftest import ADMIN, enrolment_token
@@ -108,3 +112,30 @@ def test_enrolment_tokens_are_admin_only_and_bounded(client: TestClient, setting
         assert client.post("/v1/enrolment-tokens", json=bad, headers=ADMIN).status_code == 422
     body = client.post("/v1/enrolment-tokens", json={"max_devices": 2, "label": "factory-7"}, headers=ADMIN).json()
     assert len(body["token"]) >= 40 and body["max_devices"] == 2 and body["label"] == "factory-7"
+
+
+@pytest.mark.parametrize("trusted", [None, '["127.0.0.1"]'], ids=["no-proxy-trusted", "loopback-proxy-trusted"])
+def test_forwarded_for_is_believed_only_from_configured_proxies(tmp_path: Path, trusted: str | None) -> None:
+    """Issue 22: 200 enrolments from one TCP peer, each with another X-Forwarded-For, were never limited (60 per
+    source per minute): uvicorn believed the header from loopback by default. A real `python -m service.cloud`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EIBERT_CLOUD_", "EIBERT_ADMIN_TOKEN"))}
+    env |= {"EIBERT_CLOUD_DEV_MODE": "1", "EIBERT_CLOUD_DATA_DIR": str(tmp_path / "data")}
+    if trusted is not None:
+        env["EIBERT_CLOUD_TRUSTED_PROXIES"] = trusted
+    port = free_port()
+    args = ["--store", f"sqlite:///{tmp_path / 'cloud.db'}", "--port", str(port)]
+    with service_process("cloud", args, port=port, env=env, log_path=tmp_path / "cloud.log") as cloud:
+        headers = bearer("not-an-enrolment-token")
+        statuses = [
+            httpx.post(
+                f"{cloud.url}/v1/devices",
+                json={"device_id": f"phone-{i}"},
+                headers={**headers, "X-Forwarded-For": f"203.0.113.{i % 250}"},
+            ).status_code
+            for i in range(200)
+        ]
+    limited = statuses.count(429)
+    if trusted is None:  # one peer: 60 attempts per aligned 60 s window, so at most 120 get through two windows
+        assert limited >= 80, f"only {limited} of 200 limited"
+    else:  # the operator's proxy vouches for 200 distinct clients
+        assert limited == 0 and set(statuses) == {401}

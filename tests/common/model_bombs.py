@@ -11,8 +11,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from loadtests.stand_in import contract_model
 from service.common.manifest import file_entry
@@ -81,11 +82,66 @@ def loop_bomb(path: Path, dim: int, iterations: int = 2_000_000_000) -> Path:
     return path
 
 
-def bundle_with_model(src: Path, dst: Path, write_model: Callable[[Path], object], **manifest: object) -> Path:
-    """A copy of bundle `src` whose model.onnx is written by `write_model(path)`, with the manifest's hashes
-    redone (so the bundle verifies and only admission can refuse it) and `manifest` fields overridden."""
+def batch_bomb(path: Path, dim: int, vocab_size: int, factor: int = 8) -> Path:
+    """An honest embedding lookup (ids -> rows, summed) plus a side branch of ConstantOfShape(factor x batch^4)
+    floats summed into it as 0.0: 128 floats at a batch of 2 (all the old trial ran), 537 MB at 64. Different
+    texts get different vectors, so only the cost at the largest batch a node serves gives it away."""
+    rng = np.random.default_rng(0)
+    table = numpy_helper.from_array(rng.standard_normal((vocab_size, dim)).astype(np.float32), "table")
+    nodes = [
+        helper.make_node("Shape", ["input_ids"], ["ids_shape"]),
+        helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("z", TensorProto.INT64, [1], [0])),
+        helper.make_node("Constant", [], ["one"], value=helper.make_tensor("o", TensorProto.INT64, [1], [1])),
+        helper.make_node("Slice", ["ids_shape", "zero", "one"], ["b"]),
+        helper.make_node("Constant", [], ["k"], value=helper.make_tensor("k", TensorProto.INT64, [1], [factor])),
+        helper.make_node("Concat", ["k", "b", "b", "b", "b"], ["big_shape"], axis=0),
+        helper.make_node(
+            "ConstantOfShape", ["big_shape"], ["big"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])
+        ),
+        helper.make_node("ReduceSum", ["big"], ["zero_sum"], keepdims=0),  # 0.0, at the cost of building `big`
+        helper.make_node("Gather", ["table", "input_ids"], ["rows"]),  # (batch, seq, dim)
+        helper.make_node("ReduceSum", ["rows", "one"], ["summed"], keepdims=0),  # (batch, dim)
+        helper.make_node("Add", ["summed", "zero_sum"], ["sentence_embedding"]),
+    ]
+    onnx.save(contract_model(nodes, dim, name="batch-bomb", initializer=[table]), str(path))
+    return path
+
+
+def hostile_tokenizer(src: Path, pattern: str = "(x+x+)+y") -> dict:
+    """`src`'s tokenizer.json with a `Split` pre-tokenizer on `pattern` (a regex) before its own: catastrophic
+    backtracking on a long run of `x`."""
+    tokenizer = json.loads(src.read_text(encoding="utf-8"))
+    split = {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": False}
+    tokenizer["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [split, tokenizer["pre_tokenizer"]]}
+    return tokenizer
+
+
+def bundle_with_tokenizer(src: Path, dst: Path, tokenizer: dict, **manifest: object) -> Path:
+    """A copy of bundle `src` whose tokenizer.json is `tokenizer`, hashes redone (it verifies)."""
+    return bundle_with_model(
+        src,
+        dst,
+        lambda p: shutil.copy(src / "model.onnx", p),
+        tokenizer=lambda p: p.write_text(json.dumps(tokenizer), encoding="utf-8"),
+        **manifest,
+    )
+
+
+def bundle_with_model(
+    src: Path,
+    dst: Path,
+    write_model: Callable[[Path], object],
+    tokenizer: Callable[[Path], object] | None = None,
+    **manifest: object,
+) -> Path:
+    """A copy of bundle `src` whose model.onnx is written by `write_model(path)` (and tokenizer.json by
+    `tokenizer(path)`, if given), with the manifest's hashes redone (so the bundle verifies and only admission
+    can refuse it) and `manifest` fields overridden."""
     dst.mkdir(parents=True)
-    shutil.copy(src / "tokenizer.json", dst / "tokenizer.json")
+    if tokenizer is None:
+        shutil.copy(src / "tokenizer.json", dst / "tokenizer.json")
+    else:
+        tokenizer(dst / "tokenizer.json")
     write_model(dst / "model.onnx")
     raw = json.loads((src / "manifest.json").read_text())
     raw.update(manifest)

@@ -5,6 +5,7 @@ Every bomb is generated here (tests/common/model_bombs.py); the real shipped bun
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -12,16 +13,27 @@ import onnx
 import pytest
 from onnx import helper
 
+from service.common.contract import MAX_RUN_ROWS, MAX_TEXT_CHARS
 from service.common.errors import BundleError
 from service.common.model_admission import (
     DEFAULT_ALLOWED_OPS,
     AdmissionLimits,
     admit_bundle,
     check_graph,
+    check_tokenizer,
     tokenizer_vocab_size,
     trial_run,
 )
-from tests.common.model_bombs import bundle_with_model, loop_bomb, memory_bomb
+from service.edge.encoder import DEFAULT_BATCH_SIZE, OnnxEncoder
+from service.edge.schemas import MAX_TEXT_CHARS as EDGE_MAX_TEXT_CHARS
+from tests.common.model_bombs import (
+    batch_bomb,
+    bundle_with_model,
+    bundle_with_tokenizer,
+    hostile_tokenizer,
+    loop_bomb,
+    memory_bomb,
+)
 from tests.conftest import TINY_DIM
 from tests.rss import peak_rss_growth
 
@@ -184,3 +196,69 @@ def test_admit_bundle_needs_a_tokenizer_vocabulary(tiny_bundle: Path, tmp_path: 
 
     with pytest.raises(BundleError, match="declares no vocabulary"):
         admit_bundle(bundle_with_model(tiny_bundle, tmp_path / "b", no_vocab), AdmissionLimits())
+
+
+# -- the largest shape a node serves, and the tokenizer (issue 22) ---------------------------------------------
+
+
+def test_a_model_whose_cost_grows_with_the_batch_is_refused_at_the_largest_batch_served(tmp_path: Path) -> None:
+    """Issue 22: 128 floats at the old trial's batch of 2; one 64-text /v1/encode then grew the edge by 529 MB."""
+    bomb = batch_bomb(tmp_path / "m.onnx", TINY_DIM, vocab_size=1000)
+    check_graph(bomb, AdmissionLimits())
+    with peak_rss_growth() as growth, pytest.raises(BundleError, match="512 MiB admission memory limit"):
+        trial_run(bomb, dim=TINY_DIM, max_length=64, vocab_size=1000, limits=AdmissionLimits())
+    assert growth.mib < 200, f"the parent grew by {growth.mib:.0f} MiB"
+    assert MAX_RUN_ROWS == DEFAULT_BATCH_SIZE  # what the trial ran is the most an edge runs at once
+
+
+def test_the_edge_runs_no_more_rows_at_once_than_admission_tried(tiny_bundle: Path) -> None:
+    encoder = OnnxEncoder(tiny_bundle)
+    shapes: list[tuple[int, ...]] = []
+    run = encoder._run
+    encoder._run = lambda ids, mask: (shapes.append(ids.shape), run(ids, mask))[1]  # type: ignore[method-assign]
+    encoder.encode([f"text {i}" for i in range(3 * MAX_RUN_ROWS)], batch_size=10 * MAX_RUN_ROWS)
+    assert max(s[0] for s in shapes) <= MAX_RUN_ROWS
+    assert MAX_TEXT_CHARS == EDGE_MAX_TEXT_CHARS  # the adversarial texts are as long as the edge accepts
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: {**t, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(x+x+)+y"}}},
+            "pre_tokenizer 'Split'",
+        ),
+        (lambda t: {**t, "normalizer": {"type": "Replace", "pattern": {"Regex": "a+"}, "content": ""}}, "'Replace'"),
+        (lambda t: {**t, "model": {**t["model"], "type": "BPE"}}, "model 'BPE'"),
+        (lambda t: {**t, "model": {**t["model"], "max_input_chars_per_word": 10**6}}, "max_input_chars_per_word"),
+        (lambda t: {**t, "pre_tokenizer": {"type": "Sequence"}}, "Sequence lists no members"),
+    ],
+    ids=["split-regex", "replace-regex", "bpe", "wordpiece-chars", "empty-sequence"],
+)
+def test_tokenizer_components_outside_the_wordpiece_allow_list_are_refused(tiny_bundle: Path, edit, message) -> None:
+    tokenizer = json.loads((tiny_bundle / "tokenizer.json").read_text())
+    check_tokenizer(tokenizer)  # the real one passes
+    with pytest.raises(BundleError, match=message):
+        check_tokenizer(edit(tokenizer))
+
+
+def test_a_regex_tokenizer_is_refused_at_admission_in_milliseconds(tiny_bundle: Path, tmp_path: Path) -> None:
+    """Issue 22: a `Split` on `(x+x+)+y` was admitted; one 1,839-character text then took 4.3 s to tokenise."""
+    bundle = bundle_with_tokenizer(tiny_bundle, tmp_path / "b", hostile_tokenizer(tiny_bundle / "tokenizer.json"))
+    t0 = time.perf_counter()
+    with pytest.raises(BundleError, match="pre_tokenizer 'Split'"):
+        admit_bundle(bundle, AdmissionLimits())
+    assert time.perf_counter() - t0 < 5
+
+
+def test_the_trial_tokenises_adversarial_texts_within_the_limit(tiny_bundle: Path) -> None:
+    verdict = trial_run(
+        tiny_bundle / "model.onnx", dim=TINY_DIM, max_length=64, vocab_size=30522, limits=FAST,
+        tokenizer=tiny_bundle / "tokenizer.json",
+    )  # fmt: skip
+    assert "slowest adversarial text tokenised in" in verdict
+    with pytest.raises(BundleError, match=r"tokenizer.json took \d+ ms for one 2,000-character text"):
+        trial_run(
+            tiny_bundle / "model.onnx", dim=TINY_DIM, max_length=64, vocab_size=30522,
+            limits=AdmissionLimits(tokenize_ms=1e-6), tokenizer=tiny_bundle / "tokenizer.json",
+        )  # fmt: skip

@@ -169,6 +169,8 @@ class CloudDouble:
         ) -> Response:
             if authorization != f"Bearer {self.tokens.get(device_id)}":
                 return JSONResponse(status_code=401, content={"error": "unauthorized", "message": "bad token"})
+            if self.poll_status == 304:  # "not modified", whatever the device asked
+                return Response(status_code=304)
             if self.poll_status is not None:
                 return JSONResponse(status_code=self.poll_status, content={"error": "x", "message": "injected"})
             if self.freeze and if_none_match:

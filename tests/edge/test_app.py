@@ -57,12 +57,18 @@ async def test_a_failing_telemetry_hook_never_fails_a_request(tiny_bundle: Path,
         assert (await client.post("/v1/encode", json={"texts": ["a"]})).status_code == 200
 
 
+def offering(bundle: Path) -> CloudDouble:
+    """A cloud double that publishes `bundle` and offers it (version 0.0.2)."""
+    cloud = CloudDouble()
+    cloud.publish(bundle)
+    cloud.offer("0.0.2")
+    return cloud
+
+
 async def test_failed_update_is_visible_in_model_and_metrics_while_old_model_serves(
     tiny_bundle: Path, other_bundle: Path, make_settings
 ) -> None:
-    cloud = CloudDouble()
-    cloud.publish(other_bundle)
-    cloud.offer("0.0.2")
+    cloud = offering(other_bundle)
     cloud.served_files = {"model.onnx": cloud.published["0.0.2"].files["model.onnx"][:100]}  # truncated download
     settings = make_settings(
         tiny_bundle, cloud="http://cloud.test", cloud_public_key=cloud.public_key_b64, poll_interval_s=3600
@@ -93,9 +99,7 @@ async def test_failed_update_is_visible_in_model_and_metrics_while_old_model_ser
 async def test_a_frozen_cloud_makes_the_node_say_stale_in_model_readyz_and_metrics(
     tiny_bundle: Path, other_bundle: Path, make_settings
 ) -> None:
-    cloud = CloudDouble()
-    cloud.publish(other_bundle)
-    cloud.offer("0.0.2")
+    cloud = offering(other_bundle)
     settings = make_settings(
         tiny_bundle, cloud="http://cloud.test", cloud_public_key=cloud.public_key_b64, poll_interval_s=3600,
         max_metadata_age_s=600,
@@ -145,3 +149,23 @@ async def test_batching_is_opt_in_and_both_ways_serve(tiny_bundle: Path, make_se
         assert app.state.edge.batcher is not None and app.state.edge.batcher.running
         r = await client.post("/v1/embeddings", json={"model": "tiny", "input": ["a", "b"]})
         assert r.status_code == 200 and len(r.json()["data"]) == 2
+
+
+async def test_a_lost_trust_file_shows_in_model_and_readyz(
+    tiny_bundle: Path, other_bundle: Path, make_settings
+) -> None:
+    """Issue 22: a node that had trusted an offer and lost trusted_offer.json says so, in /v1/model and /readyz."""
+    cloud = offering(other_bundle)
+    settings = make_settings(tiny_bundle, cloud="http://cloud.test", cloud_public_key=cloud.public_key_b64)
+    first = create_app(settings, cloud_client=cloud.client())
+    async with serve(first):
+        await first_check_done(first.state.edge.updater)
+        assert first.state.edge.updater.status.state == "updated"
+    (settings.state_dir / "trusted_offer.json").unlink()  # lost between two runs
+    app = create_app(settings, cloud_client=cloud.client())
+    async with serve(app) as client:
+        await first_check_done(app.state.edge.updater)
+        update = (await client.get("/v1/model")).json()["update"]
+        assert (update["state"], update["last_error_stage"]) == ("trust_lost", "trust")
+        ready = (await client.get("/readyz")).json()
+        assert ready["update_state"] == "trust_lost" and "trusted_offer.json is missing" in ready["update_error"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.edge.cache import EmbeddingCache
+from service.edge.cache import EmbeddingCache, entry_bytes
 
 
 def rows(*values: float) -> np.ndarray:
@@ -55,3 +55,18 @@ def test_capacity_zero_disables_and_negative_is_refused() -> None:
     assert cache.lookup("m", ["a"]) == [None] and len(cache) == 0
     with pytest.raises(ValueError):
         EmbeddingCache(-1)
+
+
+def test_bytes_are_bounded_as_well_as_rows() -> None:
+    cache = EmbeddingCache(1000, max_bytes=3 * entry_bytes("a" * 100, rows(0)[0]))
+    cache.store("m", [str(i).rjust(100, "a") for i in range(10)], rows(*range(10)))
+    assert len(cache) == 3 and cache.bytes <= cache.max_bytes  # the three most recent
+    assert [r is not None for r in cache.lookup("m", [str(i).rjust(100, "a") for i in (6, 7, 8, 9)])] == [
+        False,
+        True,
+        True,
+        True,
+    ]
+    cache.store("m", ["\U0001f600" * 1000], rows(1))  # 4 KB of key: larger than the whole budget, never kept
+    assert len(cache) == 3 and cache.lookup("m", ["\U0001f600" * 1000]) == [None]
+    assert cache.drop_model("m") == 3 and cache.bytes == 0

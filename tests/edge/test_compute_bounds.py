@@ -12,10 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from service.edge.app import create_app
 from service.edge.schemas import MAX_REQUEST_CHARS, MAX_TEXT_CHARS
 from tests.edge.running_app import serve
+from tests.rss import peak_rss_growth
+
+MIB = 1024 * 1024
 
 pytestmark = pytest.mark.anyio
 
@@ -100,3 +104,19 @@ async def test_a_request_larger_than_the_admission_limit_still_runs_on_an_idle_n
         r = await client.post("/v1/encode", json={"texts": fresh("lone", 10, 50)})
         assert r.status_code == 200 and len(r.json()["embeddings"]) == 10
         assert app.state.edge.embedder.pending == 0  # admitted work is always released
+
+
+def test_the_embedding_cache_is_bounded_in_bytes_for_long_astral_texts(tiny_bundle: Path, make_settings) -> None:
+    """Issue 22: 8,192 distinct 2,000-character astral texts (one [UNK] token each, cheap to encode) grew the edge
+    by 126 MiB against a documented 12 MB for the cache: it bounded entries, not bytes."""
+    settings = make_settings(tiny_bundle)
+    per_request = MAX_REQUEST_CHARS // MAX_TEXT_CHARS
+    with TestClient(create_app(settings)) as client:
+        client.post("/v1/encode", json={"texts": ["warm"]})
+        with peak_rss_growth() as growth:
+            for start in range(0, 8192, per_request):
+                texts = [chr(0x10000 + i) * MAX_TEXT_CHARS for i in range(start, min(start + per_request, 8192))]
+                assert client.post("/v1/encode", json={"texts": texts}).status_code == 200
+        cache = client.app.state.edge.cache
+    assert cache.bytes <= settings.cache_max_bytes and len(cache) < 8192
+    assert growth.mib < settings.cache_max_bytes / MIB + 16, f"grew {growth.mib:.0f} MiB"

@@ -16,6 +16,8 @@ from service.common.signing import private_key_to_pem, public_key_to_b64
 from service.edge.metrics import EdgeMetrics
 from service.edge.slot import ModelSlot, load_model
 from service.edge.updater import ModelUpdater
+from tests.common.http_bombs import bomb_answer, impostor_cloud
+from tests.rss import peak_rss_growth
 
 pytestmark = pytest.mark.anyio
 ADMIN = "edge-enrol-admin-token-0123456789"
@@ -46,9 +48,9 @@ def cloud_client(cloud: TestClient) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=cloud.app), base_url="http://cloud")
 
 
-def updater(cloud: TestClient, tiny_bundle: Path, state: Path) -> ModelUpdater:
+def updater(cloud: TestClient | None, tiny_bundle: Path, state: Path) -> ModelUpdater:
     return ModelUpdater(
-        client=cloud_client(cloud),
+        client=cloud_client(cloud) if cloud is not None else httpx.AsyncClient(),
         slot=ModelSlot(load_model(tiny_bundle)),
         loader=load_model,
         public_key=KEY.public_key(),
@@ -93,3 +95,17 @@ def test_the_app_hands_its_token_to_the_updater(cloud, make_settings, tiny_bundl
     )  # fmt: skip
     with TestClient(create_edge(settings, cloud_client=cloud_client(cloud))) as edge:
         assert edge.app.state.edge.updater.enrolment_token == token
+
+
+async def test_an_impostor_clouds_gzip_bomb_enrolment_answer_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
+    """Issue 22: 261 KB of gzip inflating to 256 MiB as the answer to POST /v1/devices grew the node by 685 MB."""
+    with impostor_cloud(bomb_answer()) as impostor:
+        up = updater(None, tiny_bundle, tmp_path / "s")
+        up.client = httpx.AsyncClient(base_url=impostor.url)
+        up.enrolment_token = "enrolment-token"
+        with peak_rss_growth() as growth:
+            assert await up.check_once() == "failed"
+        await up.client.aclose()
+    assert growth.mib < 32
+    assert up.status.last_error_stage == "enrol" and "gzip-encoded" in (up.status.last_error or "")
+    assert up.token is None

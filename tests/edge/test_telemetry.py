@@ -19,6 +19,8 @@ from service.common.ldp import GENRES, LATENCY_BUCKETS, latency_bucket_of
 from service.common.signing import private_key_to_pem
 from service.edge.hooks import EdgeEvent, TelemetryHook
 from service.edge.telemetry import LatencyTelemetry, TelemetryClient
+from tests.common.http_bombs import bomb_answer, impostor_cloud
+from tests.rss import peak_rss_growth
 
 ADMIN = "edge-test-admin-token-0123456789"
 DAY = dt.datetime.now(dt.UTC).date()
@@ -296,3 +298,17 @@ def test_the_edge_utc_date_label_is_inside_the_cloud_window(cloud, tmp_path: Pat
         result = tc.flush()
         assert (result.accepted, result.refused, result.remaining) == (2, 1, 0)
     assert cloud_reports(app_client) == 2
+
+
+def test_an_impostor_clouds_gzip_bomb_acknowledgement_is_refused(tmp_path: Path) -> None:
+    """Issue 22: the same 256 MiB bomb as the answer to a telemetry flush grew the node by 520-757 MB."""
+    with impostor_cloud(bomb_answer()) as impostor, httpx.Client(base_url=impostor.url) as http:
+        tc = TelemetryClient(outbox=tmp_path / "o.db", cloud=http, token="device-token", today=lambda: DAY)
+        tc.record("top_genre", "War", model_version="tiny-1", epsilon=0.1)
+        with peak_rss_growth() as growth:
+            result = tc.flush()
+        tc.close()
+    assert growth.mib < 32
+    assert result.error is not None and "gzip-encoded" in result.error
+    assert result.remaining == 1  # kept for the next flush, to an honest cloud
+    assert impostor.requests[0][2]["Accept-Encoding"] == "identity"

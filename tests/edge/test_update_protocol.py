@@ -82,7 +82,7 @@ def test_freshness_ages_from_the_newest_issued_and_turns_stale(tiny_bundle: Path
     assert never.stale and never.age_s == 601
 
 
-def test_file_trust_store_round_trips_atomically_and_survives_garbage(tmp_path: Path, tiny_bundle: Path) -> None:
+def test_file_trust_store_round_trips_atomically_and_reports_garbage(tmp_path: Path, tiny_bundle: Path) -> None:
     store = FileTrustStore(tmp_path)
     assert store.load() is None
     trusted = admit_offer(offer(tiny_bundle), None, NOW)
@@ -90,4 +90,6 @@ def test_file_trust_store_round_trips_atomically_and_survives_garbage(tmp_path: 
     assert FileTrustStore(tmp_path).load() == trusted
     assert sorted(p.name for p in tmp_path.iterdir()) == [TRUST_FILE]  # no temp file left
     (tmp_path / TRUST_FILE).write_text("{not json")
-    assert FileTrustStore(tmp_path).load() is None
+    with pytest.raises(UpdateFailed, match="unreadable") as refused:  # never "absent": that would reset rollback checks
+        FileTrustStore(tmp_path).load()
+    assert refused.value.stage == "trust"

@@ -76,7 +76,7 @@ async def test_enrols_downloads_verifies_swaps_then_polls_with_etag(
     assert slot.previous_version == "0.0.1"
     assert slot.current.source.parent == tmp_path / "state" / "bundles"
     creds = json.loads((tmp_path / "state" / CREDENTIALS_FILE).read_text())
-    assert creds == {"device_id": "dev-1", "token": cloud.tokens["dev-1"]}
+    assert creds == {"device_id": "dev-1", "token": cloud.tokens["dev-1"], "had_trust": True}
     assert up.status.state == "updated" and up.status.last_error is None
 
     assert await up.check_once() == "not_modified"
@@ -441,3 +441,59 @@ async def test_an_unexpected_error_is_reported_not_raised(
     assert await up.check_once() == "failed"
     assert up.status.last_error_stage == "internal" and "KeyError" in up.status.last_error
     assert slot.current.version == "0.0.1"
+
+
+async def test_a_304_to_a_poll_without_if_none_match_never_says_up_to_date(
+    cloud: CloudDouble, slot: ModelSlot, tmp_path: Path
+) -> None:
+    """Issue 22: a 304 to a node that never saw an offer made it report `up_to_date`."""
+    cloud.poll_status = 304
+    up = make_updater(cloud, slot, tmp_path / "state")
+    for _ in range(2):
+        assert await up.check_once() == "failed"
+        assert up.status.public().state == "failed" and up.status.last_error_stage == "poll"
+        assert "If-None-Match" in (up.status.last_error or "")
+
+
+def _rolled_back_offer(cloud: CloudDouble) -> tuple[bytes, bytes]:
+    """(an older, still unexpired offer of 0.0.1, the current one of 0.0.2 at a higher generation)."""
+    cloud.offer("0.0.1")
+    old = cloud.signed_body()
+    cloud.offer("0.0.2")
+    return old, cloud.signed_body()
+
+
+@pytest.mark.parametrize("loss", ["missing", "unreadable"])
+async def test_a_lost_trust_file_is_reported_not_replaced_by_trust_on_first_use(
+    cloud: CloudDouble, slot: ModelSlot, tmp_path: Path, loss: str
+) -> None:
+    """Issue 22: with trusted_offer.json gone, the node trusted whatever unexpired offer came next (a rollback)."""
+    older, _ = _rolled_back_offer(cloud)
+    state = tmp_path / "state"
+    assert await make_updater(cloud, slot, state).check_once() == "updated"
+    assert slot.current.version == "0.0.2"
+    trust_file = state / "trusted_offer.json"
+    if loss == "missing":
+        trust_file.unlink()
+    else:
+        trust_file.write_bytes(b"\x00garbage")
+    cloud.replay = older  # a man in the middle replays the generation-1 offer to the restarted node
+    up = make_updater(cloud, slot, state)
+    assert await up.check_once() == "failed"
+    public = up.status.public()
+    assert (public.state, public.last_error_stage) == ("trust_lost", "trust")
+    assert "trusted_offer.json" in (public.last_error or "") and "EIBERT_EDGE_RESET_TRUST" in (public.last_error or "")
+    assert slot.current.version == "0.0.2"  # not rolled back
+    assert await up.check_once() == "failed"  # and it stays refused, check after check
+
+    # The documented recovery: one start with reset_trust, once the operator has checked the cloud's offer.
+    cloud.replay = None
+    up = make_updater(cloud, slot, state, reset_trust=True)
+    assert await up.check_once() == "up_to_date" and up.status.trusted.generation == cloud.generation
+    assert trust_file.is_file() and up.trust_lost is None
+
+
+async def test_a_first_start_still_trusts_the_first_offer(cloud: CloudDouble, slot: ModelSlot, tmp_path: Path) -> None:
+    """No trust file and no record of ever having trusted one: a new device, trust on first use as designed."""
+    up = make_updater(cloud, slot, tmp_path / "state")
+    assert up.trust_lost is None and await up.check_once() == "updated"

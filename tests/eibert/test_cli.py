@@ -17,7 +17,7 @@ from eibert.cli import main
 from service.common.signing import private_key_from_pem, public_key_to_b64
 from tests.simulators.conftest import ADMIN_TOKEN, Cloud
 
-SUBCOMMANDS = ["build", "eval", "edge", "cloud", "publish", "rollout", "keygen", "simulate", "demo", "bench"]
+SUBCOMMANDS = ["build", "eval", "edge", "cloud", "publish", "rollout", "keygen", "simulate", "sim", "demo", "bench"]
 
 
 @pytest.mark.parametrize("entry", [[sys.executable, "-m", "eibert"], [str(Path(sys.executable).parent / "eibert")]])

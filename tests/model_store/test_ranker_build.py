@@ -30,11 +30,15 @@ def ranker_bundle(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -
         orders="orders.csv.gz",
         products="products.csv.gz",
         targets_per_user=3,
-        train={"epochs": 30, "hidden": 4},
+        train={"epochs": 3, "hidden": 4},
         ablations=True,
     )
     out = tmp_path_factory.mktemp("ranker-bundle")
-    build(config, out, data_root=data, repo_root=tiny_bundle.parent, command="eibert ranker build (test)")
+    cache = tmp_path_factory.mktemp("ranker-cache")
+    build(
+        config, out, data_root=data, repo_root=tiny_bundle.parent, command="eibert ranker build (test)", cache_dir=cache
+    )
+    assert len(list(cache.glob("lists-*.npz"))) == 1
     return out, data
 
 

@@ -100,3 +100,19 @@ def test_the_demo_cloud_lets_its_whole_fleet_enrol_at_once(tmp_path: Path) -> No
     env = Scenario(argparse.Namespace(devices=devices, days=1, seed=0), tmp_path, tmp_path).cloud.env
     for limit in ("EIBERT_CLOUD_ENROL_RATE_PER_SOURCE", "EIBERT_CLOUD_ENROL_RATE_PER_TOKEN"):
         assert int(env[limit]) >= devices, limit
+
+
+def test_sim_position_bias_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["sim", "position-bias"])
+    assert (args.users, args.days, args.seed, args.bundle) == (200, 14, 0, None)
+    assert main(["sim", "position-bias", "--users", "4", "--days", "2", "--seed", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    body = json.loads(lines[0])
+    assert (body["users"], body["days"], body["seed"]) == (4, 2, 1)
+    assert set(body["ndcg_at_10"]) == {"naive", "global", "personal"} and body["ratio"] > 0
+
+
+def test_sim_position_bias_refuses_bad_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "position-bias", "--users", "1"]) == 1
+    assert "users" in capsys.readouterr().err

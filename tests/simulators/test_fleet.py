@@ -195,3 +195,18 @@ def test_the_ab_readout_compares_the_last_rollout_from_released_estimates(run) -
     assert clicked.baseline is not None and clicked.candidate is not None, clicked
     assert clicked.ci_low <= clicked.difference <= clicked.ci_high
     assert "a/b readout    " + variant in render(summary)
+
+
+def test_devices_log_every_impression_with_its_slot_and_click(run) -> None:
+    fleet, summary, _, _, _ = run
+    buffers = [d.impressions for d in fleet.devices]
+    assert summary.impressions == sum(b.total for b in buffers) > 0
+    assert sum(b.clicks() for b in buffers) == summary.clicks > 0
+    top_k = fleet.config.top_k
+    assert all(set(b.slots) <= set(range(top_k)) for b in buffers)
+    # a skimmer (never past slot 2, as the persona says) has impressions below slot 2 but never a click there
+    for device in fleet.devices:
+        depth = device.persona.examine_depth
+        if depth is not None:
+            b = device.impressions
+            assert not any(c for s, c in zip(b.slots, b.clicked, strict=True) if s >= depth)

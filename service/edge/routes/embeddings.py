@@ -23,10 +23,6 @@ from service.edge.wire import json_response, rows_as
 
 router = APIRouter(prefix="/v1", tags=["embeddings"])
 
-# Up to this many characters the usage count is tokenised on the event loop (tens of microseconds); more
-# goes to a worker thread, so a request near MAX_REQUEST_CHARS never stalls the loop.
-INLINE_TOKENIZE_CHARS = 4096
-
 
 def check_model(req: EmbeddingsRequest, model: LoadedModel) -> None:
     """404 unless `req.model` names the serving model; 400 for a `dimensions` it does not have."""
@@ -46,8 +42,7 @@ def check_model(req: EmbeddingsRequest, model: LoadedModel) -> None:
 
 
 async def count_tokens(model: LoadedModel, texts: list[str]) -> int:
-    if sum(len(t) for t in texts) <= INLINE_TOKENIZE_CHARS:
-        return sum(model.encoder.count_tokens(texts))
+    """In a worker thread, however short the texts: what a tokenizer costs per character is the bundle's choice."""
     return sum(await asyncio.to_thread(model.encoder.count_tokens, texts))
 
 

@@ -27,6 +27,8 @@ async def readyz(state: StateDep) -> JSONResponse:
             "status": "ready",
             "model_version": model.version,
             "update_stale": update.stale,
+            "update_state": update.state,  # `trust_lost`: the node refuses every offer until an operator recovers it
+            "update_error": update.last_error,
             "update_metadata_age_s": update.metadata_age_s,
         }
     )

@@ -24,7 +24,7 @@ async def model_info(model: ModelDep, state: StateDep) -> ServingModelPublic:
         model_sha256=model.encoder.model_sha256,
         model_bytes=m.files[MODEL_FILE].bytes,
         loaded_at=model.loaded_at,
-        source=str(model.source),
+        source=model.source.name,  # the bundle's directory name: a client has no business with host paths
         previous_version=state.slot.previous_version,
         update=state.update_status.public(),
     )

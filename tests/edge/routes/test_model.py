@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -16,7 +17,8 @@ def test_describes_the_serving_bundle(client: TestClient, tiny_bundle: Path) -> 
     assert (body["name"], body["dim"], body["max_length"]) == (m.name, m.dim, m.max_length)
     assert body["model_sha256"] == m.files["model.onnx"].sha256
     assert body["model_bytes"] == m.files["model.onnx"].bytes
-    assert body["source"] == str(tiny_bundle) and body["previous_version"] is None
+    assert body["source"] == tiny_bundle.name and body["previous_version"] is None
+    assert str(tiny_bundle.parent) not in json.dumps(body)  # no host path (issue 22)
     assert body["update"] == {
         "enabled": False, "state": "disabled", "last_check": None, "last_success": None, "last_error": None,
         "last_error_stage": None, "consecutive_failures": 0, "offered_version": None, "stale": False,

@@ -1,4 +1,4 @@
-"""The model pipeline's subcommands, `eibert build` and `eibert eval {sts,rank}`, and its `eibert bench`
+"""The model pipeline's subcommands, `eibert build` and `eibert eval {sts,rank,glue,basket}`, and its `eibert bench`
 sections (`BENCH_SECTIONS`: teacher, model), which `eibert/bench.py` assembles with the HTTP services' own.
 
 `add_parser(subparsers)` registers them on the root parser (`eibert/cli.py`). Handlers import the training
@@ -43,6 +43,37 @@ def cmd_eval_sts(args: argparse.Namespace) -> int:
     encoder = load_encoder(args.bundle, threads=args.threads)
     result = evaluate_sts_file(encoder, data)
     print(json.dumps({"bundle": str(args.bundle), "data": str(data), **result.model_dump()}))
+    return 0
+
+
+def default_glue_dir() -> Path:
+    from model_store.data.paths import data_file
+
+    return data_file("glue")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def cmd_eval_glue(args: argparse.Namespace) -> int:
+    try:
+        from model_store.encoders import TEACHER_SPEC, load_encoder
+        from model_store.eval_glue import compare, evaluate_glue
+    except ImportError as exc:
+        raise missing_extra(exc) from exc
+    data = Path(args.data) if args.data else default_glue_dir()
+    if not data.is_dir():
+        raise CliError(f"--data {data}: not a directory (a GLUE folder with <TASK>/train.tsv.gz and dev.tsv.gz)")
+    scores = evaluate_glue(load_encoder(args.bundle, threads=args.threads), data, limit=args.limit)
+    out: dict = {"bundle": str(args.bundle), "data": str(data), **scores.model_dump()}
+    if args.with_teacher and str(args.bundle) != TEACHER_SPEC:
+        teacher = evaluate_glue(load_encoder(TEACHER_SPEC, threads=args.threads), data, limit=args.limit)
+        out |= compare(scores, teacher).model_dump(exclude={"student"})
+    print(json.dumps(out))
     return 0
 
 
@@ -103,6 +134,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--cache", default=str(DEFAULT_CACHE / "build"), help="stage cache directory")
     b.add_argument("--sts-data", help="STS-B file used to score candidates (default: sts-dev)")
     b.add_argument("--rank-data", help="MovieLens directory for the rank evaluation (default: the shared data)")
+    b.add_argument("--glue-data", help="GLUE directory for the frozen probes (default: the shared data's glue/)")
     b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the teacher targets and training run (auto: CUDA when torch sees it)")  # fmt: skip
     b.set_defaults(func=cmd_build)
@@ -114,6 +146,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sts.add_argument("--data", help="STS-B original-format file (default: sts-dev under the data root)")
     sts.add_argument("--threads", type=int, default=None, help="inference threads (default: library default)")
     sts.set_defaults(func=cmd_eval_sts)
+    glue = esub.add_parser(
+        "glue", help="GLUE frozen probes (CoLA, SST-2, MRPC, RTE): logistic regression on embeddings; one JSON line"
+    )
+    glue.add_argument("--bundle", required=True, help="'teacher' or a bundle directory")
+    glue.add_argument(
+        "--data", help="GLUE directory: <TASK>/train.tsv.gz and dev.tsv.gz (default: glue under the data root)"
+    )
+    glue.add_argument(
+        "--with-teacher", action="store_true", help="score the teacher too; print its scores and the shares"
+    )
+    glue.add_argument("--limit", type=positive_int, help="at most this many rows per task and split (smoke runs)")
+    glue.add_argument("--threads", type=int, default=None, help="inference threads (default: library default)")
+    glue.set_defaults(func=cmd_eval_glue)
     rank = esub.add_parser("rank", help="MovieLens next-item ranking: HR@10, NDCG@10")
     rank.add_argument("--bundle", required=True)
     rank.add_argument("--movies", required=True)

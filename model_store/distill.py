@@ -26,6 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from model_store.build_config import DistillConfig, StudentConfig
+from model_store.early_stop import EarlyStop
 from model_store.student import Student
 
 CKPT = "ckpt.pt"
@@ -147,12 +148,13 @@ def train(
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     opt_t = torch.optim.Adam(teacher_top.parameters(), lr=cfg.teacher_lr)
     ckpt_path = run_dir / CKPT
-    step, history = _resume(ckpt_path, student, teacher_top, opt, opt_t, rng)
+    stopper = EarlyStop(cfg.patience, cfg.min_delta, run_dir)
+    step, history = _resume(ckpt_path, student, teacher_top, opt, opt_t, rng, stopper)
     lengths = [len(x) for x in data.ids]
     batches: list[list[int]] = []
     student.train()
     bar = tqdm(total=cfg.steps, initial=step, desc=desc, unit="step")
-    while step < cfg.steps:
+    while step < cfg.steps and not stopper.stopped:
         if not batches:
             batches = length_batches(lengths, cfg.batch_size, rng)
         batch, pair_idx, dom_idx = _next_batch(batches.pop(), data, cfg, rng)
@@ -176,20 +178,24 @@ def train(
         if step % 20 == 0 or step == cfg.steps:
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 log["heldout_cos"] = heldout_cosine(student, data, device=device)
+                stopper.update(step, log["heldout_cos"], student)
             history.append(log)
             bar.set_postfix(cos=f"{log['cos']:.4f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            _save(ckpt_path, student, teacher_top, opt, opt_t, step, history, rng, cfg)
+            _save(ckpt_path, student, teacher_top, opt, opt_t, step, history, rng, cfg, stopper)
     bar.close()
+    if stopper.restore_best(student):  # the checkpoint is what the build loads: it holds the kept weights
+        _save(ckpt_path, student, teacher_top, opt, opt_t, step, history, rng, cfg, stopper)
     student.to("cpu").eval()  # export and evaluation run on the CPU, as devices do
     return history
 
 
 def _resume(
     path: Path, student: Student, teacher_top: nn.Linear, opt: torch.optim.Optimizer, opt_t: torch.optim.Optimizer,
-    rng: random.Random,
+    rng: random.Random, stopper: EarlyStop,
 ) -> tuple[int, list[dict[str, float]]]:  # fmt: skip
-    """Step and history of the checkpoint at `path` (weights, optimisers and RNGs restored), else a fresh start."""
+    """Step and history of the checkpoint at `path` (weights, optimisers, RNGs and the early stop restored), else a
+    fresh start."""
     if not path.is_file():
         return 0, []
     ckpt = torch.load(path, weights_only=False, map_location="cpu")  # the RNG state must stay a CPU tensor
@@ -199,6 +205,7 @@ def _resume(
     opt_t.load_state_dict(ckpt["opt_t"])
     rng.setstate(ckpt["rng"])
     torch.set_rng_state(ckpt["torch_rng"])
+    stopper.load(ckpt.get("early_stop"))
     return ckpt["step"], ckpt["history"]
 
 
@@ -309,7 +316,7 @@ def _teacher_step(
     log |= {"teacher_anchor": float(anchor), "teacher_pull": float(pull)}
 
 
-def _save(path: Path, student, teacher_top, opt, opt_t, step, history, rng, cfg: DistillConfig) -> None:
+def _save(path: Path, student, teacher_top, opt, opt_t, step, history, rng, cfg: DistillConfig, stopper) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(
         {
@@ -323,10 +330,18 @@ def _save(path: Path, student, teacher_top, opt, opt_t, step, history, rng, cfg:
             "rng": rng.getstate(),
             "torch_rng": torch.get_rng_state(),
             "config": cfg.model_dump(),
+            "early_stop": stopper.to_dict(),
         },
         tmp,
     )
     tmp.replace(path)
+
+
+def schedule_record(path: Path) -> dict:
+    """A finished run's schedule as the manifest records it: steps trained, and the early stop's best step and
+    where it stopped (from the checkpoint, so a resumed run reports the whole run)."""
+    ckpt = torch.load(path, weights_only=False, map_location="cpu")
+    return {"steps_run": ckpt["step"], "early_stop": ckpt.get("early_stop") or {}}
 
 
 def load_student(path: Path) -> Student:

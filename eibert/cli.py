@@ -11,15 +11,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import loadtests.cli
+import eibert.bench
 import model_store.cli
 import service.cloud.cli
 import service.edge.cli
 import simulators.cli
 from service.common.errors import EibertError
 
-# The order of `eibert --help`: pipeline first, then the services, then the tools that drive and measure them.
-PARTS = (model_store.cli, service.edge.cli, service.cloud.cli, simulators.cli, loadtests.cli)
+# The order of `eibert --help`: pipeline first, then the services, then the tools that drive and measure them
+# (`eibert bench` is assembled here, from the sections of the model pipeline and of the HTTP services).
+PARTS = (model_store.cli, service.edge.cli, service.cloud.cli, simulators.cli, eibert.bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

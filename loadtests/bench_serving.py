@@ -1,4 +1,4 @@
-"""`eibert bench` serving section: capacity and tail under an open-loop load (issue 14, item 2).
+"""`eibert bench` serving section: capacity and tail under an open-loop load.
 
 For each endpoint, the highest request rate the server sustains with p99 <= 20 ms, no failure and nothing
 overloaded (`loadtests.open_loop.capacity`: doubling, then bisection), as a share of GET /healthz's highest such
@@ -44,13 +44,13 @@ from loadtests.open_loop import (
     split_cpus,
     why_failed,
 )
-from loadtests.stack import ServerProcess, free_port, http_ok
-from model_store.benchmarks import machine_line
 from model_store.data.paths import repo_relative
+from service.devstack.bench_file import machine_line
+from service.devstack.processes import ServerProcess, free_port, http_ok
 
 SHORT_CHARS = 48  # "short texts": item texts up to this many characters
 DISTINCT = 400  # distinct pre-built requests per endpoint, replayed in turn
-MIX_RATE = 52.0  # requests/s: what `make load`'s 8 edge users offered (issue 14)
+MIX_RATE = 52.0  # requests/s: what `make load`'s 8 edge users offered
 MIX_SECONDS = 15.0
 ENCODE_SHARE_TARGET = 0.5
 BATCHING_GAIN = 1.2

@@ -1,5 +1,5 @@
 """What the edge benchmark (`loadtests/bench_edge.py`) runs: real `eibert edge` servers (through
-`loadtests.stack`), the texts and request bodies it sends, the resident-memory probe, the concurrent-clients
+`service.devstack.processes`), the texts and request bodies it sends, the resident-memory probe, the concurrent-clients
 throughput run and the in-process model floor.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from loadtests.server_cpu import WARMUP, process_cpu_s
-from loadtests.stack import ROOT, ServerProcess, free_port, service_process
+from service.devstack.processes import ROOT, ServerProcess, free_port, service_process
+from service.devstack.server_cpu import WARMUP, process_cpu_s
 from service.edge.schemas import MAX_TEXT_CHARS
 
 CONCURRENCY = 32
@@ -25,6 +25,11 @@ THROUGHPUT_REQUESTS = 600
 N_BEHAVIORS = 50
 N_CANDIDATES = 100
 MODEL_CPU_CALLS = 2000  # encode calls in the hot loop of `model_cpu_ms`
+MODEL_PAUSE_S = 0.001  # `model_cpu_ms` after a pause: about one keep-alive round trip between two requests
+REPEATS = 300  # latency samples per figure
+RANK_REPEATS = 100
+CPU_REQUESTS = 2000  # sequential requests per one-text CPU figure, in CPU_ROUNDS interleaved rounds
+RANK_CPU_REQUESTS = 400
 
 
 def bench_texts() -> list[str]:
@@ -148,18 +153,27 @@ def post_ok(client: httpx.Client, path: str, body: dict) -> Callable[[], None]:
     return call
 
 
-def model_cpu_ms(bundle_dir: Path, text: str, n: int = MODEL_CPU_CALLS) -> float:
-    """CPU ms of one `encode([text])` in this process, in a hot loop (weights and code stay in the caches):
-    the floor under /v1/encode's server CPU, whatever the HTTP path costs."""
+def model_cpu_ms(bundle_dir: Path, text: str, n: int = MODEL_CPU_CALLS, pause_s: float = 0.0) -> float:
+    """CPU ms of one `encode([text])` in this process: in a hot loop (weights and code stay in the caches), or
+    with `pause_s` of sleep before each call, as a server meets the model between requests (the CPU has run
+    other work meanwhile: the weights come back from memory). What the HTTP path costs is not in either."""
     from service.edge.encoder import OnnxEncoder
 
     encoder = OnnxEncoder(bundle_dir, threads=1)
     for _ in range(WARMUP):
         encoder.encode([text])
-    t0 = time.process_time()
+    spent = 0.0
+    if not pause_s:
+        t0 = time.process_time()
+        for _ in range(n):
+            encoder.encode([text])
+        return 1000.0 * (time.process_time() - t0) / n
     for _ in range(n):
+        time.sleep(pause_s)
+        t0 = time.process_time()
         encoder.encode([text])
-    return 1000.0 * (time.process_time() - t0) / n
+        spent += time.process_time() - t0
+    return 1000.0 * spent / n
 
 
 def get_ok(client: httpx.Client, path: str) -> Callable[[], None]:

@@ -1,11 +1,12 @@
-"""`python -m loadtests.publish --bundle DIR --cloud URL [--percent N]`: upload a bundle, then roll it out.
+"""`python -m loadtests.publish [--bundle DIR] --cloud URL [--percent N]`: upload a bundle, then roll it out.
 
 `eibert publish` only registers a version; a load test (and the docker compose stack) also needs devices to be
-assigned one, so this sets the rollout after the upload (both through `service.cloud.client`). The admin
+assigned one, so this sets the rollout after the upload (both through `service.common.cloud_admin`). The admin
 token comes from `EIBERT_ADMIN_TOKEN`, or from the file named by `--admin-token-file` (the compose stack generates one).
 With `--enrolment-token PATH:MAX_DEVICES` (repeatable) it also issues operator enrolment tokens, each written
-0600 to PATH, for the stack's devices (edge nodes, the simulator, locust) to enrol with.
-Prints one JSON line: the published version and the rollout state.
+0600 to PATH, for the stack's devices (edge nodes, the simulator, locust) to enrol with; without `--bundle` it
+only issues those tokens (what the README's production path uses until `eibert` has a verb for it).
+Prints one JSON line: the published version and the rollout state, and the token files written.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import httpx
 
-from loadtests.stack import http_ok, wait_until
-from service.cloud.client import CloudAdmin
+from service.common.cloud_admin import CloudAdmin
 from service.common.errors import EibertError
+from service.devstack.processes import http_ok, wait_until
 
 ADMIN_ENV = "EIBERT_ADMIN_TOKEN"
 
@@ -41,18 +42,6 @@ def wait_ready(cloud: str, timeout_s: float) -> None:
         raise SystemExit(f"publish: {exc}") from exc
 
 
-def issue_enrolment_token(cloud: str, token: str, max_devices: int, label: str = "") -> str:
-    """An operator-issued enrolment token (POST /v1/enrolment-tokens), which POST /v1/devices requires."""
-    resp = httpx.post(
-        f"{cloud.rstrip('/')}/v1/enrolment-tokens",
-        json={"max_devices": max_devices, "label": label},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30.0,
-    )
-    resp.raise_for_status()
-    return str(resp.json()["token"])
-
-
 def _token_spec(spec: str) -> tuple[Path, int]:
     path, sep, n = spec.rpartition(":")
     if not sep or not path or not n.isdigit() or int(n) < 1:
@@ -67,16 +56,9 @@ def write_secret(path: Path, text: str) -> None:
         fh.write(text + "\n")
 
 
-def publish_and_roll_out(bundle: Path, cloud: str, token: str, percent: int) -> dict:
-    with CloudAdmin(cloud, token) as admin:
-        published = admin.publish(bundle)
-        rollout = admin.set_rollout(published["version"], percent)
-    return {"version": published["version"], "created": published["created"], "rollout": rollout}
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m loadtests.publish", description=__doc__.splitlines()[0])
-    p.add_argument("--bundle", required=True)
+    p.add_argument("--bundle", help="bundle to publish and roll out (omit to only issue enrolment tokens)")
     p.add_argument("--cloud", required=True)
     p.add_argument("--percent", type=int, default=100, choices=range(0, 101), metavar="0-100")
     p.add_argument("--admin-token-file", help="file holding the admin token when EIBERT_ADMIN_TOKEN is unset")
@@ -97,10 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.wait:
         wait_ready(args.cloud.rstrip("/"), args.wait)
     token = admin_token(args.admin_token_file)
+    if args.bundle is None and not args.enrolment_token:
+        raise SystemExit("publish: give --bundle, --enrolment-token PATH:MAX_DEVICES, or both")
+    result: dict = {}
     try:
-        result = publish_and_roll_out(Path(args.bundle), args.cloud, token, args.percent)
-        for path, max_devices in args.enrolment_token:
-            write_secret(path, issue_enrolment_token(args.cloud, token, max_devices, label=path.name))
+        with CloudAdmin(args.cloud, token) as admin:
+            if args.bundle is not None:
+                result = admin.publish_and_roll_out(Path(args.bundle), args.percent)
+            for path, max_devices in args.enrolment_token:
+                write_secret(path, admin.issue_enrolment_token(max_devices, label=path.name))
+        if args.enrolment_token:
+            result["enrolment_token_files"] = [str(path) for path, _ in args.enrolment_token]
     except (EibertError, httpx.HTTPError) as exc:
         sys.stderr.write(f"publish: error: {exc}\n")
         return 1

@@ -125,7 +125,7 @@ def run_table(run: LoadRun) -> str:
 def render_section(
     runs: list[LoadRun], *, command: str, when: str, machine: str, setup: str, server_warnings: list[str] = ()
 ) -> str:
-    """The markdown body of the `load` section (write it with `loadtests.bench_file.write_section`)."""
+    """The markdown body of the `load` section (write it with `service.devstack.bench_file.write_section`)."""
     parts = [
         "## Load test: locust against a real cloud and edge node",
         "",

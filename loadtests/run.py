@@ -1,9 +1,10 @@
 """`make load` (`python -m loadtests.run`): locust against a real cloud and edge node, figures into BENCHMARKS.md.
 
-1. Starts `eibert cloud --dev` (SQLite, dev signing key and admin token generated in a temporary directory)
-   on a free port, publishes the shipped bundle and rolls it out to 100%.
-2. Starts one `eibert edge --bundle <the shipped bundle, model_store.shipped>` on a free port, pinned to that cloud's
-   key and polling it (so the edge's own enrolment and update checks run during the test too).
+1. Starts the dev stack's cloud (`service.devstack`: `eibert cloud --dev` on SQLite in a temporary directory,
+   with a signing key and admin token made for it) on a free port, publishes the shipped bundle and rolls it
+   out to 100%.
+2. Starts one `eibert edge --bundle <the shipped bundle, model_store.shipped>` on a free port, pinned to that
+   cloud's key and polling it (so the edge's own enrolment and update checks run during the test too).
 3. Runs `locust --headless` twice for a bounded time, `EdgeUser` against the edge and `CloudDeviceUser`
    against the cloud, with CSV and HTML reports in `loadtests/reports/`.
 4. Stops both servers, writes the `load` section of BENCHMARKS.md from the CSVs and exits 1 if any request
@@ -28,12 +29,11 @@ from pathlib import Path
 import httpx
 
 from loadtests.payloads import ENROLMENT_TOKEN_ENV, max_wait_s
-from loadtests.publish import issue_enrolment_token, publish_and_roll_out
 from loadtests.report import LoadRun, distinct_warnings, read_failures, read_stats, render_section
-from loadtests.stack import free_port, service_process
 from loadtests.texts import SAMPLE_ENV, build_sample, fallback_sample, write_sample
 from model_store.shipped import SHIPPED_BUNDLE
 from service.common.errors import EibertError
+from service.devstack.stack import clean_env, dev_cloud, dev_edge
 
 log = logging.getLogger("loadtests.run")
 
@@ -42,7 +42,6 @@ REPORTS = ROOT / "loadtests" / "reports"
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 DEFAULTS = {"LOAD_SECONDS": 30, "LOAD_EDGE_USERS": 8, "LOAD_CLOUD_USERS": 8}
 TARGETS = (("edge", "EdgeUser"), ("cloud", "CloudDeviceUser"))
-LOAD_ENROL_RATE = 1_000_000  # enrolment attempts per minute allowed from the load generator's one address
 LOAD_ENROLMENT_QUOTA = 100_000  # devices the load run's enrolment token may enrol (the cloud's per-token cap)
 
 
@@ -53,13 +52,6 @@ def _env_int(name: str) -> int:
 def server_log(name: str) -> str:
     path = REPORTS / f"{name}.log"
     return path.read_text(errors="replace") if path.exists() else ""
-
-
-def dev_public_key(cloud_data: Path) -> str:
-    """The pinned key for the edge: derived from the signing key file the dev cloud wrote, not asked over HTTP."""
-    from service.common.signing import private_key_from_pem, public_key_to_b64
-
-    return public_key_to_b64(private_key_from_pem((cloud_data / "dev-signing-key.pem").read_bytes()).public_key())
 
 
 def run_locust(target: str, user_class: str, host: str, users: int, seconds: int, env: dict[str, str]) -> LoadRun:
@@ -110,11 +102,11 @@ def setup_note(args: argparse.Namespace, texts: str, load_before: float) -> str:
         f"machine, so load generator and servers share its CPUs (1-minute load average {load_before:.2f} before "
         f"the run). Think time uniform in [0, {max_wait_s():.2f}] s per "
         f"user. Texts: {texts}.\n\n"
-        "Edge: `/v1/encode` with 1-4 titles (weight 3), `/v1/rank` with 20-50 time-ordered behaviours and 100 "
+        "Edge: `/v1/encode` with 1-4 titles (weight 3), `/v1/rank` with 20-50 time-ordered behaviors and 100 "
         "candidates, top 10 (weight 1); the embedding cache is on (default), so repeated titles are cache hits. "
         "Cloud: each user enrols a device (`POST /v1/devices`), polls `GET /v1/devices/{id}/model` (200 first, "
-        "then 304 on `If-None-Match`; weight 6), sends telemetry batches of 24 LDP reports of one day at "
-        "epsilon 0.04 each (weight 2, every report must be accepted), and re-sends its last batch (weight 1, "
+        "then 304 on `If-None-Match`; weight 6), sends telemetry batches of 3 LDP reports of one day, one per "
+        "metric at its own epsilon (weight 2, every report must be accepted), and re-sends its last batch (weight 1, "
         "every report must come back as a duplicate); after its day's budget (charged on the cloud's day of "
         "receipt) a user enrols a new device with the run's enrolment token. "
         "Every response body is checked against its contract. Users wait between requests (a closed loop), so "
@@ -129,38 +121,22 @@ def measure(args: argparse.Namespace) -> tuple[list[LoadRun], str]:
         texts_file = tmp / "texts.json"
         texts = text_sample(texts_file)
         # a reproducible set-up: no EIBERT_* setting from the caller's shell leaks into the servers
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("EIBERT_CLOUD_", "EIBERT_EDGE_"))}
-        base_env.pop("EIBERT_ADMIN_TOKEN", None)  # the dev cloud generates its own
-        base_env["PYTHONPATH"] = str(ROOT)
-        cloud_data = tmp / "cloud"
-        cloud_env = {
-            **base_env,
-            "EIBERT_CLOUD_DATA_DIR": str(cloud_data),
-            # every load user enrols from 127.0.0.1, a new device per day's budget: not what the limit is for
-            "EIBERT_CLOUD_ENROL_RATE_PER_SOURCE": str(LOAD_ENROL_RATE),
-            "EIBERT_CLOUD_ENROL_RATE_PER_TOKEN": str(LOAD_ENROL_RATE),
-        }
-        cloud_port = free_port()
-        cloud_args = ["--dev", "--port", str(cloud_port), "--store", f"sqlite:///{cloud_data / 'cloud.db'}"]
+        base_env = clean_env() | {"PYTHONPATH": str(ROOT)}
         runs: list[LoadRun] = []
-        with service_process("cloud", cloud_args, port=cloud_port, env=cloud_env, log_path=REPORTS / "cloud.log") as c:
-            cloud = c.url
-            log.info("cloud ready at %s", cloud)
-            token = (cloud_data / "dev-admin-token").read_text().strip()
-            published = publish_and_roll_out(args.bundle, cloud, token, 100)
+        cloud = dev_cloud(tmp, log_path=REPORTS / "cloud.log", base_env=base_env)
+        with cloud.process:
+            log.info("cloud ready at %s", cloud.url)
+            published = cloud.publish(args.bundle, 100)
             log.info("published %s, rollout %s", published["version"], published["rollout"])
-            edge_token = issue_enrolment_token(cloud, token, 1, label="load-edge")
-            device_token = issue_enrolment_token(cloud, token, LOAD_ENROLMENT_QUOTA, label="load-devices")
-            edge_port = free_port()
-            edge_args = ["--bundle", str(args.bundle), "--port", str(edge_port), "--cloud", cloud]
-            edge_args += ["--cloud-public-key", dev_public_key(cloud_data), "--state-dir", str(tmp / "edge")]
-            edge_args += ["--log-level", "warning"]
-            edge_env = {**base_env, "EIBERT_EDGE_ENROLMENT_TOKEN": edge_token}
-            with service_process("edge", edge_args, port=edge_port, env=edge_env, log_path=REPORTS / "edge.log") as e:
-                edge = e.url
-                log.info("edge ready at %s", edge)
+            edge_token = cloud.enrolment_token(1, label="load-edge")
+            device_token = cloud.enrolment_token(LOAD_ENROLMENT_QUOTA, label="load-devices")
+            edge_args = ["--log-level", "warning"]
+            edge = dev_edge(args.bundle, cloud, tmp / "edge", token=edge_token, log_path=REPORTS / "edge.log",
+                            args=edge_args, base_env=base_env)  # fmt: skip
+            with edge:
+                log.info("edge ready at %s", edge.url)
                 locust_env = {**base_env, SAMPLE_ENV: str(texts_file), ENROLMENT_TOKEN_ENV: device_token}
-                hosts = {"edge": edge, "cloud": cloud}
+                hosts = {"edge": edge.url, "cloud": cloud.url}
                 users = {"edge": args.edge_users, "cloud": args.cloud_users}
                 for target, user_class in TARGETS:
                     runs.append(run_locust(target, user_class, hosts[target], users[target], args.seconds, locust_env))
@@ -179,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.bundle = args.bundle.resolve()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    from loadtests.bench_file import write_section
-    from model_store.benchmarks import machine_line
+    from service.devstack.bench_file import machine_line, write_section
 
     REPORTS.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from service.common.cloud_admin import ADMIN_TOKEN_ENV, admin_token_from_env
 from service.common.signing import private_key_from_pem, private_key_to_pem, public_key_to_b64
 
 ADMIN_TOKEN_FILE = "admin-token"
@@ -42,9 +43,9 @@ def ensure_secrets(directory: Path) -> list[str]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     token_path = directory / ADMIN_TOKEN_FILE
-    given = os.environ.get("EIBERT_ADMIN_TOKEN", "").strip()
+    given = admin_token_from_env()
     if given and len(given) < MIN_TOKEN_CHARS:
-        raise SystemExit(f"stack_secrets: EIBERT_ADMIN_TOKEN must have at least {MIN_TOKEN_CHARS} characters")
+        raise SystemExit(f"stack_secrets: {ADMIN_TOKEN_ENV} must have at least {MIN_TOKEN_CHARS} characters")
     if given and (not token_path.exists() or token_path.read_text().strip() != given):
         _write(token_path, given.encode(), 0o600)
         written.append(ADMIN_TOKEN_FILE)

@@ -13,10 +13,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from tokenizers import Tokenizer
+
+from model_store.shipped import SHIPPED_BUNDLE
+from service.common.contract import TOKENIZER_FILE
+from service.common.manifest import write_bundle
 
 OPSET = 17
 IR_VERSION = 8
-STAND_IN_VOCAB = 30522  # the teacher tokenizer's vocabulary: every id it emits indexes the table
 STAND_IN_DIM = 8
 
 
@@ -42,12 +46,12 @@ def contract_model(
 
 
 def stand_in_bundle(out: Path, version: str = "1.0.0") -> Path:
-    """A minimal contract-conforming bundle (embedding lookup + sum + L2 norm, dim 8): the cloud's figures do
-    not depend on the model, and this keeps the benchmark free of torch and of the build pipeline."""
-    from model_store.export import write_bundle
-    from model_store.teacher import teacher_dir
-
-    table = np.random.default_rng(0).standard_normal((STAND_IN_VOCAB, STAND_IN_DIM)).astype(np.float32)
+    """A minimal contract-conforming bundle (embedding lookup + sum + L2 norm, dim 8) with the shipped bundle's
+    tokenizer: the cloud's figures do not depend on the model, and this keeps the benchmark free of torch and
+    of the build pipeline."""
+    tokenizer_json = SHIPPED_BUNDLE / TOKENIZER_FILE
+    vocab = Tokenizer.from_file(str(tokenizer_json)).get_vocab_size()  # every id it emits indexes the table
+    table = np.random.default_rng(0).standard_normal((vocab, STAND_IN_DIM)).astype(np.float32)
     nodes = [
         helper.make_node("Gather", ["table", "input_ids"], ["tok"]),
         helper.make_node("Cast", ["attention_mask"], ["maskf"], to=TensorProto.FLOAT),
@@ -68,7 +72,7 @@ def stand_in_bundle(out: Path, version: str = "1.0.0") -> Path:
     write_bundle(
         out,
         model_onnx=out / "model.onnx",
-        tokenizer_json=teacher_dir() / "tokenizer.json",
+        tokenizer_json=tokenizer_json,
         name="bench",
         version=version,
         dim=STAND_IN_DIM,

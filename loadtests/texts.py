@@ -42,7 +42,7 @@ _FALLBACK_TITLES = (
 
 @dataclass
 class TextSample:
-    items: list[dict[str, str]]  # {"id", "text"}: what users interact with (behaviours) and get ranked (candidates)
+    items: list[dict[str, str]]  # {"id", "text"}: what users interact with (behaviors) and get ranked (candidates)
     short: list[str]  # titles only: the 1-4 short texts of an /v1/encode call
 
     def check(self) -> TextSample:
@@ -66,7 +66,7 @@ def build_sample(max_movies: int = DEFAULT_MOVIES, max_news: int = DEFAULT_NEWS,
     movies = rng.sample(movies, min(max_movies, len(movies)))
     news = load_news(data_file("mind-sample", "MINDsmall_train", "news.tsv.gz"))
     news = rng.sample(news, min(max_news, len(news)))
-    texts = item_texts(movies)  # no tags: a behaviour text on a phone is a title and its genres
+    texts = item_texts(movies)  # no tags: a behavior text on a phone is a title and its genres
     items = [{"id": f"ml-{m.movie_id}", "text": _clip(texts[m.movie_id])} for m in movies]
     items += [{"id": f"mind-{n.news_id}", "text": _clip(n.title)} for n in news if n.title.strip()]
     short = [_clip(m.title) for m in movies] + [_clip(n.title) for n in news if n.title.strip()]

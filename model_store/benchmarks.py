@@ -1,5 +1,5 @@
-"""The model's `eibert bench` sections (teacher, shipped bundle) and the timing helpers every benchmark uses;
-the HTTP services' sections live in `loadtests/` (`eibert bench` itself is `loadtests/cli.py`).
+"""The model's `eibert bench` sections (teacher, shipped bundle); the HTTP services' sections live in
+`loadtests/`, and `eibert bench` itself (`eibert/bench.py`) assembles both parts' `BENCH_SECTIONS`.
 
 Every figure is measured in the run that writes it; speed targets are ratios against a baseline measured in
 the same run (wall-clock numbers from different runs or machines are not comparable).
@@ -8,48 +8,19 @@ the same run (wall-clock numbers from different runs or machines are not compara
 from __future__ import annotations
 
 import datetime as dt
-import os
-import platform
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
-
-from pydantic import BaseModel
 
 from model_store.data.paths import repo_relative
 from model_store.data.stsb import load_sts
 from model_store.encoders import Encoder
 from model_store.eval_sts import evaluate_sts
+from service.devstack.bench_file import machine_line
+from service.devstack.timing import WARMUP, Latency, time_call
 
 SINGLE_REPEATS = 200
 BATCH_REPEATS = 20
 BATCH_SIZE = 32
-WARMUP = 5
-
-
-class Latency(BaseModel):
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    runs: int
-
-
-def time_call(fn: Callable[[], object], repeats: int, warmup: int = WARMUP) -> Latency:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000.0)
-    samples.sort()
-    return Latency(
-        p50_ms=round(statistics.median(samples), 3),
-        p90_ms=round(samples[int(0.9 * (len(samples) - 1))], 3),
-        p99_ms=round(samples[int(0.99 * (len(samples) - 1))], 3),
-        runs=repeats,
-    )
 
 
 def short_text(encoder_tokenize: Callable[[str], int], sentences: list[str], tokens: int = 16) -> str:
@@ -72,10 +43,6 @@ def _pp(lat: Latency) -> str:
 
 def _speedup(base: Latency, new: Latency) -> str:
     return f"{base.p50_ms / new.p50_ms:.1f}x faster (p50)"
-
-
-def machine_line() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
 
 
 def bench_teacher(sts_path: Path, cache_dir: Path, command: str) -> str:

@@ -24,12 +24,13 @@ from model_store.build_variants import SHIPPED, teacher_vocab_size, variants
 from model_store.corpus_files import record_paths
 from model_store.data import data_file, data_root
 from model_store.data.paths import portable_path, repo_relative
-from model_store.export import write_bundle
+from model_store.eval_glue import GlueScores, compare, glue_dir_files
 from model_store.quantize import modulewise
 from model_store.report import write_report
 from model_store.stage_cache import StageDir, input_hash
 from model_store.teacher import load_teacher
 from service.common.archive import pack_bundle
+from service.common.manifest import write_bundle
 
 log = logging.getLogger("eibert.build")
 
@@ -48,13 +49,16 @@ class Builder:
         resume: bool = True,
         rank_data: Path | None = None,
         device: str = "cpu",
+        glue_data: Path | None = None,
     ) -> None:
         self.cfg, self.out, self.cache, self.command, self.sts_dev = cfg, out, cache, command, sts_dev
-        self.rank_data, self.device = rank_data, device
+        self.rank_data, self.device, self.glue_data = rank_data, device, glue_data
         self.timings: dict[str, float] = {}
         self.stages = Stages(cfg, cache, resume=resume, timings=self.timings, device=device)
         self.teacher = self.stages.teacher
-        self.evaluator = Evaluator(cfg, sts_dev, rank_data=rank_data, timings=self.timings, teacher=self.teacher)
+        self.evaluator = Evaluator(
+            cfg, sts_dev, rank_data=rank_data, timings=self.timings, teacher=self.teacher, glue_data=glue_data
+        )
 
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
@@ -104,6 +108,10 @@ class Builder:
         t0 = time.perf_counter()
         shipped_rank = self.evaluator.rank_result(shipped)
         add_time(self.timings, "rank-eval", t0)
+        teacher_glue = self.evaluator.teacher_glue(self.cache)
+        t0 = time.perf_counter()
+        shipped_glue = self.evaluator.glue(shipped)
+        add_time(self.timings, "glue-eval", t0)
 
         self.timings["total"] = round(time.perf_counter() - started, 1)
         metrics = {
@@ -112,6 +120,7 @@ class Builder:
             "teacher_sts_dev_spearman": teacher_sts,
             "sts_retention": round(qres.sts / teacher_sts, 4),
             **rank_metrics(shipped_rank, teacher_rank, self.rank_data),
+            **glue_metrics(shipped_glue, teacher_glue, self.glue_data, self.cfg.glue_limit),
             "model_onnx_bytes": qres.bytes,
             "size_budget_bytes": self.cfg.size_budget_bytes,
             "params": results[SHIPPED].params,
@@ -151,6 +160,19 @@ class Builder:
         metrics["bundle_gzip_bytes"] = bundle_gzip_bytes(self.out)
         write_report(self.out, manifest.model_dump(), results, qres, teacher_sts, corpus_st.summary(), metrics)
         return metrics
+
+
+def glue_metrics(student: GlueScores | None, teacher: GlueScores | None, data: Path | None, limit: int | None) -> dict:
+    """Manifest fields for the GLUE frozen probes measured in the build (empty when it skipped them)."""
+    if student is None or teacher is None or data is None:
+        return {}
+    both = compare(student, teacher)
+    return {
+        "glue": both.model_dump(),
+        "glue_mean_retention": both.mean_retention,
+        "glue_eval_data": portable_path(data),
+        "glue_limit": limit,
+    }
 
 
 def bundle_gzip_bytes(bundle: Path) -> int:
@@ -217,9 +239,21 @@ def run_build(args) -> int:
     missing = [n for n in RANK_FILES if rank_data and not (rank_data / n).is_file()]
     if missing:  # fail before hours of training, not after
         raise FileNotFoundError(f"--rank-data {rank_data}: no {', '.join(missing)}")
-    builder = Builder(cfg, out, cache, command, sts_dev, resume=args.resume, rank_data=rank_data, device=device)
+    glue_data = Path(args.glue_data) if args.glue_data else data_file("glue")
+    missing = [str(f.relative_to(glue_data)) for f in glue_dir_files(glue_data) if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"--glue-data {glue_data}: no {', '.join(missing)}")
+    builder = Builder(
+        cfg, out, cache, command, sts_dev, resume=args.resume, rank_data=rank_data, device=device, glue_data=glue_data
+    )
     metrics = builder.run()
-    keys = ("sts_dev_spearman", "teacher_sts_dev_spearman", "sts_retention", "rank_ndcg_retention")
+    keys = (
+        "sts_dev_spearman",
+        "teacher_sts_dev_spearman",
+        "sts_retention",
+        "rank_ndcg_retention",
+        "glue_mean_retention",
+    )
     summary = {k: metrics[k] for k in keys if k in metrics}
     print(json.dumps({"bundle": str(out), **summary, "model_onnx_bytes": metrics["model_onnx_bytes"]}))
     return 0

@@ -100,6 +100,18 @@ class DistillConfig(_Section):
     checkpoint_every: int = 200
     seed: int = 0
     threads: int = 2
+    # Early stopping: the held-out cosine is measured every `checkpoint_every` steps; after `patience` such checks
+    # without a rise of at least `min_delta` over the best so far, training stops and the best checkpoint's weights
+    # are kept. 0 = always train `steps` (the learning-rate schedule still spans `steps`). Left out of dumps and
+    # cache keys when off, so older manifests still equal their configs and their cached runs stay valid.
+    patience: int = Field(default=0, ge=0, exclude_if=lambda v: v == 0)
+    min_delta: float = Field(default=0.0, ge=0.0, exclude_if=lambda v: v == 0.0)
+
+    def __repr_args__(self):
+        return [(k, v) for k, v in super().__repr_args__() if k not in _EARLY_STOP_OFF or v != _EARLY_STOP_OFF[k]]
+
+
+_EARLY_STOP_OFF = {"patience": 0, "min_delta": 0.0}
 
 
 class QuantizeConfig(_Section):
@@ -134,6 +146,9 @@ class BuildConfig(_Section):
     # (the Model2Vec library's distill, PCA to the byte budget, int8) and "int8_teacher" (onnxruntime's dynamic
     # int8 of the teacher). Left out of dumps when empty, so older manifests still equal their configs.
     anchors: tuple[str, ...] = Field(default=(), exclude_if=lambda anchors: not anchors)
+    # GLUE frozen probes (`eibert eval glue`) on every variant and the teacher: at most this many rows per task and
+    # split (the quick preset's slice); None = the whole protocol. Left out of dumps when None, like `anchors`.
+    glue_limit: int | None = Field(default=None, ge=20, exclude_if=lambda limit: limit is None)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> BuildConfig:
@@ -146,6 +161,7 @@ class BuildConfig(_Section):
             update={
                 "version": self.version + "-quick",
                 "rank_eval": False,  # embedding ~9.7k movie texts with the teacher alone would take a minute
+                "glue_limit": 100,  # ~1.5k GLUE sentences instead of ~42k: the probes end to end, in seconds
                 "corpus": self.corpus.model_copy(update={"limit": 3000, "heldout_fraction": 0.05}),
                 "targets": self.targets.model_copy(update={"max_length": 64, "chunk": 1024}),
                 "prune": self.prune.model_copy(update={"vocab_size": 2500}),

@@ -1,5 +1,6 @@
 """Evaluating the build's variants as devices run them: ONNX export (checked against PyTorch), int8, and STS-B
-dev (and optionally MovieLens rank) scores through the edge runtime, so the report measures what ships.
+dev, GLUE frozen-probe (and optionally MovieLens rank) scores through the edge runtime, so the report measures what
+ships. Recipes are picked on STS-B dev and GLUE dev together: each variant's row carries both.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ from model_store.data import load_sts
 from model_store.data.paths import portable_path
 from model_store.distill import pad
 from model_store.encoders import Encoder
+from model_store.eval_glue import GlueScores, evaluate_glue, glue_dir_files
 from model_store.eval_rank import RankEvalResult, TopKMetrics, evaluate_rank
 from model_store.eval_sts import evaluate_sts
-from model_store.export import export_onnx, write_bundle
+from model_store.export import export_onnx
 from model_store.quantize import GROUPS, quantize_groups
 from model_store.stage_cache import StageDir, input_hash
 from model_store.student import Student, module_bytes
 from model_store.teacher import Teacher, TeacherEncoder, load_teacher
-from service.common.manifest import sha256_file
+from service.common.manifest import sha256_file, write_bundle
 from service.edge.encoder import OnnxEncoder
 
 EXPORT_CHECK_SENTENCES = 256
@@ -49,6 +51,9 @@ class VariantResult(BaseModel):
     export_max_abs_diff: float
     export_min_cosine: float
     train_seconds: float
+    steps_run: int | None = None  # None: a run cached before the build recorded it
+    early_stop: dict | None = None  # `early_stop.EarlyStopState` of the run (best step, where it stopped)
+    glue: GlueScores | None = None  # GLUE frozen probes on the int8 model (None when the build skips them)
     rank: TopKMetrics | None = None  # MovieLens ranker on the int8 model (None when the build skips rank eval)
 
 
@@ -72,8 +77,10 @@ class Evaluator:
         rank_data: Path | None,
         timings: dict[str, float],
         teacher: Teacher | None = None,
+        glue_data: Path | None = None,
     ) -> None:
         self.cfg, self.timings = cfg, timings
+        self.glue_data = glue_data  # GLUE directory for the frozen probes; None = no GLUE evaluation
         self.teacher = teacher or load_teacher(cfg.teacher.path)
         self.rank_data = rank_data  # MovieLens directory (movies, ratings, tags); None = no rank evaluation
         self.sts_dev = sts_dev
@@ -97,6 +104,29 @@ class Evaluator:
         st.finish({"sts": sts, "rank": rank.model_dump() if rank else None})
         add_time(self.timings, "teacher-eval", t0)
         return sts, rank
+
+    def teacher_glue(self, cache: Path) -> GlueScores | None:
+        """The teacher's GLUE probe scores, cached like `teacher_scores` (by the data's bytes, the row limit and the
+        teacher's version): encoding ~42k GLUE sentences with the teacher is the probes' only slow part."""
+        if self.glue_data is None:
+            return None
+        files = [sha256_file(f) for f in glue_dir_files(self.glue_data) if f.is_file()]
+        key = input_hash(self.teacher.name, self.teacher.version_key(), files, self.cfg.glue_limit)
+        st = StageDir(cache, "teacher-glue", key)
+        if st.done:
+            return GlueScores.model_validate(st.summary())
+        t0 = time.perf_counter()
+        scores = self.glue(TeacherEncoder(threads=self.cfg.distill.threads, teacher=self.teacher))
+        assert scores is not None
+        st.finish(scores.model_dump())
+        add_time(self.timings, "teacher-glue", t0)
+        return scores
+
+    def glue(self, encoder: Encoder) -> GlueScores | None:
+        """`eibert eval glue` on `glue_data` (its rows capped at `glue_limit` in quick builds)."""
+        if self.glue_data is None:
+            return None
+        return evaluate_glue(encoder, self.glue_data, limit=self.cfg.glue_limit)
 
     def onnx_encoder(self, model_path: Path, tokenizer: Path, v: Variant) -> OnnxEncoder:
         """An ONNX graph behind the edge runtime, as devices run it (a throwaway bundle around it)."""
@@ -146,6 +176,7 @@ class Evaluator:
         init.load_state_dict(torch.load(train_st.path / "init.pt"))
         init_onnx = export_onnx(init.eval(), work / "model.init.onnx", vocab_size=student.vocab_size)
         history = json.loads((train_st.path / "history.json").read_text())
+        summary = train_st.summary()
         result = VariantResult(
             name=v.name,
             params=student.num_params(),
@@ -158,11 +189,14 @@ class Evaluator:
             sts_fp32=self.score(fp32, tokenizer, v),
             sts_int8=self.sts(int8_encoder),
             rank=r.ranker if (r := self.rank_result(int8_encoder)) else None,
+            glue=self.glue(int8_encoder),
             module_bytes=module_bytes(student),
             history=history,
             export_max_abs_diff=diff,
             export_min_cosine=cos,
-            train_seconds=train_st.summary().get("train_seconds", 0.0),
+            train_seconds=summary.get("train_seconds", 0.0),
+            steps_run=summary.get("steps_run"),
+            early_stop=summary.get("early_stop"),
         )
         add_time(self.timings, f"evaluate:{v.name}", t0)
         return result

@@ -26,6 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from model_store.build_config import DistillConfig, StudentConfig
+from model_store.early_stop import EarlyStop
 from model_store.student import Student
 
 CKPT = "ckpt.pt"
@@ -114,6 +115,17 @@ def heldout_cosine(student: Student, data: TrainData, limit: int = 1000, device:
     return float(torch.cat(sims).mean()) if sims else float("nan")
 
 
+@dataclass
+class Batch:
+    """One step's texts: `idx` indexes the corpus in the order of the student's output rows, laid out as
+    [random batch | pairs a0 b0 a1 b1 ... | catalogue texts]."""
+
+    idx: list[int]
+    n_pair: int  # related pairs in the batch
+    n_domain: int  # catalogue texts at its end
+    sts: list[tuple[np.ndarray, np.ndarray, float, int, int]] | None = None  # this step's labelled pairs
+
+
 def train(
     student: Student,
     data: TrainData,
@@ -135,113 +147,176 @@ def train(
     targets = data.targets.to(device)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     opt_t = torch.optim.Adam(teacher_top.parameters(), lr=cfg.teacher_lr)
-    history: list[dict[str, float]] = []
-    step = 0
     ckpt_path = run_dir / CKPT
-    if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, weights_only=False, map_location="cpu")  # the RNG state must stay a CPU tensor
-        student.load_state_dict(ckpt["model"])
-        teacher_top.load_state_dict(ckpt["teacher_top"])
-        opt.load_state_dict(ckpt["opt"])
-        opt_t.load_state_dict(ckpt["opt_t"])
-        step, history = ckpt["step"], ckpt["history"]
-        rng.setstate(ckpt["rng"])
-        torch.set_rng_state(ckpt["torch_rng"])
+    stopper = EarlyStop(cfg.patience, cfg.min_delta, run_dir)
+    step, history = _resume(ckpt_path, student, teacher_top, opt, opt_t, rng, stopper)
     lengths = [len(x) for x in data.ids]
     batches: list[list[int]] = []
     student.train()
     bar = tqdm(total=cfg.steps, initial=step, desc=desc, unit="step")
-    while step < cfg.steps:
+    while step < cfg.steps and not stopper.stopped:
         if not batches:
             batches = length_batches(lengths, cfg.batch_size, rng)
-        idx = batches.pop()
-        n_pair = min(cfg.pair_batch, len(data.pairs), (len(idx) - 2) // 2) if cfg.w_pair > 0 else 0
-        pair_idx: list[int] = []
-        if n_pair > 0:  # related pairs replace the batch's tail, as a0 b0 a1 b1 ...
-            pair_idx = [i for pair in rng.sample(data.pairs, n_pair) for i in pair]
-            idx = idx[: len(idx) - 2 * n_pair]
-        n_dom = min(cfg.domain_batch, len(data.domain), len(idx) - 2)
-        dom_idx = rng.sample(data.domain, n_dom) if n_dom > 1 else []
-        if dom_idx:  # catalogue texts replace the tail of what is left
-            idx = idx[: len(idx) - len(dom_idx)]
+        batch, pair_idx, dom_idx = _next_batch(batches.pop(), data, cfg, rng)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        ids, mask = to_device([data.ids[i] for i in idx], device)
-        s = student(ids, mask)
-        # Pairs and catalogue texts get forwards of their own: padded to their own width, not widening the
-        # length-bucketed part. Layout of s: [random batch | pairs a0 b0 a1 b1 ... | catalogue texts].
-        for extra in (pair_idx, dom_idx):
-            if extra:
-                s = torch.cat([s, student(*to_device([data.ids[i] for i in extra], device))])
-                idx = idx + extra
-        t_raw = targets[idx]
+        s = _student_rows(student, data, batch, pair_idx, dom_idx, device)
+        t_raw = targets[batch.idx]
         t = nn.functional.normalize(teacher_top(t_raw), dim=-1) if cfg.interplay else t_raw
-        t_fixed = t.detach()
-        loss_cos = cos_loss(s, t_fixed)
-        loss_rel = relational_loss(s, t_fixed)
-        loss = cfg.w_cos * loss_cos + cfg.w_rel * loss_rel
-        log = {"step": step, "cos": float(loss_cos), "rel": float(loss_rel)}
-        if dom_idx:
-            n = len(dom_idx)
-            loss_dom = relational_loss(s[-n:], t_fixed[-n:])
-            loss = loss + cfg.w_domain_rel * loss_dom
-            log["domain_rel"] = float(loss_dom)
-        if n_pair > 0:
-            end = len(s) - len(dom_idx)
-            sp, tp = s[end - 2 * n_pair : end], t_fixed[end - 2 * n_pair : end]
-            pair_s = (sp[0::2] * sp[1::2]).sum(-1)
-            pair_t = (tp[0::2] * tp[1::2]).sum(-1)
-            loss_pair = nn.functional.mse_loss(pair_s, pair_t)
-            loss = loss + cfg.w_pair * loss_pair
-            log["pair"] = float(loss_pair)
-        sts_batch = None
+        loss, log = _distill_loss(s, t.detach(), batch, cfg, step)
         if cfg.labelled and step % cfg.labelled_every == 0 and data.sts:
-            sts_batch = rng.sample(data.sts, min(cfg.labelled_batch, len(data.sts)))
-            a_ids, a_mask = to_device([p[0] for p in sts_batch], device)
-            b_ids, b_mask = to_device([p[1] for p in sts_batch], device)
-            scores = torch.tensor([p[2] for p in sts_batch], device=device)
-            l_cosent = cosent_loss(student(a_ids, a_mask), student(b_ids, b_mask), scores)
-            para = rng.sample(data.para, min(cfg.labelled_batch, len(data.para)))
-            pa, pa_mask = to_device([p[0] for p in para], device)
-            pb, pb_mask = to_device([p[1] for p in para], device)
-            l_nce = info_nce(student(pa, pa_mask), student(pb, pb_mask))
-            loss = loss + cfg.w_cosent * l_cosent + cfg.w_nce * l_nce
-            log |= {"cosent": float(l_cosent), "nce": float(l_nce)}
+            batch.sts = rng.sample(data.sts, min(cfg.labelled_batch, len(data.sts)))
+            loss = loss + _labelled_loss(student, data, batch.sts, cfg, rng, device, log)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         opt.step()
         if cfg.interplay:
-            # The teacher's own objective (stay itself, rank labelled pairs) plus a pull toward the student.
-            anchor = cos_loss(t, t_raw)
-            pull = cos_loss(t, s.detach())
-            loss_t = cfg.w_teacher_anchor * anchor + cfg.w_teacher_pull * pull
-            if sts_batch is not None:
-                known = [p for p in sts_batch if p[3] >= 0 and p[4] >= 0]
-                if len(known) > 1:
-                    ta = nn.functional.normalize(teacher_top(targets[[p[3] for p in known]]), dim=-1)
-                    tb = nn.functional.normalize(teacher_top(targets[[p[4] for p in known]]), dim=-1)
-                    known_scores = torch.tensor([p[2] for p in known], device=device)
-                    loss_t = loss_t + cfg.w_cosent * cosent_loss(ta, tb, known_scores)
-            opt_t.zero_grad(set_to_none=True)
-            loss_t.backward()
-            opt_t.step()
-            log |= {"teacher_anchor": float(anchor), "teacher_pull": float(pull)}
+            _teacher_step(teacher_top, opt_t, t, t_raw, s, targets, batch, cfg, device, log)
         step += 1
         bar.update(1)
         if step % 20 == 0 or step == cfg.steps:
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 log["heldout_cos"] = heldout_cosine(student, data, device=device)
+                stopper.update(step, log["heldout_cos"], student)
             history.append(log)
             bar.set_postfix(cos=f"{log['cos']:.4f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            _save(ckpt_path, student, teacher_top, opt, opt_t, step, history, rng, cfg)
+            _save(ckpt_path, student, teacher_top, opt, opt_t, step, history, rng, cfg, stopper)
     bar.close()
+    if stopper.restore_best(student):  # the checkpoint is what the build loads: it holds the kept weights
+        _save(ckpt_path, student, teacher_top, opt, opt_t, step, history, rng, cfg, stopper)
     student.to("cpu").eval()  # export and evaluation run on the CPU, as devices do
     return history
 
 
-def _save(path: Path, student, teacher_top, opt, opt_t, step, history, rng, cfg: DistillConfig) -> None:
+def _resume(
+    path: Path, student: Student, teacher_top: nn.Linear, opt: torch.optim.Optimizer, opt_t: torch.optim.Optimizer,
+    rng: random.Random, stopper: EarlyStop,
+) -> tuple[int, list[dict[str, float]]]:  # fmt: skip
+    """Step and history of the checkpoint at `path` (weights, optimisers, RNGs and the early stop restored), else a
+    fresh start."""
+    if not path.is_file():
+        return 0, []
+    ckpt = torch.load(path, weights_only=False, map_location="cpu")  # the RNG state must stay a CPU tensor
+    student.load_state_dict(ckpt["model"])
+    teacher_top.load_state_dict(ckpt["teacher_top"])
+    opt.load_state_dict(ckpt["opt"])
+    opt_t.load_state_dict(ckpt["opt_t"])
+    rng.setstate(ckpt["rng"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    stopper.load(ckpt.get("early_stop"))
+    return ckpt["step"], ckpt["history"]
+
+
+def _next_batch(
+    idx: list[int], data: TrainData, cfg: DistillConfig, rng: random.Random
+) -> tuple[Batch, list[int], list[int]]:
+    """A length bucket with related pairs and then catalogue texts replacing its tail; (the batch, the pairs'
+    indices, the catalogue texts' indices), which the student encodes in forwards of their own."""
+    n_pair = min(cfg.pair_batch, len(data.pairs), (len(idx) - 2) // 2) if cfg.w_pair > 0 else 0
+    pair_idx: list[int] = []
+    if n_pair > 0:  # related pairs replace the batch's tail, as a0 b0 a1 b1 ...
+        pair_idx = [i for pair in rng.sample(data.pairs, n_pair) for i in pair]
+        idx = idx[: len(idx) - 2 * n_pair]
+    n_dom = min(cfg.domain_batch, len(data.domain), len(idx) - 2)
+    dom_idx = rng.sample(data.domain, n_dom) if n_dom > 1 else []
+    if dom_idx:  # catalogue texts replace the tail of what is left
+        idx = idx[: len(idx) - len(dom_idx)]
+    return Batch(idx=idx, n_pair=n_pair, n_domain=len(dom_idx)), pair_idx, dom_idx
+
+
+def _student_rows(
+    student: Student, data: TrainData, batch: Batch, pair_idx: list[int], dom_idx: list[int], device: str
+) -> torch.Tensor:
+    """The student's rows for the whole batch; extends `batch.idx` with the pairs and catalogue texts.
+
+    Pairs and catalogue texts get forwards of their own: padded to their own width, not widening the
+    length-bucketed part."""
+    s = student(*to_device([data.ids[i] for i in batch.idx], device))
+    for extra in (pair_idx, dom_idx):
+        if extra:
+            s = torch.cat([s, student(*to_device([data.ids[i] for i in extra], device))])
+            batch.idx = batch.idx + extra
+    return s
+
+
+def _distill_loss(
+    s: torch.Tensor, t_fixed: torch.Tensor, batch: Batch, cfg: DistillConfig, step: int
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cosine and relational terms, plus the catalogue and pair terms when the batch holds them; the log."""
+    loss_cos = cos_loss(s, t_fixed)
+    loss_rel = relational_loss(s, t_fixed)
+    loss = cfg.w_cos * loss_cos + cfg.w_rel * loss_rel
+    log = {"step": step, "cos": float(loss_cos), "rel": float(loss_rel)}
+    if batch.n_domain:
+        n = batch.n_domain
+        loss_dom = relational_loss(s[-n:], t_fixed[-n:])
+        loss = loss + cfg.w_domain_rel * loss_dom
+        log["domain_rel"] = float(loss_dom)
+    if batch.n_pair > 0:
+        end = len(s) - batch.n_domain
+        sp, tp = s[end - 2 * batch.n_pair : end], t_fixed[end - 2 * batch.n_pair : end]
+        pair_s = (sp[0::2] * sp[1::2]).sum(-1)
+        pair_t = (tp[0::2] * tp[1::2]).sum(-1)
+        loss_pair = nn.functional.mse_loss(pair_s, pair_t)
+        loss = loss + cfg.w_pair * loss_pair
+        log["pair"] = float(loss_pair)
+    return loss, log
+
+
+def _labelled_loss(
+    student: Student,
+    data: TrainData,
+    sts_batch: list[tuple[np.ndarray, np.ndarray, float, int, int]],
+    cfg: DistillConfig,
+    rng: random.Random,
+    device: str,
+    log: dict[str, float],
+) -> torch.Tensor:
+    """CoSENT on the step's STS pairs and InfoNCE on a sample of paraphrases, weighted; logged into `log`."""
+    a_ids, a_mask = to_device([p[0] for p in sts_batch], device)
+    b_ids, b_mask = to_device([p[1] for p in sts_batch], device)
+    scores = torch.tensor([p[2] for p in sts_batch], device=device)
+    l_cosent = cosent_loss(student(a_ids, a_mask), student(b_ids, b_mask), scores)
+    para = rng.sample(data.para, min(cfg.labelled_batch, len(data.para)))
+    pa, pa_mask = to_device([p[0] for p in para], device)
+    pb, pb_mask = to_device([p[1] for p in para], device)
+    l_nce = info_nce(student(pa, pa_mask), student(pb, pb_mask))
+    log |= {"cosent": float(l_cosent), "nce": float(l_nce)}
+    return cfg.w_cosent * l_cosent + cfg.w_nce * l_nce
+
+
+def _teacher_step(
+    teacher_top: nn.Linear,
+    opt_t: torch.optim.Optimizer,
+    t: torch.Tensor,
+    t_raw: torch.Tensor,
+    s: torch.Tensor,
+    targets: torch.Tensor,
+    batch: Batch,
+    cfg: DistillConfig,
+    device: str,
+    log: dict[str, float],
+) -> None:
+    """The teacher's own objective (stay itself, rank labelled pairs) plus a pull toward the student."""
+    anchor = cos_loss(t, t_raw)
+    pull = cos_loss(t, s.detach())
+    loss_t = cfg.w_teacher_anchor * anchor + cfg.w_teacher_pull * pull
+    if batch.sts is not None:
+        known = [p for p in batch.sts if p[3] >= 0 and p[4] >= 0]
+        if len(known) > 1:
+            ta = nn.functional.normalize(teacher_top(targets[[p[3] for p in known]]), dim=-1)
+            tb = nn.functional.normalize(teacher_top(targets[[p[4] for p in known]]), dim=-1)
+            known_scores = torch.tensor([p[2] for p in known], device=device)
+            loss_t = loss_t + cfg.w_cosent * cosent_loss(ta, tb, known_scores)
+    opt_t.zero_grad(set_to_none=True)
+    loss_t.backward()
+    opt_t.step()
+    log |= {"teacher_anchor": float(anchor), "teacher_pull": float(pull)}
+
+
+def _save(path: Path, student, teacher_top, opt, opt_t, step, history, rng, cfg: DistillConfig, stopper) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(
         {
@@ -255,10 +330,18 @@ def _save(path: Path, student, teacher_top, opt, opt_t, step, history, rng, cfg:
             "rng": rng.getstate(),
             "torch_rng": torch.get_rng_state(),
             "config": cfg.model_dump(),
+            "early_stop": stopper.to_dict(),
         },
         tmp,
     )
     tmp.replace(path)
+
+
+def schedule_record(path: Path) -> dict:
+    """A finished run's schedule as the manifest records it: steps trained, and the early stop's best step and
+    where it stopped (from the checkpoint, so a resumed run reports the whole run)."""
+    ckpt = torch.load(path, weights_only=False, map_location="cpu")
+    return {"steps_run": ckpt["step"], "early_stop": ckpt.get("early_stop") or {}}
 
 
 def load_student(path: Path) -> Student:

@@ -14,6 +14,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from model_store.basket_protocol import (
     TIME_HALF_LIFE_DAYS,
     BasketCase,
@@ -25,7 +27,7 @@ from model_store.basket_protocol import (
     is_tuning_user,
     p_topfreq,
 )
-from model_store.basket_requests import ProductEmbeddings, rank_inputs, rank_learned, rank_v0
+from model_store.basket_requests import ProductEmbeddings, features, order_scores, rank_inputs, rank_v0
 from model_store.data.instacart import load_orders, load_products
 from model_store.encoders import Encoder
 from model_store.tifuknn import GRID, TifuConfig, TifuKnn
@@ -46,6 +48,11 @@ def tune_tifuknn(cases: list[BasketCase], tuning: list[BasketCase]) -> tuple[Tif
     return best
 
 
+def new_items_only(case: BasketCase, scores: np.ndarray) -> list[int]:
+    seen = {p for o in case.history for p in o.products}
+    return [p for p in order_scores(case, scores) if p not in seen]
+
+
 def evaluate_basket(
     encoder: Encoder, orders_path: str | Path, products_path: str | Path, learned: LearnedRanker | None, *, seed: int
 ) -> dict[str, Any]:
@@ -60,8 +67,12 @@ def evaluate_basket(
     tifu_config, tifu_tuning = tune_tifuknn(cases, tuning)
     tifu = TifuKnn(cases, tifu_config)
     methods: dict[str, BasketMetrics] = {}
+    diagnostics: dict[str, BasketMetrics] = {}
     if learned is not None:
-        methods["ranker"] = evaluate(report, lambda c: rank_learned(c, rank_inputs(c, emb, counts), learned))
+        scores = {id(c): learned.score_features(features(rank_inputs(c, emb, counts), learned.config)) for c in report}
+        methods["ranker"] = evaluate(report, lambda c: order_scores(c, scores[id(c)]))
+        # the ceiling of recall_new@10 on this protocol: all ten slots to the ranker's best *new* candidates
+        diagnostics["ranker_new_items_only"] = evaluate(report, lambda c: new_items_only(c, scores[id(c)]))
     methods["p_topfreq"] = evaluate(report, lambda c: p_topfreq(c, counts))
     methods["p_topfreq_time"] = evaluate(report, lambda c: p_topfreq(c, counts, half_life_days=TIME_HALF_LIFE_DAYS))
     methods["gp_topfreq"] = evaluate(report, lambda c: gp_topfreq(c, counts))
@@ -75,6 +86,7 @@ def evaluate_basket(
         "seed": seed,
         "tifuknn": {**tifu_config.__dict__, "tuning_ndcg@10": tifu_tuning},
         "methods": {name: m.model_dump(by_alias=True) for name, m in methods.items()},
+        "diagnostics": {name: m.model_dump(by_alias=True) for name, m in diagnostics.items()},
     }
 
 

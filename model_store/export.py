@@ -1,28 +1,15 @@
-"""Export a PyTorch sentence encoder to the bundle's ONNX contract and write a self-describing bundle.
+"""Export a PyTorch sentence encoder to the bundle's ONNX contract (the bundle around it is written by
+`service.common.manifest.write_bundle`, beside the `Manifest` it writes).
 
 The exported graph includes pooling and normalisation, so a runtime only tokenises and calls `session.run`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import platform
-import shutil
 import warnings
 from pathlib import Path
-from typing import Any
 
-from service.common.contract import (
-    ATTENTION_MASK,
-    INPUT_IDS,
-    MANIFEST_FILE,
-    MANIFEST_SCHEMA_VERSION,
-    MODEL_FILE,
-    SENTENCE_EMBEDDING,
-    TOKENIZER_FILE,
-)
-from service.common.manifest import Manifest, file_entry
+from service.common.contract import ATTENTION_MASK, INPUT_IDS, SENTENCE_EMBEDDING
 
 ONNX_OPSET = 17
 
@@ -85,55 +72,3 @@ def fold_weight_identities(path: Path) -> int:
     graph.node.extend(kept)
     onnx.save(model, str(path))
     return len(alias)
-
-
-def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("eibert", "torch", "onnxruntime", "onnx", "tokenizers", "transformers"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "absent"
-    return out
-
-
-def write_bundle(
-    out_dir: Path,
-    *,
-    model_onnx: Path,
-    tokenizer_json: Path,
-    name: str,
-    version: str,
-    dim: int,
-    max_length: int,
-    teacher: str,
-    build: dict[str, Any],
-    metrics: dict[str, Any] | None = None,
-    extra_files: dict[str, Path] | None = None,
-) -> Manifest:
-    """Copy the two files (and `extra_files`, e.g. `ranker.json`) into `out_dir` and write `manifest.json` with
-    every file's sha256 and size."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if model_onnx.resolve() != (out_dir / MODEL_FILE).resolve():
-        shutil.copyfile(model_onnx, out_dir / MODEL_FILE)
-    if tokenizer_json.resolve() != (out_dir / TOKENIZER_FILE).resolve():
-        shutil.copyfile(tokenizer_json, out_dir / TOKENIZER_FILE)
-    for file_name, path in (extra_files or {}).items():
-        if path.resolve() != (out_dir / file_name).resolve():
-            shutil.copyfile(path, out_dir / file_name)
-    manifest = Manifest(
-        schema_version=MANIFEST_SCHEMA_VERSION,
-        name=name,
-        version=version,
-        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        dim=dim,
-        max_length=max_length,
-        teacher=teacher,
-        files={f: file_entry(out_dir / f) for f in (MODEL_FILE, TOKENIZER_FILE, *(extra_files or {}))},
-        build={**build, "versions": library_versions()},
-        metrics=metrics or {},
-    )
-    (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest.model_dump(), indent=2, sort_keys=True) + "\n")
-    return manifest

@@ -2,7 +2,7 @@
 
 The new bundle keeps the source bundle's `model.onnx` and `tokenizer.json` byte for byte and adds `ranker.json`,
 so a rollout from the source version to this one changes the ranker and not the encoder. Everything comes from
-a committed TOML config (`model_store/configs/ranker-*.toml`); the manifest records the command, the data
+a committed TOML config (`model_store/configs/ranker/*.toml`); the manifest records the command, the data
 (relative paths), the training statistics and the evaluation on users the ranker was not trained on, next to
 the baselines of the same run and one ablation per feature group.
 """
@@ -29,12 +29,11 @@ from model_store.data.instacart import load_orders, load_products
 from model_store.encoders import load_encoder
 from model_store.eval_basket import evaluate_basket
 from model_store.eval_rank import evaluate_rank
-from model_store.export import write_bundle
 from model_store.ranker_movielens import movielens_lists
 from model_store.ranker_report import write_report
 from model_store.train_ranker import Lists, TrainConfig, build_lists, train
 from service.common.contract import MODEL_FILE, RANKER_FILE, TOKENIZER_FILE
-from service.common.manifest import sha256_file, verify_bundle
+from service.common.manifest import sha256_file, verify_bundle, write_bundle
 from service.edge import ranker_features
 from service.edge.learned_ranker import LearnedRanker
 from service.edge.ranker import RankerConfig

@@ -39,7 +39,7 @@ def add_ranker_parser(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("ranker", help="train the learned ranker and ship it in a new bundle version")
     rsub = r.add_subparsers(dest="ranker_command", required=True, metavar="COMMAND")
     b = rsub.add_parser("build", help="train on a bundle's embeddings; write bundle + ranker.json; prints JSON")
-    b.add_argument("--config", required=True, help="a ranker TOML config (model_store/configs/ranker-*.toml)")
+    b.add_argument("--config", required=True, help="a ranker TOML config (model_store/configs/ranker/*.toml)")
     b.add_argument("--out", required=True, help="the new bundle directory")
     b.add_argument("--force", action="store_true", help="write into a non-empty --out")
     b.add_argument("--cache", default=".cache/ranker", help="training lists, reused across builds of one encoder")

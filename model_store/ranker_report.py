@@ -64,6 +64,14 @@ def render(manifest_metrics: dict[str, Any], build: dict[str, Any], release_id: 
             f"{'yes' if ours['recall_new@10'] >= TARGET_NEW else 'no'} |",
             "",
         ]
+    if basket.get("diagnostics", {}).get("ranker_new_items_only"):
+        new_only = basket["diagnostics"]["ranker_new_items_only"]
+        lines += [
+            f"recall_new@10 when all ten slots go to the learned ranker's best *new* candidates: "
+            f"{new_only['recall_new@10']:.4f} (NDCG@10 {new_only['ndcg@10']:.4f}). New items can only be hit among the "
+            "100 popular candidates, so this is about the most any ranking reaches on this protocol.",
+            "",
+        ]
     if basket.get("ablations"):
         lines += [
             "## Ablations: each feature group held at 0, retrained, same users",

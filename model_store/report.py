@@ -87,6 +87,31 @@ def _rank_section(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
+def _glue_section(metrics: dict[str, Any]) -> list[str]:
+    """The GLUE frozen probes (`eibert eval glue` protocol): teacher beside the shipped int8 model, per task."""
+    if "glue" not in metrics:
+        return ["GLUE frozen probes: not run in this build.", ""]
+    g = metrics["glue"]
+    s, t, share = g["student"], g["teacher"], g["task_retention"]
+    limit = metrics.get("glue_limit")
+    rows = "all rows (SST-2: the first 20,000 train rows)" if limit is None else f"at most {limit} rows per split"
+    lines = [
+        f"GLUE frozen probes (`eibert eval glue` protocol, `{metrics['glue_eval_data']}`, {rows}): logistic "
+        "regression on frozen embeddings (u for CoLA and SST-2, [u, v, |u-v|, u*v] for MRPC and RTE), trained on "
+        "train, scored on dev (CoLA MCC, SST-2 accuracy, MRPC mean of accuracy and F1, RTE accuracy), x100:",
+        "",
+        "| embeddings | " + " | ".join(s["tasks"]) + " | mean |",
+        "|---|" + "---|" * (len(s["tasks"]) + 1),
+        "| teacher | " + " | ".join(f"{v:.2f}" for v in t["tasks"].values()) + f" | {t['mean']:.2f} |",
+        "| **shipped int8** | " + " | ".join(f"{v:.2f}" for v in s["tasks"].values()) + f" | **{s['mean']:.2f}** |",
+        "| share of the teacher | "
+        + " | ".join("n/a" if share[k] is None else f"{100 * share[k]:.1f}%" for k in s["tasks"])
+        + f" | **{100 * g['mean_retention']:.1f}%** |",
+        "",
+    ]
+    return lines
+
+
 def _files_section(corpus: dict[str, Any]) -> list[str]:
     """Your own distillation files (`[corpus] files`), when the config names any."""
     files = corpus.get("files") or []  # absent in corpus stages cached before the field existed
@@ -123,6 +148,16 @@ def _anchors_section(metrics: dict[str, Any], teacher_sts: float) -> list[str]:
     return [*lines, ""]
 
 
+def _steps(r) -> str:
+    """Steps trained, and where an early stop kept its weights from."""
+    if r.steps_run is None:
+        return "n/a"
+    stop = r.early_stop or {}
+    if stop.get("stopped_at") is not None:
+        return f"{r.steps_run:,} (stopped; best {stop['best_step']:,})"
+    return f"{r.steps_run:,}"
+
+
 def write_report(
     out: Path,
     manifest: dict[str, Any],
@@ -157,6 +192,7 @@ def write_report(
         f"| shipped fp32 | {qres.fp32_bytes:,} | {qres.fp32_sts:.2f} | {100 * qres.fp32_sts / teacher_sts:.1f}% |",
         "",
         *_rank_section(metrics),
+        *_glue_section(metrics),
         f"Size budget {metrics['size_budget_bytes']:,} bytes; whole bundle gzip-compressed for transport: "
         f"{metrics['bundle_gzip_bytes']:,} bytes. Student: {shipped.params:,} parameters, "
         f"vocabulary {shipped.vocab:,}.",
@@ -164,14 +200,16 @@ def write_report(
         "## Ablations (same corpus, targets, steps and byte budget)",
         "",
         "| variant | params | vocab | E | STS before training | STS fp32 | STS int8 (all modules) | int8 bytes "
-        "| rank NDCG@10 int8 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| rank NDCG@10 int8 | GLUE mean int8 | steps | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         rank = f"{r.rank.ndcg:.4f}" if r.rank else "not run"
+        glue = f"{r.glue.mean:.2f}" if r.glue else "not run"
         lines.append(
             f"| {LABELS.get(name, name)} | {r.params:,} | {r.vocab:,} | {r.embed_dim} | {r.sts_init:.2f} | "
-            f"{r.sts_fp32:.2f} | {r.sts_int8:.2f} | {r.int8_bytes:,} | {rank} |"
+            f"{r.sts_fp32:.2f} | {r.sts_int8:.2f} | {r.int8_bytes:,} | {rank} | {glue} | {_steps(r)} | "
+            f"{r.train_seconds:,.0f} |"
         )
     lines += [
         "",

@@ -11,7 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"
-SHIPPED_NAME = "eibert-0.4.0"  # the best bundle within the 1.91 MB budget: what everything serves unless told
+# eibert-0.4.0's encoder (the best within the 1.91 MB budget) plus the learned ranker: what everything serves
+SHIPPED_NAME = "eibert-0.4.1"
 SHIPPED_BUNDLE = BUNDLES_DIR / SHIPPED_NAME
-# The demo's starting version: it rolls the shipped bundle out over this one, so a rollout changes real weights.
-PREVIOUS_BUNDLE = BUNDLES_DIR / "eibert-0.1.0"
+# The demo's starting version: it rolls the shipped bundle out over this one. Same encoder, the content ranker:
+# the rollout changes the ranker, and the A/B readout shows what that does to the fleet's click rate.
+PREVIOUS_BUNDLE = BUNDLES_DIR / "eibert-0.4.0"

@@ -215,7 +215,7 @@ class TeacherEncoder:
 
     def pool(self, hidden, mask):
         """The teacher's sentence embedding from its last hidden states: its own pooling, L2-normalised."""
-        from model_store.pooling import pool_normalize
+        from model_store.token_pooling import pool_normalize
 
         return pool_normalize(hidden, mask, self.pooling)
 
@@ -241,9 +241,9 @@ def export_teacher_bundle(out_dir: Path, encoder: TeacherEncoder | None = None, 
 
     Cached: a bundle already at `out_dir` whose manifest names the same teacher weights is reused.
     """
-    from model_store.export import export_onnx, write_bundle
-    from model_store.pooling import PooledEncoder
-    from service.common.manifest import read_manifest, sha256_file
+    from model_store.export import export_onnx
+    from model_store.token_pooling import PooledEncoder
+    from service.common.manifest import read_manifest, sha256_file, write_bundle
 
     teacher = encoder.teacher if encoder else teacher or load_teacher()
     weights_sha = sha256_file(teacher.weights)

@@ -23,12 +23,10 @@ from pathlib import Path
 
 import httpx
 
-from loadtests.bench_file import command_line, write_section
-from loadtests.publish import issue_enrolment_token
-from loadtests.server_cpu import process_cpu_s
-from model_store.benchmarks import machine_line
 from model_store.shipped import SHIPPED_BUNDLE
 from service.common.manifest import read_manifest
+from service.devstack.bench_file import command_line, machine_line, write_section
+from service.devstack.server_cpu import process_cpu_s
 from simulators.demo import demo_cloud, demo_edge
 from simulators.fleet import Fleet, FleetConfig
 from simulators.summary import FleetSummary, render
@@ -64,22 +62,16 @@ def edge_rank_mean_ms(metrics_text: str) -> float | None:
 async def _run(devices: int, days: int, seed: int, work: Path) -> tuple[FleetSummary, float, float | None]:
     """Cloud and edge up, the shipped bundle at 100%, the fleet run; (summary, the cloud's CPU seconds, the
     edge node's own mean rank time in ms)."""
-    from service.cloud.client import CloudAdmin, publish_bundle
-
     logs = work / "logs"
     logs.mkdir(parents=True)
     cloud = demo_cloud(work, logs, k_min=None)
-    cloud.start()
+    cloud.process.start()
     edge = None
     try:
-        await asyncio.to_thread(cloud.wait_ready)
-        admin_token = (work / "cloud" / "dev-admin-token").read_text().strip()
-        version = str(publish_bundle(SHIPPED_BUNDLE, cloud.url, admin_token)["version"])
-        with CloudAdmin(cloud.url, admin_token) as admin:
-            admin.set_rollout(version, 100)
-        public_key = str(httpx.get(f"{cloud.url}/v1/signing-key", timeout=30.0).json()["public_key"])
-        token = await asyncio.to_thread(issue_enrolment_token, cloud.url, admin_token, 1, "bench-edge")
-        edge = demo_edge(SHIPPED_BUNDLE, cloud.url, public_key, token, work, logs)
+        await asyncio.to_thread(cloud.process.wait_ready)
+        await asyncio.to_thread(cloud.publish, SHIPPED_BUNDLE, 100)
+        token = await asyncio.to_thread(cloud.enrolment_token, 1, "bench-edge")
+        edge = demo_edge(SHIPPED_BUNDLE, cloud, token, work, logs)
         edge.start()
         await asyncio.to_thread(edge.wait_ready)
         config = FleetConfig(
@@ -90,15 +82,15 @@ async def _run(devices: int, days: int, seed: int, work: Path) -> tuple[FleetSum
             devices=devices,
             days=days,
             seed=seed,
-            cloud_public_key=public_key,
+            cloud_public_key=cloud.public_key,
             state_dir=work / "fleet",
-            admin_token=admin_token,
+            admin_token=cloud.admin_token,
         )
         summary = await Fleet(config).run()
         edge_metrics = httpx.get(f"{edge.url}/metrics", timeout=30.0).text
-        return summary, process_cpu_s(cloud.pid), edge_rank_mean_ms(edge_metrics)
+        return summary, process_cpu_s(cloud.process.pid), edge_rank_mean_ms(edge_metrics)
     finally:
-        for proc in (edge, cloud):
+        for proc in (edge, cloud.process):
             if proc is not None:
                 proc.stop()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -22,7 +21,6 @@ __all__ = [
     "cmd_demo",
     "cmd_position_bias",
     "cmd_simulate",
-    "write_summary",
 ]
 
 
@@ -110,12 +108,6 @@ def _out(line: str) -> None:
     sys.stdout.flush()
 
 
-def write_summary(summary, path: str | None) -> None:  # summary: FleetSummary
-    if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
-
-
 def _read_secret(path: str | None) -> str | None:
     return (Path(path).read_text(encoding="utf-8").strip() or None) if path else None
 
@@ -125,9 +117,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     import asyncio
 
     from model_store.shipped import SHIPPED_BUNDLE
+    from service.common.cloud_admin import admin_token_from_env
     from simulators.faults import parse_faults
     from simulators.fleet import Fleet, FleetConfig
-    from simulators.summary import render
+    from simulators.summary import render, write_summary
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = FleetConfig(
@@ -142,10 +135,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         cloud_public_key=args.cloud_public_key,
         state_dir=Path(args.state_dir) if args.state_dir else None,
         poll_hours=args.poll_hours,
-        admin_token=os.environ.get("EIBERT_ADMIN_TOKEN", "").strip() or None,
+        admin_token=admin_token_from_env() or None,
         enrolment_token=_read_secret(args.enrolment_token_file),
     )
-    summary = asyncio.run(Fleet(config, timeline=_out).run())
+    events = []
+    if args.rollout_bundle:
+        from simulators.rollout_plan import rollout_events
+
+        if config.admin_token is None:
+            raise ValueError("--rollout-bundle publishes and rolls out: set EIBERT_ADMIN_TOKEN")
+        events = rollout_events(config.cloud_url, config.admin_token, Path(args.rollout_bundle), config.days)
+    summary = asyncio.run(Fleet(config, events=events, timeline=_out).run())
     _out(render(summary))
     write_summary(summary, args.summary_json)
     return 0 if all(summary.checks.values()) else 1

@@ -5,7 +5,8 @@ subcommand: `eibert build` must not load the simulator's web and model stack jus
 
 Environment variables mirror some flags (a flag given on the command line wins):
 EIBERT_SIM_CLOUD, EIBERT_SIM_EDGE (comma-separated URLs), EIBERT_SIM_DEVICES, EIBERT_SIM_DAYS, EIBERT_SIM_SEED,
-EIBERT_SIM_FAULTS, EIBERT_SIM_STATE_DIR, EIBERT_SIM_ENROLMENT_TOKEN_FILE. The admin token (to issue the fleet's
+EIBERT_SIM_FAULTS, EIBERT_SIM_STATE_DIR, EIBERT_SIM_ENROLMENT_TOKEN_FILE,
+EIBERT_SIM_ROLLOUT_BUNDLE. The admin token (to issue the fleet's
 enrolment token and to advance a dev-mode cloud's clock) comes from EIBERT_ADMIN_TOKEN, as for `eibert publish`.
 """
 
@@ -50,6 +51,11 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         help="how many devices rank through --edge nodes (default: all when --edge is given); the rest in-process",
     )
     parser.add_argument("--bundle", default=None, help="starting bundle of in-process devices (default: shipped)")
+    parser.add_argument(
+        "--rollout-bundle",
+        default=os.environ.get("EIBERT_SIM_ROLLOUT_BUNDLE"),
+        help="publish this bundle during the run and roll it out 10%% -> 100%% (needs EIBERT_ADMIN_TOKEN)",
+    )
     parser.add_argument("--devices", type=int, default=_env_int("EIBERT_SIM_DEVICES", DEFAULT_DEVICES))
     parser.add_argument(
         "--days", type=int, default=_env_int("EIBERT_SIM_DAYS", DEFAULT_DAYS), help="simulated days (default 3)"

@@ -1,16 +1,18 @@
 """`eibert demo`: the whole system on one machine, no Docker, in a few minutes, then a summary and checks.
 
-The scenario, in order: start the cloud (`eibert cloud --dev`, SQLite, keys generated in a temp dir) on a free
-port; publish the shipped bundle and roll it out to 100%; start one edge node (`eibert edge`, polling the cloud
-every second); run the fleet (most devices in-process, a few ranking through the edge node over HTTP). During
-the run: publish a second bundle and roll it out 10% -> 100%, corrupt one bundle download (a flipped bit, which
-verification must reject while the old model keeps serving), and restart the cloud process. Then: check that
-the edge node switched too, stop both processes, run the position-bias experiment in process (two simulated
-weeks of naive vs position-corrected learners, `simulators.position_experiment`), print the summary and exit
-0 only if every check held.
+The scenario, in order: start the dev stack's cloud (`service.devstack`: `eibert cloud --dev` on SQLite in a
+temp dir, with an admin token and a signing key made for it) on a free port; publish the shipped bundle and
+roll it out to 100%; start one edge node (`eibert edge`, polling the cloud every second); run the fleet (most
+devices in-process, a few ranking through the edge node over HTTP). During the run: publish a second bundle
+and roll it out 10% -> 100%, corrupt one bundle download (a flipped bit, which verification must reject while
+the old model keeps serving), and restart the cloud process. Then: check that the edge node switched too, stop
+both processes, run the position-bias experiment in process (two simulated weeks of naive vs
+position-corrected learners, `simulators.position_experiment`), print the summary and exit 0 only if every
+check held.
 
 The fleet starts on the previous bundle (`model_store.shipped.PREVIOUS_BUNDLE`) and the rollout moves it to the
-shipped one (`SHIPPED_BUNDLE`): real new weights, a distinct, signed, immutable version.
+shipped one (`SHIPPED_BUNDLE`): the same encoder with the learned ranker instead of the content ranker, a distinct,
+signed, immutable version, so the A/B readout shows what the new ranker does to the simulated fleet's clicks.
 Logs of the two processes and the JSON summary are kept under `<--cache>/demo/`.
 """
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -30,23 +31,21 @@ from typing import TypeVar
 
 import httpx
 
-from loadtests.publish import issue_enrolment_token
-from loadtests.stack import ServerProcess, free_port, service_process
 from model_store.shipped import PREVIOUS_BUNDLE, SHIPPED_BUNDLE
-from service.cloud.client import CloudAdmin, publish_bundle
 from service.common.manifest import read_manifest
+from service.devstack.processes import ServerProcess
+from service.devstack.stack import DevCloud, dev_cloud, dev_edge
 from simulators.checks import NARROW_INTERVAL, demo_checks
-from simulators.cli import write_summary
 from simulators.cli_args import DEMO_DEVICES, DEMO_POSITION_USERS
 from simulators.faults import FaultSpec
 from simulators.fleet import Fleet, FleetConfig, ScheduledEvent
 from simulators.position_experiment import PositionBiasConfig, run_position_bias
-from simulators.summary import FleetSummary, render
+from simulators.rollout_plan import CANARY_PERCENT, rollout_hours
+from simulators.summary import EdgeNodeSummary, FleetSummary, render, write_summary
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DEMO_ENROL_RATE = 100_000
 DEMO_K_MIN = 50  # the cloud's default is 100; a demo fleet splits across versions and days (and may be small)
 EDGE_DEVICES = 10
 READY_TIMEOUT_S = 60.0
@@ -61,36 +60,18 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-def demo_cloud(work: Path, logs: Path, *, k_min: int | None) -> ServerProcess:
-    """`eibert cloud --dev` on SQLite under `work` on a free port, not started; `k_min` None: the cloud's own.
-
-    The whole fleet enrols from 127.0.0.1 with one enrolment token in its first simulated hour, so the
-    enrolment rate limits are raised; dev mode writes its admin token to `work/cloud/dev-admin-token`."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "EIBERT_CLOUD_DATA_DIR": str(work / "cloud"),
-        "EIBERT_CLOUD_ENROL_RATE_PER_SOURCE": str(DEMO_ENROL_RATE),
-        "EIBERT_CLOUD_ENROL_RATE_PER_TOKEN": str(DEMO_ENROL_RATE),
-    }
-    if k_min is not None:
-        env["EIBERT_CLOUD_K_MIN"] = str(k_min)
-    env.pop("EIBERT_ADMIN_TOKEN", None)  # dev mode generates its own
-    args = ["--dev", "--port", str(port), "--store", f"sqlite:///{work / 'cloud.db'}"]
-    return service_process("cloud", args, port=port, env=env, log_path=logs / "cloud.log")
+def demo_cloud(work: Path, logs: Path, *, k_min: int | None) -> DevCloud:
+    """The dev stack's cloud on SQLite under `work`, not started; `k_min` None: the cloud's own. The whole fleet
+    enrols from 127.0.0.1 with one enrolment token in its first simulated hour: the dev stack lifts the
+    enrolment rate limits."""
+    settings = {"K_MIN": str(k_min)} if k_min is not None else None
+    return dev_cloud(work, log_path=logs / "cloud.log", settings=settings)
 
 
-def demo_edge(bundle: Path, cloud_url: str, public_key: str, token: str, work: Path, logs: Path) -> ServerProcess:
+def demo_edge(bundle: Path, cloud: DevCloud, token: str, work: Path, logs: Path) -> ServerProcess:
     """`eibert edge` on a free port, starting on `bundle` and polling the cloud every second; not started."""
-    port = free_port()
-    return service_process(
-        "edge",
-        ["--bundle", str(bundle), "--cloud", cloud_url, "--cloud-public-key", public_key, "--poll-interval", "1",
-         "--port", str(port), "--state-dir", str(work / "edge"), "--device-id", "demo-edge-1"],
-        env={**os.environ, "EIBERT_EDGE_ENROLMENT_TOKEN": token},
-        port=port,
-        log_path=logs / "edge.log",
-    )  # fmt: skip
+    args = ["--poll-interval", "1", "--device-id", "demo-edge-1"]
+    return dev_edge(bundle, cloud, work / "edge", token=token, log_path=logs / "edge.log", args=args)
 
 
 class Scenario:
@@ -101,8 +82,6 @@ class Scenario:
         self.cloud = demo_cloud(work, logs, k_min=DEMO_K_MIN)
         self.cloud_url = self.cloud.url
         self.edge: ServerProcess | None = None
-        self.admin_token = ""
-        self.public_key = ""
         self.next_bundle = SHIPPED_BUNDLE
         self.next_version = read_manifest(self.next_bundle).release_id
         self.restarts: list[float] = []
@@ -123,14 +102,14 @@ class Scenario:
 
     async def _publish(self, bundle: Path) -> str:
         body = await self._retried(
-            lambda: publish_bundle(bundle, self.cloud_url, self.admin_token),
+            lambda: self.cloud.publish(bundle, percent=None),
             lambda _exc: True,  # EibertError wraps the connection error while the cloud restarts
         )
         return str(body["version"])
 
     async def rollout(self, version: str, percent: int) -> str:
         def call() -> dict:
-            with CloudAdmin(self.cloud_url, self.admin_token) as admin:
+            with self.cloud.admin() as admin:
                 return admin.set_rollout(version, percent)
 
         # the client wraps a connection error in EibertError; only that (not a refusal) is worth a retry
@@ -139,17 +118,17 @@ class Scenario:
 
     async def publish_next_and_canary(self) -> str:
         version = await self._publish(self.next_bundle)
-        return f"published {version}; " + await self.rollout(version, 10)
+        return f"published {version}; " + await self.rollout(version, CANARY_PERCENT)
 
     async def restart_cloud(self) -> str:
         """Stop the cloud now and bring it back in the background, so devices meet the outage."""
         t0 = time.monotonic()
-        await asyncio.to_thread(self.cloud.stop, STOP_TIMEOUT_S)
+        await asyncio.to_thread(self.cloud.process.stop, STOP_TIMEOUT_S)
 
         async def back() -> None:
             await asyncio.sleep(1.0)
-            self.cloud.start()
-            await asyncio.to_thread(self.cloud.wait_ready, READY_TIMEOUT_S)
+            self.cloud.process.start()
+            await asyncio.to_thread(self.cloud.process.wait_ready, READY_TIMEOUT_S)
             self.restarts.append(time.monotonic() - t0)
             _say(f"           cloud back after {self.restarts[-1]:.1f} s (same SQLite store, same signing key)")
 
@@ -159,25 +138,20 @@ class Scenario:
     # -- the scenario ---------------------------------------------------------------------------------------
 
     async def run(self) -> FleetSummary:
-        self.cloud.start()
-        await asyncio.to_thread(self.cloud.wait_ready, READY_TIMEOUT_S)
-        self.admin_token = (self.work / "cloud" / "dev-admin-token").read_text().strip()
-        async with httpx.AsyncClient(base_url=self.cloud_url, timeout=10.0) as client:
-            self.public_key = (await client.get("/v1/signing-key")).json()["public_key"]
-        _say(f"cloud ready at {self.cloud_url} (SQLite in {self.work}); signing key {self.public_key}")
+        self.cloud.process.start()
+        await asyncio.to_thread(self.cloud.process.wait_ready, READY_TIMEOUT_S)
+        _say(f"cloud ready at {self.cloud_url} (SQLite in {self.work}); signing key {self.cloud.public_key}")
         first = await self._publish(PREVIOUS_BUNDLE)
         _say(f"published {first}; " + await self.rollout(first, 100))
 
-        token = await asyncio.to_thread(issue_enrolment_token, self.cloud_url, self.admin_token, 1, "demo-edge")
-        self.edge = demo_edge(PREVIOUS_BUNDLE, self.cloud_url, self.public_key, token, self.work, self.logs)
+        token = await asyncio.to_thread(self.cloud.enrolment_token, 1, "demo-edge")
+        self.edge = demo_edge(PREVIOUS_BUNDLE, self.cloud, token, self.work, self.logs)
         self.edge.start()
         await asyncio.to_thread(self.edge.wait_ready, READY_TIMEOUT_S)
         self.edge_url = self.edge.url
         _say(f"edge node ready at {self.edge_url}")
 
-        hours = self.args.days * 24
-        canary_at = max(2, int(hours * 0.3))
-        full_at = max(canary_at + 4, int(hours * 0.6))
+        canary_at, full_at = rollout_hours(self.args.days)
         config = FleetConfig(
             cloud_url=self.cloud_url,
             bundle=PREVIOUS_BUNDLE,
@@ -187,9 +161,9 @@ class Scenario:
             days=self.args.days,
             seed=self.args.seed,
             faults=FaultSpec(bitflip=1, drop=0.01, cloud_restart=1),
-            cloud_public_key=self.public_key,
+            cloud_public_key=self.cloud.public_key,
             state_dir=self.work / "fleet",
-            admin_token=self.admin_token,  # issues the fleet's enrolment token; advances the dev cloud's clock
+            admin_token=self.cloud.admin_token,  # issues the fleet's enrolment token; advances the dev cloud's clock
         )
         events = [
             ScheduledEvent(canary_at, self.publish_next_and_canary),
@@ -203,9 +177,9 @@ class Scenario:
         self._checks(summary)
         return summary
 
-    async def _edge_after_rollout(self, fleet: Fleet):  # -> EdgeNodeSummary
+    async def _edge_after_rollout(self, fleet: Fleet) -> EdgeNodeSummary:
         deadline = time.monotonic() + EDGE_SWITCH_TIMEOUT_S
-        want = read_manifest(self.next_bundle).version
+        want = self.next_version
         async with httpx.AsyncClient(timeout=5.0) as client:
             while True:
                 status = await fleet.edge_status(client, self.edge_url)
@@ -226,7 +200,7 @@ class Scenario:
             demo_checks(
                 summary,
                 next_version=self.next_version,
-                edge_want=read_manifest(self.next_bundle).version,
+                edge_want=self.next_version,
                 restarts=len(self.restarts),
                 narrow=NARROW_INTERVAL if self.args.devices >= DEMO_DEVICES else None,
             )
@@ -234,7 +208,7 @@ class Scenario:
 
     def stop(self) -> dict[str, int | None]:
         codes = {}
-        for proc in (self.edge, self.cloud):
+        for proc in (self.edge, self.cloud.process):
             if proc is not None:
                 codes[proc.name] = proc.stop(STOP_TIMEOUT_S)
         return codes

@@ -22,14 +22,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from service.common import device_client
-from service.common.device_client import ResponseRefused
 from service.common.ldp import METRICS, latency_bucket_of
 from service.edge.telemetry import TelemetryClient
 from simulators.failures import FailureLedger
 from simulators.impressions import ImpressionBuffer
 from simulators.personas import Catalog, Persona, examination, relevance
-from simulators.runtime import Behaviour, EdgeRanker, RankContext
+from simulators.runtime import Behavior, EdgeRanker, RankContext
 from simulators.summary import TelemetrySummary
 from simulators.updates import DeviceUpdater
 
@@ -41,7 +39,7 @@ DIURNAL = np.array([0.2, 0.1, 0.05, 0.05, 0.05, 0.2, 0.6, 1.2, 1.4, 1.0, 0.9, 1.
                     1.5, 1.9, 2.2, 2.1, 1.6, 0.9])  # fmt: skip
 DIURNAL = DIURNAL / DIURNAL.mean()
 MAX_SESSIONS_PER_HOUR = 3
-MAX_BEHAVIOURS = 30
+MAX_BEHAVIORS = 30
 MOVIE_SHARE = 0.7  # of each candidate slate; the rest is news
 
 
@@ -110,30 +108,6 @@ class FleetStats:
     lock: threading.Lock = field(default_factory=threading.Lock)  # for the counters worker threads update
 
 
-class VersionNames:
-    """Manifest version (what an edge node reports) -> the cloud's registered name, from GET /v1/models."""
-
-    def __init__(self) -> None:
-        self.by_manifest: dict[str, str] = {}
-
-    async def refresh(self, client: httpx.AsyncClient) -> None:
-        try:
-            resp = await device_client.arequest(
-                client, "GET", "/v1/models", cap=device_client.LISTING_MAX_BYTES, params={"limit": 100}
-            )
-        except (httpx.HTTPError, ResponseRefused) as exc:
-            log.info("could not refresh version names: %s", exc)
-            return
-        if resp.status_code != 200:
-            log.info("could not refresh version names: HTTP %d", resp.status_code)
-            return
-        for item in resp.json()["data"]:
-            self.by_manifest.setdefault(str(item["manifest"]["version"]), item["version"])
-
-    def resolve(self, manifest_version: str | None) -> str | None:
-        return None if manifest_version is None else self.by_manifest.get(manifest_version)
-
-
 _CORRUPT_STAGES = frozenset({"sha256", "unpack", "manifest"})
 
 
@@ -154,7 +128,6 @@ class SimDevice:
         updater: DeviceUpdater,
         follows_rollout: bool,
         edge: EdgeRanker | None,
-        versions: VersionNames,
         telemetry_http: httpx.Client,
         outbox: Path,
         rng: np.random.Generator,
@@ -171,7 +144,6 @@ class SimDevice:
         self.updater = updater
         self.follows_rollout = follows_rollout
         self.edge = edge
-        self.versions = versions
         self.telemetry_http = telemetry_http
         self.outbox = outbox
         self.rng = rng
@@ -181,9 +153,9 @@ class SimDevice:
         self.top_k = top_k
         self.slate = slate
         self.telemetry: TelemetryClient | None = None
-        self.behaviours: list[Behaviour] = []
+        self.behaviors: list[Behavior] = []
         self.impressions = ImpressionBuffer()  # what the device showed, with slots: position-bias learning reads it
-        self.edge_version: str | None = None  # manifest version the edge node last served this device
+        self.edge_version: str | None = None  # release id the edge node last served this device
         self.retry_update = False
         self.pending_corrupt = False
         self.spent: dict[str, float] = {}  # day -> epsilon spent (from the outbox's ledger)
@@ -195,17 +167,17 @@ class SimDevice:
 
     @property
     def version(self) -> str | None:
-        """The cloud name of the version this device uses now."""
+        """The release id of the model this device uses now (an edge node's answers name it as the cloud does)."""
         if self.edge is None:
             return self.updater.model.version
-        return self.versions.resolve(self.edge_version)
+        return self.edge_version
 
     def seed_history(self, start: float) -> None:
-        """The persona's history as behaviours in the days before the simulation starts."""
+        """The persona's history as behaviors in the days before the simulation starts."""
         n = len(self.persona.history)
         for i, item_id in enumerate(self.persona.history):
             item = self.catalog.items[item_id]
-            self.behaviours.append(Behaviour(item.text, start - (n - i) * 86400.0, "view", item_id))
+            self.behaviors.append(Behavior(item.text, start - (n - i) * 86400.0, "view", item_id))
 
     # -- the hour loop --------------------------------------------------------------------------------------
 
@@ -261,7 +233,7 @@ class SimDevice:
             self.pending_corrupt = False
             self.stats.corrupt_recovered += 1
 
-    # -- behaviour ------------------------------------------------------------------------------------------
+    # -- behavior ------------------------------------------------------------------------------------------
 
     def _candidates(self) -> list[tuple[str, str]]:
         n_movies = round(self.slate * MOVIE_SHARE)
@@ -273,15 +245,15 @@ class SimDevice:
 
     async def _session(self, ts: float) -> None:
         candidates = self._candidates()
-        behaviours = self.behaviours[-MAX_BEHAVIOURS:]
+        behaviors = self.behaviors[-MAX_BEHAVIORS:]
         context = RankContext(now=ts, utc_offset_min=60 * self.persona.tz_offset_h)
         try:
             if self.edge is None:
                 t0 = time.perf_counter()
-                ranked = self.updater.model.rank(behaviours, candidates, self.top_k, context)
+                ranked = self.updater.model.rank(behaviors, candidates, self.top_k, context)
                 ms, mode = (time.perf_counter() - t0) * 1000.0, "in_process"
             else:
-                ranked, self.edge_version, ms = await self.edge.rank(behaviours, candidates, self.top_k, context)
+                ranked, self.edge_version, ms = await self.edge.rank(behaviors, candidates, self.top_k, context)
                 mode = "http"
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             self.stats.rank_errors += 1
@@ -305,7 +277,7 @@ class SimDevice:
             if clicked:
                 self.stats.clicks += 1
                 self.stats.day_clicks += 1
-                self.behaviours.append(Behaviour(item.text, ts, "click", item_id))
+                self.behaviors.append(Behavior(item.text, ts, "click", item_id))
                 if pos == 0:
                     self.stats.top_clicks += 1
                     self._day_top_click = True
@@ -319,6 +291,10 @@ class SimDevice:
             values.append(("top_item_clicked", self._day_top_click))
             values.append(("latency_bucket", latency_bucket_of(statistics.median(self._day_latencies))))
         self._day_latencies, self._day_sessions, self._day_top_click = [], 0, False
+        if self.edge is not None:
+            # a user of an edge node runs the node's version, which the cloud offered the node, not this device:
+            # the cloud takes reports only under a version it offered the reporting device, so such users send none
+            return
         version = self.version
         if version is None or self.updater.token is None:
             self.stats.skipped_version += len(values)

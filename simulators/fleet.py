@@ -38,18 +38,17 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from service.common.signing import public_key_from_b64
-from simulators.device import FleetStats, SimClock, SimDevice, VersionNames
+from simulators.device import FleetStats, SimClock, SimDevice
 from simulators.faults import (
     BoundedAsyncTransport,
     FaultInjector,
-    FaultSpec,
     FaultyAsyncTransport,
     FaultyTransport,
     Observer,
 )
+from simulators.fleet_config import FleetConfig
 from simulators.fleet_summary import read_edge_status, summarize
 from simulators.personas import load_catalog_and_personas
 from simulators.runtime import EdgeRanker, ModelLibrary
@@ -75,29 +74,6 @@ ENROLMENT_TOKEN_TTL_S = 86400
 CLOCK_RETRY_S = 120.0  # how long advancing the cloud's clock is retried while the cloud restarts
 FINAL_FLUSH_ATTEMPTS = 3
 SHOWN_CATEGORIES = 5
-
-
-class FleetConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    cloud_url: str
-    bundle: Path  # the bundle in-process devices start with (their factory install)
-    edge_urls: list[str] = Field(default_factory=list)
-    edge_devices: int | None = Field(default=None, ge=0)  # devices ranking via edge nodes; None = all if edge_urls
-    devices: int = Field(default=200, ge=1)
-    days: int = Field(default=3, ge=1)
-    seed: int = 0
-    faults: FaultSpec = Field(default_factory=FaultSpec)
-    cloud_public_key: str | None = None  # base64 raw Ed25519; None = GET /v1/signing-key once at start
-    state_dir: Path | None = None  # None = a temporary directory, removed at the end
-    poll_hours: int = Field(default=6, ge=1, le=24)
-    top_k: int = Field(default=10, ge=1)
-    slate: int = Field(default=20, ge=2)
-    data_root: Path | None = None
-    # device ids are sim-<run_id>-<n>; None = random, so two runs against one cloud never collide
-    run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,16}$")
-    admin_token: str | None = None  # issues the fleet's enrolment token and advances a dev-mode cloud's clock
-    enrolment_token: str | None = None  # an operator-issued one to use instead of issuing one
 
 
 @dataclass(frozen=True)
@@ -193,9 +169,6 @@ class Fleet:
             public_key = public_key_from_b64(key_b64)
             models = ModelLibrary(state_dir / "models")
             factory = await asyncio.to_thread(models.load_factory, cfg.bundle)
-            versions = VersionNames()
-            await versions.refresh(plain)
-
             n_edge = (cfg.devices if cfg.edge_devices is None else min(cfg.edge_devices, cfg.devices)) * bool(
                 cfg.edge_urls
             )
@@ -228,7 +201,6 @@ class Fleet:
                     ),
                     follows_rollout=not via_edge,
                     edge=edge if via_edge else None,
-                    versions=versions,
                     telemetry_http=sync_cloud,
                     outbox=state_dir / "devices" / device_id / "outbox.db",
                     rng=np.random.default_rng([cfg.seed, i]),
@@ -246,7 +218,7 @@ class Fleet:
                     if d.edge is not None and d.edge_version is None:
                         d.edge_version = served
             try:
-                await self._simulate(start, versions, plain)
+                await self._simulate(start, plain)
                 self.say(cfg.days * 24 - 1, "simulation over; flushing device outboxes")
                 pending = await self._final_flush()
                 await self._close_last_day(plain)
@@ -263,7 +235,12 @@ class Fleet:
         self.cloud_day = dt.date.fromisoformat(body["today"])
         self.window_days = int(body["report_window_days"])
         self.clock_advances = bool(body["advanceable"]) and self.config.admin_token is not None
-        if not self.clock_advances:
+        if self.clock_advances:
+            self.notes.append(
+                "dev-mode cloud: its clock was advanced one day per simulated day (days compressed into seconds), "
+                "so each day closed and its groups were released during the run; a production cloud never allows it"
+            )
+        else:
             self.notes.append(
                 "the cloud's clock cannot be advanced (not a dev-mode cloud, or no admin token): every simulated "
                 "day is the cloud's one real day, and its metrics are released only after that day closes"
@@ -314,7 +291,7 @@ class Fleet:
         resp.raise_for_status()
         return str(resp.json()["public_key"])
 
-    async def _simulate(self, start: float, versions: VersionNames, plain: httpx.AsyncClient) -> None:
+    async def _simulate(self, start: float, plain: httpx.AsyncClient) -> None:
         cfg = self.config
         hours = cfg.days * 24
         events = list(self.events)
@@ -331,12 +308,10 @@ class Fleet:
             for hour in range(hours):
                 for event in [e for e in events if e.hour == hour]:
                     self.say(hour, await event.action())
-                    await versions.refresh(plain)
                 await clock.advance()
                 if hour % 24 == 23:  # every device has recorded the day: deliver it, then the cloud's day moves on
                     await self._final_flush()  # a device retries a failed flush within the day it was made
                     await self._advance_clock(plain, 1)
-                    await versions.refresh(plain)
                     self._day_line(hour)
             await clock.advance()  # hour == hours: every device task returns
             await asyncio.gather(*tasks)

@@ -1,8 +1,8 @@
 """Building a fleet run's `FleetSummary`: read back what the cloud released and set it beside the truth.
 
 Split from `simulators.fleet` so the run loop and its read-out can each be read on their own. Estimates are
-pooled across released groups with the cloud's own pooling (`service.cloud.pooling`), the one the A/B readout
-uses, so the summary and the cloud never disagree on how groups combine.
+pooled across released groups with the pooling the cloud's A/B readout uses (`service.common.ldp.pooling`), so
+the summary and the cloud never disagree on how groups combine.
 """
 
 from __future__ import annotations
@@ -11,18 +11,19 @@ import contextlib
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httpx
 import numpy as np
 
-from service.cloud.pooling import pool_released
-from service.cloud.schemas import ABReadoutPublic, FleetMetricPublic
+from service.common.fleet_metrics import ABReadoutPublic, FleetMetricPublic
 from service.common.ldp import METRICS, consistent_interval
+from service.common.ldp.pooling import pool_released
 from service.edge.telemetry import DEFAULT_DAILY_BUDGET
 from simulators.checks import fleet_checks
 from simulators.device import FleetStats, SimDevice
-from simulators.faults import FaultSpec
+from simulators.faults import FaultInjector, FaultSpec
+from simulators.fleet_config import FleetConfig
 from simulators.summary import (
     CategoryComparison,
     EdgeNodeSummary,
@@ -33,10 +34,24 @@ from simulators.summary import (
     LatencySummary,
     MetricComparison,
     RolloutSummary,
+    TimelineEntry,
 )
 
-if TYPE_CHECKING:  # only for the annotation: simulators.fleet imports this module
-    from simulators.fleet import Fleet
+
+class FinishedFleet(Protocol):
+    """What `summarize` reads of a finished `simulators.fleet.Fleet`: a Protocol, so this module does not import
+    the run loop that imports it."""
+
+    config: FleetConfig
+    stats: FleetStats
+    devices: list[SimDevice]
+    injector: FaultInjector
+    timeline: list[TimelineEntry]
+    notes: list[str]
+    restart_report: str | None
+
+    def versions_now(self) -> dict[str, int]: ...
+
 
 SHOWN_CATEGORIES = 5
 Truth = Mapping[tuple[str, str, str], Counter[str]]  # (metric, model version, day) -> category -> count
@@ -119,7 +134,7 @@ def interval_coverage(metric: str, released: Sequence[FleetMetricPublic], truth:
 
 
 def compare_metric(metric: str, groups: list[dict], truth: Truth) -> MetricComparison:
-    """Pool the released groups (`service.cloud.pooling`) and the simulation's truth over the same groups."""
+    """Pool the released groups (`service.common.ldp.pooling`) and the simulation's truth over the same groups."""
     spec = METRICS[metric]
     published = [FleetMetricPublic.model_validate(g) for g in groups]
     released = [g for g in published if g.status == "released"]
@@ -202,7 +217,7 @@ def fault_reports(
 
 
 async def summarize(
-    fleet: Fleet, plain: httpx.AsyncClient, *, wall_s: float, pending: int, following: int
+    fleet: FinishedFleet, plain: httpx.AsyncClient, *, wall_s: float, pending: int, following: int
 ) -> FleetSummary:
     """The finished run's summary; read-back failures become notes, never exceptions."""
     cfg = fleet.config

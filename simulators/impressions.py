@@ -2,7 +2,7 @@
 
 Clicks alone cannot separate "not liked" from "not looked at": an item never clicked in slot 9 says little, one
 never clicked in slot 0 says a lot. So a device logs what it showed with the slot, the way a real client would
-send `impression` behaviours, and a learner (`service.edge.position_bias`) reads them with the features of each
+send `impression` behaviors, and a learner (`service.edge.position_bias`) reads them with the features of each
 item. The log is bounded: the newest `capacity` impressions are kept, so a device's memory does not grow with
 the length of a run (10,000 devices x 2 days fit in a few MB).
 """

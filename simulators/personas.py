@@ -1,8 +1,8 @@
 """Who the simulated users are: real MovieLens users (ids 1-500) and real MIND news, never invented text.
 
-A persona's liked movies (rating >= 4) are split in time: the older part is the behaviour history the device
+A persona's liked movies (rating >= 4) are split in time: the older part is the behavior history the device
 starts with, the newer, held-out part defines what the user *really* likes (the ground truth the click model
-uses), so a ranker that learns from behaviour is rewarded only for generalising, not for echoing the history.
+uses), so a ranker that learns from behavior is rewarded only for generalising, not for echoing the history.
 News interests are two MIND categories drawn per persona, since the MIND sample has no users joinable to
 MovieLens. Devices beyond 500 reuse users with fresh news interests and activity.
 
@@ -59,7 +59,7 @@ class Item:
 @dataclass(frozen=True, slots=True)
 class Persona:
     user_id: int
-    history: tuple[str, ...]  # item ids, oldest first: the behaviours the device starts with
+    history: tuple[str, ...]  # item ids, oldest first: the behaviors the device starts with
     genre_affinity: dict[str, float]  # held-out liked genres, weight in (0, 1]: the ground-truth taste
     news_categories: frozenset[str]
     top_genre: str  # one of service.common.ldp.GENRES: what the `top_genre` metric should estimate

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Behaviour:
+class Behavior:
     text: str
     ts: float  # simulated unix seconds
     kind: str  # "view" (the persona's history, before the simulation) or "click"
@@ -72,13 +72,13 @@ class SharedModel:
 
     def rank(
         self,
-        behaviours: Sequence[Behaviour],
+        behaviors: Sequence[Behavior],
         candidates: Sequence[tuple[str, str]],
         top_k: int,
         context: RankContext | None = None,
     ) -> list[str]:
         """Candidate ids, best first: exactly what the edge node's /v1/rank computes, without HTTP."""
-        b = self.embed([x.text for x in behaviours])
+        b = self.embed([x.text for x in behaviors])
         c = self.embed([text for _, text in candidates])
         clock = Clock(now=context.now, utc_offset_s=60.0 * context.utc_offset_min) if context else Clock()
         scores = rank_scores(
@@ -86,10 +86,10 @@ class SharedModel:
             self.config,
             b,
             c,
-            ts=[x.ts for x in behaviours],
-            kinds=[x.kind for x in behaviours],
-            behavior_ids=[x.item_id for x in behaviours],
-            behavior_texts=[x.text for x in behaviours],
+            ts=[x.ts for x in behaviors],
+            kinds=[x.kind for x in behaviors],
+            behavior_ids=[x.item_id for x in behaviors],
+            behavior_texts=[x.text for x in behaviors],
             candidate_ids=[i for i, _ in candidates],
             candidate_texts=[t for _, t in candidates],
             clock=clock,
@@ -169,20 +169,20 @@ class EdgeRanker:
 
     async def rank(
         self,
-        behaviours: Sequence[Behaviour],
+        behaviors: Sequence[Behavior],
         candidates: Sequence[tuple[str, str]],
         top_k: int,
         context: RankContext | None = None,
     ) -> tuple[list[str], str, float]:
-        """(ids best first, the manifest version the node served, latency in ms)."""
+        """(ids best first, the release id the node served, latency in ms)."""
         url = self.urls[self._next % len(self.urls)]
         self._next += 1
-        texts = fit_texts([b.text for b in behaviours] + [t for _, t in candidates])
-        b_texts, c_texts = texts[: len(behaviours)], texts[len(behaviours) :]
+        texts = fit_texts([b.text for b in behaviors] + [t for _, t in candidates])
+        b_texts, c_texts = texts[: len(behaviors)], texts[len(behaviors) :]
         body = {
             "behaviors": [
                 {"text": t, "ts": b.ts, "kind": b.kind} | ({"item_id": b.item_id} if b.item_id else {})
-                for b, t in zip(behaviours, b_texts, strict=True)
+                for b, t in zip(behaviors, b_texts, strict=True)
             ],
             "candidates": [{"id": i, "text": t, "item_id": i} for (i, _), t in zip(candidates, c_texts, strict=True)],
             "top_k": top_k,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 
-from service.cloud.schemas import ABReadoutPublic
+from service.common.fleet_metrics import ABReadoutPublic
 from simulators.failures import FailureSummary
 
 
@@ -255,3 +257,10 @@ def render(s: FleetSummary) -> str:
         lines.append(f"check          {'PASS' if ok else 'FAIL'}  {name}")
     lines.extend(f"note           {n}" for n in s.notes)
     return "\n".join(lines)
+
+
+def write_summary(summary: FleetSummary, path: str | Path | None) -> None:
+    """The summary as JSON at `path` (`--summary-json`, the demo's `summary.json`); nothing when no path."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")

@@ -23,7 +23,7 @@ def make_tiny_module():
     import torch
     from transformers import BertConfig, BertModel
 
-    from model_store.pooling import PooledEncoder
+    from model_store.token_pooling import PooledEncoder
 
     torch.manual_seed(0)
     config = BertConfig(
@@ -44,8 +44,9 @@ def tiny_torch_module():
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_torch_module) -> Path:
     """The tiny module exported through the real bundle path (random weights: plumbing, not quality)."""
-    from model_store.export import export_onnx, write_bundle
+    from model_store.export import export_onnx
     from model_store.teacher import teacher_dir
+    from service.common.manifest import write_bundle
 
     out = tmp_path_factory.mktemp("tiny-bundle")
     export_onnx(tiny_torch_module, out / "model.onnx", vocab_size=30522)

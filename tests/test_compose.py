@@ -22,7 +22,7 @@ import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from model_store.shipped import SHIPPED_BUNDLE
+from model_store.shipped import PREVIOUS_BUNDLE, SHIPPED_BUNDLE
 from tests.dockerfile import DOCKERFILE, TARGETS, default_command, stages
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -378,6 +378,7 @@ def test_dashboard_queries_only_registered_metrics() -> None:
         "eibert_cloud_rollout_percent",  # rollout
         "eibert_cloud_fleet_estimate",  # released fleet estimates
         "eibert_cloud_telemetry_reports_total",  # privacy budget outcomes
+        "eibert_cloud_ab_readout",  # the rollout's A/B readout
     }
     assert wanted <= used, f"the dashboard misses {sorted(wanted - used)}"
 
@@ -563,15 +564,26 @@ def _edge_cmd(dockerfile_text: str) -> list[str]:
 SHIPPED = str(SHIPPED_BUNDLE.relative_to(ROOT))  # the one name of the shipped bundle (model_store/shipped.py)
 
 
+PREVIOUS = str(PREVIOUS_BUNDLE.relative_to(ROOT))  # where `make demo`'s story starts
+
+
 def edge_default_problems(compose: dict[str, Any], dockerfile_text: str, shipped: str = SHIPPED) -> list[str]:
+    """The edge image serves the shipped bundle; the stack tells the demo's story: everything starts on the
+    previous bundle (the publisher's release), and the simulator rolls the shipped one out over it."""
     bundle = flag(_edge_cmd(dockerfile_text), "--bundle")
-    named = {flag(svc["command"], "--bundle") for svc in compose["services"].values() if svc.get("command")
-             and svc["command"][:2] in (["eibert", "edge"], ["eibert", "simulate"])}  # fmt: skip
-    out = (
-        [] if named == {bundle} == {shipped} else [f"the edge image serves {bundle}, the stack {named}, not {shipped}"]
-    )
-    if not (ROOT / str(bundle) / "manifest.json").is_file():
-        out.append(f"{bundle} is not a shipped bundle")
+    services = compose["services"]
+    starts = {flag(svc["command"], "--bundle") for svc in services.values() if svc.get("command")
+              and svc["command"][:2] in (["eibert", "edge"], ["eibert", "simulate"])}  # fmt: skip
+    rolled = flag(services["simulator"]["command"], "--rollout-bundle")
+    published = flag(services["publisher"]["command"], "--bundle")
+    out = [] if bundle == shipped else [f"the edge image serves {bundle}, not {shipped}"]
+    if starts != {PREVIOUS} or published != PREVIOUS:
+        out.append(f"the stack starts on {starts} and releases {published}, not {PREVIOUS}")
+    if rolled != shipped:
+        out.append(f"the simulator rolls out {rolled}, not {shipped}")
+    for b in (bundle, PREVIOUS, rolled):
+        if not (ROOT / str(b) / "manifest.json").is_file():
+            out.append(f"{b} is not a shipped bundle")
     return out
 
 
@@ -645,3 +657,49 @@ def test_the_readme_says_compose_v2_and_where_the_data_comes_from() -> None:
     assert "Compose v2" in readme
     assert "EIBERT_DATA_HOST" in readme and "../shared/data" in readme and "create_host_path: false" in readme
     assert "Compose v2" in (ROOT / "docker-compose.yml").read_text()
+
+
+PROD = yaml.safe_load((ROOT / "docker-compose.prod.yml").read_text())
+
+
+def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Compose's merge of an override file, for what these files use: mappings merge, lists and scalars replace."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def dev_mode_problems(compose: dict[str, Any], prod: dict[str, Any]) -> list[str]:
+    """The demo stack runs a dev-mode cloud and a simulator that rolls a release out; the production override
+    leaves no dev mode anywhere and no demo simulator in a plain `up`."""
+    out = []
+    demo, production = compose["services"], merged(compose, prod)["services"]
+    if env("cloud").get("EIBERT_CLOUD_DEV_MODE") != "true":
+        out.append("the demo stack's cloud is not in dev mode: no day closes during `up`")
+    prod_env = {k: str(v) for k, v in (production["cloud"].get("environment") or {}).items()}
+    if prod_env.get("EIBERT_CLOUD_DEV_MODE") != "false":
+        out.append("the production override leaves the cloud in dev mode")
+    for name, svc in production.items():
+        if "dev" in (svc.get("command") or []) or "--dev" in (svc.get("command") or []):
+            out.append(f"{name} runs with --dev in production")
+        if "demo" not in (svc.get("profiles") or []) and flag(svc.get("command") or [], "--rollout-bundle"):
+            out.append(f"{name} drives a demo rollout in a plain production `up`")
+    if "demo" in (demo["simulator"].get("profiles") or []):
+        out.append("the demo stack does not run the simulator")
+    return out
+
+
+def test_the_demo_is_dev_mode_and_the_production_override_is_not() -> None:
+    assert dev_mode_problems(COMPOSE, PROD) == []
+    assert dev_mode_problems(COMPOSE, {"services": {"cloud": {"environment": {"EIBERT_CLOUD_K_MIN": "100"}}}})
+    assert dev_mode_problems(COMPOSE, merged(PROD, {"services": {"simulator": {"profiles": []}}}))
+    prod_publisher = merged(COMPOSE, PROD)["services"]["publisher"]["command"]
+    from loadtests.publish import build_parser
+
+    assert build_parser().parse_args(prod_publisher[3:]).bundle == SHIPPED  # production releases the shipped one
+
+
+def test_the_readme_names_the_production_override() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "docker-compose.prod.yml" in readme and "EIBERT_CLOUD_DEV_MODE" in readme

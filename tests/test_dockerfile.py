@@ -14,8 +14,8 @@ import tomllib
 
 import pytest
 
-from loadtests.stack import free_port
 from model_store.shipped import SHIPPED_BUNDLE
+from service.devstack.processes import free_port
 from tests.dockerfile import (
     DOCKERFILE,
     ROOT,
@@ -116,6 +116,14 @@ def removed_from_edge(text: str) -> list[str]:
     return m.group(1).split() if m else []
 
 
+def removed_modules_from_edge(text: str) -> set[str]:
+    """The packages the edge's build stage deletes from site-packages (`rm -rf a/b ...`), as module names."""
+    line = next((ln for ln in instructions(text) if '".[edge]"' in ln), "")
+    m = re.search(r"rm -rf ([^&]+?)(?:&&|$)", line)
+    paths = m.group(1).split() if m else []
+    return {p.replace("/", ".") for p in paths if "*" not in p and "." not in p.rsplit("/", 1)[-1]}
+
+
 def test_the_dockerfile_has_none_of_the_findings_of_issue_13() -> None:
     assert pip_problems(TEXT) == []
     assert bundle_problems(TEXT) == []
@@ -195,3 +203,7 @@ def test_the_edge_never_imports_what_its_image_leaves_out() -> None:
     imported = set(next(ln for ln in proc.stdout.splitlines() if ln.startswith("MODULES ")).split()[1:])
     assert "onnxruntime" in imported and "tokenizers" in imported and "onnx" in imported
     assert not imported & modules, f"the edge imports {sorted(imported & modules)}, which its image leaves out"
+    gone = removed_modules_from_edge(TEXT)
+    assert {"onnx.reference", "onnxruntime.transformers", "onnxruntime.quantization"} <= gone, gone
+    inside = {m for m in imported for g in gone if m == g or m.startswith(g + ".")}
+    assert not inside, f"the edge imports {sorted(inside)}, which its image deletes"

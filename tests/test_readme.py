@@ -69,14 +69,14 @@ def test_the_readme_examples_are_what_the_shipped_bundle_answers(shipped_edge: T
     assert problems(shipped_edge) == []
 
 
-VERSION = SHIPPED_BUNDLE.name.removeprefix("eibert-")  # what the README's answers must name, e.g. "0.4.0"
-FIRST_SCORE = re.search(r'"score":[0-9.]+', example("rank")[1]).group(0)
+VERSION = SHIPPED_BUNDLE.name  # what the README's answers must name: the release id, e.g. "eibert-0.4.0"
+FIRST_SCORE = re.search(r'"score":-?[0-9.]+', example("rank")[1]).group(0)
 
 
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        (f'"model_version":"{VERSION}","dim"', '"model_version":"0.1.0","dim"'),  # a stale version
+        (f'"model_version":"{VERSION}","dim"', '"model_version":"eibert-0.1.0","dim"'),  # a stale version
         (FIRST_SCORE, '"score":0.956262'),  # a stale score
         (f"# {SHIPPED_BUNDLE.name} ", "# eibert-0.1.0 "),  # a stale model name
     ],
@@ -85,3 +85,24 @@ FIRST_SCORE = re.search(r'"score":[0-9.]+', example("rank")[1]).group(0)
 def test_a_stale_example_is_found(shipped_edge: TestClient, old: str, new: str) -> None:
     assert old in README
     assert problems(shipped_edge, README.replace(old, new))
+
+
+def limits_problems(readme: str = README) -> list[str]:
+    """The README's table of request limits states the constants the schemas enforce."""
+    from service.edge import schemas as s
+    from service.edge.config import EdgeSettings
+
+    body_mib = EdgeSettings.model_fields["max_body_bytes"].default // (1024 * 1024)
+    section = readme[readme.index("Limits of one request") : readme.index("**One name per release.**")]
+    want = [
+        f"1-{s.MAX_TEXTS} texts, each 1-{s.MAX_TEXT_CHARS:,} characters",
+        f"at most {s.MAX_BEHAVIORS:,} behaviours, 1-{s.MAX_CANDIDATES} candidates, `top_k` 1-{s.MAX_TOP_K}",
+        f"| {s.MAX_REQUEST_CHARS:,} characters |",
+        f"| {body_mib} MiB (`EIBERT_EDGE_MAX_BODY_BYTES`) |",
+    ]
+    return [f"the README's limits table does not say {w!r}" for w in want if w not in section]
+
+
+def test_the_readme_limits_are_the_schemas() -> None:
+    assert limits_problems() == []
+    assert limits_problems(README.replace("1-64 texts", "1-100 texts"))

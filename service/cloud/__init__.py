@@ -1,4 +1,4 @@
-"""The cloud: signed model registry, staged rollout, privacy-preserving fleet metrics (issue 5).
+"""The cloud: signed model registry, staged rollout, privacy-preserving fleet metrics.
 
 `create_app` and `Settings` are loaded on first use (PEP 562), so that importing a light submodule
 (`service.cloud.cli`, which the `eibert` parser needs for every command) does not load the web stack.

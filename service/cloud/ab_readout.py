@@ -4,7 +4,7 @@ interval of their difference, computed only from released (k_min-gated, LDP) est
 Which two versions: during a canary, the candidate beside the stable version; once a version has gone to 100%,
 it (now stable) beside the stable it replaced (the top of the rollout history), so the readout of the last
 rollout stays visible after it completes. Each side pools its version's released groups in the response
-(`service.cloud.pooling`); the two sides are independent, so the difference's standard error is
+(`service.common.ldp.pooling`); the two sides are independent, so the difference's standard error is
 sqrt(se_a^2 + se_b^2). The interval is built around the unbiased difference and widened to contain the
 difference of the consistent estimates that are shown (`service.common.ldp.consistent_interval`). Nothing here
 reads a report or an unreleased group: it is post-processing of what is already published.
@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from service.cloud.pooling import pool_released
 from service.cloud.rollout import RolloutState
 from service.cloud.schemas import ABReadoutPublic, ABRowPublic, ABSidePublic, FleetMetricPublic
 from service.common.ldp import LATENCY_BUCKETS, consistent_interval
+from service.common.ldp.pooling import pool_released
 
 # (metric, categories) an operator decides a rollout on: the click rate and the latency distribution.
 READOUT: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.cloud.blobs import BlobStore
-from service.cloud.clock import CloudClock
+from service.cloud.clock import CloudClock, claim_store
 from service.cloud.config import Settings
 from service.cloud.deps import CloudContext
 from service.cloud.errors import install_error_handlers
-from service.cloud.keys import load_admin_token, load_signing_key
+from service.cloud.keys import check_signing_key, load_admin_token, load_signing_key
 from service.cloud.metrics import CloudMetrics
 from service.cloud.registry import Registry
 from service.cloud.route_docs import document_cloud
@@ -38,6 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         await store.open()
         try:
+            await claim_store(store, dev_mode=settings.dev_mode, deployment=settings.deployment)
             key = load_signing_key(settings)
             registry = Registry(
                 store=store,
@@ -48,7 +49,9 @@ def create_app(settings: Settings) -> FastAPI:
                 tmp_root=settings.data_dir / "tmp",
                 admission=settings.admission,
                 max_concurrent_admissions=settings.max_concurrent_admissions,
+                deployment=settings.deployment,
             )
+            await check_signing_key(store, registry.public_key)
             app.state.ctx = CloudContext(
                 settings=settings,
                 store=store,
@@ -58,6 +61,11 @@ def create_app(settings: Settings) -> FastAPI:
                 clock=CloudClock(store, advanceable=settings.dev_mode),
             )
             log.info("cloud ready: store %s (%s)", url.split("@")[-1], await store.durability())
+            if settings.dev_mode:  # a demo's compressed days must never be mistaken for production's
+                log.warning(
+                    "DEV MODE: an admin may advance this cloud's day (POST /v1/clock; GET /v1/clock says "
+                    "advanceable), so simulated days pass in seconds; never run production like this"
+                )
             yield
         finally:
             await store.close()

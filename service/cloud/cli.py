@@ -1,9 +1,10 @@
-"""The cloud's subcommands: `eibert cloud`, `eibert publish`, `eibert rollout {show,set,rollback}`, `eibert keygen`.
+"""The cloud's subcommands: `eibert cloud`, `eibert publish`, `eibert rollout {show,set,rollback}`, `eibert keygen`,
+`eibert enrolment-tokens {issue,list,revoke}`, `eibert devices revoke`, `eibert keys rotate`.
 
 `add_parser(subparsers)` registers them on the root parser (`eibert/cli.py`); `python -m service.cloud` serves
 the cloud with the flags of `eibert cloud` (what the demo and the load tests start). Handlers import the web
 stack only when they run. Admin commands read the token from `EIBERT_ADMIN_TOKEN` and talk to the cloud through
-`service.cloud.client.CloudAdmin`; each prints its result as one JSON line on stdout (for scripts), and
+`service.common.cloud_admin.CloudAdmin`; each prints its result as one JSON line on stdout (for scripts), and
 diagnostics go to logging.
 """
 
@@ -12,16 +13,28 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.common.errors import EibertError
 
+if TYPE_CHECKING:  # the handler imports it when it runs: `eibert --help` stays light
+    from service.cloud.config import Settings
+
 log = logging.getLogger(__name__)
 
-__all__ = ["add_parser", "cmd_cloud", "cmd_keygen", "cmd_publish", "cmd_rollout", "main"]
+__all__ = [
+    "add_parser",
+    "cmd_cloud",
+    "cmd_devices",
+    "cmd_enrolment_tokens",
+    "cmd_keygen",
+    "cmd_keys",
+    "cmd_publish",
+    "cmd_rollout",
+    "main",
+]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,6 +62,55 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     kg.add_argument("--out", required=True, help="PEM file to create (0600; an existing file is never replaced)")
     kg.set_defaults(func=cmd_keygen)
 
+    et = sub.add_parser(
+        "enrolment-tokens",
+        help="issue, list or revoke the tokens devices enrol with (token: EIBERT_ADMIN_TOKEN)",
+        description="Devices enrol (POST /v1/devices) only with an operator-issued enrolment token. Each token "
+        "enrols at most --max-devices devices before it expires; the cloud stores only its sha256, which is its "
+        "id in listings and revocation. Revoking a token stops further enrolments with it at once, on every "
+        "replica; devices it already enrolled keep working until revoked with `eibert devices revoke`.",
+    )
+    esub = et.add_subparsers(dest="action", required=True, metavar="ACTION")
+    issue = esub.add_parser("issue", help="a new token, printed once as JSON (token, id, expiry)")
+    issue.add_argument("--max-devices", type=int, required=True, help="how many devices it may enrol")
+    issue.add_argument("--expires-in", type=int, default=7 * 86400, metavar="SECONDS", help="default: 7 days")
+    issue.add_argument("--label", default="", help="a note for your records (letters, digits, ' _.:-')")
+    listing = esub.add_parser("list", help="every token issued: id, label, quota, used, expiry, revoked")
+    revoke = esub.add_parser("revoke", help="no further enrolment with the token of this id")
+    revoke.add_argument("id", help="the token's id (its sha256, from `issue` or `list`)")
+    for p in (issue, listing, revoke):
+        p.add_argument("--cloud", required=True, help="cloud base URL")
+    et.set_defaults(func=cmd_enrolment_tokens)
+
+    dv = sub.add_parser(
+        "devices",
+        help="revoke an enrolled device (token: EIBERT_ADMIN_TOKEN)",
+        description="A revoked device's token stops working at once on every replica (it is removed from the "
+        "shared store); its id stays taken, so it cannot enrol again under it. Device tokens also expire on "
+        "their own (EIBERT_CLOUD_DEVICE_TOKEN_TTL_S) unless the device renews its token first.",
+    )
+    dsub = dv.add_subparsers(dest="action", required=True, metavar="ACTION")
+    drev = dsub.add_parser("revoke", help="the device's token stops working at once")
+    drev.add_argument("device_id")
+    drev.add_argument("--cloud", required=True, help="cloud base URL")
+    dv.set_defaults(func=cmd_devices)
+
+    ks = sub.add_parser(
+        "keys",
+        help="rotate the cloud's signing key (token: EIBERT_ADMIN_TOKEN)",
+        description="Signs, on this machine, a statement naming NEW as the successor of OLD (the key the cloud "
+        "signs with now) for the cloud's deployment, signed by both keys, and adds it to the cloud's rotation "
+        "chain. Then restart every replica with NEW (EIBERT_CLOUD_SIGNING_KEY_FILE): a replica still holding "
+        "OLD refuses to start. Devices follow the chain when an offer no longer verifies with the key they "
+        "trust, and refuse any rotation OLD did not sign. Make NEW with `eibert keygen`.",
+    )
+    ksub = ks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rot = ksub.add_parser("rotate", help="add the rotation OLD -> NEW to the cloud's chain")
+    rot.add_argument("--old", required=True, help="PEM of the key the cloud signs with now")
+    rot.add_argument("--new", required=True, help="PEM of its successor (eibert keygen --out NEW)")
+    rot.add_argument("--cloud", required=True, help="cloud base URL")
+    ks.set_defaults(func=cmd_keys)
+
 
 def _add_cloud_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None, help="redis://... or sqlite:///... (default: embedded SQLite)")
@@ -59,7 +121,7 @@ def _add_cloud_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _settings_from(args: argparse.Namespace):  # -> Settings
+def _settings_from(args: argparse.Namespace) -> Settings:
     from service.cloud.config import Settings
 
     overrides: dict[str, Any] = {}
@@ -100,9 +162,11 @@ def cmd_cloud(args: argparse.Namespace) -> int:
 
 
 def _admin_token() -> str:
-    token = os.environ.get("EIBERT_ADMIN_TOKEN", "")
+    from service.common.cloud_admin import ADMIN_TOKEN_ENV, admin_token_from_env
+
+    token = admin_token_from_env()
     if not token:
-        raise EibertError("EIBERT_ADMIN_TOKEN is not set: this command needs the cloud's admin token")
+        raise EibertError(f"{ADMIN_TOKEN_ENV} is not set: this command needs the cloud's admin token")
     return token
 
 
@@ -111,7 +175,7 @@ def _print(result: dict[str, Any]) -> None:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from service.cloud.client import publish_bundle
+    from service.common.cloud_admin import publish_bundle
 
     body = publish_bundle(Path(args.bundle), args.cloud, _admin_token())
     _print({k: body[k] for k in ("version", "bundle_sha256", "bundle_bytes", "model_bytes", "created")})
@@ -119,7 +183,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
-    from service.cloud.client import CloudAdmin
+    from service.common.cloud_admin import CloudAdmin
 
     with CloudAdmin(args.cloud, _admin_token()) as admin:
         if args.action == "show":
@@ -128,6 +192,50 @@ def cmd_rollout(args: argparse.Namespace) -> int:
             _print(admin.set_rollout(args.version, args.percent))
         else:
             _print(admin.rollback())
+    return 0
+
+
+def cmd_enrolment_tokens(args: argparse.Namespace) -> int:
+    from service.common.cloud_admin import CloudAdmin
+
+    with CloudAdmin(args.cloud, _admin_token()) as admin:
+        if args.action == "issue":
+            _print(admin.create_enrolment_token(args.max_devices, args.expires_in, args.label))
+        elif args.action == "list":
+            _print(admin.enrolment_tokens())
+        else:
+            admin.revoke_enrolment_token(args.id)
+            _print({"revoked": args.id})
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from service.common.cloud_admin import CloudAdmin
+
+    with CloudAdmin(args.cloud, _admin_token()) as admin:
+        admin.revoke_device(args.device_id)
+        _print({"revoked": args.device_id})
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Sign the rotation OLD -> NEW here (private keys never leave this machine) and add it to the chain."""
+    import time
+
+    from service.common.cloud_admin import CloudAdmin
+    from service.common.key_rotation import sign_rotation
+    from service.common.signing import private_key_from_pem, public_key_to_b64
+
+    old = private_key_from_pem(Path(args.old).read_bytes())
+    new = private_key_from_pem(Path(args.new).read_bytes())
+    with CloudAdmin(args.cloud, _admin_token()) as admin:
+        current = admin.signing_key()
+        if current["public_key"] != public_key_to_b64(old.public_key()):
+            raise EibertError(f"the cloud signs with {current['public_key']}, not with the key in {args.old}")
+        statement = sign_rotation(
+            old, new, version=current["key_version"] + 1, deployment=current["deployment"], issued=int(time.time())
+        )
+        _print(admin.add_rotation(statement))
     return 0
 
 

@@ -6,6 +6,11 @@ held in the store, so every replica and every restart agrees on it. The offset i
 moves forward; only a dev-mode cloud (`EIBERT_CLOUD_DEV_MODE=1`) lets an admin advance it
 (`POST /v1/clock`), which is how the demo and the simulator compress simulated days into seconds without
 ever trusting a client's label.
+
+Because the offset lives in the store, a dev-mode replica pointed at a production store would move the day
+for every replica (issue 22). So a store belongs to one mode and one deployment: the first cloud to open it
+marks it (`Store.claim`, put-if-absent), and a cloud of another mode or deployment refuses to start on it
+(`claim_store`). A dev cloud can never touch a production store's clock, nor a staging cloud production's.
 """
 
 from __future__ import annotations
@@ -15,9 +20,26 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.cloud.errors import StoreError
 from service.cloud.store import Store
 
 MAX_ADVANCE_DAYS = 366
+
+
+def store_owner(*, dev_mode: bool, deployment: str) -> str:
+    return f"{'dev' if dev_mode else 'production'}:{deployment}"
+
+
+async def claim_store(store: Store, *, dev_mode: bool, deployment: str) -> None:
+    """Mark a fresh store as this cloud's, or StoreError if another mode or deployment marked it first."""
+    mine = store_owner(dev_mode=dev_mode, deployment=deployment)
+    held = await store.claim(mine)
+    if held != mine:
+        raise StoreError(
+            f"this store is marked {held!r} (mode:deployment); a {mine!r} cloud refuses to use it (a dev-mode "
+            "clock in it would move every replica's day). Give each mode and deployment its own "
+            "store (another Redis database or EIBERT_CLOUD_REDIS_PREFIX)"
+        )
 
 
 def real_utc_today() -> dt.date:

@@ -6,10 +6,15 @@ key from `EIBERT_CLOUD_SIGNING_KEY` (PEM text) or `EIBERT_CLOUD_SIGNING_KEY_FILE
 `service.cloud.auth.admin_token_problem`) refuses to start in any mode; outside dev mode so do a missing
 admin token and a missing signing key; in dev mode (`EIBERT_CLOUD_DEV_MODE=1`, for `make demo` and local
 runs) the app generates them under `data_dir` and logs that it did.
+
+`data_dir` defaults to a per-user state directory (`$XDG_STATE_HOME/eibert/cloud`, else
+`~/.local/state/eibert/cloud`), never the working directory: `eibert cloud` run from a checkout leaves the
+checkout clean.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
@@ -22,12 +27,19 @@ from service.common.model_admission import AdmissionLimits
 DEFAULT_MODEL_BUDGET_BYTES = 1_910_000
 
 
+def default_data_dir() -> Path:
+    """Where a cloud keeps its state when not told: the user's state directory (XDG), not the working one."""
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home) / "eibert" / "cloud"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EIBERT_CLOUD_", populate_by_name=True, extra="forbid")
 
     # where state lives
     store_url: str | None = None  # redis://host:port/db or sqlite:///path (default: sqlite under data_dir)
-    data_dir: Path = Path("eibert-cloud-data")  # a cache of the store's blobs, temp uploads, dev-mode key material
+    # a cache of the store's blobs, temp uploads, dev-mode key material (and the SQLite store, by default)
+    data_dir: Path = Field(default_factory=default_data_dir)
     redis_prefix: str = Field(default="eibert:", pattern=r"^[A-Za-z0-9_:.-]{0,32}$")
     require_durable_redis: bool = False  # refuse to start unless Redis has appendonly yes + appendfsync always
 
@@ -47,6 +59,9 @@ class Settings(BaseSettings):
     signing_key: SecretStr | None = None  # PEM (PKCS#8) Ed25519 private key
     signing_key_file: Path | None = None
     dev_mode: bool = False
+    # which deployment this cloud serves (production, staging, ...): offers name it and devices configured for
+    # another refuse them, and a store is marked by the first cloud's mode and deployment (service/cloud/clock.py)
+    deployment: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
 
     # registry
     max_model_bytes: int = Field(default=DEFAULT_MODEL_BUDGET_BYTES, gt=0)  # model.onnx size budget
@@ -74,6 +89,9 @@ class Settings(BaseSettings):
     enrol_rate_per_source: int = Field(default=60, ge=1)  # attempts per window from one client address
     enrol_rate_per_token: int = Field(default=600, ge=1)  # attempts per window with one enrolment token
     max_enrolment_token_devices: int = Field(default=100_000, ge=1)  # the largest quota one token may carry
+    # a device token stops working this long after it was issued; devices renew it before (POST
+    # /v1/devices/{id}/token), so a stolen token is good for at most this long after its device last renewed
+    device_token_ttl_s: int = Field(default=30 * 86400, ge=1, le=366 * 86400)
 
     def server_limits(self) -> ServerLimits:
         return ServerLimits(

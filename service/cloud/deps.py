@@ -78,6 +78,19 @@ async def require_admin(request: Request, ctx: ContextDep) -> None:
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
+ADMIN_ONLY = {401: {"description": "no admin token"}, 403: {"description": "not the admin token"}}  # route docs
+
+
+async def is_admin(request: Request, ctx: ContextDep) -> bool:
+    """True with the admin token, False without any bearer token; a wrong token is refused as on admin routes
+    (401/403), so a caller can never mistake a typo for the anonymous view, nor probe the token silently."""
+    if request.headers.get("authorization") is None:
+        return False
+    await require_admin(request, ctx)
+    return True
+
+
+MaybeAdminDep = Annotated[bool, Depends(is_admin)]
 
 
 async def current_device(request: Request, store: StoreDep) -> str:

@@ -12,6 +12,11 @@ Every attempt, with a valid token or not, is also rate-limited per client addres
 credential (fixed windows kept in the store, so replicas share them): 429 with Retry-After. The address is
 the TCP peer; behind a proxy it is the proxy's, which then limits all its clients together.
 
+Device tokens expire (`device_token_ttl_s` after they were issued) and a device renews its own before then
+(`renew_device_token`: the old one stops at once). The operator lists and revokes enrolment tokens, and revokes
+devices (`eibert enrolment-tokens`, `eibert devices revoke`): every check reads the store, so a revocation holds
+on every replica from the next request.
+
 This stands in for device attestation. An enrolment token proves only that the caller got it from the
 operator, not that the caller is a distinct physical device: whoever holds a token can enrol up to
 `max_devices` devices with it. What it buys is that sybils cost the operator's cooperation (or a leaked
@@ -30,7 +35,7 @@ from fastapi import HTTPException
 
 from service.cloud.auth import new_device_token, token_hash
 from service.cloud.config import Settings
-from service.cloud.schemas import EnrolmentTokenCreate, EnrolmentTokenPublic
+from service.cloud.schemas import EnrolmentTokenCreate, EnrolmentTokenInfoPublic, EnrolmentTokenPublic
 from service.cloud.store import EnrolmentTokenRecord, EnrolOutcome, Store
 
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -43,6 +48,7 @@ async def issue_token(store: Store, body: EnrolmentTokenCreate, *, now: float | 
     await store.create_enrolment_token(record)
     return EnrolmentTokenPublic(
         token=token,
+        id=record.token_hash,
         max_devices=body.max_devices,
         expires_at=dt.datetime.fromtimestamp(expires_at, dt.UTC).isoformat(timespec="seconds"),
         label=body.label,
@@ -60,8 +66,43 @@ async def rate_limit(store: Store, key: str, *, limit: int, window_s: int, what:
         )
 
 
-async def enrol_device(store: Store, settings: Settings, *, device_id: str, credential: str | None, source: str) -> str:
-    """Enrol `device_id` with an enrolment token; return its new device token (shown once, stored hashed)."""
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+
+
+def token_info(record: EnrolmentTokenRecord) -> EnrolmentTokenInfoPublic:
+    return EnrolmentTokenInfoPublic(
+        id=record.token_hash,
+        label=record.label,
+        max_devices=record.max_devices,
+        used=record.used,
+        expires_at=_iso(record.expires_at),
+        revoked=record.revoked,
+    )
+
+
+async def renew_device_token(
+    store: Store, settings: Settings, *, device_id: str, credential: str | None
+) -> tuple[str, int]:
+    """A new token for a device that presents its current, unexpired one; (token, expires_at)."""
+    if credential is None:
+        raise HTTPException(401, "send Authorization: Bearer <device token>", headers=BEARER_CHALLENGE)
+    new = new_device_token()
+    expires_at = int(time.time()) + settings.device_token_ttl_s
+    if not await store.renew_device_token(device_id, token_hash(credential), token_hash(new), expires_at=expires_at):
+        raise HTTPException(
+            401,
+            "device token is not valid (unknown, expired or revoked): the device must be enrolled again",
+            headers=BEARER_CHALLENGE,
+        )
+    return new, expires_at
+
+
+async def enrol_device(
+    store: Store, settings: Settings, *, device_id: str, credential: str | None, source: str
+) -> tuple[str, int]:
+    """Enrol `device_id` with an enrolment token; return its new device token (shown once, stored hashed) and
+    when that token expires (unix seconds)."""
     window = settings.enrol_rate_window_s
     await rate_limit(store, f"enrol-src:{source}", limit=settings.enrol_rate_per_source, window_s=window,
                      what="from this address")  # fmt: skip
@@ -76,11 +117,17 @@ async def enrol_device(store: Store, settings: Settings, *, device_id: str, cred
     await rate_limit(store, f"enrol-tok:{credential_hash}", limit=settings.enrol_rate_per_token, window_s=window,
                      what="with this enrolment token")  # fmt: skip
     device_token = new_device_token()
-    outcome = await store.enrol_device(device_id, token_hash(device_token), credential_hash, now=time.time())
+    now = time.time()
+    expires_at = int(now) + settings.device_token_ttl_s
+    outcome = await store.enrol_device(
+        device_id, token_hash(device_token), credential_hash, now=now, token_expires_at=expires_at
+    )
     if outcome is EnrolOutcome.ENROLLED:
-        return device_token
+        return device_token, expires_at
     if outcome is EnrolOutcome.UNKNOWN_TOKEN:
         raise HTTPException(401, "enrolment token is not valid", headers=BEARER_CHALLENGE)
+    if outcome is EnrolOutcome.REVOKED:
+        raise HTTPException(401, "enrolment token was revoked by the operator", headers=BEARER_CHALLENGE)
     if outcome is EnrolOutcome.EXPIRED:
         raise HTTPException(401, "enrolment token has expired; ask the operator for a new one", BEARER_CHALLENGE)
     if outcome is EnrolOutcome.QUOTA_USED:

@@ -5,6 +5,7 @@ EibertError
  ├── BundleError            422  the uploaded bundle is unsafe, inconsistent or does not load
  │    └── VersionConflictError  409  another bundle is already registered under that version
  ├── StoreError             503  the store is unreachable or failed
+ ├── TelemetryError         422  a telemetry batch breaks a rule of the metric (e.g. not its epsilon)
  └── RolloutError           409  impossible rollout transition (e.g. nothing to roll back to)
       └── UnknownVersionError   404  the version is not registered / nothing released yet
 """
@@ -19,6 +20,10 @@ from service.common.http_errors import install_error_handlers as install_shared_
 
 class StoreError(EibertError):
     """The cloud's store (SQLite or Redis, and the blobs it holds) cannot read or write."""
+
+
+class TelemetryError(EibertError):
+    """A telemetry batch the cloud refuses whole: a report breaks its metric's configuration."""
 
 
 class RolloutError(EibertError):
@@ -39,6 +44,7 @@ STATUS: dict[type[Exception], tuple[int, str | None]] = {
     UnknownVersionError: (404, None),
     BundleError: (422, None),
     StoreError: (503, None),
+    TelemetryError: (422, None),
     RolloutError: (409, None),
     EibertError: (400, None),
 }

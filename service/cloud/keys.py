@@ -6,6 +6,10 @@ is writing the file, with no restart, and a running cloud never keeps serving a 
 (the compose stack's `init` rewrites the file when `EIBERT_ADMIN_TOKEN` changes on a later `up`). A file whose
 token is unreadable or weak refuses every admin call, with the reason, until it is fixed.
 
+Key rotation (`service.common.key_rotation`): the store holds the chain of signed rotation statements; a cloud
+whose signing key is not the newest key of that chain refuses to start (`check_signing_key`), since devices
+that followed the chain no longer trust an older key.
+
 Dev mode (`make demo`, local runs) may generate both once under `data_dir` with 0600 permissions and says so
 in a log line, so a restart keeps the same key and devices that pinned it keep verifying.
 """
@@ -21,7 +25,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from service.cloud.auth import admin_token_problem
 from service.cloud.config import Settings
+from service.cloud.store import Store
 from service.common.errors import EibertError
+from service.common.key_rotation import stored_head
 from service.common.signing import private_key_from_pem, private_key_to_pem, public_key_to_b64
 
 log = logging.getLogger(__name__)
@@ -57,6 +63,16 @@ def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
         log.warning("dev mode: generated a new Ed25519 signing key at %s (not for production)", path)
     log.info("manifest signing public key (devices pin this): %s", public_key_to_b64(key.public_key()))
     return key
+
+
+async def check_signing_key(store: Store, public_key: str) -> None:
+    """EibertError unless `public_key` is the newest key of the store's rotation chain (any key, if it is empty)."""
+    newest = stored_head(await store.rotations(), public_key)
+    if newest.key != public_key:
+        raise EibertError(
+            f"this cloud signs with {public_key}, but the store's key rotation chain ends at key {newest.version}, "
+            f"{newest.key}: start it with that key (devices that followed the rotation trust no other)"
+        )
 
 
 class AdminTokenUnusable(EibertError):

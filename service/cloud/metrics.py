@@ -11,7 +11,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from service.cloud.rollout import RolloutState
-from service.cloud.schemas import FleetMetricPublic
+from service.cloud.schemas import ABReadoutPublic, FleetMetricPublic
 
 
 class CloudMetrics:
@@ -42,7 +42,19 @@ class CloudMetrics:
             ["metric", "model_version", "day", "category", "bound"],
             registry=r,
         )
-        self.fleet_groups = Gauge("eibert_cloud_fleet_groups", "Fleet metric groups by status", ["status"], registry=r)
+        # released groups only: /metrics is anonymous, and an open or withheld group's existence says who reported
+        self.fleet_groups = Gauge(
+            "eibert_cloud_fleet_groups", "Released fleet metric groups (status=released)", ["status"], registry=r
+        )
+        # GET /v1/fleet/metrics's `ab`, for dashboards: each side's pooled estimate (side baseline | candidate,
+        # model_version its release id) and the difference with its 95% CI (side difference, bound estimate |
+        # low | high, model_version "<candidate> - <baseline>")
+        self.ab = Gauge(
+            "eibert_cloud_ab_readout",
+            "The rollout's A/B readout over released groups (service/cloud/ab_readout.py)",
+            ["metric", "category", "side", "model_version", "bound"],
+            registry=r,
+        )
 
     def observe_request(self, route: str, method: str, status: str, seconds: float) -> None:
         """What `service.common.request_metrics.RequestMetrics` reports of every HTTP request."""
@@ -59,12 +71,25 @@ class CloudMetrics:
             self.rollout_version.labels("candidate", state.candidate).set(1)
 
     def set_released(self, items: list[FleetMetricPublic]) -> None:
+        """Export the released groups among `items`; open and withheld ones leave no trace, not even a count."""
         self.estimate.clear()
-        counts = {"released": 0, "withheld": 0, "open": 0}
-        for item in items:
-            counts[item.status] += 1
+        released = [item for item in items if item.status == "released"]
+        for item in released:
             for e in item.estimates or ():
                 for bound, value in (("estimate", e.estimate), ("low", e.ci_low), ("high", e.ci_high)):
                     self.estimate.labels(item.metric, item.model_version, item.day, e.category, bound).set(value)
-        for status, n in counts.items():
-            self.fleet_groups.labels(status).set(n)
+        self.fleet_groups.labels("released").set(len(released))
+
+    def set_ab(self, readout: ABReadoutPublic | None) -> None:
+        self.ab.clear()
+        if readout is None:
+            return
+        for row in readout.rows:
+            for side, value in (("baseline", row.baseline), ("candidate", row.candidate)):
+                if value is not None:
+                    self.ab.labels(row.metric, row.category, side, value.version, "estimate").set(value.estimate)
+            if row.difference is None or row.ci_low is None or row.ci_high is None:
+                continue
+            pair = f"{readout.candidate} - {readout.baseline}"
+            for bound, value in (("estimate", row.difference), ("low", row.ci_low), ("high", row.ci_high)):
+                self.ab.labels(row.metric, row.category, "difference", pair, bound).set(value)

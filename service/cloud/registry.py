@@ -65,6 +65,17 @@ class InspectedBundle:
         return self.manifest.release_id
 
 
+def _epoch_s(iso: str | None) -> int | None:
+    """An ISO 8601 time (the rollout's `updated_at`) as whole Unix seconds; None if absent or unreadable."""
+    if not iso:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return int((when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp())
+
+
 def inspect_bundle(archive: bytes, *, tmp_root: Path, max_model_bytes: int, limits: AdmissionLimits) -> InspectedBundle:
     """Unpack into a private temp dir and run every admission check. Blocking; call from a worker thread."""
     tmp_root.mkdir(parents=True, exist_ok=True)
@@ -114,9 +125,11 @@ class Registry:
         clock: Callable[[], float] = time.time,
         admission: AdmissionLimits | None = None,
         max_concurrent_admissions: int = 2,
+        deployment: str = "default",
     ) -> None:
         self.store = store
         self.blobs = blobs
+        self.deployment = deployment  # named in every offer: devices of another deployment refuse it
         self.key = key
         self.public_key = public_key_to_b64(key.public_key())
         self.max_model_bytes = max_model_bytes
@@ -204,16 +217,26 @@ class Registry:
     async def bundle_path(self, record: VersionRecord) -> Path | None:
         return await self.blobs.path(record.bundle_sha256)
 
-    def device_body(self, record: VersionRecord, generation: int) -> tuple[bytes, str]:
+    def device_body(self, record: VersionRecord, generation: int, *, since: str | None = None) -> tuple[bytes, str]:
         """The signed offer (body of GET /v1/devices/{id}/model) of this version at this rollout generation,
-        and its ETag (sha256 of the body); cached per issue window, re-signed when the window turns."""
+        and its ETag (sha256 of the body); cached per issue window, re-signed when the window turns.
+
+        Windows start at the rollout transition that made this generation (`since`, the rollout's
+        `updated_at`, read from the shared store, so every replica signs the same bytes): an offer made by a
+        rollout is issued when the rollout happened, so a device's `metadata_age_s` right after it reads
+        seconds, not the hours since a window aligned to the epoch began."""
         window = max(1, self.offer_ttl_s // 2)
-        issued = int(self.clock()) // window * window
+        now = int(self.clock())
+        anchor = _epoch_s(since)
+        if anchor is None or anchor > now:  # no transition recorded, or a replica's clock behind the store's
+            anchor = 0
+        issued = anchor + (now - anchor) // window * window
         key = (record.version, generation, issued)
         cached = self._device_bodies.get(key)
         if cached is None:
             payload = OfferPayload(
                 version=record.version,
+                deployment=self.deployment,
                 generation=generation,
                 issued=issued,
                 expires=issued + self.offer_ttl_s,

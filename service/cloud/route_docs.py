@@ -28,6 +28,10 @@ BY_DEPENDENCY = {
 ROUTE_DOCS: dict[str, RouteDoc] = {
     "POST /v1/devices": RouteDoc(errors=(401, 403, 409, 429)),  # enrolment token: missing, spent, rate-limited
     "POST /v1/enrolment-tokens": RouteDoc(errors=(422,)),
+    "DELETE /v1/enrolment-tokens/{token_id}": RouteDoc(errors=(404, 422)),
+    "DELETE /v1/devices/{device_id}": RouteDoc(errors=(404, 422)),
+    "POST /v1/devices/{device_id}/token": RouteDoc(errors=(401, 422)),
+    "POST /v1/keys/rotations": RouteDoc(errors=(409, 422)),
     "POST /v1/clock": RouteDoc(errors=(403,)),  # only a dev-mode cloud's clock moves
     "GET /v1/devices/{device_id}/model": RouteDoc(errors=(401, 403, 404, 422, 503)),  # checked by hand: hot path
     "POST /v1/models": RouteDoc(errors=(409, 415, 422, 429), request=ARCHIVE),  # 429: admission slots busy

@@ -6,6 +6,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# GET /v1/fleet/metrics is read by anyone (the simulators' summary too), so its models live in service.common
+from service.common.fleet_metrics import (  # noqa: F401 - re-exported: the cloud's routes and privacy use them
+    ABReadoutPublic,
+    ABRowPublic,
+    ABSidePublic,
+    EstimatePublic,
+    FleetMetricPublic,
+    FleetMetricsPublic,
+)
+
 VERSION_PATTERN = r"^[A-Za-z0-9_.+-]{1,129}$"
 
 
@@ -43,65 +53,11 @@ class RolloutPublic(BaseModel):
     updated_at: str | None
 
 
-class EstimatePublic(BaseModel):
-    category: str
-    estimate: float  # consistent (Norm-Sub): >= 0, and a group's estimates sum to one
-    std_error: float  # of the unbiased estimate
-    ci_low: float  # 95%: the unbiased estimate's interval in [0, 1], widened to contain `estimate`
-    ci_high: float
-    raw_estimate: float | None = None  # unbiased (may be < 0 or > 1); None in releases stored before it existed
-
-
-class FleetMetricPublic(BaseModel):
-    metric: str
-    model_version: str
-    day: str
-    status: Literal["released", "withheld", "open"]  # open: the day can still take reports, nothing shown
-    devices: int | None = None  # only when released: small counts are not disclosed
-    reports: int | None = None
-    estimates: list[EstimatePublic] | None = None
-    reason: str | None = None
-
-
-class ABSidePublic(BaseModel):
-    version: str
-    estimate: float  # report-weighted mean of the released (consistent) estimates of the version's groups
-    std_error: float  # of the pooled unbiased estimate
-    reports: int
-    groups: int
-
-
-class ABRowPublic(BaseModel):
-    metric: str
-    category: str
-    baseline: ABSidePublic | None = None  # None: no released group of that version in this response
-    candidate: ABSidePublic | None = None
-    difference: float | None = None  # candidate - baseline
-    ci_low: float | None = None  # 95%, of the unbiased difference, widened to contain `difference`
-    ci_high: float | None = None
-    # The smallest true difference this readout detects with 80% power at a two-sided 5% level, from the two
-    # sides' standard errors: (1.96 + 0.84) * sqrt(se_a^2 + se_b^2). A smaller effect reads as "no difference".
-    min_detectable: float | None = None
-
-
-class ABReadoutPublic(BaseModel):
-    baseline: str
-    candidate: str
-    basis: Literal["canary", "last_rollout"]  # candidate beside stable, or stable beside the one it replaced
-    rows: list[ABRowPublic]
-
-
-class FleetMetricsPublic(BaseModel):
-    k_min: int
-    confidence: float = 0.95
-    data: list[FleetMetricPublic]
-    count: int
-    ab: ABReadoutPublic | None = None  # None until a rollout has two versions to compare
-
-
 class SigningKeyPublic(BaseModel):
     algorithm: Literal["ed25519"] = "ed25519"
     public_key: str  # base64 raw 32 bytes; devices pin it out of band, this is for convenience and checks
+    deployment: str = "default"  # what this cloud's offers and key rotations name
+    key_version: int = 1  # its number in the rotation chain (GET /v1/keys/rotations); the pinned key is 1
 
 
 class EnrolmentTokenCreate(BaseModel):
@@ -114,6 +70,28 @@ class EnrolmentTokenCreate(BaseModel):
 
 class EnrolmentTokenPublic(BaseModel):
     token: str  # shown once; the cloud keeps only its sha256
+    id: str = ""  # that sha256: names the token in listings and revocation
     max_devices: int
     expires_at: str
     label: str
+
+
+class EnrolmentTokenInfoPublic(BaseModel):
+    """An issued enrolment token as the operator lists it: never the token itself, only its id (its sha256)."""
+
+    id: str  # sha256 of the token: what `eibert enrolment-tokens revoke` takes
+    label: str
+    max_devices: int
+    used: int
+    expires_at: str
+    revoked: bool
+
+
+class EnrolmentTokensPublic(BaseModel):
+    data: list[EnrolmentTokenInfoPublic]
+    count: int
+
+
+class KeyRotationsPublic(BaseModel):
+    data: list[dict[str, Any]]  # signed rotation statements (service/common/key_rotation.py), oldest first
+    count: int

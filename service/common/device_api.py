@@ -22,8 +22,16 @@ class DeviceEnrolRequest(BaseModel):
 
 
 class DeviceEnrolResponse(BaseModel):
+    """A device token (shown once) and when it stops working: renew it before then (`token_path`)."""
+
     device_id: str
     token: str
+    expires_at: int | None = None  # unix seconds; None from a cloud whose tokens do not expire
+
+
+def token_path(device_id: str) -> str:
+    """Where a device renews its token (POST, with the current one): a new token, the old one stops at once."""
+    return f"/v1/devices/{device_id}/token"
 
 
 DeviceModelResponse = SignedOffer  # the body of a 200 on GET /v1/devices/{id}/model

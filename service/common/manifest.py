@@ -1,15 +1,21 @@
-"""`manifest.json`: what a bundle holds and how it was made, checked before any byte of it is executed."""
+"""`manifest.json`: what a bundle holds and how it was made, checked before any byte of it is executed, and
+the one writer of a bundle folder (`write_bundle`), used by the build pipeline and by stand-in bundles alike.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import json
+import platform
+import shutil
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.common.bounded_json import MANIFEST_MAX_BYTES, load_bounded
-from service.common.contract import BUNDLE_FILES, MANIFEST_FILE, MANIFEST_SCHEMA_VERSION
+from service.common.contract import BUNDLE_FILES, MANIFEST_FILE, MANIFEST_SCHEMA_VERSION, MODEL_FILE, TOKENIZER_FILE
 from service.common.errors import BundleError
 
 _CHUNK = 1 << 20
@@ -99,4 +105,56 @@ def verify_bundle(bundle_dir: Path) -> Manifest:
             raise BundleError(f"{bundle_dir}: {name} has {size} bytes, manifest says {entry.bytes}")
         if sha256_file(path) != entry.sha256:
             raise BundleError(f"{bundle_dir}: {name} sha256 does not match the manifest")
+    return manifest
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("eibert", "torch", "onnxruntime", "onnx", "tokenizers", "transformers"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+def write_bundle(
+    out_dir: Path,
+    *,
+    model_onnx: Path,
+    tokenizer_json: Path,
+    name: str,
+    version: str,
+    dim: int,
+    max_length: int,
+    teacher: str,
+    build: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    extra_files: dict[str, Path] | None = None,
+) -> Manifest:
+    """Copy the two files (and `extra_files`, e.g. `ranker.json`) into `out_dir` and write `manifest.json` with
+    every file's sha256 and size."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if model_onnx.resolve() != (out_dir / MODEL_FILE).resolve():
+        shutil.copyfile(model_onnx, out_dir / MODEL_FILE)
+    if tokenizer_json.resolve() != (out_dir / TOKENIZER_FILE).resolve():
+        shutil.copyfile(tokenizer_json, out_dir / TOKENIZER_FILE)
+    for file_name, path in (extra_files or {}).items():
+        if path.resolve() != (out_dir / file_name).resolve():
+            shutil.copyfile(path, out_dir / file_name)
+    manifest = Manifest(
+        schema_version=MANIFEST_SCHEMA_VERSION,
+        name=name,
+        version=version,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        dim=dim,
+        max_length=max_length,
+        teacher=teacher,
+        files={f: file_entry(out_dir / f) for f in (MODEL_FILE, TOKENIZER_FILE, *(extra_files or {}))},
+        build={**build, "versions": library_versions()},
+        metrics=metrics or {},
+    )
+    (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest.model_dump(), indent=2, sort_keys=True) + "\n")
     return manifest

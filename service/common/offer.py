@@ -8,7 +8,8 @@ Wire format of a 200 on `GET /v1/devices/{id}/model` (a JSON object of three str
 
 PAE is DSSE's pre-authentication encoding (`DSSEv1 <len> <type> <len> <body>`): the type is bound into the
 signature, so no other eibert signature (the manifest signature admins see) can be replayed as an offer. The
-payload, once the signature holds, is the JSON of `OfferPayload`: the release id, the rollout `generation`
+payload, once the signature holds, is the JSON of `OfferPayload`: the release id, the deployment, the rollout
+`generation`
 (monotonic, bumped by every rollout transition, so a device never accepts a lower one), `issued`/`expires`
 (UTC unix seconds) and the manifest. The manifest's `files` pin every bundle file by sha256 and length; a
 device fetches exactly those from `GET /v1/blobs/{sha256}` with a byte cap of the signed length, so there is
@@ -71,6 +72,9 @@ class OfferPayload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: str = Field(pattern=_RELEASE_ID)  # release id, `{name}-{version}` of the manifest
+    # the deployment the offer is for: a device configured for another refuses it, so a staging cloud that
+    # shares the signing key cannot fast-forward production devices (offers of clouds before it say "default")
+    deployment: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     generation: int = Field(ge=0)
     issued: int = Field(ge=0)
     expires: int = Field(ge=0)

@@ -53,6 +53,7 @@ class RouteDoc:
     bodiless: tuple[int, ...] = ()  # statuses without a body (304 Not Modified)
     request: str | None = None  # media type of a raw request body the route reads itself (an upload)
     body: type[BaseModel] | None = None  # the JSON body a route validates itself (no FastAPI body parameter)
+    error_body: type[BaseModel] | None = None  # the route's error shape when it is not ErrorBody (OpenAI's)
 
 
 def _tree(dependant: Dependant) -> Iterator[Dependant]:
@@ -101,10 +102,10 @@ def route_statuses(
     return statuses
 
 
-def _error_response(status: int) -> dict[str, Any]:
+def _error_response(status: int, body: str = ErrorBody.__name__) -> dict[str, Any]:
     return {
         "description": HTTPStatus(status).phrase,
-        "content": {"application/json": {"schema": {"$ref": f"{SCHEMAS}ErrorBody"}}},
+        "content": {"application/json": {"schema": {"$ref": f"{SCHEMAS}{body}"}}},
     }
 
 
@@ -153,9 +154,13 @@ def document_responses(
             responses = schema["paths"][path][method]["responses"]
             if "422" in responses:  # FastAPI's HTTPValidationError: the apps answer ErrorBody instead
                 statuses.add(422)
+            error_body = ErrorBody.__name__
+            if doc is not None and doc.error_body is not None:
+                _add_model_schema(schema, doc.error_body)
+                error_body = doc.error_body.__name__
             for status in sorted(statuses):
                 if status == 422 or str(status) not in responses:
-                    responses[str(status)] = _error_response(status)
+                    responses[str(status)] = _error_response(status, error_body)
             if doc is None:
                 continue
             if doc.content is not None:

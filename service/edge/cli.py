@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from service.common.errors import EibertError
-from service.edge.cli_args import FLAG_FIELDS, add_edge_arguments
+from service.edge.cli_args import EPILOG, FLAG_FIELDS, add_edge_arguments
 
 if TYPE_CHECKING:
     from service.edge.config import EdgeSettings
@@ -22,14 +22,20 @@ log = logging.getLogger(__name__)
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register `eibert edge` on the root parser (flags only: the web and model stack load when it runs)."""
-    ed = sub.add_parser("edge", help="serve an edge node")
+    ed = sub.add_parser(
+        "edge",
+        help="serve an edge node",
+        description="Serve an edge node: /v1/encode, /v1/embeddings, /v1/rank, /v1/model, /readyz, /metrics.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_flags(ed)
     ed.set_defaults(func=cmd_edge)
 
 
 def _add_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bundle", required=True)
-    parser.add_argument("--cloud")
+    parser.add_argument("--bundle", required=True, help="the bundle served at start (the factory bundle)")
+    parser.add_argument("--cloud", help="cloud base URL: enrol, follow its signed rollout, send LDP telemetry")
     parser.add_argument("--port", type=int, default=None, help="listen port (default 8080)")
     add_edge_arguments(parser)
 
@@ -72,7 +78,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     limit_blas_threads(settings.blas_threads)
     manifest = verify_bundle(settings.bundle)  # BundleError -> one line from the CLI, before any socket opens
-    log.info("serving %s %s on %s:%d", manifest.name, manifest.version, settings.host, settings.port)
+    log.info("serving %s on %s:%d", manifest.release_id, settings.host, settings.port)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -89,7 +95,12 @@ def cmd_edge(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Standalone entry (`python -m service.edge`), with the same flags as `eibert edge`: what the demo, the
     load tests and the benchmarks start, so that nothing below the CLI package spawns the CLI."""
-    parser = argparse.ArgumentParser(prog="eibert-edge", description="serve an eibert edge node")
+    parser = argparse.ArgumentParser(
+        prog="eibert-edge",
+        description="serve an eibert edge node",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_flags(parser)
     args = parser.parse_args(argv)
     try:

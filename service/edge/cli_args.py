@@ -18,6 +18,7 @@ FLAG_FIELDS = {
     "cloud_public_key": "cloud_public_key",
     "cloud_public_key_file": "cloud_public_key_file",
     "device_id": "device_id",
+    "enrolment_token_file": "enrolment_token_file",
     "state_dir": "state_dir",
     "poll_interval": "poll_interval_s",
     "max_batch_size": "max_batch_size",
@@ -30,6 +31,17 @@ FLAG_FIELDS = {
 }
 
 
+# `eibert edge --help` ends with this: the settings a node with a cloud needs that are secrets, not flags.
+EPILOG = """\
+Every setting is also an environment variable EIBERT_EDGE_<NAME> (a flag wins). With --cloud a node needs:
+  the cloud's public key     --cloud-public-key B64, --cloud-public-key-file F, EIBERT_EDGE_CLOUD_PUBLIC_KEY[_FILE]
+  an enrolment token, once   --enrolment-token-file F, EIBERT_EDGE_ENROLMENT_TOKEN_FILE, or EIBERT_EDGE_ENROLMENT_TOKEN
+                             (issued by the operator; kept out of flags, which other users can read in `ps`).
+                             Without one the cloud refuses the node, and /readyz answers 503 enrolment_refused.
+State (device token, trusted offer, downloaded bundles) lives in --state-dir; after a restart the node serves the
+newest signed bundle it accepted there, not --bundle. Ports: 8080 by default (--port)."""
+
+
 def add_edge_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags `cmd_edge` understands beyond --bundle/--cloud/--port (which the main CLI already defines)."""
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
@@ -37,6 +49,9 @@ def add_edge_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cloud-public-key", help="base64 raw Ed25519 key the cloud signs manifests with")
     parser.add_argument("--cloud-public-key-file", help="file holding that key")
     parser.add_argument("--device-id", help="device id to enrol with (default: generated once, persisted)")
+    parser.add_argument(
+        "--enrolment-token-file", help="file holding the operator's enrolment token (EIBERT_EDGE_ENROLMENT_TOKEN_FILE)"
+    )
     parser.add_argument("--state-dir", help="device token and downloaded bundles (default .eibert-edge)")
     parser.add_argument("--poll-interval", type=float, help="seconds between update checks (default 30)")
     parser.add_argument("--max-batch-size", type=int, help="texts per onnxruntime run (default 32)")

@@ -41,7 +41,7 @@ class EdgeSettings(BaseSettings):
     blas_threads: int = Field(default=1, ge=1, le=64)
     warm_up: bool = True
 
-    # Merge concurrent /v1/encode, /v1/embeddings and /v1/rank texts into one onnxruntime run. Opt-in (issue 14):
+    # Merge concurrent /v1/encode, /v1/embeddings and /v1/rank texts into one onnxruntime run. Opt-in:
     # `eibert bench --sections edge` measures it against no batching in one run, and for this model (a short
     # text is ~0.2 ms) it has not raised the server's capacity by the 20% that would justify it: merged texts
     # save little model time, while the queue, the futures and the worker thread cost more per request.
@@ -64,6 +64,8 @@ class EdgeSettings(BaseSettings):
     cloud_public_key: str | None = None  # base64 raw Ed25519 key the cloud signs manifests with
     cloud_public_key_file: Path | None = None  # or a file holding it
     device_id: str | None = Field(default=None, pattern=DEVICE_ID_PATTERN)  # default: generated once, persisted
+    # the cloud deployment this node belongs to: an offer naming another is refused (EIBERT_CLOUD_DEPLOYMENT)
+    deployment: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     state_dir: Path = Path(".eibert-edge")  # device token, downloaded bundles
     # the operator-issued enrolment token (cloud: POST /v1/enrolment-tokens) the node enrols with, once;
     # inline, or a file holding it (a secrets volume). Not needed once state_dir holds the device token.

@@ -8,7 +8,7 @@ Everything is done with the `LoadedModel` the request captured, so its rows and 
 
 Admission (load shedding): the encoding work admitted and not yet done is counted; a request whose misses
 would take it over `max_pending_chars` is refused with `Overloaded` (429 + Retry-After) instead of queueing,
-because a queue without a bound makes every request wait behind a flood (one maximal rank used to delay
+because a queue without a bound makes every request wait behind a flood (one maximal rank would delay
 everything else by seconds). Work is counted in characters the model actually reads: a text counts up to
 4 x max_length characters (the tokenizer truncates to max_length tokens, ~4 characters each) plus
 TEXT_OVERHEAD_CHARS for its fixed cost. Measured on eibert-0.3.0 (one thread, busy machine) that is close to

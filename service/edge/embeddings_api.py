@@ -6,8 +6,8 @@ LlamaIndex, ...): `input` a string or a list of strings, `model`, `encoding_form
 /v1/encode's (at most MAX_TEXTS inputs of MAX_TEXT_CHARS characters, MAX_REQUEST_CHARS together), so the
 route costs no more than /v1/encode does. OpenAI also takes token ids (lists of integers); they are refused
 here with a message that says so, because ids of another vocabulary would be meaningless to this model, and a
-silent answer would put wrong vectors in someone's index. Errors keep the project's one shape
-(`service/common/http_errors.py`); the official client raises them as `APIStatusError` with that body.
+silent answer would put wrong vectors in someone's index. Errors come in OpenAI's shape
+(`service/edge/openai_errors.py`), so the official client raises them as its typed errors with our message.
 """
 
 from __future__ import annotations
@@ -19,15 +19,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from service.edge.schemas import MAX_TEXTS, EncodingFormat, Text, check_request_chars
 
 MAX_MODEL_CHARS = 128
+# `model` that names whatever eibert model a node serves now, across rollouts (README, "The edge node")
+MODEL_ALIAS = "eibert"
 MAX_USER_CHARS = 256
 MAX_DIMENSIONS = 65536  # far above any model's width; bounds the number echoed back in a refusal
 
 
 class EmbeddingsRequest(BaseModel):
+    """`input`: one text or 1-64 texts of 1-2,000 characters each, at most 100,000 characters together (a 422
+    naming the limit); `model`: `eibert`, the served model line or its release id (else 404)."""
+
     model_config = ConfigDict(extra="forbid")  # a misspelt option fails loudly instead of being ignored
 
     input: Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_TEXTS)]
-    model: str = Field(min_length=1, max_length=MAX_MODEL_CHARS)  # the served model's name or release id
+    # `eibert` (whatever the node serves now), the served model line, or its release id `{name}-{version}`
+    model: str = Field(min_length=1, max_length=MAX_MODEL_CHARS)
     encoding_format: EncodingFormat = "float"
     dimensions: int | None = Field(default=None, ge=1, le=MAX_DIMENSIONS)  # only the model width is served
     user: str | None = Field(default=None, max_length=MAX_USER_CHARS)  # accepted for compatibility; unused

@@ -1,7 +1,7 @@
 """The telemetry hook: how the app tells an on-device telemetry client what it served, without raw text.
 
 The client itself (privacy budget, LDP encoders, durable outbox) lives in `service/edge/telemetry.py`
-(issue 5); the app only needs this protocol. `observe` is called on the event loop after every successful
+; the app only needs this protocol. `observe` is called on the event loop after every successful
 /v1/encode and /v1/rank, so it must be cheap and must not block: queue the event and return. An event carries
 counts, a latency and the model version, never a text, an id or an embedding, so nothing private can leak
 through this seam whatever the client does with it.

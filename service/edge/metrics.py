@@ -28,7 +28,7 @@ class EdgeMetrics:
         self.cache_hits = Counter("eibert_edge_cache_hits_total", "embedding cache hits", registry=r)
         self.cache_misses = Counter("eibert_edge_cache_misses_total", "embedding cache misses", registry=r)
         self.model_info = Gauge(
-            "eibert_edge_model_info", "the model serving now (value 1)", ["version", "name", "sha256"], registry=r
+            "eibert_edge_model_info", "the model serving now (value 1)", ["model_version", "name", "sha256"], registry=r
         )
         self.load_failures = Counter(
             "eibert_edge_model_load_failures_total", "model updates that failed, by stage", ["stage"], registry=r
@@ -45,10 +45,11 @@ class EdgeMetrics:
             "eibert_edge_update_stale", "1 if that offer is older than max_metadata_age_s or expired", registry=r
         )
 
-    def set_model(self, version: str, name: str, sha256: str) -> None:
-        """Exactly one model_info series at a time: the serving model."""
+    def set_model(self, release_id: str, name: str, sha256: str) -> None:
+        """Exactly one model_info series at a time: the serving model. `model_version` is its release id, the
+        same label (and value) the cloud's fleet estimates carry."""
         self.model_info.clear()
-        self.model_info.labels(version=version, name=name, sha256=sha256[:12]).set(1)
+        self.model_info.labels(model_version=release_id, name=name, sha256=sha256[:12]).set(1)
 
     def observe_request(self, route: str, method: str, status: str, seconds: float) -> None:
         """What `service.common.request_metrics.RequestMetrics` reports of every HTTP request."""

@@ -110,7 +110,12 @@ def score(
 
 
 def _content_score(
-    behaviors: np.ndarray, ts: np.ndarray, candidates: np.ndarray, config: RankerConfig, kinds: Sequence[str] | None
+    behaviors: np.ndarray,
+    ts: np.ndarray,
+    candidates: np.ndarray,
+    config: RankerConfig,
+    kinds: Sequence[str] | None,
+    sims: np.ndarray | None = None,
 ) -> np.ndarray:
     logw = log_recency_weights(ts, kinds, config)  # (n,)
     if not np.isfinite(logw).any():  # kind_weights zeroed every behaviour: no signal
@@ -122,7 +127,8 @@ def _content_score(
     global_score = candidates.astype(np.float64) @ g  # (m,)
 
     n = behaviors.shape[0]
-    sims = (behaviors @ candidates.T).astype(np.float64)  # (n, m) cosine similarities
+    if sims is None:
+        sims = (behaviors @ candidates.T).astype(np.float64)  # (n, m) cosine similarities
     usable = np.isfinite(logw)  # (n,)
     keep = min(config.top_n, n)
     # Value threshold of the keep-th most similar behaviour per candidate; ties are all kept (deterministic).
@@ -135,6 +141,15 @@ def _content_score(
     local_score = (att * sims).sum(axis=0)  # (m,)
 
     return config.local_weight * local_score + (1.0 - config.local_weight) * global_score
+
+
+def content_score(
+    behaviors: np.ndarray, ts: np.ndarray, candidates: np.ndarray, config: RankerConfig, sims: np.ndarray
+) -> np.ndarray:
+    """`score` without a prior, for callers that already hold the (n, m) similarities (the learned ranker)."""
+    if not len(behaviors) or not len(candidates):
+        return np.zeros(candidates.shape[0], dtype=np.float64)
+    return _content_score(behaviors, ts, candidates, config, None, sims)
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:

@@ -119,7 +119,8 @@ def compute(
     behaviors, ts = behaviors[keep], ts[keep]
     keys = [k for k, kept in zip(behavior_keys, keep, strict=True) if kept]
     now = float(ts.max()) if clock.now is None else float(clock.now)
-    out[:, INDEX["content"]] = ranker.score(behaviors, ts, candidates, config)
+    sims_n = (behaviors @ candidates.T).astype(np.float64)  # (n, m) cosine similarities, computed once
+    out[:, INDEX["content"]] = ranker.content_score(behaviors, ts, candidates, config, sims_n)
     out[:, INDEX["has_clock"]] = float(clock.now is not None)
 
     # unique behaviour items and the per-item statistics everything below indexes
@@ -181,7 +182,7 @@ def compute(
     # related behaviours: target attention over the top_n most similar *other* items
     first_row = np.full(u, -1, dtype=np.int64)
     first_row[b_item[::-1]] = np.arange(len(b_item))[::-1]
-    sims = (behaviors[first_row] @ candidates.T).astype(np.float64)  # (u, m)
+    sims = sims_n[first_row]  # (u, m), a copy: fancy indexing
     sims[ci, np.flatnonzero(own)] = -np.inf
     valid = np.isfinite(sims)
     if u > 1 or (~own).any():

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from service.common.openapi_docs import RouteDoc, document_responses
 from service.edge.deps import current_model
 from service.edge.embeddings_api import EmbeddingsRequest
+from service.edge.openai_errors import OpenAIErrorBody
 from service.edge.schemas import EncodeRequest, RankRequest
 
 PROMETHEUS_TEXT = "text/plain"  # the exposition format (CONTENT_TYPE_LATEST adds version and charset)
@@ -18,8 +19,9 @@ BY_DEPENDENCY = {current_model: (503,)}  # no model loaded (yet, or any more)
 # The hot routes validate their own bodies (service.edge.wire), so their body models are named here.
 ROUTE_DOCS: dict[str, RouteDoc] = {
     "POST /v1/encode": RouteDoc(errors=(429, 503), body=EncodeRequest),
-    # 400: a `dimensions` the model does not have; 404: a `model` this node does not serve
-    "POST /v1/embeddings": RouteDoc(errors=(400, 404, 429, 503), body=EmbeddingsRequest),
+    # 400: a `dimensions` the model does not have; 404: a `model` this node does not serve; every error in
+    # OpenAI's shape (service.edge.openai_errors), so OpenAI's clients show the message
+    "POST /v1/embeddings": RouteDoc(errors=(400, 404, 429, 503), body=EmbeddingsRequest, error_body=OpenAIErrorBody),
     "POST /v1/rank": RouteDoc(errors=(429, 503), body=RankRequest),
     "GET /readyz": RouteDoc(errors=(503,)),
     "GET /metrics": RouteDoc(content=PROMETHEUS_TEXT),

@@ -50,6 +50,8 @@ def check_request_chars(texts: list[str]) -> None:
 
 
 class EncodeRequest(_Request):
+    """1-64 texts of 1-2,000 characters each, and at most 100,000 characters together (a 422 names the limit)."""
+
     texts: list[Text] = Field(min_length=1, max_length=MAX_TEXTS)
     encoding_format: EncodingFormat = "float"
 
@@ -60,7 +62,7 @@ class EncodeRequest(_Request):
 
 
 class EncodeResponse(BaseModel):
-    model_version: str
+    model_version: str  # the release id `{name}-{version}` of the model that produced the rows (see ServingModelPublic)
     dim: int
     # L2-normalised, one row per input text, in input order; a base64 string per row for encoding_format=base64
     embeddings: list[list[float]] | list[str]
@@ -146,7 +148,7 @@ class RankedItem(BaseModel):
 
 
 class RankResponse(BaseModel):
-    model_version: str
+    model_version: str  # the release id `{name}-{version}`, as in /v1/encode
     items: list[RankedItem]  # best first, at most top_k
 
 
@@ -160,7 +162,7 @@ class UpdateStatusPublic(BaseModel):
     last_error: str | None = None
     last_error_stage: str | None = None
     consecutive_failures: int = 0
-    offered_version: str | None = None  # what the cloud last asked this device to run
+    offered_version: str | None = None  # the release id the cloud last asked this device to run
     stale: bool = False  # the newest valid signed offer is older than max_metadata_age_s, or has expired
     metadata_age_s: float | None = None  # seconds since that offer was issued (None: updates disabled)
     generation: int | None = None  # its rollout generation: lower ones are refused as rollbacks
@@ -170,10 +172,17 @@ class UpdateStatusPublic(BaseModel):
 
 class ServingModelPublic(BaseModel):
     """What `GET /v1/model` answers: the model this node serves now (not the cloud's `ModelVersionPublic`, which
-    describes a registered version: its signature, blob and registration)."""
+    describes a registered version: its signature, blob and registration).
 
-    version: str  # the manifest's version; every /v1/encode and /v1/rank response names it
-    name: str
+    A release has one name, its release id `{name}-{version}`: `version` here, `model_version` in every
+    /v1/encode, /v1/rank and /readyz answer and in `eibert_edge_model_info`, `model` in /v1/embeddings, the cloud's
+    `version` and the folder a downloaded bundle lands in. Until this release `version` and `model_version` held the
+    bare manifest version (`0.4.0`); that value stays readable as `manifest_version` for one release.
+    """
+
+    version: str  # the release id, `{name}-{version}`: what every /v1/encode and /v1/rank response names
+    name: str  # the model line (manifest name)
+    manifest_version: str = Field(deprecated=True)  # the manifest's bare version; deprecated: read `version`
     dim: int
     max_length: int
     teacher: str
@@ -182,5 +191,5 @@ class ServingModelPublic(BaseModel):
     model_bytes: int
     loaded_at: str
     source: str  # the name of the bundle directory it was loaded from (never its absolute path on this host)
-    previous_version: str | None = None  # what served before the last swap (kept on disk for rollback)
+    previous_version: str | None = None  # release id of what served before the last swap (on disk for rollback)
     update: UpdateStatusPublic

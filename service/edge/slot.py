@@ -46,11 +46,8 @@ class LoadedModel:
         return self.encoder.manifest
 
     @property
-    def version(self) -> str:
-        return self.encoder.manifest.version
-
-    @property
     def release_id(self) -> str:
+        """`{name}-{version}`: the one name of a release on the wire, in logs, metrics and folders."""
         return self.encoder.manifest.release_id
 
     @property
@@ -59,8 +56,8 @@ class LoadedModel:
 
     @property
     def key(self) -> str:
-        """Cache namespace: version alone is not enough (two bundles may reuse a version string)."""
-        return f"{self.version}:{self.encoder.model_sha256[:16]}"
+        """Cache namespace: the release id alone is not enough (two bundles may reuse one)."""
+        return f"{self.release_id}:{self.encoder.model_sha256[:16]}"
 
 
 def release_freed_heap() -> None:
@@ -120,7 +117,7 @@ def admitting(loader: Callable[[Path], LoadedModel], limits: AdmissionLimits) ->
 class ModelSlot:
     """Holds the serving model; `swap` is the only way to change it.
 
-    Of the model it replaced, only the version and bundle directory are kept (what a rollback reloads), not its
+    Of the model it replaced, only the release id and bundle directory are kept (what a rollback reloads), not its
     session: memory stays bounded to one live session plus whatever in-flight requests still hold.
     """
 
@@ -138,5 +135,5 @@ class ModelSlot:
         old = self._current
         self._current = model
         if old is not None:
-            self.previous_version, self.previous_source = old.version, old.source
+            self.previous_version, self.previous_source = old.release_id, old.source
         return old

@@ -10,6 +10,7 @@ wire format and why not python-tuf). Each step raises `UpdateFailed(stage, messa
                    to a poll that sent no If-None-Match
     signature      the pinned Ed25519 key did not sign these exact payload bytes (nothing else is parsed)
     manifest       the signed payload is not an offer, or its manifest is not a valid manifest of that version
+    deployment     the signed offer is for another deployment (a staging cloud sharing the key, say)
     expired        the offer's `expires` has passed (a replayed old offer, or a cloud that stopped re-signing)
     rollback       its rollout generation is lower than the highest this device accepted (a downgrade replay)
     mix_and_match  same generation as the trusted offer, other version or files (offers of two states mixed)
@@ -45,6 +46,7 @@ from service.common import device_client
 from service.common.contract import BUNDLE_FILES, MANIFEST_FILE
 from service.common.device_api import blob_path
 from service.common.device_client import ResponseRefused
+from service.common.key_rotation import MAX_ROTATION_BYTES, MAX_ROTATIONS
 from service.common.manifest import FileEntry, Manifest
 from service.common.offer import MAX_OFFER_BYTES, OfferError, OfferPayload, open_offer
 
@@ -59,6 +61,11 @@ class UpdateFailed(Exception):
     def __init__(self, stage: str, message: str) -> None:
         super().__init__(message)
         self.stage = stage
+
+
+class NothingOffered(UpdateFailed):
+    """The cloud answered 404: no version is released yet, or only a canary this device is outside of. The
+    device keeps what it runs; the edge node does not count it as a failure (see `ModelUpdater.check_once`)."""
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -161,18 +168,24 @@ async def poll_offer(
         if not etag:
             raise UpdateFailed("poll", "HTTP 304 to a poll that sent no If-None-Match: there is nothing it can confirm")
         return None, etag
+    if resp.status_code == 404:  # the cloud offers this device nothing (yet): not a failure of the node
+        raise NothingOffered("poll", f"the cloud offers this device no model yet: {resp.text[:200]}")
     if resp.status_code != 200:
         hint = " (device token refused)" if resp.status_code in (401, 403) else ""
         raise UpdateFailed("poll", f"HTTP {resp.status_code}{hint}: {resp.text[:200]}")
     return resp.content, resp.headers.get("ETag")
 
 
-def verify_offer(body: bytes, public_key: Ed25519PublicKey) -> VerifiedOffer:
-    """Signature first (over the exact payload bytes), then the payload and its manifest."""
+def verify_offer(body: bytes, public_key: Ed25519PublicKey, deployment: str = "default") -> VerifiedOffer:
+    """Signature first (over the exact payload bytes), then the deployment, the payload and its manifest."""
     try:
         payload = open_offer(body, public_key)
     except OfferError as exc:
         raise UpdateFailed(exc.stage, str(exc)) from exc
+    if payload.deployment != deployment:
+        raise UpdateFailed(
+            "deployment", f"offer of {payload.version} is for deployment {payload.deployment!r}, not {deployment!r}"
+        )
     manifest = validated(Manifest, payload.manifest, stage="manifest", what="signed manifest is invalid")
     if manifest.release_id != payload.version:
         raise UpdateFailed("manifest", f"offer names {payload.version} but its manifest is {manifest.release_id}")
@@ -224,6 +237,26 @@ def freshness(trusted: TrustedState | None, now: float, *, max_age_s: float, sin
     age = max(0.0, now - issued)
     expired = trusted is not None and now >= trusted.expires
     return Freshness(age_s=age, stale=age > max_age_s or expired)
+
+
+async def fetch_rotations(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """The cloud's signing-key rotation chain (GET /v1/keys/rotations), read with a cap; each statement is
+    checked against the trusted key by `service.common.key_rotation.follow_rotations` before it is believed."""
+    try:
+        resp = await device_client.arequest(
+            client, "GET", "/v1/keys/rotations", cap=MAX_ROTATIONS * MAX_ROTATION_BYTES * 2
+        )
+    except ResponseRefused as exc:
+        raise UpdateFailed("signature", f"key rotations: {exc}") from exc
+    if resp.status_code != 200:
+        raise UpdateFailed("signature", f"key rotations: HTTP {resp.status_code}")
+    try:
+        data = json.loads(resp.content)["data"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UpdateFailed("signature", f"key rotations: not a rotation list ({exc})") from exc
+    if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+        raise UpdateFailed("signature", "key rotations: not a list of statements")
+    return data
 
 
 # -- download -------------------------------------------------------------------------------------------------

@@ -3,10 +3,12 @@
 One check (`check_once`) runs these steps; the first that fails ends the check, the old model keeps serving,
 and the failure is logged, counted (`eibert_edge_model_load_failures_total{stage}`) and shown in GET /v1/model:
 
-    enrol      POST /v1/devices once; the token is persisted, so a restart does not re-enrol
-    poll, signature, manifest, expired, rollback, mix_and_match, download, sha256
+    enrol      POST /v1/devices once (the token is persisted); renewed past half its life, or refused if
+               revoked (`service.edge.device_token`)
+    poll, signature, manifest, deployment, expired, rollback, mix_and_match, download, sha256
                `service.edge.update_protocol` (shared with the simulator's devices): a capped poll, the
-               signature over the exact offer bytes, then the manifest, expiry, rollback (generation) and
+               signature over the exact offer bytes (with the key pinned, or followed through the cloud's
+               rotations: `service.edge.key_trust`), then the manifest, deployment, expiry, rollback and
                mix-and-match checks against the trusted state persisted in `state_dir/trusted_offer.json`,
                then each file fetched by content address, capped at and hashed against its signed length
     load       open and warm a new session in a worker thread (the loader re-checks every file's sha256
@@ -19,7 +21,7 @@ Freshness: the newest valid offer's `issued` is the age of the device's metadata
 (or past its `expires`) GET /v1/model says `stale` instead of `up_to_date`, and so do /readyz and /metrics, so
 a cloud (or a man in the middle) that answers 304 forever cannot keep a device quiet on an old model.
 
-Downloaded bundles live in `state_dir/bundles/<version>-<model sha>`; the serving and previous ones are kept
+Downloaded bundles live in `state_dir/bundles/<release id>-<model sha>`; the serving and previous ones are kept
 (a cloud rollback to the previous version then loads from disk, no download), the rest pruned to
 `keep_bundles`. The ETag is remembered only after a successful check, so a failed update is retried at the
 next poll rather than silenced by a 304.
@@ -28,7 +30,6 @@ next poll rather than silenced by a 304.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import logging
 import os
@@ -37,27 +38,28 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from service.common import device_client
-from service.common.contract import MANIFEST_FILE, MODEL_FILE
+from service.common.contract import MODEL_FILE
 from service.common.device_api import DeviceEnrolResponse
 from service.common.device_client import ResponseRefused
 from service.common.errors import BundleError
 from service.common.manifest import Manifest
+from service.edge.accepted_bundle import accepted_on_disk, manifest_on_disk, serves
+from service.edge.device_token import renew, renewal_due
+from service.edge.key_trust import KeyTrust
 from service.edge.metrics import EdgeMetrics
-from service.edge.schemas import UpdateStatusPublic
 from service.edge.slot import LoadedModel, ModelSlot, utc_now
 from service.edge.tasks import cancel_and_wait
 from service.edge.update_protocol import (
     TRUST_FILE,
     FileTrustStore,
     Freshness,
-    TrustedState,
+    NothingOffered,
     UpdateFailed,
     VerifiedOffer,
     admit_offer,
@@ -65,9 +67,9 @@ from service.edge.update_protocol import (
     freshness,
     poll_offer,
     validated,
-    verify_offer,
     write_signed_manifest,
 )
+from service.edge.update_status import UpdateStatus
 
 log = logging.getLogger(__name__)
 
@@ -82,42 +84,6 @@ TRUST_RECOVERY = (
 )
 
 __all__ = ["CREDENTIALS_FILE", "ModelUpdater", "UpdateFailed", "UpdateStatus"]
-
-
-@dataclass
-class UpdateStatus:
-    enabled: bool
-    state: str = "idle"
-    last_check: str | None = None
-    last_success: str | None = None
-    last_error: str | None = None
-    last_error_stage: str | None = None
-    consecutive_failures: int = 0
-    offered_version: str | None = None
-    history: list[str] = field(default_factory=list)  # versions swapped in by this updater, oldest first
-    trusted: TrustedState | None = None  # the newest accepted signed offer
-    freshness: Callable[[], Freshness] | None = None  # None: updates disabled, nothing can be stale
-
-    def public(self) -> UpdateStatusPublic:
-        fresh = self.freshness() if self.freshness is not None else None
-        stale = fresh is not None and fresh.stale
-        t = self.trusted
-        return UpdateStatusPublic(
-            enabled=self.enabled,
-            # A failure says more than "stale" (its stage is shown); anything that would claim all is well does not.
-            state="stale" if stale and self.state in ("idle", "up_to_date", "updated") else self.state,
-            stale=stale,
-            metadata_age_s=round(fresh.age_s, 3) if fresh is not None else None,
-            generation=t.generation if t is not None else None,
-            metadata_issued=_iso(t.issued) if t is not None else None,
-            metadata_expires=_iso(t.expires) if t is not None else None,
-            last_check=self.last_check,
-            last_success=self.last_success,
-            last_error=self.last_error,
-            last_error_stage=self.last_error_stage,
-            consecutive_failures=self.consecutive_failures,
-            offered_version=self.offered_version,
-        )
 
 
 Loader = Callable[[Path], LoadedModel]  # blocking: verify, open, warm
@@ -137,6 +103,7 @@ class ModelUpdater:
         state_dir: Path,
         metrics: EdgeMetrics,
         device_id: str | None = None,
+        deployment: str = "default",
         enrolment_token: str | None = None,
         on_swap: OnSwap | None = None,
         poll_interval_s: float = 30.0,
@@ -152,8 +119,8 @@ class ModelUpdater:
         self.client = client
         self.slot = slot
         self.loader = loader
-        self.public_key = public_key
         self.state_dir = Path(state_dir)
+        self.keys = KeyTrust(self.state_dir, public_key, deployment)  # pinned, or followed from it
         self.metrics = metrics
         self.on_swap = on_swap
         self.poll_interval_s = poll_interval_s
@@ -174,6 +141,8 @@ class ModelUpdater:
         self._clean_incoming()
         metrics.update_metadata_age.set_function(lambda: self.freshness().age_s)
         metrics.update_stale.set_function(lambda: float(self.freshness().stale))
+        self.token_issued: float | None = None  # when this node received its token, and when it expires
+        self.token_expires: float | None = None
         self.device_id, self.token, self.had_trust, changed = self._read_credentials(device_id)
         self.trust_lost = self._load_trust()  # why this node cannot judge offers (None: it can)
         if self.trust_lost is not None and reset_trust:
@@ -203,6 +172,40 @@ class ModelUpdater:
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
+    async def resume(self) -> str | None:
+        """After a restart, serve the newest signed bundle this node accepted rather than its factory bundle.
+
+        The trusted state names the accepted offer's content (release id + signed manifest); the bundle on disk
+        whose `manifest.json` hashes to it is loaded through the same admitting, sha256-checking loader as an
+        update. If it is not on disk (or fails its checks) the node keeps what it serves and reports `stale`
+        until a poll brings the accepted version again. Returns the release id restored, if any.
+        """
+        trusted = self.status.trusted
+        current = self.slot.current
+        if trusted is None or (current is not None and serves(current, trusted)):
+            return None
+        target = accepted_on_disk(self.bundles_dir, trusted)
+        if target is not None:
+            try:
+                model = await asyncio.to_thread(self.loader, target)
+            except Exception as exc:  # BundleError, admission, onnxruntime: never crash the start-up
+                log.warning("cannot restore %s from %s: %s", trusted.version, target, exc)
+            else:
+                old = self.slot.swap(model)
+                if self.on_swap is not None:
+                    self.on_swap(model, old)
+                was = old.release_id if old else None
+                log.info("restored model %s (accepted before the restart) in place of %s", trusted.version, was)
+                return model.release_id
+        self.status.behind = True
+        serving = current.release_id if current is not None else None
+        self._failed(
+            "resume",
+            f"serving {serving}, not {trusted.version} which this node accepted; that bundle is not on disk, "
+            "so the next poll downloads it again",
+        )
+        return None
+
     def start(self) -> None:
         if self._task is not None:
             raise RuntimeError("updater already started")
@@ -221,7 +224,9 @@ class ModelUpdater:
     # -- one check ------------------------------------------------------------------------------------------
 
     async def check_once(self) -> str:
-        """Run one update check; returns its outcome: not_modified | up_to_date | updated | failed."""
+        """Run one update check; returns its outcome: not_modified | up_to_date | updated | nothing_offered |
+        failed. `nothing_offered` (the cloud has no version for this device: none released yet, or a canary it is
+        outside of) keeps the serving model and is no failure: nothing is counted in the load failures."""
         async with self._lock:
             self.status.last_check = utc_now()
             if self.trust_lost is not None:  # nothing is polled: no offer can be judged without the trusted state
@@ -230,6 +235,10 @@ class ModelUpdater:
                 return outcome
             try:
                 outcome = await self._check()
+            except NothingOffered as exc:
+                outcome = "nothing_offered"
+                self.status.state = "nothing_offered"
+                log.info("%s; still serving %s", exc, self.slot.current.release_id if self.slot.current else None)
             except UpdateFailed as exc:
                 return self._failed(exc.stage, str(exc))
             except BundleError as exc:  # raised by the shared verification helpers
@@ -243,20 +252,23 @@ class ModelUpdater:
                 return self._failed("internal", f"{type(exc).__name__}: {exc}")
             if outcome == "not_modified" and self.status.trusted is None:  # a 304 cannot vouch for anything
                 return self._failed("poll", "HTTP 304 to a node that holds no trusted offer")
-            if outcome != "not_modified" or self.status.state in ("idle", "failed"):
+            if outcome in ("updated", "up_to_date") or (
+                outcome == "not_modified" and self.status.state in ("idle", "failed")
+            ):
                 self.status.state = "updated" if outcome == "updated" else "up_to_date"
             self.status.last_success = self.status.last_check
             self.status.consecutive_failures = 0
+            self.status.last_error = self.status.last_error_stage = None  # the failure shown is over
             self.metrics.update_checks.labels(outcome=outcome).inc()
             return outcome
 
     def _failed(self, stage: str, message: str) -> str:
-        serving = self.slot.current.version if self.slot.current else None
+        serving = self.slot.current.release_id if self.slot.current else None
         # GET /v1/model shows the message: name bundle directories, not where this host keeps them.
         for folder in {str(self.bundles_dir.resolve()), str(self.bundles_dir)}:
             message = message.replace(folder + os.sep, "")
         log.warning("model update failed at %s: %s (still serving %s)", stage, message, serving)
-        self.status.state = "failed"
+        self.status.state = "enrolment_refused" if self.status.enrolment_refused else "failed"
         self.status.last_error = message
         self.status.last_error_stage = stage
         self.status.consecutive_failures += 1
@@ -265,11 +277,11 @@ class ModelUpdater:
         return "failed"
 
     async def _check(self) -> str:
-        token = await self._ensure_enrolled()
+        token = await self._renew_if_due(await self._ensure_enrolled())
         body, etag = await poll_offer(self.client, self.device_id, token, self.etag)
         if body is None:
             return "not_modified"
-        offer = self._verify(body)
+        offer = await self.keys.verify(body, self.client)
         self.status.offered_version = offer.version
         trusted = admit_offer(offer, self.status.trusted, self.clock())
         if trusted != self.status.trusted:
@@ -283,8 +295,8 @@ class ModelUpdater:
         if current is not None and _same_bundle(current, manifest):
             self.etag = etag
             return "up_to_date"
-        target = self.bundles_dir / f"{manifest.version}-{manifest.files[MODEL_FILE].sha256[:12]}"
-        reused = target.is_dir() and _manifest_on_disk(target) == offer.payload.manifest
+        target = self.bundles_dir / f"{manifest.release_id}-{manifest.files[MODEL_FILE].sha256[:12]}"
+        reused = target.is_dir() and manifest_on_disk(target) == offer.payload.manifest
         if not reused:
             await self._fetch(offer, token, target)
         try:
@@ -292,14 +304,15 @@ class ModelUpdater:
         except Exception as exc:  # BundleError, or onnxruntime's untyped errors: never crash
             # A directory that does not load is useless: forget it, so the next check downloads afresh.
             shutil.rmtree(target, ignore_errors=True)
-            raise UpdateFailed("load", f"cannot load {manifest.version}: {exc}") from exc
+            raise UpdateFailed("load", f"cannot load {manifest.release_id}: {exc}") from exc
         old = self.slot.swap(model)
+        self.status.behind = False
         os.utime(target)  # newest first when pruning
         if self.on_swap is not None:
             self.on_swap(model, old)
         self.metrics.model_swaps.inc()
-        self.status.history.append(model.version)
-        log.info("swapped model %s -> %s", old.version if old else None, model.version)
+        self.status.history.append(model.release_id)
+        log.info("swapped model %s -> %s", old.release_id if old else None, model.release_id)
         self.etag = etag
         self._prune()
         return "updated"
@@ -318,30 +331,44 @@ class ModelUpdater:
             raise UpdateFailed("enrol", f"cannot reach the cloud to enrol: {exc}") from exc
         except ResponseRefused as exc:
             raise UpdateFailed("enrol", f"enrolment answer refused: {exc}") from exc
+        refused = None
         if resp.status_code == 409:
-            raise UpdateFailed(
-                "enrol",
+            refused = (
                 f"device {self.device_id} is already enrolled but its token is not in "
-                f"{self.state_dir / CREDENTIALS_FILE}; restore that file or use a new device id",
+                f"{self.state_dir / CREDENTIALS_FILE}; restore that file or use a new device id"
             )
-        if resp.status_code in (401, 403) and credential is None:
-            raise UpdateFailed(
-                "enrol",
+        elif resp.status_code in (401, 403) and credential is None:
+            refused = (
                 f"enrolment refused (HTTP {resp.status_code}): set EIBERT_EDGE_ENROLMENT_TOKEN or "
-                "EIBERT_EDGE_ENROLMENT_TOKEN_FILE to an enrolment token from the operator",
+                "EIBERT_EDGE_ENROLMENT_TOKEN_FILE to an enrolment token from the operator"
             )
-        if resp.status_code not in (200, 201):
-            raise UpdateFailed("enrol", f"enrolment refused: HTTP {resp.status_code} {resp.text[:200]}")
+        elif resp.status_code not in (200, 201):
+            refused = f"enrolment refused: HTTP {resp.status_code} {resp.text[:200]}"
+        if refused is not None:
+            if resp.status_code != 429:  # 429 is a pause (Retry-After), not a refusal
+                self.status.enrolment_refused = refused  # /readyz: not ready until an enrolment succeeds
+            raise UpdateFailed("enrol", refused)
         enrolled = validated(DeviceEnrolResponse, resp.content, stage="enrol", what="malformed enrolment response")
+        self.status.enrolment_refused = None
         if enrolled.device_id != self.device_id:
             raise UpdateFailed("enrol", f"cloud enrolled {enrolled.device_id!r}, not {self.device_id!r}")
-        self.token = enrolled.token
-        self._write_credentials()
+        self._set_token(enrolled)
         log.info("enrolled as device %s", self.device_id)
-        return self.token
+        return enrolled.token
 
-    def _verify(self, body: bytes) -> VerifiedOffer:
-        return verify_offer(body, self.public_key)
+    def _set_token(self, answer: DeviceEnrolResponse) -> None:
+        self.token, self.token_issued, self.token_expires = answer.token, self.clock(), answer.expires_at
+        self._write_credentials()  # before the token is used: a restart must not lose a renewed token
+
+    async def _renew_if_due(self, token: str) -> str:
+        """Past half its life, the device token is swapped for a new one (`service.edge.device_token`)."""
+        if not renewal_due(self.token_issued, self.token_expires, self.clock()):
+            return token
+        renewed = await renew(self.client, self.device_id, token)
+        if renewed is None:
+            return token
+        self._set_token(renewed)
+        return renewed.token
 
     async def _fetch(self, offer: VerifiedOffer, token: str, target: Path) -> None:
         """Fetch each signed file into a fresh directory, then move it to `target` (only when all passed)."""
@@ -402,28 +429,21 @@ class ModelUpdater:
                 log.warning("ignoring unreadable %s: %s", path, exc)
         device_id = configured_id or stored.get("device_id") or f"edge-{uuid.uuid4().hex[:20]}"
         same = stored.get("device_id") == device_id
+        if same and isinstance(stored.get("expires_at"), int | float) and isinstance(stored.get("issued"), int | float):
+            self.token_issued, self.token_expires = float(stored["issued"]), float(stored["expires_at"])
         return device_id, stored.get("token") if same else None, stored.get("had_trust") is True, not same
 
     def _write_credentials(self) -> None:
         path = self.state_dir / CREDENTIALS_FILE
         tmp = path.with_suffix(".tmp")
         record = {"device_id": self.device_id, "token": self.token, "had_trust": self.had_trust}
+        if self.token_expires is not None:
+            record |= {"issued": self.token_issued, "expires_at": self.token_expires}
         tmp.write_text(json.dumps(record), encoding="utf-8")
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
 
 
-def _manifest_on_disk(bundle_dir: Path) -> dict | None:
-    try:
-        return json.loads((bundle_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def _same_bundle(model: LoadedModel, manifest: Manifest) -> bool:
-    """The offered manifest describes exactly the serving bundle's files (same version, same hashes)."""
-    return model.version == manifest.version and model.manifest.files == manifest.files
-
-
-def _iso(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+    """The offered manifest describes exactly the serving bundle's files (same release id, same hashes)."""
+    return model.release_id == manifest.release_id and model.manifest.files == manifest.files

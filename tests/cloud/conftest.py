@@ -142,3 +142,22 @@ def publish(client: TestClient, archive: bytes) -> str:
     resp = client.post("/v1/models", content=archive, headers={**ADMIN, **GZIP})
     assert resp.status_code in (200, 201), resp.text
     return resp.json()["version"]
+
+
+def roll_out(client: TestClient, version: str, percent: int = 100) -> None:
+    resp = client.put("/v1/rollout", json={"version": version, "percent": percent}, headers=ADMIN)
+    assert resp.status_code == 200, resp.text
+
+
+def poll(client: TestClient, device_id: str, headers: dict[str, str]) -> str:
+    """The device polls for its model (the cloud records the version it offers); returns that version."""
+    resp = client.get(f"/v1/devices/{device_id}/model", headers=headers)
+    assert resp.status_code == 200, resp.text
+    return open_offer_response(client, resp).version
+
+
+def enrol_offered(client: TestClient, device_id: str, token: str | None = None) -> dict[str, str]:
+    """Enrol, then poll once: the device may now report under the version it was offered."""
+    headers = enrol(client, device_id, token)
+    poll(client, device_id, headers)
+    return headers

@@ -1,5 +1,5 @@
 """A private redis-server for tests that must kill or restart Redis (never the shared 6379 instance), started
-and awaited by the one stack runner (`loadtests.stack`); a failure to start fails the test, naming why."""
+and awaited by the one stack runner (`service.devstack.processes`); a failure to start fails the test, naming why."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.stack import ServerProcess, redis_process
+from service.devstack.processes import ServerProcess, redis_process
 
 START_S = 10.0  # bounded wait for the server to accept connections (it replays its append-only file first)
 

@@ -15,7 +15,7 @@ from service.cloud.ab_readout import ab_readout, versions_to_compare
 from service.cloud.rollout import RolloutState
 from service.cloud.schemas import EstimatePublic, FleetMetricPublic
 from service.common.ldp import LATENCY_BUCKETS, Z_95
-from tests.cloud.conftest import ADMIN, enrol, publish
+from tests.cloud.conftest import ADMIN, enrol, poll, publish
 from tests.cloud.test_telemetry import advance, rep
 
 A, B = "tiny-0.0.1", "tiny-0.0.2"
@@ -100,9 +100,15 @@ def test_fleet_metrics_show_the_readout_of_a_canary(dev_cloud, make_variant) -> 
     assert client.get("/v1/fleet/metrics").json()["ab"] is None  # one version: nothing to compare
     assert client.put("/v1/rollout", json={"version": second, "percent": 50}, headers=ADMIN).status_code == 200
     rng = np.random.default_rng(3)
-    for i in range(8):
+    per_side = {first: 0, second: 0}
+    i = 0
+    while min(per_side.values()) < 4:  # each device reports under the version it was offered: 4 on each side
         h = enrol(client, f"ab-{i}")
-        version = first if i % 2 else second
+        version = poll(client, f"ab-{i}", h)
+        i += 1
+        if per_side[version] == 4:
+            continue
+        per_side[version] += 1
         r = rep(version, metric="top_item_clicked", value=bool(rng.random() < 0.5), seed=i)
         assert client.post("/v1/telemetry", json={"reports": [r]}, headers=h).json()["accepted"] == 1
     assert client.get("/v1/fleet/metrics").json()["ab"]["rows"][0]["baseline"] is None  # open: nothing released

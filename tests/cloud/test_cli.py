@@ -1,16 +1,22 @@
-"""`eibert publish` and `eibert cloud` handlers."""
+"""`eibert publish`, `eibert cloud` and `eibert keys rotate` handlers."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from service.cloud.cli import cmd_cloud, cmd_publish
-from service.cloud.client import publish_bundle
+from service.common.cloud_admin import publish_bundle
 from service.common.errors import EibertError
+from service.devstack.processes import free_port, service_process
 from tests.cloud.conftest import ADMIN_TOKEN
 
 
@@ -45,3 +51,36 @@ def test_cloud_refuses_to_start_without_secrets(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("EIBERT_ADMIN_TOKEN", raising=False)
     monkeypatch.delenv("EIBERT_CLOUD_DEV_MODE", raising=False)
     assert cmd_cloud(argparse.Namespace(store=None, port=8000)) == 2
+
+
+def eibert(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "eibert", *argv], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_keys_rotate_extends_the_chain_and_the_old_key_can_no_longer_serve(tmp_path: Path) -> None:
+    """Issue 22: there was one signing key and no way to rotate it. `eibert keygen` makes the successor,
+    `eibert keys rotate` signs OLD -> NEW here and adds it to a real cloud's chain; a second rotation signed by
+    OLD is refused; the cloud restarted with OLD refuses to start, with NEW it serves."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EIBERT_CLOUD_", "EIBERT_ADMIN_TOKEN"))}
+    env |= {"EIBERT_ADMIN_TOKEN": ADMIN_TOKEN, "EIBERT_CLOUD_DATA_DIR": str(tmp_path / "data")}
+    old, new = tmp_path / "k1.pem", tmp_path / "k2.pem"
+    keys = {p: json.loads(eibert("keygen", "--out", str(p), env=env).stdout)["public_key"] for p in (old, new)}
+    port = free_port()
+    args = ["--store", f"sqlite:///{tmp_path / 'cloud.db'}", "--port", str(port)]
+    cloud = service_process("cloud", args, port=port, env={**env, "EIBERT_CLOUD_SIGNING_KEY_FILE": str(old)},
+                            log_path=tmp_path / "cloud.log")  # fmt: skip
+    with cloud:
+        done = eibert("keys", "rotate", "--old", str(old), "--new", str(new), "--cloud", cloud.url, env=env)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"version": 2, "key": keys[new]}
+        again = eibert("keys", "rotate", "--old", str(old), "--new", str(new), "--cloud", cloud.url, env=env)
+        assert again.returncode == 1 and "422" in again.stderr
+        chain = httpx.get(f"{cloud.url}/v1/keys/rotations").json()
+        assert chain["count"] == 1
+    cloud.env = {**env, "EIBERT_CLOUD_SIGNING_KEY_FILE": str(old)}
+    cloud.start()
+    assert cloud.proc is not None and cloud.proc.wait(timeout=60) != 0
+    assert "rotation chain ends at key 2" in (tmp_path / "cloud.log").read_text()
+    cloud.env = {**env, "EIBERT_CLOUD_SIGNING_KEY_FILE": str(new)}
+    with cloud:
+        assert httpx.get(f"{cloud.url}/v1/signing-key").json()["public_key"] == keys[new]

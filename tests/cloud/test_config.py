@@ -197,3 +197,18 @@ def test_the_token_file_is_read_from_the_environment(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("EIBERT_ADMIN_TOKEN_FILE", str(tmp_path / "admin-token"))
     monkeypatch.setenv("EIBERT_CLOUD_SIGNING_KEY_FILE", str(tmp_path / "k.pem"))
     assert Settings().admin_token_file == tmp_path / "admin-token"  # and no EIBERT_ADMIN_TOKEN is needed
+
+
+def test_the_data_dir_defaults_to_the_users_state_dir_not_the_working_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`eibert cloud` run from a checkout must not write its state into it."""
+    (tmp_path / "checkout").mkdir()
+    monkeypatch.chdir(tmp_path / "checkout")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert Settings(dev_mode=True).data_dir == tmp_path / "state" / "eibert" / "cloud"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    data_dir = Settings(dev_mode=True).data_dir
+    assert data_dir == tmp_path / "home" / ".local" / "state" / "eibert" / "cloud"
+    assert not data_dir.is_relative_to(Path.cwd())

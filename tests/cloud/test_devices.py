@@ -152,3 +152,17 @@ def test_etag_changes_when_the_assignment_changes(client: TestClient, make_varia
     resp = client.get("/v1/devices/phone-1/model", headers={**h, "If-None-Match": etag1})
     assert resp.status_code == 200 and open_offer_response(client, resp).version == v2
     assert resp.headers["etag"] != etag1
+
+
+def test_an_offer_made_by_a_rollout_is_issued_when_the_rollout_happened(
+    client: TestClient, tiny_archive: bytes, settings: Settings
+) -> None:
+    """Issue windows start at the rollout transition, so a device's metadata age right after a rollout is seconds
+    (it read up to offer_ttl_s / 2, 12 h by default, when windows were aligned to the epoch)."""
+    version = publish(client, tiny_archive)
+    client.put("/v1/rollout", json={"version": version, "percent": 100}, headers=ADMIN)
+    h = enrol(client, "phone-1")
+    offer = open_offer_response(client, client.get("/v1/devices/phone-1/model", headers=h))
+    age = time.time() - offer.issued  # epoch-aligned windows: uniform in [0, 12 h), under 60 s once in 720 runs
+    assert 0 <= age < 60, f"a fresh offer reads as {age:.0f} s old"
+    assert offer.expires - offer.issued == settings.offer_ttl_s

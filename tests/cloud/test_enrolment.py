@@ -3,6 +3,7 @@ refused, every token has a quota and an expiry, and attempts are rate-limited pe
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import types
 from pathlib import Path
@@ -11,10 +12,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from loadtests.stack import free_port, service_process
 from service.cloud import Settings, create_app
 from service.cloud import enrolment as enrolment_module
-from tests.cloud.conftest import ADMIN, enrolment_token
+from service.common.ldp import encode_report
+from service.devstack.processes import free_port, service_process
+from tests.cloud.conftest import ADMIN, enrolment_token, publish, roll_out
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -112,6 +114,42 @@ def test_enrolment_tokens_are_admin_only_and_bounded(client: TestClient, setting
         assert client.post("/v1/enrolment-tokens", json=bad, headers=ADMIN).status_code == 422
     body = client.post("/v1/enrolment-tokens", json={"max_devices": 2, "label": "factory-7"}, headers=ADMIN).json()
     assert len(body["token"]) >= 40 and body["max_devices"] == 2 and body["label"] == "factory-7"
+
+
+def test_device_tokens_expire_and_a_renewal_replaces_them(settings: Settings, tiny_archive: bytes) -> None:
+    """Issue 22: device tokens never expired. Now a token stops working `device_token_ttl_s` after it was
+    issued, everywhere a device token is checked; before then the device renews it (the old one stops at once)
+    and the new one carries its own expiry. An expired token cannot renew itself."""
+    import time
+
+    ttl = 3
+    with TestClient(create_app(settings.model_copy(update={"device_token_ttl_s": ttl}))) as client:
+        version = publish(client, tiny_archive)
+        roll_out(client, version)
+        resp = client.post("/v1/devices", json={"device_id": "p1"}, headers=bearer(enrolment_token(client)))
+        first = resp.json()
+        assert abs(first["expires_at"] - (time.time() + ttl)) < 2
+        assert client.get("/v1/devices/p1/model", headers=bearer(first["token"])).status_code == 200
+        renewed = client.post("/v1/devices/p1/token", headers=bearer(first["token"]))
+        assert renewed.status_code == 200, renewed.text
+        second = renewed.json()
+        assert second["token"] != first["token"] and second["expires_at"] >= first["expires_at"]
+        assert client.get("/v1/devices/p1/model", headers=bearer(first["token"])).status_code == 401  # at once
+        assert client.post("/v1/devices/p1/token", headers=bearer(first["token"])).status_code == 401
+        assert client.post("/v1/devices/p2/token", headers=bearer(second["token"])).status_code == 401  # not p2's
+        assert client.get("/v1/devices/p1/model", headers=bearer(second["token"])).status_code == 200
+        time.sleep(second["expires_at"] - time.time() + 0.5)
+        report = encode_report(
+            "top_genre", "Drama", model_version=version, day=dt.datetime.now(dt.UTC).date().isoformat()
+        )
+        for resp in (
+            client.get("/v1/devices/p1/model", headers=bearer(second["token"])),
+            client.post(
+                "/v1/telemetry", json={"reports": [report.model_dump(mode="json")]}, headers=bearer(second["token"])
+            ),
+            client.post("/v1/devices/p1/token", headers=bearer(second["token"])),
+        ):
+            assert resp.status_code == 401, resp.text
 
 
 def test_forwarded_for_from_an_untrusted_peer_does_not_dodge_the_per_source_limit(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from service.cloud import Settings, create_app
 from service.common.ldp import encode_report
-from tests.cloud.conftest import ADMIN, enrol, publish
+from tests.cloud.conftest import ADMIN, enrol_offered, publish
 from tests.metrics_probe import metrics_growth_after_invented_methods
 
 
@@ -30,15 +30,16 @@ def _metrics_after_a_closed_day(client: TestClient, tiny_archive: bytes) -> None
     client.put("/v1/rollout", json={"version": version, "percent": 100}, headers=ADMIN)
     day = dt.datetime.now(dt.UTC).date().isoformat()
     for i in range(3):  # k_min = 3
-        h = enrol(client, f"phone-{i}")
+        h = enrol_offered(client, f"phone-{i}")
         r = encode_report("top_item_clicked", True, model_version=version, day=day, rng=np.random.default_rng(i))
         client.post("/v1/telemetry", json={"reports": [r.model_dump(mode="json")]}, headers=h)
-    open_day = client.get("/metrics").text
-    assert 'eibert_cloud_fleet_groups{status="open"} 1.0' in open_day and "eibert_cloud_fleet_estimate{" not in open_day
+    open_day = client.get("/metrics").text  # an open group is the admin's business: no count, no estimate
+    assert 'status="open"' not in open_day and "eibert_cloud_fleet_estimate{" not in open_day
+    assert 'eibert_cloud_fleet_groups{status="released"} 0.0' in open_day
     assert client.post("/v1/clock", json={"advance_days": 2}, headers=ADMIN).status_code == 200  # the day closes
     text = client.get("/metrics").text
     assert 'eibert_cloud_requests_total{method="POST",route="/v1/telemetry",status="200"} 3.0' in text
-    assert 'route="/v1/devices/{device_id}/model"' not in text  # only routes that were hit
+    assert 'route="/v1/blobs/{sha256}"' not in text  # only routes that were hit
     assert f'eibert_cloud_rollout_version{{role="stable",version="{version}"}} 1.0' in text
     assert 'eibert_cloud_telemetry_reports_total{status="accepted"} 3.0' in text
     assert (

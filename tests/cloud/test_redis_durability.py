@@ -63,7 +63,7 @@ def _device(w: int, batch: int) -> str:
 def _report(device: int, seq: int) -> PreparedReport:
     return PreparedReport(
         report_id=f"{device}-{seq}",
-        group=GroupKey("top_item_clicked", "m-1", DAY),
+        group=GroupKey("top_item_clicked", f"m-{seq}", DAY),  # a group each: one report per device and group
         mechanism="rr",
         epsilon_label="0.01",
         cost_micro=COST,

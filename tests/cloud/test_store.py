@@ -4,6 +4,7 @@ concurrency (two store instances stand in for two cloud replicas)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -71,11 +72,13 @@ def record(version: str, sha: str = "a" * 64) -> VersionRecord:
 
 
 def report(
-    rid: str, *, cost: float = 0.1, metric: str = "latency_bucket", day: str = TODAY, sup=(1,)
+    rid: str, *, cost: float = 0.1, metric: str = "latency_bucket", day: str = TODAY, sup=(1,), version: str = ""
 ) -> PreparedReport:
+    """A prepared report; by default in a group of its own (version `m-<rid>`), since a device has at most one
+    report per group and the budget tests need several."""
     return PreparedReport(
         report_id=rid,
-        group=GroupKey(metric, "m-1", day),
+        group=GroupKey(metric, version or f"m-{rid}", day),
         mechanism="oue",
         epsilon_label=f"{cost:.2f}",
         cost_micro=round(cost * 1e6),
@@ -171,19 +174,20 @@ async def test_ingest_budget_idempotency_and_aggregates(store: Store) -> None:
     # ids are per device: another device may use the same id
     assert await store.ingest("d2", [report("r1", sup=(0, 2))], budget_micro=BUDGET, ttl_days=8) == ["accepted"]
 
-    fleet = {(a.group.day, a.group.metric): a for a in await store.fleet()}
-    today = fleet[(TODAY, "latency_bucket")]
-    assert today.devices == 2
-    cells = {c.epsilon_label: (c.mechanism, c.n, c.counts) for c in today.cells}
-    assert cells == {"0.40": ("oue", 1, {1: 1}), "0.50": ("oue", 1, {1: 1}), "0.10": ("oue", 2, {0: 1, 1: 1, 2: 1})}
-    assert fleet[(yesterday, "latency_bucket")].devices == 1
-    assert await store.fleet(day=yesterday) == [fleet[(yesterday, "latency_bucket")]]
+    fleet = {(a.group.day, a.group.model_version): a for a in await store.fleet()}
+    assert fleet[(TODAY, "m-r1")].devices == 2
+    cells = {c.epsilon_label: (c.mechanism, c.n, c.counts) for c in fleet[(TODAY, "m-r1")].cells}
+    assert cells == {"0.40": ("oue", 1, {1: 1}), "0.10": ("oue", 1, {0: 1, 2: 1})}
+    assert fleet[(yesterday, "m-r3")].devices == 1
+    assert await store.fleet(day=yesterday) == [fleet[(yesterday, "m-r3")]]
     assert await store.fleet(metric="top_genre") == []
 
 
 async def test_cells_are_kept_per_mechanism_and_epsilon(store: Store) -> None:
     reps = [report("a", cost=0.1), report("b", cost=0.2), report("c", cost=0.2, sup=(0, 1))]
-    await store.ingest("d1", reps, budget_micro=BUDGET, ttl_days=8)
+    for i, r in enumerate(reps):
+        one = dataclasses.replace(r, group=GroupKey("latency_bucket", "m-1", TODAY))
+        assert await store.ingest(f"d{i}", [one], budget_micro=BUDGET, ttl_days=8) == ["accepted"]
     (agg,) = await store.fleet()
     cells = {c.epsilon_label: c for c in agg.cells}
     assert set(cells) == {"0.10", "0.20"}
@@ -199,8 +203,25 @@ async def test_concurrent_ingest_never_overspends(store: Store, other: Store) ->
     accepted = sum(o.count("accepted") for o in outs)
     assert accepted == 20
     assert await store.spent("d1", TODAY) == BUDGET
-    (agg,) = await store.fleet()
-    assert sum(c.n for c in agg.cells) == 20
+    assert sum(c.n for agg in await store.fleet() for c in agg.cells) == 20
+
+
+async def test_a_device_has_at_most_one_report_per_group(store: Store, other: Store) -> None:
+    """Issue 22: one device sent 50 reports into one group. Now the first counts and every other report of that
+    device into the group is a repeat (refused, not remembered), in one batch, in later ones, through any
+    instance and concurrently; other devices, and the device's reports into other groups, still count."""
+    group = GroupKey("latency_bucket", "m-1", TODAY)
+    same = [dataclasses.replace(report(f"r{i}"), group=group) for i in range(4)]
+    assert await store.ingest("d1", same[:2], budget_micro=BUDGET, ttl_days=8) == ["accepted", "repeat"]
+    outs = await asyncio.gather(
+        *[(store if i % 2 else other).ingest("d1", [r], budget_micro=BUDGET, ttl_days=8) for i, r in enumerate(same)]
+    )
+    assert sorted(o[0] for o in outs) == ["duplicate", "repeat", "repeat", "repeat"]
+    assert await store.ingest("d2", [same[1]], budget_micro=BUDGET, ttl_days=8) == ["accepted"]
+    assert await store.ingest("d1", [report("r9")], budget_micro=BUDGET, ttl_days=8) == ["accepted"]
+    (agg,) = await store.fleet(model_version="m-1")
+    assert agg.devices == 2 and sum(c.n for c in agg.cells) == 2
+    assert await store.spent("d1", TODAY) == 200_000  # repeats are not charged
 
 
 async def test_report_id_is_unique_per_device_whatever_its_day(store: Store) -> None:

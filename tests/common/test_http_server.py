@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtests.stack import free_port, service_process
 from service.common.http_server import ServerLimits, http_server_options
+from service.devstack.processes import free_port, service_process
 
 HEADER_TIMEOUT_S = 2.0
 REQUEST_TIMEOUT_S = 4.0
@@ -142,3 +142,14 @@ def test_proxy_headers_are_believed_from_configured_proxies_only() -> None:
     assert http_server_options(ServerLimits())["proxy_headers"] is False
     trusted = http_server_options(ServerLimits(trusted_proxies=("10.0.0.2",)))
     assert trusted["proxy_headers"] is True and trusted["forwarded_allow_ips"] == ["10.0.0.2"]
+
+
+def test_headers_and_a_large_body_in_one_write_are_not_a_431(edge: str) -> None:
+    """An upload's headers and the start of its body often arrive in one read; only the headers count."""
+    body = b'{"texts": ["' + b"x" * 150_000 + b'"]}'  # far past max_header_bytes (64 KiB), one sendall
+    head = f"POST /v1/encode HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    sock = _connect(edge)
+    sock.sendall(head.encode() + b"\r\n" + body)
+    answer = sock.recv(64)
+    sock.close()
+    assert not answer.startswith(b"HTTP/1.1 431"), answer  # a 422 (the text is too long) or a 413 is fine

@@ -25,6 +25,8 @@ from service.common.ldp import (
     estimate_cell,
     estimate_metric,
     latency_bucket_of,
+    max_report_shift,
+    metric_precision,
     micro_epsilon,
     norm_sub,
     olh_g,
@@ -297,3 +299,68 @@ def test_each_seam_exports_what_it_defines(seam: str) -> None:
     assert defined <= set(module.__all__)
     package = importlib.import_module("service.common.ldp")
     assert all(getattr(package, n) is getattr(module, n) for n in module.__all__)
+
+
+def test_cells_pool_by_precision_not_by_report_count() -> None:
+    """Issue 22: 40 honest randomized-response reports at epsilon 0.4 (5 of them clicks) and one device's 50
+    reports `bit=1` at epsilon 0.01 pooled by count gave a raw estimate of 55.9 (released: 1.000). By precision
+    the 0.01 cell weighs what 0.03 honest reports do, and the estimate stays near the honest one."""
+    spec = METRICS["top_item_clicked"]
+    rng = np.random.default_rng(3)
+    honest = rr_perturb(np.arange(40) % 8 == 0, 0.4, rng)
+    cells = [
+        CellCounts("rr", 0.4, 40, counts_from_support(support_matrix_rr(honest))),
+        CellCounts("rr", 0.01, 50, (0, 50)),
+    ]
+    alone = {e.category: e for e in estimate_metric(spec, cells[:1])}
+    pooled = {e.category: e for e in estimate_metric(spec, cells)}
+    assert abs(pooled["clicked"].raw_estimate - alone["clicked"].raw_estimate) < 0.1  # by count: +55
+    assert pooled["clicked"].estimate < 0.5
+    # the weights are what the module says: n (p - q)^2 / (q (1 - q))
+    p, q = probabilities("rr", 0.01)
+    assert metric_precision(cells[1:]) == pytest.approx(50 * (p - q) ** 2 / (q * (1 - q)))
+
+
+@pytest.mark.parametrize(
+    ("metric", "mechanism"), [("top_item_clicked", "rr"), ("latency_bucket", "oue"), ("top_genre", "olh")]
+)
+def test_one_report_moves_an_estimate_at_most_max_report_shift(metric: str, mechanism) -> None:
+    """The bound the README states, checked against its definition: for random honest groups, replace one
+    report by every report a device could send instead (every payload); no category's unbiased estimate moves
+    by more than `max_report_shift`, the consistent ones by more than sqrt(d) times it, and some move reaches
+    the bound (so it is the maximum, not a loose guess)."""
+    spec = METRICS[metric]
+    eps = spec.default_epsilon
+    rng = np.random.default_rng(8)
+    reached = 0.0
+    for n in (3, 20, 100):
+        truth = rng.choice(spec.d, size=n)
+        if mechanism == "rr":
+            sup = support_matrix_rr(rr_perturb(truth.astype(bool), eps, rng))
+        elif mechanism == "oue":
+            sup = oue_perturb(truth, spec.d, eps, rng)
+        else:
+            seeds, values = olh_perturb(truth, eps, rng)
+            sup = support_matrix_olh(seeds, values, spec.d, eps)
+        rest = np.asarray(sup[1:], dtype=int).sum(axis=0)
+        # every support set one report can have: a bit (rr), any bit vector (oue), any hash bucket (olh)
+        options = [np.asarray(row, dtype=int) for row in np.ndindex(*(2,) * spec.d)] if spec.d <= 5 else []
+        if mechanism == "rr":
+            options = [np.array([1, 0]), np.array([0, 1])]
+        elif mechanism == "olh":
+            options = [np.asarray(support_matrix_olh(np.array([s]), np.array([v]), spec.d, eps)[0], dtype=int)
+                       for s in range(20) for v in range(olh_g(eps))]  # fmt: skip
+        ests = []
+        for o in options:
+            cell = CellCounts(mechanism, eps, n, tuple(int(x) for x in rest + o))
+            ests.append(estimate_metric(spec, [cell]))
+        bound = max_report_shift(mechanism, eps, metric_precision([CellCounts(mechanism, eps, n, (0,) * spec.d)]))
+        assert bound == pytest.approx(1 / (n * (probabilities(mechanism, eps)[0] - probabilities(mechanism, eps)[1])))
+        for a in ests:
+            for b in ests:
+                for ea, eb in zip(a, b, strict=True):
+                    move = abs(ea.raw_estimate - eb.raw_estimate)
+                    assert move <= bound * (1 + 1e-9)
+                    assert abs(ea.estimate - eb.estimate) <= math.sqrt(spec.d) * bound * (1 + 1e-9)
+                    reached = max(reached, move / bound)
+    assert reached == pytest.approx(1.0)

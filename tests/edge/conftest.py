@@ -34,9 +34,10 @@ def other_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import BertConfig, BertModel
 
-    from model_store.export import export_onnx, write_bundle
-    from model_store.pooling import PooledEncoder
+    from model_store.export import export_onnx
     from model_store.teacher import teacher_dir
+    from model_store.token_pooling import PooledEncoder
+    from service.common.manifest import write_bundle
 
     torch.manual_seed(1)
     config = BertConfig(

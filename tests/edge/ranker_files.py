@@ -31,7 +31,7 @@ def hand_ranker(linear: dict[str, float], hidden: int = 2) -> RankerFile:
 
 def bundle_with_ranker(source: Path, out: Path, ranker_json: bytes, *, version: str = "0.0.1-ranker") -> Path:
     """`source`'s encoder plus `ranker_json` as a new bundle version (manifest and hashes written for real)."""
-    from model_store.export import write_bundle
+    from service.common.manifest import write_bundle
 
     manifest = read_manifest(source)
     out.mkdir(parents=True, exist_ok=True)

@@ -110,7 +110,7 @@ async def test_an_update_to_a_bomb_is_refused_and_the_old_model_keeps_serving(
             assert updater.status.last_error_stage == "load"
             assert message in (updater.status.last_error or ""), updater.status.last_error
             resp = await client.post("/v1/encode", json={"texts": ["still serving"] * 64})
-            assert resp.status_code == 200 and resp.json()["model_version"] == "0.0.1", resp.text
+            assert resp.status_code == 200 and resp.json()["model_version"] == "tiny-0.0.1", resp.text
     assert growth.mib < 200, f"the edge grew by {growth.mib:.0f} MiB"
 
 

@@ -79,21 +79,23 @@ async def test_failed_update_is_visible_in_model_and_metrics_while_old_model_ser
         await first_check_done(updater)  # the background loop's own first check (it fails the same way)
         assert await updater.check_once() == "failed"
         info = (await client.get("/v1/model")).json()
-        assert info["version"] == "0.0.1"
+        assert info["version"] == "tiny-0.0.1"
         assert info["update"]["state"] == "failed" and info["update"]["last_error_stage"] == "sha256"
         assert info["update"]["offered_version"] == "other-0.0.2" and info["update"]["consecutive_failures"] >= 1
         metrics = (await client.get("/metrics")).text
         assert 'eibert_edge_model_load_failures_total{stage="sha256"}' in metrics
-        assert (await client.post("/v1/encode", json={"texts": ["a"]})).json()["model_version"] == "0.0.1"
+        assert (await client.post("/v1/encode", json={"texts": ["a"]})).json()["model_version"] == "tiny-0.0.1"
 
         cloud.offer("0.0.2")  # the cloud fixes its storage
         assert await updater.check_once() == "updated"
         info = (await client.get("/v1/model")).json()
-        assert (info["version"], info["previous_version"], info["update"]["state"]) == ("0.0.2", "0.0.1", "updated")
+        want = ("other-0.0.2", "tiny-0.0.1", "updated")
+        assert (info["version"], info["previous_version"], info["update"]["state"]) == want
+        assert info["update"]["last_error"] is None and info["update"]["last_error_stage"] is None  # it is over
         metrics = (await client.get("/metrics")).text
-        assert 'eibert_edge_model_info{name="other",sha256=' in metrics and 'version="0.0.1"' not in metrics
+        assert 'model_version="other-0.0.2"' in metrics and 'model_version="tiny-0.0.1"' not in metrics
         r = (await client.post("/v1/encode", json={"texts": ["a"]})).json()
-        assert (r["model_version"], r["dim"], len(r["embeddings"][0])) == ("0.0.2", 16, 16)
+        assert (r["model_version"], r["dim"], len(r["embeddings"][0])) == ("other-0.0.2", 16, 16)
 
 
 async def test_a_frozen_cloud_makes_the_node_say_stale_in_model_readyz_and_metrics(
@@ -149,6 +151,39 @@ async def test_batching_is_opt_in_and_both_ways_serve(tiny_bundle: Path, make_se
         assert app.state.edge.batcher is not None and app.state.edge.batcher.running
         r = await client.post("/v1/embeddings", json={"model": "tiny", "input": ["a", "b"]})
         assert r.status_code == 200 and len(r.json()["data"]) == 2
+
+
+def cloud_settings(cloud: CloudDouble) -> dict:
+    return {"cloud": "http://cloud.test", "cloud_public_key": cloud.public_key_b64, "poll_interval_s": 3600}
+
+
+async def test_a_restarted_node_serves_the_bundle_it_accepted_and_a_refused_one_is_not_ready(
+    tiny_bundle: Path, other_bundle: Path, make_settings
+) -> None:
+    cloud = offering(other_bundle)
+    settings = make_settings(tiny_bundle, **cloud_settings(cloud), device_id="edge-a")
+    app = create_app(settings, cloud_client=cloud.client())
+    async with serve(app) as client:
+        await first_check_done(app.state.edge.updater)
+        assert (await client.get("/v1/model")).json()["version"] == "other-0.0.2"
+
+    cloud.poll_status = 503  # the node restarts while the cloud is down: --bundle is still tiny-0.0.1
+    again = create_app(settings, cloud_client=cloud.client())
+    async with serve(again) as client:
+        info = (await client.get("/v1/model")).json()
+        assert info["version"] == "other-0.0.2" and not info["update"]["stale"]  # verified again, from its state dir
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["model_version"] == "other-0.0.2"
+
+    (settings.state_dir / "device.json").unlink()  # its device token is lost: the cloud refuses a second enrolment
+    cloud.poll_status = None
+    refused = create_app(settings, cloud_client=cloud.client())
+    async with serve(refused) as client:
+        await first_check_done(refused.state.edge.updater)
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["error"] == "enrolment_refused", ready.text
+        assert "already enrolled" in ready.json()["message"]
+        assert (await client.post("/v1/encode", json={"texts": ["a"]})).status_code == 200  # it still serves
 
 
 async def test_a_lost_trust_file_shows_in_model_and_readyz(

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtests.stack import ServerProcess, free_port, http_ok
 from service.common.errors import BundleError
+from service.devstack.processes import ServerProcess, free_port, http_ok
 from service.edge.cli import add_edge_arguments, cmd_edge, settings_from_args
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +68,7 @@ def test_serves_over_http_and_never_imports_torch(tiny_bundle: Path, tmp_path: P
     try:
         server.wait_ready(STARTUP_S)  # a bounded wait for startup (model load + warm-up), not a timing assertion
         r = httpx.post(f"{base}/v1/encode", json={"texts": ["hello world"]}, timeout=10)
-        assert r.status_code == 200 and r.json()["model_version"] == "0.0.1"
+        assert r.status_code == 200 and r.json()["model_version"] == "tiny-0.0.1"
         r = httpx.post(f"{base}/v1/rank", json={"candidates": [{"id": "a", "text": "b"}], "top_k": 3}, timeout=10)
         assert r.status_code == 200 and r.json()["items"] == [{"id": "a", "score": 0.0}]
         assert "eibert_edge_request_seconds_bucket" in httpx.get(f"{base}/metrics", timeout=10).text

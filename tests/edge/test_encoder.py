@@ -90,7 +90,7 @@ def test_newer_schema_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
 
 
 def test_garbage_model_with_matching_manifest_is_a_bundle_error(tiny_bundle: Path, tmp_path: Path) -> None:
-    from model_store.export import write_bundle
+    from service.common.manifest import write_bundle
 
     b = _copy(tiny_bundle, tmp_path)
     (b / "model.onnx").write_bytes(b"not an onnx graph")

@@ -65,13 +65,30 @@ async def test_without_an_enrolment_token_the_node_says_what_to_set(cloud, tiny_
     assert await up.check_once() == "failed"
     assert up.status.last_error_stage == "enrol" and "EIBERT_EDGE_ENROLMENT_TOKEN" in (up.status.last_error or "")
     assert up.token is None
+    assert up.status.state == "enrolment_refused" and up.status.enrolment_refused == up.status.last_error
 
 
-async def test_the_node_enrols_with_its_enrolment_token(cloud, tiny_bundle: Path, tmp_path) -> None:
+async def test_a_wrong_enrolment_token_is_a_refusal_until_a_good_one_enrols(cloud, tiny_bundle, tmp_path) -> None:
+    up = updater(cloud, tiny_bundle, tmp_path / "s")
+    up.enrolment_token = "not-a-token-the-operator-issued"
+    assert await up.check_once() == "failed" and up.status.state == "enrolment_refused"
+    assert "HTTP 401" in (up.status.enrolment_refused or "")
+    up.enrolment_token = issue(cloud)
+    assert await up.check_once() == "nothing_offered" and up.status.enrolment_refused is None
+
+
+async def test_nothing_released_yet_is_not_a_failure(cloud, tiny_bundle: Path, tmp_path) -> None:
     up = updater(cloud, tiny_bundle, tmp_path / "s")
     up.enrolment_token = issue(cloud)
-    await up.check_once()  # enrols, then the poll finds nothing released yet
-    assert up.token is not None and up.status.last_error_stage == "poll"
+    assert await up.check_once() == "nothing_offered"  # enrols, then the poll finds nothing released yet
+    status = up.status.public()
+    assert up.token is not None and status.state == "nothing_offered" and status.consecutive_failures == 0
+    assert status.last_error is None and status.last_error_stage is None
+    samples = [s for m in up.metrics.registry.collect() for s in m.samples]
+    assert not [s for s in samples if s.name == "eibert_edge_model_load_failures_total"]
+    assert [s.labels for s in samples if s.name == "eibert_edge_update_checks_total"] == [
+        {"outcome": "nothing_offered"}
+    ]
 
 
 def test_settings_read_the_token_inline_or_from_a_file(make_settings, tiny_bundle: Path, tmp_path: Path) -> None:
@@ -95,6 +112,39 @@ def test_the_app_hands_its_token_to_the_updater(cloud, make_settings, tiny_bundl
     )  # fmt: skip
     with TestClient(create_edge(settings, cloud_client=cloud_client(cloud))) as edge:
         assert edge.app.state.edge.updater.enrolment_token == token
+
+
+async def test_the_node_renews_its_token_before_it_expires_and_stops_when_revoked(
+    cloud, tiny_bundle: Path, tmp_path
+) -> None:
+    """Issue 22: device tokens never expired, so nothing renewed them. Past half its token's life the node swaps
+    it for a new one (persisted; the old one is refused by the cloud at once); once the operator revokes the
+    node, renewal is refused and the check fails at `enrol`, saying why."""
+    import json
+    import time
+
+    now = [time.time()]
+    up = updater(cloud, tiny_bundle, tmp_path / "s")
+    up.clock = lambda: now[0]
+    up.enrolment_token = issue(cloud)
+    await up.check_once()
+    first = up.token
+    assert first is not None and up.token_expires is not None
+    await up.check_once()  # early in its life: kept
+    assert up.token == first
+    now[0] += (up.token_expires - now[0]) / 2 + 1
+    await up.check_once()
+    assert up.token != first and up.status.state == "nothing_offered"  # renewed; nothing released is no failure
+    assert json.loads((tmp_path / "s" / "device.json").read_text())["token"] == up.token
+    model = "/v1/devices/edge-1/model"
+    assert cloud.get(model, headers={"Authorization": f"Bearer {first}"}).status_code == 401
+    assert cloud.get(model, headers={"Authorization": f"Bearer {up.token}"}).status_code == 404  # valid: none yet
+    restarted = updater(cloud, tiny_bundle, tmp_path / "s")  # the expiry survives a restart with the token
+    assert (restarted.token, restarted.token_expires) == (up.token, up.token_expires)
+    assert cloud.delete("/v1/devices/edge-1", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 204
+    now[0] = up.token_expires - 1
+    assert await up.check_once() == "failed"
+    assert up.status.last_error_stage == "enrol" and "revoked" in (up.status.last_error or "")
 
 
 async def test_an_impostor_clouds_gzip_bomb_enrolment_answer_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:

@@ -31,7 +31,10 @@ SWAPS = 6
 async def test_no_request_fails_or_mixes_models_while_models_swap(
     inline_budget_ms: float, tiny_bundle: Path, other_bundle: Path, make_settings
 ) -> None:
-    expected = {"0.0.1": OnnxEncoder(tiny_bundle).encode(TEXTS), "0.0.2": OnnxEncoder(other_bundle).encode(TEXTS)}
+    expected = {
+        "tiny-0.0.1": OnnxEncoder(tiny_bundle).encode(TEXTS),
+        "other-0.0.2": OnnxEncoder(other_bundle).encode(TEXTS),
+    }
     cloud = CloudDouble()
     cloud.publish(tiny_bundle)
     cloud.publish(other_bundle)
@@ -67,7 +70,7 @@ async def test_no_request_fails_or_mixes_models_while_models_swap(
         done.set()
         results = [r for t in await asyncio.gather(*tasks) for r in t]
 
-    assert updater.status.history == ["0.0.2", "0.0.1"] * (SWAPS // 2)
+    assert updater.status.history == ["other-0.0.2", "tiny-0.0.1"] * (SWAPS // 2)
     # Each version downloaded once (0.0.1 too: the startup bundle lives outside the state dir); every later
     # swap re-verifies and loads a kept directory.
     files = [hashlib.sha256(data).hexdigest() for p in cloud.published.values() for data in p.files.values()]
@@ -80,5 +83,5 @@ async def test_no_request_fails_or_mixes_models_while_models_swap(
         got = np.array(body["embeddings"], dtype=np.float32)
         assert got.shape == (len(idx), expected[v].shape[1]) and body["dim"] == expected[v].shape[1]
         np.testing.assert_allclose(got, expected[v][idx], atol=1e-5)
-    assert versions == {"0.0.1", "0.0.2"}, "the load never overlapped both models: the test proved nothing"
+    assert versions == {"tiny-0.0.1", "other-0.0.2"}, "the load never overlapped both models: the test proved nothing"
     assert len(results) >= WORKERS * 3

@@ -77,8 +77,9 @@ def test_a_single_string_and_the_model_dimension(edge: Served, client: openai.Op
     ],
 )
 def test_refusals_are_the_clients_typed_errors(client: openai.OpenAI, kwargs: dict, error, words: str) -> None:
-    # The body is the project's one error shape; the client keeps it on the exception (its own text shows only
-    # the status, as it prints a message only from OpenAI's nested {"error": {"message": ...}}).
+    # The body is OpenAI's nested {"error": {"message", "type", "param", "code"}}, which the client reads into
+    # the exception's message and fields (given the project's flat shape it showed only "Error code: 404").
     with pytest.raises(error) as info:
         client.embeddings.create(**kwargs)
-    assert words in info.value.response.json()["message"]
+    assert words in info.value.message and words in str(info.value)
+    assert info.value.type == "invalid_request_error" and info.value.param in ("dimensions", "model", "input")

@@ -43,7 +43,10 @@ def cloud(tmp_path: Path, tiny_bundle: Path) -> Iterator[tuple[TestClient, str]]
             headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/gzip"},
         )
         assert resp.status_code == 201
-        yield client, resp.json()["version"]
+        version = resp.json()["version"]
+        rollout = {"version": version, "percent": 100}
+        assert client.put("/v1/rollout", json=rollout, headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
+        yield client, version
 
 
 class Wire:
@@ -75,14 +78,21 @@ class Wire:
 
 
 def enrol(cloud_client: TestClient, device_id: str) -> str:
-    """A device token, enrolled with an operator-issued enrolment token (as every real client must)."""
+    """A device token, enrolled with an operator-issued enrolment token (as every real client must), after one
+    poll for its model: a device reports only under a version the cloud offered it."""
     admin = {"Authorization": f"Bearer {ADMIN}"}
     credential = cloud_client.post("/v1/enrolment-tokens", json={"max_devices": 1}, headers=admin).json()["token"]
     resp = cloud_client.post(
         "/v1/devices", json={"device_id": device_id}, headers={"Authorization": f"Bearer {credential}"}
     )
     assert resp.status_code == 201, resp.text
-    return str(resp.json()["token"])
+    token = str(resp.json()["token"])
+    poll = cloud_client.get(f"/v1/devices/{device_id}/model", headers={"Authorization": f"Bearer {token}"})
+    assert poll.status_code == 200, poll.text
+    return token
+
+
+ONE_EACH = (("top_genre", "War"), ("latency_bucket", "<10ms"), ("top_item_clicked", True))  # one report per group
 
 
 def device(cloud_client: TestClient, wire: Wire, outbox: Path, device_id: str = "phone-1", **kw) -> TelemetryClient:
@@ -146,7 +156,7 @@ def test_outbox_survives_a_restart_and_delivers_once(cloud, tmp_path: Path) -> N
     wire = Wire(app_client, down=True)
     outbox = tmp_path / "outbox.db"
     tc = device(app_client, wire, outbox)
-    ids = [tc.record("top_genre", g, model_version=version, epsilon=0.1) for g in ("War", "Drama", "IMAX")]
+    ids = [tc.record(m, v, model_version=version) for m, v in ONE_EACH]
     result = tc.flush()
     assert result.error and result.remaining == 3
     token = tc.token
@@ -154,7 +164,7 @@ def test_outbox_survives_a_restart_and_delivers_once(cloud, tmp_path: Path) -> N
 
     wire.down = False
     tc = TelemetryClient(outbox=outbox, cloud=wire.client(), token=token, today=lambda: DAY)
-    assert tc.pending() == 3 and tc.spent() == pytest.approx(0.3)  # spend survives too: no re-spending
+    assert tc.pending() == 3 and tc.spent() == pytest.approx(1.0)  # spend survives too: no re-spending
     assert tc.flush().accepted == 3
     assert tc.pending() == 0 and cloud_reports(app_client) == 3
     sent_ids = [r["report_id"] for req in wire.requests[1:] for r in json.loads(req.content)["reports"]]
@@ -166,8 +176,8 @@ def test_a_lost_acknowledgement_is_retried_and_counted_once(cloud, tmp_path: Pat
     app_client, version = cloud
     wire = Wire(app_client, lose_responses=1)
     tc = device(app_client, wire, tmp_path / "outbox.db")
-    for g in ("War", "Drama"):
-        tc.record("top_genre", g, model_version=version, epsilon=0.2)
+    for m, v in ONE_EACH[:2]:
+        tc.record(m, v, model_version=version)
     first = tc.flush()
     assert first.error and first.remaining == 2  # the cloud counted them, but the device does not know
     assert cloud_reports(app_client) == 2
@@ -192,16 +202,18 @@ def test_batches_shrink_to_what_the_cloud_accepts(tmp_path: Path, tiny_bundle: P
     )
     with TestClient(create_app(settings)) as app_client:
         archive = pack_bundle(tiny_bundle)
+        admin = {"Authorization": f"Bearer {ADMIN}"}
         version = app_client.post(
-            "/v1/models",
-            content=archive,
-            headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/gzip"},
+            "/v1/models", content=archive, headers={**admin, "Content-Type": "application/gzip"}
         ).json()["version"]
+        assert (
+            app_client.put("/v1/rollout", json={"version": version, "percent": 100}, headers=admin).status_code == 200
+        )
         tc = device(app_client, Wire(app_client), tmp_path / "o.db", batch_size=10)
-        for _ in range(7):
-            tc.record("top_item_clicked", True, model_version=version, epsilon=0.1)
+        for m, v in ONE_EACH:
+            tc.record(m, v, model_version=version)
         result = tc.flush()
-        assert (result.accepted, result.remaining, result.error) == (7, 0, None)
+        assert (result.accepted, result.remaining, result.error) == (3, 0, None)
         tc.close()
 
 
@@ -277,7 +289,7 @@ def test_reports_wait_in_the_outbox_until_the_node_has_enrolled(cloud, tmp_path:
     tc = TelemetryClient(
         outbox=tmp_path / "o.db", cloud=wire.client(), token=lambda: holder["token"], today=lambda: DAY
     )
-    tc.record("top_genre", "Drama", model_version=version, epsilon=0.1)
+    tc.record("top_genre", "Drama", model_version=version)
     first = tc.flush()
     assert first.error == "not enrolled yet" and first.remaining == 1 and wire.requests == []
     holder["token"] = enrol(app_client, "phone-9")
@@ -292,9 +304,9 @@ def test_the_edge_utc_date_label_is_inside_the_cloud_window(cloud, tmp_path: Pat
     app_client, version = cloud
     wire = Wire(app_client)
     with TelemetryClient(outbox=tmp_path / "o.db", cloud=wire.client(), token=enrol(app_client, "phone-1")) as tc:
-        assert tc.record("top_genre", "Drama", model_version=version, epsilon=0.1)  # today, by the UTC clock
-        assert tc.record("top_genre", "War", model_version=version, epsilon=0.1, day=DAY - dt.timedelta(days=1))
-        assert tc.record("top_genre", "IMAX", model_version=version, epsilon=0.1, day=DAY - dt.timedelta(days=2))
+        assert tc.record("top_genre", "Drama", model_version=version)  # today, by the UTC clock
+        assert tc.record("top_genre", "War", model_version=version, day=DAY - dt.timedelta(days=1))
+        assert tc.record("top_genre", "IMAX", model_version=version, day=DAY - dt.timedelta(days=2))
         result = tc.flush()
         assert (result.accepted, result.refused, result.remaining) == (2, 1, 0)
     assert cloud_reports(app_client) == 2

@@ -72,8 +72,9 @@ async def test_enrols_downloads_verifies_swaps_then_polls_with_etag(
     old = slot.current
     up = make_updater(cloud, slot, tmp_path / "state")
     assert await up.check_once() == "updated"
-    assert slot.current is not old and slot.current.version == "0.0.2" and slot.current.dim == 16
-    assert slot.previous_version == "0.0.1"
+    assert slot.current is not old and slot.current.manifest.version == "0.0.2" and slot.current.dim == 16
+    assert slot.previous_version == "tiny-0.0.1"  # release ids, as the cloud names them
+    assert slot.current.source.name.startswith("other-0.0.2-")  # bundle folders too
     assert slot.current.source.parent == tmp_path / "state" / "bundles"
     creds = json.loads((tmp_path / "state" / CREDENTIALS_FILE).read_text())
     assert creds == {"device_id": "dev-1", "token": cloud.tokens["dev-1"], "had_trust": True}
@@ -83,7 +84,7 @@ async def test_enrols_downloads_verifies_swaps_then_polls_with_etag(
     last_poll = cloud.polls()[-1][2]
     assert last_poll["authorization"] == f"Bearer {cloud.tokens['dev-1']}"
     assert last_poll["if-none-match"] == cloud.etag()
-    assert len(cloud.downloads()) == 2 and slot.current.version == "0.0.2"  # model.onnx and tokenizer.json
+    assert len(cloud.downloads()) == 2 and slot.current.manifest.version == "0.0.2"  # model.onnx and tokenizer.json
     served = slot.current.source
     assert json.loads((served / "manifest.json").read_text()) == cloud.published["0.0.2"].manifest  # the signed one
     assert not [r for r in cloud.requests if r[1].endswith("/bundle")]  # no archive on the update path
@@ -112,7 +113,7 @@ async def test_already_enrolled_without_a_token_is_reported(cloud: CloudDouble, 
     up = make_updater(cloud, slot, tmp_path / "state")
     assert await up.check_once() == "failed"
     assert up.status.last_error_stage == "enrol" and "already enrolled" in up.status.last_error
-    assert slot.current.version == "0.0.1"
+    assert slot.current.manifest.version == "0.0.1"
 
 
 def _bad_signature(c: CloudDouble) -> None:
@@ -192,7 +193,7 @@ async def test_a_bad_update_keeps_the_old_model_and_is_reported_then_retried(
     # The failure is not silenced by an ETag: once the cloud serves the real thing, the next check takes it.
     cloud.offer("0.0.2")
     assert await up.check_once() == "updated"
-    assert slot.current.version == "0.0.2" and up.status.consecutive_failures == 0
+    assert slot.current.manifest.version == "0.0.2" and up.status.consecutive_failures == 0
 
 
 async def test_downgrade_replay_of_a_recorded_signed_offer_is_refused_even_after_a_restart(
@@ -203,20 +204,20 @@ async def test_downgrade_replay_of_a_recorded_signed_offer_is_refused_even_after
     assert await up.check_once() == "updated"  # 0.0.2 at generation 1
     recorded = cloud.served[-1]  # public bytes: anyone on the path can keep them
     cloud.offer("0.0.3")  # generation 2
-    assert await up.check_once() == "updated" and slot.current.version == "0.0.3"
+    assert await up.check_once() == "updated" and slot.current.manifest.version == "0.0.3"
 
     cloud.replay = recorded  # a fake cloud replays the older, validly signed, unexpired offer
     metrics = EdgeMetrics()
     up.metrics = metrics
     assert await up.check_once() == "failed"
     assert up.status.last_error_stage == "rollback" and "generation 1" in up.status.last_error
-    assert slot.current.version == "0.0.3" and failures(metrics, "rollback") == 1.0
+    assert slot.current.manifest.version == "0.0.3" and failures(metrics, "rollback") == 1.0
 
     # A restarted process starts from its factory bundle and a fresh updater: the state dir still refuses.
     factory = ModelSlot(load_model(tiny_bundle))
     again = make_updater(cloud, factory, tmp_path / "state")
     assert await again.check_once() == "failed" and again.status.last_error_stage == "rollback"
-    assert factory.current.version == "0.0.1" and again.status.public().generation == 2
+    assert factory.current.manifest.version == "0.0.1" and again.status.public().generation == 2
 
 
 async def test_same_generation_with_other_files_is_refused_as_mix_and_match(
@@ -228,9 +229,9 @@ async def test_same_generation_with_other_files_is_refused_as_mix_and_match(
     assert await up.check_once() == "updated"
     cloud.offer("0.0.3", generation=5)  # signed, fresh, but contradicts what generation 5 was
     assert await up.check_once() == "failed"
-    assert up.status.last_error_stage == "mix_and_match" and slot.current.version == "0.0.2"
+    assert up.status.last_error_stage == "mix_and_match" and slot.current.manifest.version == "0.0.2"
     cloud.offer("0.0.3", generation=6)
-    assert await up.check_once() == "updated" and slot.current.version == "0.0.3"
+    assert await up.check_once() == "updated" and slot.current.manifest.version == "0.0.3"
 
 
 async def test_a_cloud_that_answers_304_forever_is_reported_stale_never_up_to_date(
@@ -266,7 +267,7 @@ async def test_a_cloud_that_answers_304_forever_is_reported_stale_never_up_to_da
     clock[0] += 3600
     up.etag = None  # (a 304 would not even show it the offer again)
     assert await up.check_once() == "failed" and up.status.last_error_stage == "expired"
-    assert up.status.public().stale and slot.current.version == "0.0.2"
+    assert up.status.public().stale and slot.current.manifest.version == "0.0.2"
 
     # The cloud re-signs (same generation, new `issued`): fresh again.
     cloud.offer("0.0.2", generation=cloud.generation)
@@ -301,7 +302,7 @@ async def test_an_endless_file_stream_stops_at_the_signed_length_in_bounded_memo
     assert up.status.last_error_stage == "sha256" and "longer than its signed" in up.status.last_error
     assert len(signed) < cloud.streamed["model.onnx"] <= len(signed) + 2 * len(chunk)  # stopped at the cap
     assert peak < 50 * 1024 * 1024 and _rss_bytes() - rss < 50 * 1024 * 1024
-    assert slot.current.version == "0.0.1"
+    assert slot.current.manifest.version == "0.0.1"
 
 
 async def test_a_drip_fed_file_is_abandoned_at_the_download_deadline(
@@ -316,7 +317,7 @@ async def test_a_drip_fed_file_is_abandoned_at_the_download_deadline(
     up = make_updater(cloud, slot, tmp_path / "state", download_timeout_s=0.3)
     assert await up.check_once() == "failed"
     assert up.status.last_error_stage == "download" and "longer than 0.3 s" in up.status.last_error
-    assert slot.current.version == "0.0.1" and not list((tmp_path / "state" / "bundles").iterdir())
+    assert slot.current.manifest.version == "0.0.1" and not list((tmp_path / "state" / "bundles").iterdir())
 
 
 def gnu_longname_bomb(name_bytes: int) -> bytes:
@@ -368,7 +369,7 @@ async def test_a_tar_header_bomb_in_place_of_a_file_is_refused_by_hash_and_never
     rss = _rss_bytes()
     assert await up.check_once() == "failed"
     assert up.status.last_error_stage == "sha256", up.status.last_error
-    assert _rss_bytes() - rss < 50 * 1024 * 1024 and slot.current.version == "0.0.1"
+    assert _rss_bytes() - rss < 50 * 1024 * 1024 and slot.current.manifest.version == "0.0.1"
 
 
 async def test_rollback_loads_the_kept_bundle_without_downloading_and_disk_stays_bounded(
@@ -384,14 +385,14 @@ async def test_rollback_loads_the_kept_bundle_without_downloading_and_disk_stays
 
     cloud.offer("0.0.2")  # the cloud rolls this device back, at a higher generation
     assert await up.check_once() == "updated"
-    assert slot.current.version == "0.0.2" and slot.previous_version == "0.0.3"
+    assert slot.current.manifest.version == "0.0.2" and slot.previous_version == "tiny-0.0.3"
     assert len(cloud.downloads()) == 4  # loaded from the kept directory, re-verified, not re-downloaded
 
     cloud.offer("0.0.1")
     assert await up.check_once() == "updated"
-    kept = sorted(d.name.split("-")[0] for d in bundles.iterdir())
-    assert kept == ["0.0.1", "0.0.2"]  # serving + previous; 0.0.3 pruned (keep_bundles=2)
-    assert up.status.history == ["0.0.2", "0.0.3", "0.0.2", "0.0.1"]
+    kept = sorted(d.name.rsplit("-", 1)[0] for d in bundles.iterdir())
+    assert kept == ["other-0.0.2", "tiny-0.0.1"]  # serving + previous; 0.0.3 pruned (keep_bundles=2)
+    assert up.status.history == ["other-0.0.2", "tiny-0.0.3", "other-0.0.2", "tiny-0.0.1"]
 
 
 async def test_a_kept_bundle_corrupted_on_disk_is_refused_then_downloaded_again(
@@ -402,15 +403,15 @@ async def test_a_kept_bundle_corrupted_on_disk_is_refused_then_downloaded_again(
     for version in ("0.0.2", "0.0.3"):
         cloud.offer(version)
         assert await up.check_once() == "updated"
-    kept = next(d for d in (tmp_path / "state" / "bundles").iterdir() if d.name.startswith("0.0.2-"))
+    kept = next(d for d in (tmp_path / "state" / "bundles").iterdir() if d.name.startswith("other-0.0.2-"))
     model = kept / "model.onnx"
     model.write_bytes(flip_byte(model.read_bytes()))
 
     cloud.offer("0.0.2")
     assert await up.check_once() == "failed"
-    assert up.status.last_error_stage == "load" and slot.current.version == "0.0.3"
+    assert up.status.last_error_stage == "load" and slot.current.manifest.version == "0.0.3"
     assert await up.check_once() == "updated"
-    assert slot.current.version == "0.0.2" and len(cloud.downloads()) == 6
+    assert slot.current.manifest.version == "0.0.2" and len(cloud.downloads()) == 6
 
 
 async def test_background_loop_polls_until_stopped(cloud: CloudDouble, slot: ModelSlot, tmp_path: Path) -> None:
@@ -423,7 +424,7 @@ async def test_background_loop_polls_until_stopped(cloud: CloudDouble, slot: Mod
             await asyncio.sleep(0.005)
     finally:
         await up.stop()
-    assert len(cloud.polls()) >= 3 and slot.current.version == "0.0.2"
+    assert len(cloud.polls()) >= 3 and slot.current.manifest.version == "0.0.2"
     polls = len(cloud.polls())
     await asyncio.sleep(0.05)
     assert len(cloud.polls()) == polls  # stopped means stopped
@@ -434,13 +435,57 @@ async def test_an_unexpected_error_is_reported_not_raised(
 ) -> None:
     up = make_updater(cloud, slot, tmp_path / "state")
 
-    def boom(body):
+    async def boom(body, client):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(up, "_verify", boom)
+    monkeypatch.setattr(up.keys, "verify", boom)  # the offer check (service/edge/key_trust.py)
     assert await up.check_once() == "failed"
     assert up.status.last_error_stage == "internal" and "KeyError" in up.status.last_error
-    assert slot.current.version == "0.0.1"
+    assert slot.current.manifest.version == "0.0.1"
+
+
+async def test_a_restart_serves_the_accepted_bundle_again_not_the_factory_one(
+    cloud: CloudDouble, slot: ModelSlot, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    up = make_updater(cloud, slot, tmp_path / "state")
+    assert await up.check_once() == "updated" and slot.current.release_id == "other-0.0.2"
+    cloud.poll_status = 503  # the restart happens while the cloud cannot serve
+
+    factory = ModelSlot(load_model(tiny_bundle))  # what `--bundle` loads at start
+    again = make_updater(cloud, factory, tmp_path / "state")
+    assert await again.resume() == "other-0.0.2"
+    assert (
+        factory.current.release_id == "other-0.0.2" and factory.current.source.parent == tmp_path / "state" / "bundles"
+    )
+    assert not again.status.public().stale and again.status.last_error is None
+
+
+async def test_a_restart_without_the_accepted_bundle_on_disk_says_stale(
+    cloud: CloudDouble, slot: ModelSlot, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    up = make_updater(cloud, slot, tmp_path / "state")
+    assert await up.check_once() == "updated"
+    shutil.rmtree(slot.current.source)  # lost, or tampered with: a bundle that no longer hashes is never loaded
+
+    factory = ModelSlot(load_model(tiny_bundle))
+    again = make_updater(cloud, factory, tmp_path / "state")
+    assert await again.resume() is None and factory.current.release_id == "tiny-0.0.1"
+    status = again.status.public()
+    assert status.stale and status.state == "failed" and status.last_error_stage == "resume"
+    assert "other-0.0.2" in (status.last_error or "")
+    assert await again.check_once() == "updated" and factory.current.release_id == "other-0.0.2"
+    assert not again.status.public().stale and again.status.last_error is None
+
+
+async def test_a_restart_on_the_accepted_factory_bundle_changes_nothing(
+    cloud: CloudDouble, slot: ModelSlot, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    cloud.offer("0.0.1")  # the cloud offers what the factory bundle already is
+    up = make_updater(cloud, slot, tmp_path / "state")
+    assert await up.check_once() == "up_to_date"
+    factory = ModelSlot(load_model(tiny_bundle))
+    again = make_updater(cloud, factory, tmp_path / "state")
+    assert await again.resume() is None and not again.status.public().stale and again.status.last_error is None
 
 
 async def test_a_304_to_a_poll_without_if_none_match_never_says_up_to_date(
@@ -471,7 +516,7 @@ async def test_a_lost_trust_file_is_reported_not_replaced_by_trust_on_first_use(
     older, _ = _rolled_back_offer(cloud)
     state = tmp_path / "state"
     assert await make_updater(cloud, slot, state).check_once() == "updated"
-    assert slot.current.version == "0.0.2"
+    assert slot.current.manifest.version == "0.0.2"
     trust_file = state / "trusted_offer.json"
     if loss == "missing":
         trust_file.unlink()
@@ -483,7 +528,7 @@ async def test_a_lost_trust_file_is_reported_not_replaced_by_trust_on_first_use(
     public = up.status.public()
     assert (public.state, public.last_error_stage) == ("trust_lost", "trust")
     assert "trusted_offer.json" in (public.last_error or "") and "EIBERT_EDGE_RESET_TRUST" in (public.last_error or "")
-    assert slot.current.version == "0.0.2"  # not rolled back
+    assert slot.current.manifest.version == "0.0.2"  # not rolled back
     assert await up.check_once() == "failed"  # and it stays refused, check after check
 
     # The documented recovery: one start with reset_trust, once the operator has checked the cloud's offer.

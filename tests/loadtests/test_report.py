@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.bench_file import replace_section
 from loadtests.report import AGGREGATED, LoadRun, read_failures, read_stats, render_section
+from service.devstack.bench_file import replace_section
 
 HEADER = (
     "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,"

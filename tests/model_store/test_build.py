@@ -97,6 +97,17 @@ def test_manifest_records_every_stage(quick_build) -> None:
         m["rank"]["ranker"]["ndcg@10"] / m["teacher_rank"]["ranker"]["ndcg@10"], abs=1e-4
     )
     assert all(0.0 <= a["rank"]["ndcg"] <= 1.0 for a in m["ablations"].values())
+    # GLUE frozen probes on every variant and the teacher, on the quick preset's 100 rows per task and split.
+    g = m["glue"]
+    assert m["glue_limit"] == 100 and m["glue_eval_data"] == "glue"
+    assert g["teacher"]["rows"] == {t: {"train": 100, "dev": 100} for t in ("CoLA", "SST-2", "MRPC", "RTE")}
+    assert m["glue_mean_retention"] == pytest.approx(g["student"]["mean"] / g["teacher"]["mean"], abs=1e-4)
+    assert g["teacher"]["tasks"]["SST-2"] > 60  # the real teacher's sentiment probe beats chance on 100 rows
+    assert all(a["glue"]["rows"] == g["teacher"]["rows"] for a in m["ablations"].values())
+    # Each variant's schedule: the quick preset's 40 steps, no early stop in this config.
+    assert all(a["steps_run"] == 40 and a["early_stop"]["stopped_at"] is None for a in m["ablations"].values())
+    # Strict JSON: no NaN or Infinity anywhere (a schedule's "no best yet" once wrote -Infinity).
+    json.loads((out / "manifest.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in manifest.json"))
     # Ablations were trained at the byte budget of the shipped student.
     shipped = m["ablations"]["shipped"]["est_int8_bytes"]
     for name in ("static", "no_pruning", "recurrence", "bottleneck"):
@@ -106,7 +117,8 @@ def test_manifest_records_every_stage(quick_build) -> None:
 def test_report_and_plots_exist(quick_build) -> None:
     out = quick_build.out
     report = (out / "report.md").read_text()
-    needles = ("## Ablations", "## Module-wise int8", "## Hard token pruning", "teacher all-MiniLM-L6-v2", "NDCG@10")
+    needles = ("## Ablations", "## Module-wise int8", "## Hard token pruning", "teacher all-MiniLM-L6-v2", "NDCG@10",
+               "GLUE frozen probes", "| share of the teacher |", "GLUE mean int8")  # fmt: skip
     for needle in needles:
         assert needle in report
     for png in ("report-size-breakdown.png", "report-quality-vs-size.png", "report-training.png"):
@@ -123,7 +135,9 @@ def test_rerun_reuses_the_cache_and_refuses_to_overwrite(quick_build, tmp_path: 
     )
     assert refused.returncode == 1 and "immutable" in refused.stderr
     (teacher_eval,) = cache.glob("teacher-eval-*/summary.json")
+    (teacher_glue,) = cache.glob("teacher-glue-*/summary.json")
     written = teacher_eval.stat().st_mtime_ns
+    glue_written = teacher_glue.stat().st_mtime_ns
     again = tmp_path / "again"
     proc = subprocess.run(
         [str(exe), "build", "--config", str(config), "--out", str(again), "--quick", "--cache", str(cache)],
@@ -135,7 +149,7 @@ def test_rerun_reuses_the_cache_and_refuses_to_overwrite(quick_build, tmp_path: 
     assert "teacher targets" not in proc.stderr and "distill shipped" not in proc.stderr  # cached stages skipped
     assert (again / "tokenizer.json").read_bytes() == (out / "tokenizer.json").read_bytes()
     # The teacher's scores on the same data come from the cache: not encoded again, and the same figure.
-    assert teacher_eval.stat().st_mtime_ns == written
+    assert teacher_eval.stat().st_mtime_ns == written and teacher_glue.stat().st_mtime_ns == glue_written
     metrics = [verify_bundle(b).metrics for b in (out, again)]
     assert metrics[0]["teacher_sts_dev_spearman"] == metrics[1]["teacher_sts_dev_spearman"]
 

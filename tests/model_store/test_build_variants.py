@@ -63,3 +63,41 @@ def test_an_unknown_ablation_is_refused() -> None:
     cfg = BuildConfig.from_toml(CONFIG).model_copy(update={"ablations": ("nonsense",)})
     with pytest.raises(ValueError, match="unknown ablation"):
         variants(cfg, teacher_vocab=teacher_vocab_size())
+
+
+NEXT = CONFIG.parent / "next"
+
+
+def test_the_next_configs_are_the_bottleneck_recipe_with_its_rows_at_equal_bytes() -> None:
+    """eibert-0.5.0 and eibert-small-0.5.0 (configs/next/, not built yet): E = H/2 with the saved bytes spent on
+    kept tokens, beside `no_bottleneck` (E = H) and `static` at the same estimated bytes, early stopping on."""
+    big, small = (BuildConfig.from_toml(NEXT / name) for name in ("eibert-1.9m.toml", "eibert-1.2m.toml"))
+    old_big = BuildConfig.from_toml(CONFIG)
+    assert (big.version, small.version) == ("0.5.0", "0.5.0")
+    # The 1.9 MB recipe is exactly 0.4.0's bottleneck row: the same variant, now the shipped one.
+    (row,) = [
+        v for v in variants(old_big.model_copy(update={"ablations": ("bottleneck",)}), 30522) if v.name != SHIPPED
+    ]
+    assert (big.student, big.prune, big.distill.model_copy(update={"patience": 0, "min_delta": 0.0})) == (
+        row.student, row.prune, row.distill
+    )  # fmt: skip
+    for cfg in (big, small):
+        assert cfg.student.embed_dim == cfg.student.hidden // 2 and cfg.distill.patience > 0
+        assert cfg.corpus == old_big.corpus and cfg.targets == old_big.targets  # shared cached targets
+        target = Student(cfg.student, cfg.prune.vocab_size).estimated_int8_bytes()
+        _, wide, static = variants(cfg, teacher_vocab=teacher_vocab_size())
+        assert (wide.name, wide.student.embed_dim, static.student.kind) == (
+            "no_bottleneck",
+            cfg.student.hidden,
+            "static",
+        )
+        assert wide.prune.vocab_size < cfg.prune.vocab_size
+        for v in (wide, static):
+            assert Student(v.student, v.prune.vocab_size).estimated_int8_bytes() <= target, v.name
+    # The small one spends its bytes the same way: more tokens than 0.4.0-small's 4,500 at the same estimate.
+    old_small = BuildConfig.from_toml(CONFIG.parent / "eibert-1.2m.toml")
+    assert small.prune.vocab_size > old_small.prune.vocab_size
+    assert (
+        Student(small.student, small.prune.vocab_size).estimated_int8_bytes()
+        <= Student(old_small.student, old_small.prune.vocab_size).estimated_int8_bytes()
+    )

@@ -48,3 +48,29 @@ def test_committed_records_name_no_machine_paths(record: Path) -> None:
     """What a builder's machine called its data root means nothing on the next one (`absolute_paths` is made to fail
     on planted paths in tests/model_store/data/test_paths.py)."""
     assert absolute_paths(record.read_text()) == []
+
+
+RANKER_CONFIGS = sorted((ROOT / "configs" / "ranker").glob("*.toml"))
+RANKER_MAX_SHIPPED_BYTES = 100_000  # issue 21's budget for the ranker file
+
+
+@pytest.mark.parametrize("config", RANKER_CONFIGS, ids=lambda p: p.name)
+def test_ranker_config_matches_its_shipped_bundle(config: Path) -> None:
+    import tomllib
+
+    from model_store.ranker_build import RankerBuildConfig
+    from service.common.contract import MODEL_FILE, RANKER_FILE
+    from service.edge.slot import load_model
+
+    cfg = RankerBuildConfig.model_validate(tomllib.loads(config.read_text()))
+    source = verify_bundle(ROOT.parent / cfg.source_bundle)
+    bundle = ROOT / "bundles" / f"{source.name}-{cfg.version}"
+    manifest = verify_bundle(bundle)
+    assert manifest.files[MODEL_FILE] == source.files[MODEL_FILE]  # the encoder, byte for byte
+    assert manifest.build["ranker"]["command"].startswith(
+        f"eibert ranker build --config model_store/configs/ranker/{config.name} "
+    )
+    assert manifest.files[RANKER_FILE].bytes == manifest.metrics["basket"]["ranker_bytes"] <= RANKER_MAX_SHIPPED_BYTES
+    assert load_model(bundle, warm_up=False).ranker is not None
+    assert {"ranker", "p_topfreq_time", "tifuknn"} <= set(manifest.metrics["basket"]["methods"])
+    assert (bundle / "report.md").is_file()

@@ -80,3 +80,12 @@ def test_recorded_command_has_no_absolute_paths(tmp_path: Path) -> None:
     assert portable_arg("--quick") == "--quick" and portable_arg("model_store/x.toml") == "model_store/x.toml"
     for arg in (str(tmp_path / "out"), f"--out={tmp_path / 'out'}"):
         assert not absolute_paths(portable_arg(arg)) and portable_arg(arg).endswith("out")
+
+
+def test_build_refuses_missing_glue_data_before_any_work(tmp_path: Path, capsys) -> None:
+    config = Path(__file__).resolve().parents[2] / "model_store" / "configs" / "eibert-1.9m.toml"
+    argv = ["build", "--config", str(config), "--out", str(tmp_path / "out"), "--quick", "--cache", str(tmp_path / "c")]
+    assert main([*argv, "--glue-data", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "--glue-data" in err and "CoLA/train.tsv.gz" in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()  # refused before the first stage

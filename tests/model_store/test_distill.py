@@ -3,10 +3,24 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 import torch
 
 from model_store.build_config import DistillConfig, StudentConfig
-from model_store.distill import TrainData, cosent_loss, info_nce, length_batches, lr_at, pad, relational_loss, train
+from model_store.distill import (
+    TrainData,
+    cosent_loss,
+    heldout_cosine,
+    info_nce,
+    length_batches,
+    load_student,
+    lr_at,
+    pad,
+    relational_loss,
+    schedule_record,
+    train,
+)
+from model_store.stage_cache import input_hash
 from model_store.student import Student
 
 
@@ -91,3 +105,54 @@ def test_no_catalogue_batches_without_catalogue_texts(tmp_path) -> None:
     history = train(Student(StudentConfig(embed_dim=8, hidden=8, heads=2, ffn=16, unique_layers=1), 40), data, cfg,
                     tmp_path, desc="toy")  # fmt: skip
     assert all("domain_rel" not in h for h in history)
+
+
+def _toy_student() -> Student:
+    torch.manual_seed(0)
+    return Student(StudentConfig(embed_dim=8, hidden=8, heads=2, ffn=16, unique_layers=1, max_length=16), 40)
+
+
+def _stopping_cfg(**kw) -> DistillConfig:
+    base = dict(steps=200, batch_size=16, warmup=2, labelled=False, interplay=False, threads=1, checkpoint_every=20)
+    return DistillConfig(**(base | kw))
+
+
+def test_early_stop_ends_training_and_keeps_the_best_weights(tmp_path) -> None:
+    """A rise of 1.0 in the held-out cosine is impossible: after the first check sets the best, two checks
+    without it stop the run at step 60 of 200, and the checkpoint (what the build loads) holds step 20's weights."""
+    student = _toy_student()
+    history = train(student, _toy_data(), _stopping_cfg(patience=2, min_delta=1.0), tmp_path, desc="toy")
+    assert history[-1]["step"] == 59  # logged steps count from 0: 60 steps ran
+    record = schedule_record(tmp_path / "ckpt.pt")
+    assert record["steps_run"] == 60
+    assert record["early_stop"] | {"best_heldout_cos": 0} == {
+        "patience": 2, "min_delta": 1.0, "best_step": 20, "best_heldout_cos": 0, "checks_since_best": 2,
+        "stopped_at": 60,
+    }  # fmt: skip
+    best = torch.load(tmp_path / "best.pt")
+    kept = load_student(tmp_path / "ckpt.pt").state_dict()
+    assert all(torch.equal(best[k], kept[k]) and torch.equal(best[k], student.state_dict()[k]) for k in best)
+    # The kept weights are step 20's: the held-out cosine recorded there is what they score now.
+    data = _toy_data()
+    assert heldout_cosine(student, data) == pytest.approx(record["early_stop"]["best_heldout_cos"], abs=1e-5)
+    # A resumed finished run trains no further.
+    again = _toy_student()
+    assert train(again, data, _stopping_cfg(patience=2, min_delta=1.0), tmp_path, desc="toy") == history
+    assert schedule_record(tmp_path / "ckpt.pt")["steps_run"] == 60
+
+
+def test_without_patience_every_step_runs(tmp_path) -> None:
+    train(_toy_student(), _toy_data(), _stopping_cfg(steps=60), tmp_path, desc="toy")
+    record = schedule_record(tmp_path / "ckpt.pt")
+    assert record["steps_run"] == 60 and record["early_stop"]["stopped_at"] is None
+    assert record["early_stop"]["best_heldout_cos"] is None  # JSON has no -inf: manifests must stay parseable
+    assert not (tmp_path / "best.pt").exists()
+
+
+def test_early_stop_is_out_of_old_configs_keys_and_dumps() -> None:
+    """Configs without early stopping keep their stage-cache keys (their trained runs stay valid) and their dumps
+    (the shipped bundles' manifests still equal their configs)."""
+    assert input_hash(DistillConfig()) == "98dc1ef698dc7fea"  # the key before the fields existed
+    assert "patience" not in DistillConfig().model_dump()
+    on = DistillConfig(patience=3, min_delta=1e-3)
+    assert input_hash(on) != input_hash(DistillConfig()) and on.model_dump()["patience"] == 3

@@ -16,9 +16,9 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
-from loadtests.stack import free_port, wait_until
 from service.cloud import Settings, create_app
 from service.common.signing import private_key_to_pem, public_key_to_b64
+from service.devstack.processes import free_port, wait_until
 
 ADMIN_TOKEN = "sim-test-admin-token-0123456789"
 VARIANT_VERSION = "0.0.2"
@@ -60,7 +60,7 @@ class Cloud:
         return resp
 
     def publish(self, bundle: Path) -> str:
-        from service.cloud.client import publish_bundle
+        from service.common.cloud_admin import publish_bundle
 
         return str(publish_bundle(bundle, self.url, ADMIN_TOKEN)["version"])
 

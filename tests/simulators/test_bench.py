@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.bench_file import write_section
+from service.devstack.bench_file import write_section
 from simulators.bench import FleetRun, coverage_line, edge_rank_mean_ms, run_fleet, section
 from simulators.summary import IntervalCoverage
 from tests.simulators.test_checks import passing

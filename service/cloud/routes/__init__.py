@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.cloud.routes import clock, devices, enrolment, fleet, health, models, rollout, telemetry
+from service.cloud.routes import clock, devices, enrolment, fleet, health, keys, models, rollout, telemetry
 
 # Registration order is match order: the device polling route (the hottest by far) goes first, then health.
 ROUTERS = (
@@ -14,6 +14,7 @@ ROUTERS = (
     fleet.router,
     enrolment.router,
     clock.router,
+    keys.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from service.cloud.ab_readout import ab_readout
 from service.cloud.deps import ContextDep
 from service.cloud.errors import StoreError
 from service.cloud.privacy import published
@@ -34,13 +35,16 @@ async def metrics(ctx: ContextDep) -> Response:
     """Refresh rollout and released-estimate gauges from the store, then expose everything."""
     m = ctx.metrics
     try:
-        m.set_rollout(await ctx.store.get_rollout())
+        state = await ctx.store.get_rollout()
+        m.set_rollout(state)
         aggregates = await ctx.store.fleet()
         days = sorted({a.group.day for a in aggregates})[-ctx.settings.metrics_days :]
         s = ctx.settings
         recent = [a for a in aggregates if a.group.day in days]
         today = await ctx.clock.today()
-        m.set_released(await published(ctx.store, recent, today=today, window_days=s.report_window_days, k_min=s.k_min))
+        released = await published(ctx.store, recent, today=today, window_days=s.report_window_days, k_min=s.k_min)
+        m.set_released(released)
+        m.set_ab(ab_readout(released, state))
     except StoreError as exc:  # still expose request metrics; /readyz reports the store
         log.warning("metrics: store unavailable, rollout and estimate gauges are stale: %s", exc)
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

@@ -15,6 +15,7 @@ from service.cloud.registry import AdmissionBusyError
 from service.cloud.schemas import VERSION_PATTERN, ModelVersionPublic, ModelVersionsPublic, SigningKeyPublic
 from service.cloud.store import VersionRecord
 from service.common.errors import BundleError
+from service.common.key_rotation import stored_head
 
 router = APIRouter(prefix="/v1", tags=["models"])
 
@@ -116,4 +117,5 @@ async def download_blob(sha256: Sha256Path, request: Request, registry: Registry
 @router.get("/signing-key")
 async def signing_key(registry: RegistryDep) -> SigningKeyPublic:
     """The public half of the manifest signing key. Devices should pin it out of band; this helps check."""
-    return SigningKeyPublic(public_key=registry.public_key)
+    head = stored_head(await registry.store.rotations(), registry.public_key)
+    return SigningKeyPublic(public_key=registry.public_key, deployment=registry.deployment, key_version=head.version)

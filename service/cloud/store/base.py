@@ -80,7 +80,9 @@ class Store(ABC):
         """Enrol; False if the device id already exists (nothing changed)."""
 
     @abstractmethod
-    async def device_for_token(self, token_hash: str) -> str | None: ...
+    async def device_for_token(self, token_hash: str) -> str | None:
+        """The device holding this token, None if none does (unknown, expired or revoked): checked in the store
+        on every call, so a revocation holds on every replica at once."""
 
     @abstractmethod
     async def create_enrolment_token(self, record: EnrolmentTokenRecord) -> None:
@@ -88,15 +90,56 @@ class Store(ABC):
 
     @abstractmethod
     async def enrol_device(
-        self, device_id: str, device_token_hash: str, enrolment_token_hash: str, *, now: float
+        self,
+        device_id: str,
+        device_token_hash: str,
+        enrolment_token_hash: str,
+        *,
+        now: float,
+        token_expires_at: float | None = None,
     ) -> EnrolOutcome:
-        """Atomically: check the enrolment token (exists, unexpired at `now`, quota left) and the device id, then
-        create the device and count it against the token's quota. Nothing changes unless ENROLLED."""
+        """Atomically: check the enrolment token (exists, not revoked, unexpired at `now`, quota left) and the
+        device id, then create the device, whose token stops working at `token_expires_at` (unix seconds), and
+        count it against the token's quota. Nothing changes unless ENROLLED."""
+
+    @abstractmethod
+    async def renew_device_token(self, device_id: str, old_hash: str, new_hash: str, *, expires_at: float) -> bool:
+        """Atomically replace the device's token `old_hash` (still valid) by `new_hash`, valid until
+        `expires_at`; the old one stops working at once. False (nothing changed) unless `old_hash` is the
+        device's current, unexpired token."""
+
+    @abstractmethod
+    async def revoke_device(self, device_id: str) -> bool:
+        """The device's token stops working at once (everywhere: it is gone from the store) and its id stays
+        taken, so it cannot be enrolled again; False if no such device."""
+
+    @abstractmethod
+    async def list_enrolment_tokens(self) -> list[EnrolmentTokenRecord]:
+        """Every enrolment token issued (oldest first), with its use count and whether it was revoked."""
+
+    @abstractmethod
+    async def revoke_enrolment_token(self, token_hash: str) -> bool:
+        """No further enrolment with this token (devices it enrolled keep theirs); False if no such token."""
 
     @abstractmethod
     async def hit_rate(self, key: str, *, limit: int, window_s: int, now: float) -> float | None:
         """Count one event for `key` in the fixed window holding `now`; None if within `limit`, else the seconds
         until the window ends (the Retry-After). Shared by every replica, since it lives in the store."""
+
+    # what the store belongs to ---------------------------------------------------------------------------
+    @abstractmethod
+    async def claim(self, owner: str) -> str:
+        """Mark the store as `owner`'s unless it is marked already (put-if-absent); return the mark it holds.
+        A cloud refuses a store marked by another mode or deployment (`service.cloud.clock.StoreOwner`)."""
+
+    # signing-key rotations (service/common/key_rotation.py) -----------------------------------------------
+    @abstractmethod
+    async def add_rotation(self, version: int, statement: str) -> bool:
+        """Store the rotation statement to key `version` unless one is stored for it (then False)."""
+
+    @abstractmethod
+    async def rotations(self) -> list[str]:
+        """Every stored rotation statement (JSON), oldest version first."""
 
     # cloud clock -----------------------------------------------------------------------------------------
     @abstractmethod
@@ -110,11 +153,12 @@ class Store(ABC):
     async def device_view(self, device_id: str, token_hash: str) -> tuple[DeviceAuth, RolloutState]:
         """Authenticate a device and read the rollout state in one round trip (the hot polling path)."""
         stored_hash, owner, state = await self._device_row(device_id, token_hash)
-        return DeviceAuth.judge(stored_hash, token_hash, owner), parse_rollout(state)
+        return DeviceAuth.judge(device_id, stored_hash, token_hash, owner), parse_rollout(state)
 
     @abstractmethod
     async def _device_row(self, device_id: str, token_hash: str) -> tuple[str | None, str | None, str | None]:
-        """In one read: this device's token hash, the device holding `token_hash`, the rollout state JSON."""
+        """In one read: this device's token hash, the device holding `token_hash` (None once it expired or was
+        revoked), the rollout state JSON."""
 
     # versions --------------------------------------------------------------------------------------------
     @abstractmethod
@@ -149,7 +193,9 @@ class Store(ABC):
         """Apply reports in order, atomically, as received on server day `day` (default: today's UTC date).
 
         A report id the device already used is a duplicate whatever day either report is labelled with:
-        acknowledged, not counted again. A report that would take the device's spend on the server day `day`
+        acknowledged, not counted again. A report for a group the device already counts in is a repeat: refused,
+        since each device carries one report per group (what bounds how far one device can move a release). A
+        report that would take the device's spend on the server day `day`
         over `budget_micro`, or its spend on reports labelled with the report's own day over it, is refused
         (and not remembered, so a retry is judged again). Accepted reports charge both ledgers, count into
         their cell (the label picks the group) and add the device to their group. An id is kept `ttl_days`
@@ -163,6 +209,14 @@ class Store(ABC):
         self, device_id: str, reports: Sequence[PreparedReport], budget_micro: int, ttl_days: int, server_day: str
     ) -> list[IngestOutcome]:
         """`ingest` of at least one report, on a settled server day: one transaction or script per backend."""
+
+    @abstractmethod
+    async def record_offer(self, device_id: str, version: str) -> None:
+        """Remember that `device_id` was offered `version` (a device may report only under such a version)."""
+
+    @abstractmethod
+    async def offered_versions(self, device_id: str) -> frozenset[str]:
+        """Every version this device has been offered."""
 
     @abstractmethod
     async def spent(self, device_id: str, day: str) -> int:

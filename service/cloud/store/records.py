@@ -32,12 +32,15 @@ class DeviceAuth(enum.Enum):
     UNKNOWN = "unknown"  # no device has this token: 401
 
     @classmethod
-    def judge(cls, stored_hash: str | None, token_hash: str, owner: str | None) -> DeviceAuth:
+    def judge(cls, device_id: str, stored_hash: str | None, token_hash: str, owner: str | None) -> DeviceAuth:
         """One decision for every backend: `stored_hash` is this device's token hash, `owner` the device that
-        holds `token_hash` (if any). Constant-time comparison, so timing does not leak the stored hash."""
-        if stored_hash is not None and hmac.compare_digest(stored_hash, token_hash):
+        holds `token_hash` (if any: an expired or revoked token has none). Constant-time comparison, so timing
+        does not leak the stored hash."""
+        if owner is None:
+            return cls.UNKNOWN
+        if stored_hash is not None and hmac.compare_digest(stored_hash, token_hash) and owner == device_id:
             return cls.OK
-        return cls.UNKNOWN if owner is None else cls.OTHER_DEVICE
+        return cls.OTHER_DEVICE
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class PreparedReport:
         return f"{self.group.label()}|{self.mechanism}|{self.epsilon_label}"
 
 
-IngestOutcome = Literal["accepted", "duplicate", "over_budget"]
+IngestOutcome = Literal["accepted", "duplicate", "over_budget", "repeat"]  # repeat: device already in the group
 
 
 class EnrolOutcome(enum.Enum):
@@ -80,6 +83,7 @@ class EnrolOutcome(enum.Enum):
     ENROLLED = "enrolled"  # 201: the device exists now and the token's use count went up by one
     UNKNOWN_TOKEN = "unknown_token"  # 401: no enrolment token has this hash
     EXPIRED = "expired"  # 401: the enrolment token is past its expiry
+    REVOKED = "revoked"  # 401: the operator revoked the enrolment token
     QUOTA_USED = "quota_used"  # 403: the token already enrolled max_devices devices
     DEVICE_EXISTS = "device_exists"  # 409: the device id is taken (nothing changed, no quota used)
 
@@ -88,10 +92,12 @@ class EnrolOutcome(enum.Enum):
 class EnrolmentTokenRecord:
     """An operator-issued enrolment credential; the store keeps only the sha256 of the token."""
 
-    token_hash: str
+    token_hash: str  # also its public id: it names the token to the operator, and cannot be used to enrol
     max_devices: int
     expires_at: float  # unix seconds
     label: str
+    used: int = 0  # devices enrolled with it
+    revoked: bool = False
 
 
 @dataclass(frozen=True)

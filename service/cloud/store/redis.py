@@ -6,13 +6,18 @@ and `appendfsync always` (Redis fsyncs the AOF before it replies). `durability()
 with `require_durable` the store refuses to open against a server that could lose acknowledged writes.
 
 Keys (all under a configurable prefix):
-    dev:{id} -> token sha256         tok:{sha256} -> device id         rollout -> RolloutState JSON
+    dev:{id} -> token sha256 ("revoked" once revoked)                   rollout -> RolloutState JSON
+    tok:{sha256} -> device id (expires with the token: Redis drops the key at its expiry)
     ver:{version} -> VersionRecord    versions (zset by seq), verseq    seen:{dev} (zset: report id -> server day)
     eps:{dev}|{day} -> micro-epsilon charged on server day {day};  epsl:{dev}|{day} -> ... on reports labelled {day}
     cell:{metric|version|day|mech|eps} (hash: n, category idx -> count)
-    cells (set of cell labels)        devs:{metric|version|day} (set of device ids)
-    etok:{sha256} (hash: max, used, exp, label: an enrolment token)     rl:{key}|{window start} -> count
+    cells (set of cell labels)        devs:{metric|version|day} (set of device ids: one report each)
+    offered:{dev} (set of the versions this device was offered)
+    etok:{sha256} (hash: max, used, exp, label, revoked: an enrolment token), etoks (zset by issue time)
+    rl:{key}|{window start} -> count
     clock -> offset days              releases (hash: group label -> release JSON)
+    owner -> "<mode>:<deployment>" of the clouds that may use this store (SET NX by the first)
+    rotations (hash: key version -> signed rotation statement JSON, HSETNX)
     blob:{sha256} -> the blob's bytes (SET NX: written once; a 32 MB upload cap keeps it far below Redis's
     512 MB string limit)
 
@@ -32,98 +37,22 @@ from redis.exceptions import RedisError, ResponseError
 
 from service.cloud.errors import StoreError
 from service.cloud.rollout import RolloutState
+from service.cloud.store import redis_scripts as scripts
 from service.cloud.store.base import Store, day_number, parse_rollout
 from service.cloud.store.records import EnrolmentTokenRecord, EnrolOutcome, IngestOutcome, PreparedReport, VersionRecord
 
 log = logging.getLogger(__name__)
 
-_CREATE_DEVICE = """#!lua
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], ARGV[2])
-return 1
-"""
-
-_PUT_VERSION = """#!lua
-local cur = redis.call('GET', KEYS[1])
-if cur then return cur end
-local seq = redis.call('INCR', KEYS[3])
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], seq, ARGV[2])
-return false
-"""
-
-_CAS_ROLLOUT = """#!lua
-local cur = redis.call('GET', KEYS[1])
-local gen = 0
-if cur then gen = tonumber(cjson.decode(cur)['generation']) end
-if gen ~= tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-return 1
-"""
-
-_ENROL = """#!lua
-local tok = redis.call('HMGET', KEYS[1], 'max', 'used', 'exp')
-if not tok[1] then return 1 end
-if tonumber(ARGV[1]) >= tonumber(tok[3]) then return 2 end
-if tonumber(tok[2]) >= tonumber(tok[1]) then return 3 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 4 end
-redis.call('SET', KEYS[2], ARGV[2])
-redis.call('SET', KEYS[3], ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'used', 1)
-return 0
-"""
 _ENROL_OUTCOMES = (
     EnrolOutcome.ENROLLED,
     EnrolOutcome.UNKNOWN_TOKEN,
     EnrolOutcome.EXPIRED,
     EnrolOutcome.QUOTA_USED,
     EnrolOutcome.DEVICE_EXISTS,
+    EnrolOutcome.REVOKED,
 )
 
-# KEYS[1] = cells index, KEYS[2] = the device's seen ids, KEYS[3] = its ledger for the server day; then 3 keys
-# per report: cell hash, group device set, the device's ledger for the report's labelled day.
-# ARGV = device, budget, ttl seconds, n, server day number, oldest kept day number; then per report: report id,
-# cost, cell label, #support, support idx...
-# Returns one code per report: 0 accepted, 1 duplicate, 2 over budget.
-_INGEST = """#!lua
-local device, budget, ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local today, oldest = tonumber(ARGV[5]), tonumber(ARGV[6])
-local seen, ledger = KEYS[2], KEYS[3]
-redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. oldest)
-local spent = tonumber(redis.call('GET', ledger) or '0')
-local labelled = {}
-local a = 7
-local out = {}
-for i = 0, n - 1 do
-  local cell, devs, lkey = KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i]
-  local rid, cost, label, ns = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
-  a = a + 4
-  if labelled[lkey] == nil then labelled[lkey] = tonumber(redis.call('GET', lkey) or '0') end
-  if redis.call('ZSCORE', seen, rid) then
-    out[#out + 1] = 1
-  elseif spent + cost > budget or labelled[lkey] + cost > budget then
-    out[#out + 1] = 2
-  else
-    spent = spent + cost
-    labelled[lkey] = labelled[lkey] + cost
-    redis.call('ZADD', seen, today, rid)
-    redis.call('HINCRBY', cell, 'n', 1)
-    for j = 0, ns - 1 do
-      redis.call('HINCRBY', cell, ARGV[a + j], 1)
-    end
-    redis.call('SADD', devs, device)
-    redis.call('SADD', KEYS[1], label)
-    out[#out + 1] = 0
-  end
-  a = a + ns
-end
-redis.call('SET', ledger, spent, 'EX', ttl)
-for lkey, v in pairs(labelled) do redis.call('SET', lkey, v, 'EX', ttl) end
-if redis.call('EXISTS', seen) == 1 then redis.call('EXPIRE', seen, ttl) end
-return out
-"""
-_OUTCOMES: tuple[IngestOutcome, ...] = ("accepted", "duplicate", "over_budget")
+_OUTCOMES: tuple[IngestOutcome, ...] = ("accepted", "duplicate", "over_budget", "repeat")
 
 
 @contextlib.asynccontextmanager
@@ -156,11 +85,13 @@ class RedisStore(Store):
     async def open(self) -> None:
         self._r = aioredis.Redis.from_url(self.url, decode_responses=True, health_check_interval=30)
         self._rb = aioredis.Redis.from_url(self.url, decode_responses=False, health_check_interval=30)
-        self._create_device = self._r.register_script(_CREATE_DEVICE)
-        self._put_version = self._r.register_script(_PUT_VERSION)
-        self._cas_rollout = self._r.register_script(_CAS_ROLLOUT)
-        self._ingest_script = self._r.register_script(_INGEST)
-        self._enrol = self._r.register_script(_ENROL)
+        self._create_device = self._r.register_script(scripts.CREATE_DEVICE)
+        self._put_version = self._r.register_script(scripts.PUT_VERSION)
+        self._cas_rollout = self._r.register_script(scripts.CAS_ROLLOUT)
+        self._ingest_script = self._r.register_script(scripts.INGEST)
+        self._enrol = self._r.register_script(scripts.ENROL)
+        self._renew = self._r.register_script(scripts.RENEW)
+        self._revoke_device = self._r.register_script(scripts.REVOKE_DEVICE)
         await self.ping()
         durable, text = await self._durability()
         if not durable:
@@ -207,16 +138,62 @@ class RedisStore(Store):
 
     async def create_enrolment_token(self, record: EnrolmentTokenRecord) -> None:
         fields = {"max": record.max_devices, "used": 0, "exp": repr(record.expires_at), "label": record.label}
-        async with _errors("create_enrolment_token"):  # kept after expiry, as in SQLite: the operator's record
-            await self.r.hset(self.k("etok:", record.token_hash), mapping=fields)
+        async with _errors("create_enrolment_token"), self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(self.k("etok:", record.token_hash), mapping=fields)  # kept after expiry: the operator's record
+            pipe.zadd(self.k("etoks"), {record.token_hash: record.expires_at})
+            await pipe.execute()
+
+    async def list_enrolment_tokens(self) -> list[EnrolmentTokenRecord]:
+        async with _errors("list_enrolment_tokens"):
+            hashes = await self.r.zrange(self.k("etoks"), 0, -1)
+            async with self.r.pipeline(transaction=False) as pipe:
+                for h in hashes:
+                    pipe.hgetall(self.k("etok:", h))
+                rows = await pipe.execute()
+        return [
+            EnrolmentTokenRecord(
+                token_hash=h,
+                max_devices=int(row["max"]),
+                expires_at=float(row["exp"]),
+                label=row.get("label", ""),
+                used=int(row.get("used", 0)),
+                revoked=row.get("revoked") == "1",
+            )
+            for h, row in zip(hashes, rows, strict=True)
+            if row
+        ]
+
+    async def revoke_enrolment_token(self, token_hash: str) -> bool:
+        key = self.k("etok:", token_hash)
+        async with _errors("revoke_enrolment_token"):
+            if not await self.r.exists(key):
+                return False
+            await self.r.hset(key, "revoked", "1")
+        return True
 
     async def enrol_device(
-        self, device_id: str, device_token_hash: str, enrolment_token_hash: str, *, now: float
+        self,
+        device_id: str,
+        device_token_hash: str,
+        enrolment_token_hash: str,
+        *,
+        now: float,
+        token_expires_at: float | None = None,
     ) -> EnrolOutcome:
         keys = [self.k("etok:", enrolment_token_hash), self.k("dev:", device_id), self.k("tok:", device_token_hash)]
+        expiry_ms = 0 if token_expires_at is None else int(token_expires_at * 1000)
         async with _errors("enrol_device"):
-            code = await self._enrol(keys=keys, args=[repr(now), device_token_hash, device_id])
+            code = await self._enrol(keys=keys, args=[repr(now), device_token_hash, device_id, expiry_ms])
         return _ENROL_OUTCOMES[int(code)]
+
+    async def renew_device_token(self, device_id: str, old_hash: str, new_hash: str, *, expires_at: float) -> bool:
+        keys = [self.k("dev:", device_id), self.k("tok:", old_hash), self.k("tok:", new_hash)]
+        async with _errors("renew_device_token"):
+            return bool(await self._renew(keys=keys, args=[device_id, old_hash, new_hash, int(expires_at * 1000)]))
+
+    async def revoke_device(self, device_id: str) -> bool:
+        async with _errors("revoke_device"):
+            return bool(await self._revoke_device(keys=[self.k("dev:", device_id)], args=[self.k("tok:")]))
 
     async def hit_rate(self, key: str, *, limit: int, window_s: int, now: float) -> float | None:
         start = now - now % window_s
@@ -226,6 +203,22 @@ class RedisStore(Store):
             pipe.expire(k, window_s + 1)
             count, _ = await pipe.execute()
         return None if int(count) <= limit else start + window_s - now
+
+    async def claim(self, owner: str) -> str:
+        async with _errors("claim"), self.r.pipeline(transaction=True) as pipe:
+            pipe.set(self.k("owner"), owner, nx=True)
+            pipe.get(self.k("owner"))
+            _, stored = await pipe.execute()
+        return str(stored)
+
+    async def add_rotation(self, version: int, statement: str) -> bool:
+        async with _errors("add_rotation"):
+            return bool(await self.r.hsetnx(self.k("rotations"), str(version), statement))
+
+    async def rotations(self) -> list[str]:
+        async with _errors("rotations"):
+            stored = await self.r.hgetall(self.k("rotations"))
+        return [stored[v] for v in sorted(stored, key=int)]
 
     async def clock_offset(self) -> int:
         async with _errors("clock_offset"):
@@ -295,6 +288,14 @@ class RedisStore(Store):
         async with _errors("ingest"):
             codes = await self._ingest_script(keys=keys, args=args)
         return [_OUTCOMES[int(c)] for c in codes]
+
+    async def record_offer(self, device_id: str, version: str) -> None:
+        async with _errors("record_offer"):
+            await self.r.sadd(self.k("offered:", device_id), version)
+
+    async def offered_versions(self, device_id: str) -> frozenset[str]:
+        async with _errors("offered_versions"):
+            return frozenset(await self.r.smembers(self.k("offered:", device_id)))
 
     async def spent(self, device_id: str, day: str) -> int:
         async with _errors("spent"):

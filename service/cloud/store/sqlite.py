@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,37 +21,12 @@ from service.cloud.errors import StoreError
 from service.cloud.rollout import RolloutState
 from service.cloud.store.base import Store, parse_rollout
 from service.cloud.store.records import EnrolmentTokenRecord, EnrolOutcome, IngestOutcome, PreparedReport, VersionRecord
+from service.cloud.store.sqlite_credentials import enrol_tx, list_tokens
+from service.cloud.store.sqlite_schema import N_INDEX, SCHEMA, migrate
 
 T = TypeVar("T")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS devices (
-    device_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS versions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, version TEXT NOT NULL UNIQUE, record TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rollout (
-    id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, state TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS seen_reports (
-    device_id TEXT NOT NULL, report_id TEXT NOT NULL, day TEXT NOT NULL, PRIMARY KEY (device_id, report_id));
--- seen_reports.day is the server day the id was accepted on (never the report's label)
-CREATE TABLE IF NOT EXISTS ledger (
-    device_id TEXT NOT NULL, day TEXT NOT NULL, spent_micro INTEGER NOT NULL, PRIMARY KEY (device_id, day));
-CREATE TABLE IF NOT EXISTS label_ledger (
-    device_id TEXT NOT NULL, day TEXT NOT NULL, spent_micro INTEGER NOT NULL, PRIMARY KEY (device_id, day));
-CREATE TABLE IF NOT EXISTS cells (
-    cell TEXT NOT NULL, idx INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (cell, idx));
-CREATE TABLE IF NOT EXISTS group_devices (
-    grp TEXT NOT NULL, device_id TEXT NOT NULL, PRIMARY KEY (grp, device_id));
-CREATE TABLE IF NOT EXISTS enrolment_tokens (
-    token_hash TEXT PRIMARY KEY, max_devices INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0,
-    expires_at REAL NOT NULL, label TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rate_windows (
-    key TEXT PRIMARY KEY, window_start REAL NOT NULL, count INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS clock (id INTEGER PRIMARY KEY CHECK (id = 1), offset_days INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS releases (grp TEXT PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL);
-"""
-N_INDEX = -1  # cells row holding the number of reports of a cell
+_VALID_TOKEN = "(token_expires_at IS NULL OR token_expires_at > ?)"
 
 
 def sqlite_path(url: str) -> Path:
@@ -87,6 +63,7 @@ class SqliteStore(Store):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(SCHEMA)
+        migrate(conn)
         self._conn = conn
 
     async def open(self) -> None:
@@ -141,8 +118,11 @@ class SqliteStore(Store):
         return await self._run(run)
 
     async def device_for_token(self, token_hash: str) -> str | None:
+        now = time.time()
         row = await self._run(
-            lambda c: c.execute("SELECT device_id FROM devices WHERE token_hash = ?", (token_hash,)).fetchone()
+            lambda c: c.execute(
+                f"SELECT device_id FROM devices WHERE token_hash = ? AND {_VALID_TOKEN}", (token_hash, now)
+            ).fetchone()
         )
         return None if row is None else str(row[0])
 
@@ -155,33 +135,47 @@ class SqliteStore(Store):
             )
         )
 
-    async def enrol_device(
-        self, device_id: str, device_token_hash: str, enrolment_token_hash: str, *, now: float
-    ) -> EnrolOutcome:
-        created = dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="seconds")
+    async def list_enrolment_tokens(self) -> list[EnrolmentTokenRecord]:
+        return await self._run(list_tokens)
 
-        def tx(c: sqlite3.Connection) -> EnrolOutcome:
-            row = c.execute(
-                "SELECT max_devices, used, expires_at FROM enrolment_tokens WHERE token_hash = ?",
-                (enrolment_token_hash,),
-            ).fetchone()
-            if row is None:
-                return EnrolOutcome.UNKNOWN_TOKEN
-            max_devices, used, expires_at = int(row[0]), int(row[1]), float(row[2])
-            if now >= expires_at:
-                return EnrolOutcome.EXPIRED
-            if used >= max_devices:
-                return EnrolOutcome.QUOTA_USED
-            cur = c.execute(
-                "INSERT OR IGNORE INTO devices (device_id, token_hash, created_at) VALUES (?, ?, ?)",
-                (device_id, device_token_hash, created),
+    async def revoke_enrolment_token(self, token_hash: str) -> bool:
+        cur = await self._run(
+            lambda c: c.execute("UPDATE enrolment_tokens SET revoked = 1 WHERE token_hash = ?", (token_hash,))
+        )
+        return cur.rowcount == 1
+
+    async def renew_device_token(self, device_id: str, old_hash: str, new_hash: str, *, expires_at: float) -> bool:
+        now = time.time()
+        cur = await self._run(
+            lambda c: c.execute(
+                "UPDATE devices SET token_hash = ?, token_expires_at = ?"
+                f" WHERE device_id = ? AND token_hash = ? AND {_VALID_TOKEN}",
+                (new_hash, expires_at, device_id, old_hash, now),
             )
-            if cur.rowcount == 0:
-                return EnrolOutcome.DEVICE_EXISTS
-            c.execute("UPDATE enrolment_tokens SET used = used + 1 WHERE token_hash = ?", (enrolment_token_hash,))
-            return EnrolOutcome.ENROLLED
+        )
+        return cur.rowcount == 1
 
-        return await self._run_tx(tx)
+    async def revoke_device(self, device_id: str) -> bool:
+        cur = await self._run(
+            lambda c: c.execute(
+                "UPDATE devices SET token_hash = ?, token_expires_at = 0 WHERE device_id = ?",
+                (f"revoked:{device_id}", device_id),
+            )
+        )
+        return cur.rowcount == 1
+
+    async def enrol_device(
+        self,
+        device_id: str,
+        device_token_hash: str,
+        enrolment_token_hash: str,
+        *,
+        now: float,
+        token_expires_at: float | None = None,
+    ) -> EnrolOutcome:
+        return await self._run_tx(
+            lambda c: enrol_tx(c, device_id, device_token_hash, enrolment_token_hash, now, token_expires_at)
+        )
 
     async def hit_rate(self, key: str, *, limit: int, window_s: int, now: float) -> float | None:
         start = now - now % window_s
@@ -197,6 +191,25 @@ class SqliteStore(Store):
 
         count = await self._run_tx(tx)
         return None if count <= limit else start + window_s - now
+
+    async def claim(self, owner: str) -> str:
+        def tx(c: sqlite3.Connection) -> str:
+            c.execute("INSERT OR IGNORE INTO owner (id, owner) VALUES (1, ?)", (owner,))
+            return str(c.execute("SELECT owner FROM owner WHERE id = 1").fetchone()[0])
+
+        return await self._run_tx(tx)
+
+    async def add_rotation(self, version: int, statement: str) -> bool:
+        cur = await self._run(
+            lambda c: c.execute(
+                "INSERT OR IGNORE INTO rotations (version, statement) VALUES (?, ?)", (version, statement)
+            )
+        )
+        return cur.rowcount == 1
+
+    async def rotations(self) -> list[str]:
+        rows = await self._run(lambda c: c.execute("SELECT statement FROM rotations ORDER BY version").fetchall())
+        return [str(r[0]) for r in rows]
 
     async def clock_offset(self) -> int:
         row = await self._run(lambda c: c.execute("SELECT offset_days FROM clock WHERE id = 1").fetchone())
@@ -218,12 +231,13 @@ class SqliteStore(Store):
         return await self._run(run)
 
     async def _device_row(self, device_id: str, token_hash: str) -> tuple[str | None, str | None, str | None]:
+        now = time.time()
         row = await self._run(
             lambda c: c.execute(
                 "SELECT (SELECT token_hash FROM devices WHERE device_id = ?),"
-                " (SELECT device_id FROM devices WHERE token_hash = ?),"
+                f" (SELECT device_id FROM devices WHERE token_hash = ? AND {_VALID_TOKEN}),"
                 " (SELECT state FROM rollout WHERE id = 1)",
-                (device_id, token_hash),
+                (device_id, token_hash, now),
             ).fetchone()
         )
         return row[0], row[1], row[2]
@@ -301,6 +315,14 @@ class SqliteStore(Store):
                 if cur.rowcount == 0:
                     out.append("duplicate")
                     continue
+                if c.execute(
+                    "SELECT 1 FROM group_devices WHERE grp = ? AND device_id = ?", (r.group.label(), device_id)
+                ).fetchone():
+                    c.execute(
+                        "DELETE FROM seen_reports WHERE device_id = ? AND report_id = ?", (device_id, r.report_id)
+                    )
+                    out.append("repeat")
+                    continue
                 if r.day not in labelled:
                     row = c.execute(
                         "SELECT spent_micro FROM label_ledger WHERE device_id = ? AND day = ?", (device_id, r.day)
@@ -340,6 +362,17 @@ class SqliteStore(Store):
             return out
 
         return await self._run_tx(tx)
+
+    async def record_offer(self, device_id: str, version: str) -> None:
+        await self._run(
+            lambda c: c.execute("INSERT OR IGNORE INTO offers (device_id, version) VALUES (?, ?)", (device_id, version))
+        )
+
+    async def offered_versions(self, device_id: str) -> frozenset[str]:
+        rows = await self._run(
+            lambda c: c.execute("SELECT version FROM offers WHERE device_id = ?", (device_id,)).fetchall()
+        )
+        return frozenset(str(r[0]) for r in rows)
 
     async def spent(self, device_id: str, day: str) -> int:
         row = await self._run(

@@ -1,5 +1,13 @@
 """Cloud-side LDP estimation: which categories a report supports, unbiased per-cell frequencies and variances,
-their pooling across cells, and the consistent (Norm-Sub) estimate with its 95% interval.
+their pooling across cells by precision, the consistent (Norm-Sub) estimate with its 95% interval, and the most
+one report can move an estimate.
+
+Precision: a cell of n reports by a mechanism with (p, q) has, for a category nobody holds, the variance
+q (1 - q) / (n (p - q)^2) (the variance at f = 0; it depends on the mechanism, epsilon and n only, never on
+the data). Its inverse, n (p - q)^2 / (q (1 - q)), is the cell's *precision*; cells are pooled with weights
+proportional to it (inverse-variance weighting). Weights that do not depend on the reports keep the pooled
+estimate unbiased, and a cell at a tiny epsilon (p - q ~ eps / 2) weighs next to nothing, however many reports
+it holds: pooling by report count let 50 reports at epsilon 0.01 outweigh an honest fleet (issue 22).
 """
 
 from __future__ import annotations
@@ -17,12 +25,16 @@ __all__ = [
     "Z_95",
     "CategoryEstimate",
     "CellCounts",
+    "cell_precision",
     "cells_from_reports",
     "consistent_interval",
     "counts_from_support",
     "estimate_cell",
     "estimate_metric",
+    "max_report_shift",
+    "metric_precision",
     "norm_sub",
+    "report_precision",
     "support",
     "support_matrix_olh",
     "support_matrix_rr",
@@ -131,26 +143,60 @@ def theoretical_variance(mechanism: Mechanism, epsilon: float, f: np.ndarray, n:
     return s * (1 - s) / (n * (p - q) ** 2)
 
 
+def report_precision(mechanism: Mechanism, epsilon: float) -> float:
+    """The precision one report adds to its cell: (p - q)^2 / (q (1 - q)) (module docstring)."""
+    p, q = probabilities(mechanism, epsilon)
+    return (p - q) ** 2 / (q * (1 - q))
+
+
+def cell_precision(cell: CellCounts) -> float:
+    """n (p - q)^2 / (q (1 - q)): the inverse of the cell's variance at f = 0, its weight when cells pool."""
+    return cell.n * report_precision(cell.mechanism, cell.epsilon)
+
+
+def metric_precision(cells: Iterable[CellCounts]) -> float:
+    """The precision of a pooled estimate: the sum of its cells' (they are independent)."""
+    return sum(cell_precision(c) for c in cells if c.n > 0)
+
+
+def max_report_shift(mechanism: Mechanism, epsilon: float, precision: float) -> float:
+    """The most one report (by `mechanism` at `epsilon`) can move any category's unbiased estimate of a pooled
+    estimate of total `precision`, compared with any other report it could have sent in its place.
+
+    A report changes its cell's support count C_v by at most 1, so its cell's f_v by 1 / (n (p - q)), and the
+    pooled f_v = sum_c w_c f_c / sum_c w_c by (n k / W) / (n (p - q)) = k / (W (p - q)) = (p - q) / (q (1 - q) W)
+    with k = report_precision and W = `precision`. For a group of one mechanism this is 1 / (n (p - q)): Cao,
+    Jia and Gong's maximal gain of one fake user (USENIX Security 2021), for the one report a device may send.
+    The consistent (Norm-Sub) estimate is a Euclidean projection of the unbiased vector, which never lengthens
+    a move, so each of its entries moves at most sqrt(d) times this (the L2 norm of a move of d entries)."""
+    if precision <= 0:
+        raise ValueError("precision must be positive")
+    p, q = probabilities(mechanism, epsilon)
+    return (p - q) / (q * (1 - q) * precision)
+
+
 def estimate_metric(spec: MetricSpec, cells: Iterable[CellCounts]) -> list[CategoryEstimate]:
     """Combine cells (different mechanisms or epsilons) into one estimate per category.
 
-    Each cell estimates the frequency among its own reports; the fleet frequency is their n-weighted mean,
-    sum(n_c f_c) / N, with variance sum(n_c^2 Var_c) / N^2 (cells are independent). That unbiased vector can
-    have negative entries and need not sum to one; what is shown is its Norm-Sub post-processing (free of
-    privacy cost: it reads only the released numbers), with the unbiased one kept beside it.
+    Each cell estimates the frequency among its own reports; the fleet frequency is their precision-weighted
+    mean, sum(w_c f_c) / W with w_c = `cell_precision` and W their sum, whose variance is sum(w_c^2 Var_c) / W^2
+    (cells are independent). That unbiased vector can have negative entries and need not sum to one; what is
+    shown is its Norm-Sub post-processing (free of privacy cost: it reads only the released numbers), with the
+    unbiased one kept beside it.
     """
     cells = [c for c in cells if c.n > 0]
     if not cells:
         raise ValueError("no reports")
-    total = sum(c.n for c in cells)
+    total = metric_precision(cells)
     est = np.zeros(spec.d)
     var = np.zeros(spec.d)
     for c in cells:
         if len(c.counts) != spec.d:
             raise ValueError(f"cell for {spec.name} has {len(c.counts)} counts, expected {spec.d}")
         f, v = estimate_cell(c)
-        est += c.n * f
-        var += c.n**2 * v
+        w = cell_precision(c)
+        est += w * f
+        var += w**2 * v
     est /= total
     se = np.sqrt(var) / total
     fair = norm_sub(est)

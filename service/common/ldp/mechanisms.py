@@ -35,8 +35,12 @@ from __future__ import annotations
 import functools
 import math
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # OpenDP is the cloud's and the tests' dependency, imported where it is used
+    from opendp.mod import Measurement
 
 from service.common.ldp.catalogue import Mechanism
 
@@ -142,7 +146,7 @@ def rr_keep_probability(epsilon: float) -> float:
     return p
 
 
-def opendp_rr_measurement(epsilon: float):  # -> opendp Measurement
+def opendp_rr_measurement(epsilon: float) -> Measurement:
     """OpenDP's randomized response on a bool at the devices' keep probability: its privacy map certifies
     what devices run, and its sampler is the reference the tests compare ours with. Needs OpenDP (cloud, tests)."""
     import opendp.prelude as dp

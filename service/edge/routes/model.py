@@ -15,8 +15,9 @@ router = APIRouter(prefix="/v1", tags=["model"])
 async def model_info(model: ModelDep, state: StateDep) -> ServingModelPublic:
     m = model.manifest
     return ServingModelPublic(
-        version=m.version,
+        version=model.release_id,
         name=m.name,
+        manifest_version=m.version,
         dim=m.dim,
         max_length=m.max_length,
         teacher=m.teacher,

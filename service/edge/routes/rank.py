@@ -53,4 +53,4 @@ async def rank(request: Request) -> Response:
     items = [{"id": req.candidates[i].id, "score": round(float(scores[i]), 6)} for i in best]
     event = EdgeEvent("/v1/rank", model.release_id, texts=len(rows), latency_s=time.perf_counter() - start)
     state.observe(replace(event, top_k=req.top_k, candidates=len(req.candidates), behaviors=n))
-    return json_response({"model_version": model.version, "items": items})
+    return json_response({"model_version": model.release_id, "items": items})

@@ -72,13 +72,25 @@ def test_encode_also_answers_base64(client: TestClient) -> None:
 def test_other_dimensions_are_400_naming_the_width(client: TestClient) -> None:
     r = client.post("/v1/embeddings", json={"model": "tiny", "input": "x", "dimensions": TINY_DIM // 2})
     assert r.status_code == 400
-    assert r.json()["error"] == "bad_request" and f"{TINY_DIM}-dimensional" in r.json()["message"]
+    err = r.json()["error"]  # OpenAI's shape: {"error": {"message", "type", "param", "code"}}
+    assert (err["type"], err["param"]) == ("invalid_request_error", "dimensions")
+    assert f"{TINY_DIM}-dimensional" in err["message"]
 
 
 def test_a_model_this_node_does_not_serve_is_404(client: TestClient) -> None:
     r = client.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "x"})
     assert r.status_code == 404
-    assert r.json()["error"] == "not_found" and "tiny-0.0.1" in r.json()["message"]
+    err = r.json()["error"]
+    assert (err["type"], err["param"], err["code"]) == ("invalid_request_error", "model", "model_not_found")
+    assert "tiny-0.0.1" in err["message"] and "'eibert'" in err["message"]
+
+
+@pytest.mark.parametrize("model", ["eibert", "tiny", "tiny-0.0.1"])
+def test_the_alias_the_model_line_and_the_release_id_are_served(client: TestClient, model: str) -> None:
+    """`eibert` names whatever this node serves, so a client configured with it keeps working across rollouts
+    (even to another model line); every answer names the release id that produced the rows."""
+    r = client.post("/v1/embeddings", json={"model": model, "input": "x"})
+    assert r.status_code == 200 and r.json()["model"] == "tiny-0.0.1"
 
 
 @pytest.mark.parametrize(
@@ -103,8 +115,9 @@ def test_a_model_this_node_does_not_serve_is_404(client: TestClient) -> None:
 def test_invalid_requests_are_422_saying_what_is_wrong(client: TestClient, body: dict, words: str) -> None:
     r = client.post("/v1/embeddings", json=body)
     assert r.status_code == 422, r.text
-    err = r.json()
-    assert err["error"] == "invalid_request" and words in err["message"], err["message"]
+    err = r.json()["error"]
+    assert (err["type"], err["code"]) == ("invalid_request_error", "invalid_request") and words in err["message"]
+    assert err["param"]  # the field at fault, for the client to show
 
 
 def test_the_request_character_budget_holds(tiny_bundle: Path, make_settings) -> None:
@@ -112,7 +125,7 @@ def test_the_request_character_budget_holds(tiny_bundle: Path, make_settings) ->
     texts = [f"{i} ".ljust(MAX_TEXT_CHARS, "x") for i in range(MAX_REQUEST_CHARS // MAX_TEXT_CHARS + 1)]
     with TestClient(create_app(make_settings(tiny_bundle))) as c:  # the default 1 MiB body limit
         r = c.post("/v1/embeddings", json={"model": "tiny", "input": texts})
-        assert r.status_code == 422 and f"the limit is {MAX_REQUEST_CHARS} per request" in r.json()["message"]
+        assert r.status_code == 422 and f"the limit is {MAX_REQUEST_CHARS} per request" in r.json()["error"]["message"]
         assert c.app.state.edge.cache.misses == 0  # not one text reached the tokenizer
         r = c.post("/v1/embeddings", json={"model": "tiny", "input": texts[:-1]})
         assert r.status_code == 200 and len(r.json()["data"]) == len(texts) - 1
@@ -120,16 +133,17 @@ def test_the_request_character_budget_holds(tiny_bundle: Path, make_settings) ->
 
 def test_malformed_oversized_and_private_bodies(client: TestClient) -> None:
     r = client.post("/v1/embeddings", content=b'{"input": [', headers={"content-type": "application/json"})
-    assert r.status_code == 422 and "JSON" in r.json()["message"]
+    assert r.status_code == 422 and "JSON" in r.json()["error"]["message"]
     r = client.post("/v1/embeddings", content=b"\xff\xfe{}", headers={"content-type": "application/json"})
     assert r.status_code == 422
     for path, body in (("/v1/embeddings", b'{"model": "tiny", "input": "x"}'), ("/v1/encode", b'{"texts": ["x"]}')):
         r = client.post(path, content=body, headers={"content-type": "text/plain"})  # a simple cross-origin POST
-        assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type", r.text
+        err = r.json()["error"]  # OpenAI's shape on /v1/embeddings, the shared one elsewhere
+        assert r.status_code == 415 and (err if path == "/v1/encode" else err["code"]) == "unsupported_media_type"
     ok = client.post("/v1/encode", content=b'{"texts": ["x"]}', headers={"content-type": "application/json; x=1"})
     assert ok.status_code == 200
     r = client.post("/v1/embeddings", content=b"x" * 70000, headers={"content-type": "application/json"})
-    assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"  # from the body limit
     secret = "my diagnosis is confidential " * 100
     r = client.post("/v1/embeddings", json={"model": "tiny", "input": [secret]})
     assert r.status_code == 422 and "confidential" not in r.text

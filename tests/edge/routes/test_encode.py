@@ -20,7 +20,7 @@ def test_returns_the_bundle_embeddings_in_input_order(client: TestClient, tiny_b
     r = client.post("/v1/encode", json={"texts": TEXTS})
     assert r.status_code == 200
     body = r.json()
-    assert body["model_version"] == "0.0.1" and body["dim"] == TINY_DIM
+    assert body["model_version"] == "tiny-0.0.1" and body["dim"] == TINY_DIM
     got = np.array(body["embeddings"], dtype=np.float32)
     np.testing.assert_allclose(got, OnnxEncoder(tiny_bundle).encode(TEXTS), atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)

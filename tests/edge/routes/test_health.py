@@ -16,14 +16,14 @@ def test_live_ready_and_model_label(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = {
         "status": "ready",
-        "model_version": "0.0.1",
+        "model_version": "tiny-0.0.1",
         "update_stale": False,
         "update_metadata_age_s": None,
         "update_state": "disabled",
         "update_error": None,
     }
     assert client.get("/readyz").json() == ready  # no cloud: nothing to be stale about
-    assert metric(client, "eibert_edge_model_info", {"version": "0.0.1", "name": "tiny"}) == 1.0
+    assert metric(client, "eibert_edge_model_info", {"model_version": "tiny-0.0.1", "name": "tiny"}) == 1.0
 
 
 def test_latency_is_recorded_per_route_template(client: TestClient) -> None:

@@ -13,7 +13,8 @@ from service.common.manifest import read_manifest
 def test_describes_the_serving_bundle(client: TestClient, tiny_bundle: Path) -> None:
     body = client.get("/v1/model").json()
     m = read_manifest(tiny_bundle)
-    assert body["version"] == m.version == "0.0.1"
+    assert body["version"] == m.release_id == "tiny-0.0.1"  # the release id, as every response names it
+    assert body["manifest_version"] == m.version == "0.0.1"  # deprecated, readable for one release
     assert (body["name"], body["dim"], body["max_length"]) == (m.name, m.dim, m.max_length)
     assert body["model_sha256"] == m.files["model.onnx"].sha256
     assert body["model_bytes"] == m.files["model.onnx"].bytes

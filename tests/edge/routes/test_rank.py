@@ -25,7 +25,7 @@ def test_matches_the_ranker_on_the_bundle_embeddings(client: TestClient) -> None
     r = client.post("/v1/rank", json={"behaviors": BEHAVIORS, "candidates": CANDIDATES, "top_k": 3})
     assert r.status_code == 200
     body = r.json()
-    assert body["model_version"] == "0.0.1"
+    assert body["model_version"] == "tiny-0.0.1"
     model: LoadedModel = client.app.state.edge.slot.current
     b = model.encoder.encode([x["text"] for x in BEHAVIORS])
     c = model.encoder.encode([x["text"] for x in CANDIDATES])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.stack import ServerProcess, free_port, http_ok, redis_process, service_process, wait_until
+from service.devstack.processes import ServerProcess, free_port, http_ok, redis_process, service_process, wait_until
 
 
 def test_free_port_can_be_bound() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loadtests.bench_file import replace_section, write_section
+from service.devstack.bench_file import replace_section, write_section
 
 
 def test_sections_are_replaced_not_duplicated(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from typing import Literal
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository root: servers run from here
 HOST = "127.0.0.1"
 STARTUP_S = 120.0  # how long a server may take to be ready (the fp32 teacher bundle loads in seconds)
 STOP_S = 30.0  # how long a server may take to stop on SIGTERM before it is killed

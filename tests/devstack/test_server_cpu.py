@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-from loadtests import server_cpu
-from loadtests.server_cpu import cpu_per_request, process_cpu_s
+from service.devstack import server_cpu
+from service.devstack.server_cpu import cpu_per_request, process_cpu_s
 
 
 def burn(seconds: float) -> None:

@@ -19,7 +19,6 @@ from model_store.basket_protocol import BasketCase
 from model_store.data.instacart import Product
 from model_store.encoders import Encoder
 from service.edge import ranker, ranker_features
-from service.edge.learned_ranker import LearnedRanker
 from service.edge.schemas import MAX_BEHAVIORS
 
 log = logging.getLogger(__name__)
@@ -87,8 +86,3 @@ def order_scores(case: BasketCase, scores: np.ndarray) -> list[int]:
 def rank_v0(case: BasketCase, inputs: RankInputs) -> list[int]:
     """Today's ranker on text alone (its prior blend is worse here: the issue's 0.156 vs 0.302)."""
     return order_scores(case, ranker.score(inputs.behaviors, inputs.ts, inputs.candidates))
-
-
-def rank_learned(case: BasketCase, inputs: RankInputs, model: LearnedRanker) -> list[int]:
-    x = features(inputs, model.config)
-    return order_scores(case, model.score_features(x))

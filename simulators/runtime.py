@@ -23,7 +23,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from service.common.contract import RANKER_FILE
 from service.edge import ranker
 from service.edge.encoder import OnnxEncoder
 from service.edge.learned_ranker import load_ranker
@@ -60,7 +59,7 @@ class SharedModel:
         self.version = encoder.manifest.release_id
         self.content_id = content_id  # None for the factory bundle (never downloaded)
         self.config = ranker.RankerConfig()
-        self.learned = load_ranker(encoder.bundle_dir) if RANKER_FILE in self.manifest.files else None
+        self.learned = load_ranker(encoder.bundle_dir, self.manifest)
         self._cache: dict[str, np.ndarray] = {}
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

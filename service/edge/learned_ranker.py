@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from service.common.bounded_json import RANKER_MAX_BYTES, loads_bounded
 from service.common.contract import RANKER_FILE
 from service.common.errors import BundleError
+from service.common.manifest import Manifest
 from service.edge import ranker, ranker_features
 
 RANKER_SCHEMA_VERSION = 1
@@ -105,11 +106,12 @@ def parse_ranker(data: bytes, *, what: str = RANKER_FILE) -> LearnedRanker:
         raise BundleError(f"{what}: invalid ranker: {err['msg']} at {err['loc']}") from exc
 
 
-def load_ranker(bundle_dir: Path) -> LearnedRanker | None:
-    """The bundle's ranker if its manifest lists one (its sha256 was checked with the rest of the bundle)."""
-    path = Path(bundle_dir) / RANKER_FILE
-    if not path.is_file():
+def load_ranker(bundle_dir: Path, manifest: Manifest) -> LearnedRanker | None:
+    """The bundle's ranker if its manifest lists one (its sha256 was checked with the rest of the bundle); a file
+    the manifest does not list is never read."""
+    if RANKER_FILE not in manifest.files:
         return None
+    path = Path(bundle_dir) / RANKER_FILE
     with path.open("rb") as fh:
         data = fh.read(RANKER_MAX_BYTES + 1)
     return parse_ranker(data, what=str(path.name))

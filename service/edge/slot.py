@@ -21,7 +21,7 @@ from pathlib import Path
 from service.common.manifest import Manifest
 from service.common.model_admission import AdmissionLimits, admit_bundle
 from service.edge.encoder import OnnxEncoder
-from service.edge.learned_ranker import RANKER_FILE, LearnedRanker, load_ranker
+from service.edge.learned_ranker import LearnedRanker, load_ranker
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def load_model(bundle_dir: Path, *, threads: int = 1, warm_up: bool = True) -> L
     Blocking (hashing, session creation, a forward pass): call it from a worker thread in the server.
     """
     encoder = OnnxEncoder(bundle_dir, threads=threads, verify=True)
-    learned = load_ranker(Path(bundle_dir)) if RANKER_FILE in encoder.manifest.files else None
+    learned = load_ranker(Path(bundle_dir), encoder.manifest)
     cost = float("inf")
     if warm_up:
         encoder.warm_up()

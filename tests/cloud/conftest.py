@@ -161,3 +161,12 @@ def enrol_offered(client: TestClient, device_id: str, token: str | None = None) 
     headers = enrol(client, device_id, token)
     poll(client, device_id, headers)
     return headers
+
+
+@pytest.fixture
+def dev_cloud(settings: Settings, tiny_archive: bytes) -> Iterator[tuple[TestClient, str]]:
+    """A dev-mode cloud (its day can be advanced, to close groups), k_min = 3, one version rolled out to all."""
+    with TestClient(create_app(settings.model_copy(update={"dev_mode": True}))) as client:
+        version = publish(client, tiny_archive)
+        roll_out(client, version)
+        yield client, version

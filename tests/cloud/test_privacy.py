@@ -6,13 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.cloud import Settings, create_app
 from service.common.ldp import (
     METRICS,
     TelemetryReport,
@@ -25,15 +23,6 @@ from service.common.ldp import (
 from tests.cloud.conftest import ADMIN, enrol, enrol_offered, enrolment_token, poll, publish, roll_out
 
 TODAY = dt.datetime.now(dt.UTC).date()
-
-
-@pytest.fixture
-def dev_cloud(settings: Settings, tiny_archive: bytes) -> Iterator[tuple[TestClient, str]]:
-    """A dev-mode cloud (its day can be advanced, to close groups), k_min = 3, one version rolled out to all."""
-    with TestClient(create_app(settings.model_copy(update={"dev_mode": True}))) as client:
-        version = publish(client, tiny_archive)
-        roll_out(client, version)
-        yield client, version
 
 
 def honest(metric: str, value: str | bool, version: str, seed: int) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -172,15 +171,6 @@ def advance(client: TestClient, days: int) -> dict:
     resp = client.post("/v1/clock", json={"advance_days": days}, headers=ADMIN)
     assert resp.status_code == 200, resp.text
     return resp.json()
-
-
-@pytest.fixture
-def dev_cloud(settings: Settings, tiny_archive: bytes) -> Iterator[tuple[TestClient, str]]:
-    """A dev-mode cloud (its clock can be advanced), k_min = 3, window 1 day."""
-    with TestClient(create_app(settings.model_copy(update={"dev_mode": True}))) as client:
-        version = publish(client, tiny_archive)
-        roll_out(client, version)
-        yield client, version
 
 
 def test_fleet_release_is_k_min_gated_and_matches_the_estimator(dev_cloud) -> None:

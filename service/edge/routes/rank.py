@@ -31,9 +31,9 @@ async def rank(request: Request) -> Response:
     start = time.perf_counter()
     n = len(req.behaviors)
     texts = [b.text for b in req.behaviors] + [c.text for c in req.candidates]
-    unique = list(dict.fromkeys(texts))
-    rows = await state.embedder.embed(model, unique)
-    rows = rows[[{t: i for i, t in enumerate(unique)}[t] for t in texts]] if len(unique) < len(texts) else rows
+    row_of = {t: i for i, t in enumerate(dict.fromkeys(texts))}  # each distinct text embedded once
+    rows = await state.embedder.embed(model, list(row_of))
+    rows = rows[[row_of[t] for t in texts]] if len(row_of) < len(texts) else rows
     with_prior = req.candidates[0].prior is not None  # the schema guarantees all or none
     scores = rank_scores(
         model.ranker,

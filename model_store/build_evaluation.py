@@ -86,6 +86,12 @@ class Evaluator:
         self.sts_dev = sts_dev
         self.dev_pairs = load_sts(sts_dev)
 
+    @property
+    def teacher_threads(self) -> int:
+        """Threads for the teacher's own scores. They run after the trainings, when the build runs nothing else, so
+        they may use every core the workers had (`distill.threads` is 1 because trainings share the cores)."""
+        return max(self.cfg.workers, self.cfg.distill.threads)
+
     def teacher_scores(self, cache: Path) -> tuple[float, RankEvalResult | None]:
         """The teacher's STS-B dev score and ranker result, cached by the bytes of the evaluation data and the
         teacher's version (its wheel's, or your directory's content digest): the teacher is fixed, so a rerun (or
@@ -99,7 +105,7 @@ class Evaluator:
             saved = st.summary()
             return saved["sts"], RankEvalResult.model_validate(saved["rank"]) if saved["rank"] else None
         t0 = time.perf_counter()
-        teacher = TeacherEncoder(threads=self.cfg.distill.threads, teacher=self.teacher)
+        teacher = TeacherEncoder(threads=self.teacher_threads, teacher=self.teacher)
         sts, rank = self.sts(teacher), self.rank_result(teacher)
         st.finish({"sts": sts, "rank": rank.model_dump() if rank else None})
         add_time(self.timings, "teacher-eval", t0)
@@ -116,7 +122,7 @@ class Evaluator:
         if st.done:
             return GlueScores.model_validate(st.summary())
         t0 = time.perf_counter()
-        scores = self.glue(TeacherEncoder(threads=self.cfg.distill.threads, teacher=self.teacher))
+        scores = self.glue(TeacherEncoder(threads=self.teacher_threads, teacher=self.teacher))
         assert scores is not None
         st.finish(scores.model_dump())
         add_time(self.timings, "teacher-glue", t0)

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from model_store.eval_glue import PROBE_TASKS
+
 LABELS = {
     "shipped": "shipped (the config's recipe, below)",
     "oneway": "one-way KD (frozen teacher, distillation losses only: no labelled pairs, no interplay)",
@@ -93,6 +95,10 @@ def _glue_section(metrics: dict[str, Any]) -> list[str]:
         return ["GLUE frozen probes: not run in this build.", ""]
     g = metrics["glue"]
     s, t, share = g["student"], g["teacher"], g["task_retention"]
+    # Columns in the protocol's order, each cell looked up by task name: a manifest, or a teacher read back from the
+    # stage cache, holds its tasks in JSON's sorted order (eibert-small-0.5.0's first report put the teacher's SST-2
+    # under MRPC).
+    names = [p.name for p in PROBE_TASKS if p.name in s["tasks"]]
     limit = metrics.get("glue_limit")
     rows = "all rows (SST-2: the first 20,000 train rows)" if limit is None else f"at most {limit} rows per split"
     lines = [
@@ -100,12 +106,12 @@ def _glue_section(metrics: dict[str, Any]) -> list[str]:
         "regression on frozen embeddings (u for CoLA and SST-2, [u, v, |u-v|, u*v] for MRPC and RTE), trained on "
         "train, scored on dev (CoLA MCC, SST-2 accuracy, MRPC mean of accuracy and F1, RTE accuracy), x100:",
         "",
-        "| embeddings | " + " | ".join(s["tasks"]) + " | mean |",
-        "|---|" + "---|" * (len(s["tasks"]) + 1),
-        "| teacher | " + " | ".join(f"{v:.2f}" for v in t["tasks"].values()) + f" | {t['mean']:.2f} |",
-        "| **shipped int8** | " + " | ".join(f"{v:.2f}" for v in s["tasks"].values()) + f" | **{s['mean']:.2f}** |",
+        "| embeddings | " + " | ".join(names) + " | mean |",
+        "|---|" + "---|" * (len(names) + 1),
+        "| teacher | " + " | ".join(f"{t['tasks'][k]:.2f}" for k in names) + f" | {t['mean']:.2f} |",
+        "| **shipped int8** | " + " | ".join(f"{s['tasks'][k]:.2f}" for k in names) + f" | **{s['mean']:.2f}** |",
         "| share of the teacher | "
-        + " | ".join("n/a" if share[k] is None else f"{100 * share[k]:.1f}%" for k in s["tasks"])
+        + " | ".join("n/a" if share[k] is None else f"{100 * share[k]:.1f}%" for k in names)
         + f" | **{100 * g['mean_retention']:.1f}%** |",
         "",
     ]

@@ -65,14 +65,14 @@ def test_an_unknown_ablation_is_refused() -> None:
         variants(cfg, teacher_vocab=teacher_vocab_size())
 
 
-NEXT = CONFIG.parent / "next"
+PREVIOUS = CONFIG.parent / "previous"
 
 
-def test_the_next_configs_are_the_bottleneck_recipe_with_its_rows_at_equal_bytes() -> None:
-    """eibert-0.5.0 and eibert-small-0.5.0 (configs/next/, not built yet): E = H/2 with the saved bytes spent on
-    kept tokens, beside `no_bottleneck` (E = H) and `static` at the same estimated bytes, early stopping on."""
-    big, small = (BuildConfig.from_toml(NEXT / name) for name in ("eibert-1.9m.toml", "eibert-1.2m.toml"))
-    old_big = BuildConfig.from_toml(CONFIG)
+def test_the_0_5_configs_are_the_bottleneck_recipe_with_its_rows_at_equal_bytes() -> None:
+    """eibert-0.5.0 and eibert-small-0.5.0: E = H/2 with the saved bytes spent on kept tokens, beside
+    `no_bottleneck` (E = H) and `static` at the same estimated bytes, early stopping on."""
+    big, small = (BuildConfig.from_toml(CONFIG.parent / name) for name in ("eibert-1.9m.toml", "eibert-1.2m.toml"))
+    old_big = BuildConfig.from_toml(PREVIOUS / "eibert-0.4.0.toml")
     assert (big.version, small.version) == ("0.5.0", "0.5.0")
     # The 1.9 MB recipe is exactly 0.4.0's bottleneck row: the same variant, now the shipped one.
     (row,) = [
@@ -95,7 +95,7 @@ def test_the_next_configs_are_the_bottleneck_recipe_with_its_rows_at_equal_bytes
         for v in (wide, static):
             assert Student(v.student, v.prune.vocab_size).estimated_int8_bytes() <= target, v.name
     # The small one spends its bytes the same way: more tokens than 0.4.0-small's 4,500 at the same estimate.
-    old_small = BuildConfig.from_toml(CONFIG.parent / "eibert-1.2m.toml")
+    old_small = BuildConfig.from_toml(PREVIOUS / "eibert-small-0.4.0.toml")
     assert small.prune.vocab_size > old_small.prune.vocab_size
     assert (
         Student(small.student, small.prune.vocab_size).estimated_int8_bytes()
